@@ -1,0 +1,70 @@
+"""The contract of a check type, and what the engine hands a check when it runs."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pytest_drcheck.model import Observation, PlanItem
+from pytest_drcheck.targets.base import CommandResult, Target
+
+
+class ExpansionError(Exception):
+    """An inventory entry is valid against the schema but cannot be expanded (a name it refers
+    to does not exist, say). The message is the 'what is wrong and the fix' part of one line."""
+
+    def __init__(self, message: str, place_suffix: str = "") -> None:
+        super().__init__(message)
+        # Appended to the entry's place, e.g. ".resolver", to point at the exact key.
+        self.place_suffix = place_suffix
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One thing a check entry is about; becomes one test. ``name`` goes in the test id."""
+
+    name: str
+    params: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    item: PlanItem
+    target: Target
+    # Outputs of ``commands(item)``, in the same order, from the host's batch.
+    outputs: Sequence[CommandResult]
+    # Seconds left for this check; network waits must not exceed it.
+    timeout: float
+    # Other inventory hosts' targets (e.g. a backup server probing back to this host).
+    target_of: Callable[[str], Target]
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return self.item.params
+
+
+class Check(abc.ABC):
+    """A check type. Subclasses set ``type_name`` and ``entry_schema`` and implement evaluate."""
+
+    type_name: ClassVar[str]
+    # JSON Schema of one entry under ``checks.<type_name>`` (validated at inventory load).
+    entry_schema: ClassVar[Mapping[str, Any]]
+    # JSON Schema of this family's section under ``site:`` (e.g. site.dns), if it has one.
+    site_key: ClassVar[str | None] = None
+    site_schema: ClassVar[Mapping[str, Any] | None] = None
+    # Default per-check timeout in seconds when the inventory sets none.
+    default_timeout: ClassVar[float] = 30.0
+
+    @abc.abstractmethod
+    def expand(self, entry: Mapping[str, Any], site: Mapping[str, Any]) -> list[Subject]:
+        """Turn one inventory entry into subjects, filling defaults from the site's services."""
+
+    def commands(self, item: PlanItem) -> Sequence[str]:
+        """Shell commands to run on the host before evaluate (batched per host)."""
+        return ()
+
+    @abc.abstractmethod
+    def evaluate(self, ctx: CheckContext) -> Observation:
+        """Observe and compare. Network waits must respect ``ctx.timeout``."""

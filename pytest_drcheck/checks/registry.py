@@ -1,0 +1,51 @@
+"""Check types by name: the built-in ones, plus any registered through the
+``pytest_drcheck.checks`` entry-point group (``name = "package.module:CheckClass"``)."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from importlib.metadata import entry_points
+
+from pytest_drcheck.checks.base import Check
+
+# Dotted paths, imported on first use so that loading the plugin stays cheap.
+BUILTIN_CHECKS: dict[str, str] = {
+    "dns": "pytest_drcheck.checks.dns:DnsCheck",
+    "reach": "pytest_drcheck.checks.reach:ReachCheck",
+}
+
+ENTRY_POINT_GROUP = "pytest_drcheck.checks"
+
+
+class UnknownCheckType(KeyError):
+    pass
+
+
+def _import(dotted: str) -> type[Check]:
+    module_name, _, attribute = dotted.partition(":")
+    check_class = getattr(importlib.import_module(module_name), attribute)
+    if not (isinstance(check_class, type) and issubclass(check_class, Check)):
+        raise TypeError(f"{dotted} is not a pytest_drcheck Check class")
+    return check_class
+
+
+@functools.cache
+def available() -> dict[str, str]:
+    paths = dict(BUILTIN_CHECKS)
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        paths.setdefault(entry_point.name, entry_point.value)
+    return paths
+
+
+@functools.cache
+def get(type_name: str) -> Check:
+    try:
+        dotted = available()[type_name]
+    except KeyError:
+        raise UnknownCheckType(type_name) from None
+    return _import(dotted)()
+
+
+def names() -> list[str]:
+    return sorted(available())

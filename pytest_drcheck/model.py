@@ -1,0 +1,130 @@
+"""Plain data shared by every layer: what to check (plan) and what was observed (results).
+
+Nothing here imports pytest or does I/O, so the inventory, the engine, the evidence writers and
+the pytest glue can all depend on it without depending on each other.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+
+class Outcome(str, enum.Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where something was written: file, line, and the dotted place inside the document."""
+
+    file: str
+    line: int | None
+    place: str
+
+    def __str__(self) -> str:
+        line = f":{self.line}" if self.line is not None else ""
+        return f"{self.file}{line}: {self.place}"
+
+
+def freeze(value: Any) -> Any:
+    """Deep read-only copy, so a plan item cannot be changed by the check that runs it."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """Plain JSON-able copy of a frozen value (for evidence and messages)."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One test: a check of one type, about one subject, observed from one host."""
+
+    host: str
+    check: str
+    subject: str
+    params: Mapping[str, Any]
+    source: Location
+    timeout: float
+
+    @property
+    def key(self) -> str:
+        """Stable identity inside one inventory; also the pytest item name."""
+        return f"{self.host}::{self.check}[{self.subject}]"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What a check saw, before the engine stamps it with host, timing and vantage."""
+
+    outcome: Outcome
+    expected: str
+    observed: str
+    # The part of the one-line message after "host check subject: ".
+    reason: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def passed(cls, expected: str, observed: str, **details: Any) -> Observation:
+        return cls(Outcome.PASSED, expected, observed, "", details)
+
+    @classmethod
+    def failed(cls, expected: str, observed: str, reason: str | None = None,
+               **details: Any) -> Observation:
+        return cls(Outcome.FAILED, expected, observed,
+                   reason or f"expected {expected}, observed {observed}", details)
+
+    @classmethod
+    def skipped(cls, expected: str, reason: str, **details: Any) -> Observation:
+        return cls(Outcome.SKIPPED, expected, "not observed", reason, details)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """A finished check: the unit of evidence."""
+
+    host: str
+    check: str
+    subject: str
+    outcome: Outcome
+    expected: str
+    observed: str
+    message: str
+    vantage: str
+    started_at: datetime
+    duration_ms: float
+    attempts: int = 1
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.host}::{self.check}[{self.subject}]"
+
+    @classmethod
+    def from_observation(cls, item: PlanItem, obs: Observation, vantage: str,
+                         started_at: datetime, duration_ms: float, attempts: int = 1
+                         ) -> CheckResult:
+        head = f"{item.host} {item.check} {item.subject}"
+        if obs.outcome is Outcome.PASSED:
+            message = f"{head}: {obs.observed}"
+        else:
+            message = f"{head}: {obs.reason}"
+        return cls(item.host, item.check, item.subject, obs.outcome, obs.expected,
+                   obs.observed, message, vantage, started_at, duration_ms, attempts,
+                   obs.details)
