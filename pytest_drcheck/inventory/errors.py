@@ -1,0 +1,24 @@
+"""User mistakes in an inventory: one line each, naming file, line, place, problem and fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    place: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        place = f" {self.place}:" if self.place else ""
+        return f"{where}:{place} {self.message}"
+
+
+class InventoryError(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems, key=lambda p: (p.file, p.line or 0, p.place))
+        super().__init__("\n".join(str(p) for p in self.problems))

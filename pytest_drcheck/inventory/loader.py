@@ -1,0 +1,222 @@
+"""Load, validate and expand an inventory into a Plan."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from pytest_drcheck.checks import registry
+from pytest_drcheck.checks.base import ExpansionError
+from pytest_drcheck.durations import parse_duration
+from pytest_drcheck.inventory import schema
+from pytest_drcheck.inventory.errors import InventoryError, Problem
+from pytest_drcheck.inventory.plan import ConnectionSpec, DrillSpec, HostSpec, Plan
+from pytest_drcheck.inventory.secrets import SecretRef
+from pytest_drcheck.inventory.validation import validate
+from pytest_drcheck.inventory.yamldoc import Document, load_document, place_of
+from pytest_drcheck.model import Location, PlanItem, freeze
+
+BUILTIN_SUITES = Path(__file__).resolve().parent.parent / "suites"
+DEFAULT_CHECK_TIMEOUT = 30.0
+_DURATION_KEYS = ("connect_timeout", "command_timeout")
+_JUMP_ADDRESS = re.compile(r"^([^@\s]+@)?[A-Za-z0-9.:\[\]-]+(:\d+)?$")
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A `checks:` mapping and where it was written (inventory or a suite file)."""
+
+    doc: Document
+    path: tuple[str | int, ...]
+    checks: Mapping[str, Any]
+
+
+def _connection(layers: Sequence[Mapping[str, Any]]) -> ConnectionSpec:
+    """Later layers (defaults < groups < host) override earlier ones key by key."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged.update(layer)
+    known = {f.name for f in fields(ConnectionSpec)}
+    values: dict[str, Any] = {}
+    for key, value in merged.items():
+        if key == "password":
+            values[key] = SecretRef.parse(value)
+        elif key in _DURATION_KEYS:
+            values[key] = parse_duration(value)
+        elif key in known:
+            values[key] = value
+    return ConnectionSpec(**values)
+
+
+class _Loader:
+    def __init__(self, path: Path, suite_dirs: Sequence[Path], display_name: str) -> None:
+        self.path = path
+        self.display_name = display_name
+        self.suite_dirs = list(suite_dirs)
+        self.problems: list[Problem] = []
+        self.suites: dict[str, Document | None] = {}
+
+    def load(self) -> Plan:
+        doc = load_document(self.path, self.display_name)
+        if not isinstance(doc.data, dict):
+            raise InventoryError([doc.problem((), "an inventory must be a mapping with "
+                                                  "version, drill and hosts")])
+        problems = validate(doc, schema.inventory_schema())
+        if problems:
+            raise InventoryError(problems)
+        data: dict[str, Any] = doc.data
+        base = self.path.parent
+        self.suite_dirs = [base / p for p in data.get("suite_paths", [])] + self.suite_dirs + [
+            base / "suites", base.parent / "suites", BUILTIN_SUITES]
+        drill_data = data["drill"]
+        drill = DrillSpec(
+            name=drill_data["name"], description=drill_data.get("description", ""),
+            rto_seconds=parse_duration(drill_data["rto"]) if "rto" in drill_data else None,
+            rpo_seconds=parse_duration(drill_data["rpo"]) if "rpo" in drill_data else None)
+        defaults = data.get("defaults", {})
+        default_timeout = parse_duration(defaults.get("timeout", DEFAULT_CHECK_TIMEOUT))
+        groups: dict[str, Any] = data.get("groups", {})
+        site = data.get("site", {})
+        hosts: dict[str, HostSpec] = {}
+        items: dict[str, PlanItem] = {}
+        for host_name, host_data in sorted(data["hosts"].items()):
+            host_path: tuple[str | int, ...] = ("hosts", host_name)
+            for index, group_name in enumerate(host_data.get("groups", [])):
+                if group_name not in groups:
+                    self.problems.append(doc.problem(
+                        (*host_path, "groups", index),
+                        f"group '{group_name}' is not defined under groups:; define it or fix "
+                        f"the name{_hint(group_name, groups)}"))
+            member_groups = [g for g in host_data.get("groups", []) if g in groups]
+            layers = [defaults.get("connection", {})]
+            layers += [groups[g].get("connection", {}) for g in member_groups]
+            layers.append(host_data.get("connection", {}))
+            connection = _connection(layers)
+            address = host_data.get("address")
+            if connection.type == "ssh" and not address:
+                self.problems.append(doc.problem(
+                    host_path, "missing required key 'address' (ssh hosts need an address or "
+                    "DNS name to connect to)"))
+            hosts[host_name] = HostSpec(host_name, address, connection, tuple(member_groups),
+                                        freeze(host_data.get("attributes", {})))
+            for source in self._sources(doc, host_path, host_data, groups, member_groups):
+                for item in self._expand(source, host_name, site, default_timeout):
+                    items[item.key] = item  # later sources override earlier ones
+        self._check_jumps(doc, hosts)
+        if self.problems:
+            raise InventoryError(self.problems)
+        return Plan(
+            path=str(self.path), display_name=self.display_name,
+            sha256=hashlib.sha256(self.path.read_bytes()).hexdigest(), drill=drill,
+            hosts=hosts, items=tuple(sorted(items.values(), key=lambda i: i.key)),
+            site=freeze(site), document=freeze(data))
+
+    def _sources(self, doc: Document, host_path: tuple[str | int, ...],
+                 host_data: Mapping[str, Any], groups: Mapping[str, Any],
+                 member_groups: list[str]) -> list[_Source]:
+        """Precedence, lowest first: group suites, group checks, host suites, host checks."""
+        sources: list[_Source] = []
+        for group_name in member_groups:
+            group = groups[group_name]
+            for index, suite in enumerate(group.get("suites", [])):
+                sources += self._suite(doc, ("groups", group_name, "suites", index), suite)
+            if "checks" in group:
+                sources.append(_Source(doc, ("groups", group_name, "checks"), group["checks"]))
+        for index, suite in enumerate(host_data.get("suites", [])):
+            sources += self._suite(doc, (*host_path, "suites", index), suite)
+        if "checks" in host_data:
+            sources.append(_Source(doc, (*host_path, "checks"), host_data["checks"]))
+        return sources
+
+    def _suite(self, doc: Document, where: tuple[str | int, ...], name: str) -> list[_Source]:
+        if name not in self.suites:
+            self.suites[name] = self._load_suite(doc, where, name)
+        suite = self.suites[name]
+        return [_Source(suite, ("checks",), suite.data["checks"])] if suite else []
+
+    def _load_suite(self, doc: Document, where: tuple[str | int, ...],
+                    name: str) -> Document | None:
+        for directory in self.suite_dirs:
+            candidate = directory / f"{name}.yaml"
+            if candidate.is_file():
+                try:
+                    suite = load_document(candidate)
+                except InventoryError as exc:
+                    self.problems += exc.problems
+                    return None
+                problems = validate(suite, schema.suite_schema())
+                if not problems and suite.data["suite"] != name:
+                    problems.append(suite.problem(("suite",), (
+                        f"suite is named '{suite.data['suite']}' but its file is {name}.yaml; "
+                        "make them the same")))
+                self.problems += problems
+                return None if problems else suite
+        searched = ", ".join(str(d) for d in dict.fromkeys(self.suite_dirs))
+        self.problems.append(doc.problem(
+            where, f"suite '{name}' not found (looked for {name}.yaml in {searched}); fix the "
+                   "name or add suite_paths:"))
+        return None
+
+    def _expand(self, source: _Source, host: str, site: Mapping[str, Any],
+                default_timeout: float) -> list[PlanItem]:
+        items: dict[str, PlanItem] = {}
+        for check_type, entries in sorted(source.checks.items()):
+            check = registry.get(check_type)
+            for index, entry in enumerate(entries):
+                entry_path = (*source.path, check_type, index)
+                params = {k: v for k, v in entry.items() if k not in ("timeout", "description")}
+                try:
+                    subjects = check.expand(params, site)
+                except ExpansionError as exc:
+                    where = (*entry_path, exc.place_suffix) if exc.place_suffix else entry_path
+                    self.problems.append(source.doc.problem(where, str(exc)))
+                    continue
+                timeout = parse_duration(entry.get("timeout", default_timeout))
+                location = Location(source.doc.file, source.doc.line_of(entry_path),
+                                    place_of(entry_path))
+                for subject in subjects:
+                    item = PlanItem(host, check_type, subject.name, freeze(subject.params),
+                                    location, timeout)
+                    if item.key in items:
+                        self.problems.append(source.doc.problem(entry_path, (
+                            f"{check_type} '{subject.name}' is already checked by "
+                            f"{items[item.key].source.place}; remove one of them")))
+                        continue
+                    items[item.key] = item
+        return list(items.values())
+
+    def _check_jumps(self, doc: Document, hosts: dict[str, HostSpec]) -> None:
+        for name, host in hosts.items():
+            jump = host.connection.jump
+            if jump is None or jump in hosts:
+                if jump == name:
+                    self.problems.append(doc.problem(("hosts", name, "connection", "jump"),
+                                                     "a host cannot be its own jump host"))
+                continue
+            if not _JUMP_ADDRESS.match(jump) or ("." not in jump and ":" not in jump):
+                self.problems.append(doc.problem(
+                    ("hosts", name, "connection", "jump"),
+                    f"jump '{jump}' is neither a host of this inventory{_hint(jump, hosts)} "
+                    "nor an address like user@bastion.example.com:22"))
+
+
+def _hint(word: str, names: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(word, list(names), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def load_plan(path: str | Path, suite_dirs: Sequence[str | Path] = (),
+              display_name: str | None = None) -> Plan:
+    """Load an inventory. Raises InventoryError listing every problem found, one per line."""
+    path = Path(path)
+    return _Loader(path, [Path(d) for d in suite_dirs], display_name or str(path)).load()
+
+
+def with_host_address(host: HostSpec, address: str) -> HostSpec:
+    """A copy of a host with a discovered address (used by discovery layers)."""
+    return replace(host, address=address)

@@ -1,0 +1,62 @@
+"""The validated, expanded, immutable result of loading an inventory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_drcheck.inventory.secrets import SecretRef
+from pytest_drcheck.model import PlanItem
+
+
+@dataclass(frozen=True)
+class ConnectionSpec:
+    type: str = "ssh"
+    user: str = "root"
+    port: int = 22
+    identity_file: str | None = None
+    password: SecretRef | None = None
+    known_hosts: str = "~/.ssh/known_hosts"
+    host_key_policy: str = "strict"
+    connect_timeout: float = 5.0
+    command_timeout: float = 10.0
+    ssh_config: str | None = None
+    # An inventory host name or [user@]address[:port].
+    jump: str | None = None
+    # Connection fields a target type (ssm, winrm...) adds, as written.
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    address: str | None
+    connection: ConnectionSpec
+    groups: tuple[str, ...]
+    # Free-form facts other layers may use (e.g. source server id for the aws extra).
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DrillSpec:
+    name: str
+    description: str = ""
+    rto_seconds: float | None = None
+    rpo_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    path: str
+    display_name: str
+    sha256: str
+    drill: DrillSpec
+    hosts: Mapping[str, HostSpec]
+    items: tuple[PlanItem, ...]
+    site: Mapping[str, Any]
+    # The raw validated document, for sections other layers own (waivers, aws...).
+    document: Mapping[str, Any] = field(default_factory=dict)
+
+    def items_of(self, host: str) -> list[PlanItem]:
+        return [item for item in self.items if item.host == host]

@@ -1,0 +1,168 @@
+"""The inventory's JSON Schema, assembled from the check registry.
+
+Each check type contributes the schema of its entries (and of its ``site:`` section), so a new
+check type validates its own parameters without this module changing. ``x-expect`` is our own
+annotation: the plain-words form of what a value must be, used in error messages.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+from pytest_drcheck.checks import registry
+from pytest_drcheck.durations import DURATION_PATTERN
+from pytest_drcheck.inventory.secrets import SECRET_PATTERN
+
+SCHEMA_ID = "https://pytest-drcheck.invalid/schema/inventory-v1.json"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+CONNECTION_TYPES = ["ssh", "local"]
+
+DURATION: dict[str, Any] = {
+    "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}],
+    "x-expect": "a duration such as 30, 30s, 15m or 4h",
+}
+SECRET: dict[str, Any] = {
+    "type": "string",
+    "pattern": SECRET_PATTERN,
+    "x-expect": "a secret reference: env:NAME, file:PATH, aws-secretsmanager:ARN or "
+                "aws-ssm:/path (never the secret itself)",
+}
+NAME: dict[str, Any] = {
+    "type": "string", "pattern": NAME_PATTERN,
+    "x-expect": "a name of letters, digits, '.', '-' and '_'",
+}
+NAME_LIST: dict[str, Any] = {"type": "array", "items": NAME, "uniqueItems": True}
+PORT: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 65535}
+# Keys every check entry accepts, whatever its type.
+COMMON_ENTRY_PROPERTIES: dict[str, Any] = {
+    "timeout": DURATION,
+    "description": {"type": "string"},
+}
+
+CONNECTION: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "type": {"enum": CONNECTION_TYPES},
+        "user": {"type": "string", "minLength": 1},
+        "port": PORT,
+        "identity_file": {"type": "string", "minLength": 1},
+        "password": SECRET,
+        "known_hosts": {"type": "string", "minLength": 1},
+        "host_key_policy": {"enum": ["strict", "accept-new"]},
+        "connect_timeout": DURATION,
+        "command_timeout": DURATION,
+        "ssh_config": {"type": "string", "minLength": 1},
+        "jump": {"type": "string", "minLength": 1},
+    },
+}
+
+
+def entry_schema(check_type: str) -> dict[str, Any]:
+    schema = copy.deepcopy(dict(registry.get(check_type).entry_schema))
+    schema.setdefault("type", "object")
+    schema.setdefault("additionalProperties", False)
+    properties = schema.setdefault("properties", {})
+    for key, value in COMMON_ENTRY_PROPERTIES.items():
+        properties.setdefault(key, value)
+    return schema
+
+
+def checks_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "x-kind": "check type",
+        "properties": {
+            name: {"type": "array", "items": entry_schema(name),
+                   "x-expect": f"a list of {name} check entries"}
+            for name in registry.names()
+        },
+    }
+
+
+def site_schema() -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    for name in registry.names():
+        check = registry.get(name)
+        if check.site_key and check.site_schema is not None:
+            properties[check.site_key] = copy.deepcopy(dict(check.site_schema))
+    return {"type": "object", "additionalProperties": False, "properties": properties,
+            "x-kind": "site section"}
+
+
+def _with_checks(base: Mapping[str, Any]) -> dict[str, Any]:
+    schema = copy.deepcopy(dict(base))
+    schema["properties"]["checks"] = checks_schema()
+    return schema
+
+
+def suite_schema() -> dict[str, Any]:
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["suite", "checks"],
+        "properties": {
+            "suite": NAME,
+            "description": {"type": "string"},
+            "checks": checks_schema(),
+        },
+    }
+
+
+def inventory_schema() -> dict[str, Any]:
+    group = _with_checks({
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "description": {"type": "string"},
+            "connection": CONNECTION,
+            "suites": NAME_LIST,
+        },
+    })
+    host = _with_checks({
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "description": {"type": "string"},
+            "address": {"type": "string", "minLength": 1},
+            "connection": CONNECTION,
+            "groups": NAME_LIST,
+            "suites": NAME_LIST,
+            "attributes": {"type": "object"},
+        },
+    })
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "pytest-drcheck inventory",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["version", "drill", "hosts"],
+        "properties": {
+            "version": {"const": 1, "x-expect": "1 (the only inventory version so far)"},
+            "drill": {
+                "type": "object", "additionalProperties": False, "required": ["name"],
+                "properties": {
+                    "name": {"type": "string", "minLength": 1},
+                    "description": {"type": "string"},
+                    "rto": DURATION,
+                    "rpo": DURATION,
+                },
+            },
+            "defaults": {
+                "type": "object", "additionalProperties": False,
+                "properties": {"connection": CONNECTION, "timeout": DURATION},
+            },
+            "suite_paths": {"type": "array", "items": {"type": "string"}},
+            "site": site_schema(),
+            "groups": {"type": "object", "propertyNames": NAME,
+                       "additionalProperties": group, "x-kind": "group"},
+            "hosts": {"type": "object", "propertyNames": NAME, "minProperties": 1,
+                      "additionalProperties": host, "x-kind": "host"},
+            # Sections owned by optional layers (evidence waivers, aws); validated there.
+            "waivers": {"type": "array"},
+            "aws": {"type": "object"},
+        },
+    }
