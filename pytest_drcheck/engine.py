@@ -1,0 +1,240 @@
+"""Runs the plan concurrently: hosts in parallel, a few checks at a time per host, one batched
+remote execution per host for every command-based check, every wait bounded.
+
+Execution starts when collection ends; pytest items then only wait for their result, so the
+run's wall time approaches the slowest host's instead of the sum of all checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from pytest_drcheck.checks import registry
+from pytest_drcheck.checks.base import CheckContext
+from pytest_drcheck.deadline import DeadlineExceeded, call_with_deadline
+from pytest_drcheck.durations import format_duration
+from pytest_drcheck.inventory.plan import HostSpec, Plan
+from pytest_drcheck.model import CheckResult, Observation, Outcome, PlanItem
+from pytest_drcheck.targets.base import CommandResult, Target, TargetError
+
+log = logging.getLogger("pytest_drcheck.engine")
+
+ResultListener = Callable[[CheckResult], None]
+TargetFactory = Callable[[HostSpec, Callable[[str], Target]], Target]
+# Extra seconds a watchdog allows beyond a target's own timeouts before giving up on it.
+WATCHDOG_SLACK = 2.0
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    workers: int = 16
+    per_host: int = 4
+
+
+class Engine:
+    def __init__(self, plan: Plan, make_target: TargetFactory,
+                 settings: EngineSettings | None = None) -> None:
+        self.plan = plan
+        self.settings = settings or EngineSettings()
+        self._make_target = make_target
+        self._targets: dict[str, Target] = {}
+        self._targets_lock = threading.Lock()
+        self._futures: dict[str, Future[CheckResult]] = {}
+        self._scheduled: set[str] = set()
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[tuple[str, list[PlanItem]] | None] = queue.Queue()
+        self._workers: list[threading.Thread] = []
+        self._listeners: list[ResultListener] = []
+        self._selected: dict[str, list[PlanItem]] = {}
+
+    # --- wiring ----------------------------------------------------------------------------
+
+    def add_listener(self, listener: ResultListener) -> None:
+        self._listeners.append(listener)
+
+    def select(self, items: Iterable[PlanItem]) -> None:
+        """The items this process will report on (after -k / xdist selection)."""
+        with self._lock:
+            for item in items:
+                if item.key not in self._futures:
+                    self._futures[item.key] = Future()
+                    self._selected.setdefault(item.host, []).append(item)
+
+    def start(self, hosts: Iterable[str] | None = None) -> None:
+        """Schedule the selected items of these hosts (all hosts when None); idempotent."""
+        with self._lock:
+            names = list(self._selected) if hosts is None else list(hosts)
+            fresh = [h for h in names if h in self._selected and h not in self._scheduled]
+            self._scheduled.update(fresh)
+            if fresh and not self._workers:
+                for index in range(max(1, self.settings.workers)):
+                    thread = threading.Thread(target=self._worker, name=f"drcheck-{index}",
+                                              daemon=True)
+                    thread.start()
+                    self._workers.append(thread)
+        for host in fresh:
+            self._queue.put((host, list(self._selected[host])))
+
+    def result(self, item: PlanItem) -> CheckResult:
+        """Wait for an item's result, starting its host on demand (lazy mode under xdist)."""
+        with self._lock:
+            future = self._futures.get(item.key)
+        if future is None:
+            self.select([item])
+            future = self._futures[item.key]
+        self.start([item.host])
+        # The host job enforces every timeout; this bound only guards against an engine bug.
+        host = self.plan.hosts[item.host]
+        ceiling = (host.connection.connect_timeout + host.connection.command_timeout
+                   + item.timeout) * 3 + 60
+        try:
+            return future.result(timeout=ceiling)
+        except TimeoutError:
+            return self._stamp(item, Observation(
+                Outcome.ERROR, "a result", "none",
+                f"no result within {format_duration(ceiling)} (engine stalled)"),
+                time.time(), time.monotonic(), "engine")
+
+    def target(self, host: str) -> Target:
+        """The host's one shared target (created on first use; connecting is lazy too)."""
+        with self._targets_lock:
+            if host not in self._targets:
+                self._targets[host] = self._make_target(self.plan.hosts[host], self.target)
+            return self._targets[host]
+
+    def close(self) -> None:
+        for _ in self._workers:
+            self._queue.put(None)
+        with self._targets_lock:
+            targets = list(self._targets.values())
+        for target in targets:
+            try:
+                target.close()
+            except Exception:  # closing must never turn a finished drill into an error
+                log.debug("closing %s failed", target.name, exc_info=True)
+
+    # --- execution -------------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            host, items = job
+            try:
+                self._run_host(host, items)
+            except Exception as exc:  # a bug in one host's job must not lose its results
+                log.exception("host job %s crashed", host)
+                for item in items:
+                    self._finish(item, self._stamp(item, Observation(
+                        Outcome.ERROR, "a result", "none",
+                        f"internal error: {type(exc).__name__}: {exc}"),
+                        time.time(), time.monotonic(), host))
+
+    def _run_host(self, host_name: str, items: list[PlanItem]) -> None:
+        host = self.plan.hosts[host_name]
+        wall, mono = time.time(), time.monotonic()
+        try:
+            target = self.target(host_name)
+            call_with_deadline(target.connect, host.connection.connect_timeout * 3
+                               + WATCHDOG_SLACK, f"connect-{host_name}")
+        except (TargetError, DeadlineExceeded) as exc:
+            reason = str(exc) if isinstance(exc, TargetError) else (
+                f"connection timed out after {format_duration(host.connection.connect_timeout)}")
+            for item in items:
+                self._finish(item, self._stamp(item, Observation.failed(
+                    "host reachable", "unreachable", f"cannot reach {host_name}: {reason}"),
+                    wall, mono, host_name))
+            return
+        outputs = self._run_commands(host, target, items)
+        per_host = max(1, min(self.settings.per_host, self.settings.workers))
+        slots = threading.Semaphore(per_host)
+        threads = []
+        for item in items:
+            slots.acquire()
+            thread = threading.Thread(
+                target=self._evaluate_and_release, name=f"check-{item.key}", daemon=True,
+                args=(item, target, outputs.get(item.key, ()), slots, wall, mono))
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join()
+
+    def _run_commands(self, host: HostSpec, target: Target, items: list[PlanItem]
+                      ) -> dict[str, Sequence[CommandResult]]:
+        """One batch for every command of every item; identical commands run once."""
+        wanted: dict[str, list[str]] = {}
+        unique: dict[str, None] = {}
+        for item in items:
+            commands = list(registry.get(item.check).commands(item))
+            wanted[item.key] = commands
+            unique.update(dict.fromkeys(commands))
+        if not unique:
+            return {}
+        commands = list(unique)
+        timeout = host.connection.command_timeout
+        try:
+            results = call_with_deadline(lambda: target.run_batch(commands, timeout),
+                                         timeout + 5 + WATCHDOG_SLACK, f"batch-{host.name}")
+        except (TargetError, DeadlineExceeded) as exc:
+            results = [CommandResult(c, 125, "", f"the batch did not complete: {exc}")
+                       for c in commands]
+        by_command = dict(zip(commands, results))
+        return {key: [by_command[c] for c in cmds] for key, cmds in wanted.items()}
+
+    def _evaluate_and_release(self, item: PlanItem, target: Target,
+                              outputs: Sequence[CommandResult], slots: threading.Semaphore,
+                              batch_wall: float, batch_mono: float) -> None:
+        try:
+            uses_batch = bool(outputs)
+            wall, mono = (batch_wall, batch_mono) if uses_batch else (time.time(),
+                                                                      time.monotonic())
+            observation = self._evaluate(item, target, outputs)
+            self._finish(item, self._stamp(item, observation, wall, mono, target.vantage))
+        finally:
+            slots.release()
+
+    def _evaluate(self, item: PlanItem, target: Target,
+                  outputs: Sequence[CommandResult]) -> Observation:
+        check = registry.get(item.check)
+        context = CheckContext(item, target, outputs, item.timeout, self.target)
+        try:
+            return call_with_deadline(lambda: check.evaluate(context),
+                                      item.timeout + WATCHDOG_SLACK, f"check-{item.key}")
+        except DeadlineExceeded:
+            return Observation(Outcome.FAILED, "an answer", "timed out",
+                               f"timed out after {format_duration(item.timeout)}")
+        except TargetError as exc:
+            return Observation.failed("host usable", "unusable", str(exc))
+        except Exception as exc:
+            log.debug("check %s raised\n%s", item.key, traceback.format_exc())
+            return Observation(Outcome.ERROR, "a result", "none",
+                               f"internal error in {item.check} check: "
+                               f"{type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _stamp(item: PlanItem, observation: Observation, wall: float, mono: float,
+               vantage: str) -> CheckResult:
+        return CheckResult.from_observation(
+            item, observation, vantage,
+            datetime.fromtimestamp(wall, tz=timezone.utc),
+            (time.monotonic() - mono) * 1000.0)
+
+    def _finish(self, item: PlanItem, result: CheckResult) -> None:
+        for listener in self._listeners:
+            try:
+                listener(result)
+            except Exception:  # evidence problems are reported elsewhere, results must land
+                log.exception("result listener failed")
+        with self._lock:
+            future = self._futures.setdefault(item.key, Future())
+        if not future.done():
+            future.set_result(result)
