@@ -25,6 +25,8 @@ DURATION: dict[str, Any] = {
 }
 SECRET: dict[str, Any] = {
     "type": "string",
+    # Never echo the value: a mistake here is most likely a real password pasted in.
+    "x-secret": True,
     "pattern": SECRET_PATTERN,
     "x-expect": "a secret reference: env:NAME, file:PATH, aws-secretsmanager:ARN or "
                 "aws-ssm:/path (never the secret itself)",

@@ -62,6 +62,8 @@ def _message(error: ValidationError) -> str:
         options = [str(o) for o in error.validator_value]  # type: ignore[union-attr]
         return (f"{_describe(value)} is not one of {', '.join(options)}"
                 f"{_suggest(str(value), options)}")
+    if schema.get("x-secret"):
+        return f"the value (not shown) is not valid here; expected {expect}"
     if expect:
         return f"{_describe(value)} is not valid here; expected {expect}"
     if error.validator == "type":

@@ -1,0 +1,1 @@
+"""Evidence an auditor accepts: JUnit properties now; bundles and reports build on it."""

@@ -1,0 +1,242 @@
+"""pytest glue only: options, items collected from the inventory, fixtures, JUnit properties.
+
+Everything else lives in layers that do not import pytest. State lives in ``config.stash``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_drcheck import __version__
+
+if TYPE_CHECKING:
+    from pytest_drcheck.model import CheckResult, PlanItem
+    from pytest_drcheck.runtime import DrillRun
+    from pytest_drcheck.targets.base import Target
+
+RUN_KEY = pytest.StashKey["DrillRun"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("drcheck", "disaster-recovery drill checks (pytest-drcheck)")
+    group.addoption("--dr-inventory", dest="dr_inventory", metavar="FILE",
+                    help="inventory of the drill: collect and run the checks it implies")
+    group.addoption("--dr-workers", dest="dr_workers", type=int, metavar="N",
+                    help="hosts checked at the same time (default 16)")
+    group.addoption("--dr-per-host", dest="dr_per_host", type=int, metavar="N",
+                    help="checks run at the same time on one host (default 4)")
+    group.addoption("--dr-suites", dest="dr_suites", action="append", default=[],
+                    metavar="DIR", help="extra directory to look for suites in (repeatable)")
+    parser.addini("dr_inventory", "default for --dr-inventory")
+    parser.addini("dr_workers", "default for --dr-workers")
+    parser.addini("dr_per_host", "default for --dr-per-host")
+
+
+def _setting(config: pytest.Config, name: str, default: int) -> int:
+    value = config.getoption(name) or config.getini(name) or default
+    try:
+        number = int(value)
+    except ValueError:
+        raise pytest.UsageError(f"{name} must be a whole number, got '{value}'") from None
+    if number < 1:
+        raise pytest.UsageError(f"--{name.replace('_', '-')} must be at least 1, got {number}")
+    return number
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "dr_group(*names): run a dr_host test only on inventory hosts in these groups")
+    config.addinivalue_line("markers", "dr_check(type): an inventory check of this type")
+    inventory = config.getoption("dr_inventory") or config.getini("dr_inventory")
+    if not inventory:
+        return
+    from pytest_drcheck.engine import EngineSettings
+    from pytest_drcheck.inventory import InventoryError, load_plan
+    from pytest_drcheck.runtime import DrillRun
+
+    try:
+        plan = load_plan(inventory, config.getoption("dr_suites"), display_name=str(inventory))
+    except InventoryError as exc:
+        raise pytest.UsageError(f"invalid inventory:\n{exc}") from None
+    settings = EngineSettings(workers=_setting(config, "dr_workers", 16),
+                              per_host=_setting(config, "dr_per_host", 4))
+    config.stash[RUN_KEY] = DrillRun(plan, settings)
+    # The inventory becomes a collection argument like a test file, so pytest collects, counts,
+    # selects (-k) and reports its items as any other; xdist workers inherit the argument.
+    resolved = Path(inventory).resolve()
+    if not any(Path(arg.split("::")[0]).resolve() == resolved for arg in config.args):
+        config.args.append(str(resolved))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.close()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:
+        return None
+    plan = run.plan
+    return (f"drcheck {__version__}: drill '{plan.drill.name}' from {plan.display_name} "
+            f"({len(plan.hosts)} hosts, {len(plan.items)} checks, sha256 {plan.sha256[:12]})")
+
+
+# --- collection ------------------------------------------------------------------------------
+
+
+class InventoryFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        run = self.config.stash[RUN_KEY]
+        hosts = sorted({item.host for item in run.plan.items})
+        for host in hosts:
+            yield HostNode.from_parent(self, name=host)
+
+
+class HostNode(pytest.Collector):
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        run = self.config.stash[RUN_KEY]
+        for plan_item in run.plan.items_of(self.name):
+            yield CheckItem.from_parent(self, name=f"{plan_item.check}[{plan_item.subject}]",
+                                        plan_item=plan_item)
+
+
+class CheckFailed(Exception):
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+class CheckItem(pytest.Item):
+    def __init__(self, *, plan_item: PlanItem, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.plan_item = plan_item
+        self.add_marker(pytest.mark.dr_check(plan_item.check))
+
+    def runtest(self) -> None:
+        from pytest_drcheck.evidence.junit import case_properties
+        from pytest_drcheck.model import Outcome
+
+        result = self.config.stash[RUN_KEY].engine.result(self.plan_item)
+        self.user_properties.extend(case_properties(result, str(self.plan_item.source)))
+        if result.outcome is Outcome.SKIPPED:
+            pytest.skip(result.message)
+        if result.outcome is not Outcome.PASSED:
+            raise CheckFailed(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: Any = None) -> str:
+        if isinstance(excinfo.value, CheckFailed):
+            return excinfo.value.result.message
+        return str(super().repr_failure(excinfo, style=style))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        source = self.plan_item.source
+        return Path(source.file), (source.line or 1) - 1, self.plan_item.key
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> InventoryFile | None:
+    run = parent.config.stash.get(RUN_KEY, None)
+    if run is not None and file_path.resolve() == Path(run.plan.path).resolve():
+        node: InventoryFile = InventoryFile.from_parent(parent, path=file_path)
+        return node
+    return None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Execution starts here, not during collection: --collect-only touches no network."""
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is None or session.config.getoption("collectonly"):
+        return
+    run.engine.select(i.plan_item for i in session.items if isinstance(i, CheckItem))
+    # Under xdist a worker does not know which items it will get: hosts start on demand.
+    if not hasattr(session.config, "workerinput"):
+        run.engine.start()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
+    yield  # junitxml writes its file in the wrapped implementations
+    run = session.config.stash.get(RUN_KEY, None)
+    xml_path = session.config.getoption("xmlpath", None)
+    if run is None or not xml_path or hasattr(session.config, "workerinput"):
+        return
+    from pytest_drcheck.evidence.junit import add_suite_properties
+    from pytest_drcheck.runtime import utc_now
+
+    run.finished_at = utc_now()
+    path = Path(xml_path)
+    if path.is_file():
+        add_suite_properties(path, [
+            ("dr.drill", run.plan.drill.name),
+            ("dr.inventory", run.plan.display_name),
+            ("dr.inventory_sha256", run.plan.sha256),
+            ("dr.tool_version", __version__),
+            ("dr.started_at", run.started_at.isoformat(timespec="milliseconds")),
+            ("dr.finished_at", run.finished_at.isoformat(timespec="milliseconds")),
+        ])
+
+
+# --- fixtures for hand-written tests --------------------------------------------------------
+
+
+def _run_or_usage_error(config: pytest.Config) -> DrillRun:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:
+        raise pytest.UsageError("this test uses dr_inventory/dr_host: run pytest with "
+                                "--dr-inventory=FILE")
+    return run
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if not {"dr_host", "dr_target"} & set(metafunc.fixturenames):
+        return
+    run = metafunc.config.stash.get(RUN_KEY, None)
+    if run is None:
+        metafunc.parametrize("dr_host_name", [pytest.param(
+            None, marks=pytest.mark.skip(reason="needs --dr-inventory=FILE"))],
+            ids=["no-inventory"])
+        return
+    groups = {g for mark in metafunc.definition.iter_markers("dr_group") for g in mark.args}
+    hosts = [name for name, host in sorted(run.plan.hosts.items())
+             if not groups or groups & set(host.groups)]
+    metafunc.parametrize("dr_host_name", hosts, ids=hosts)
+
+
+@pytest.fixture(scope="session")
+def dr_inventory(pytestconfig: pytest.Config) -> Any:
+    """The loaded inventory plan (hosts, site services, expanded checks)."""
+    return _run_or_usage_error(pytestconfig).plan
+
+
+@pytest.fixture
+def dr_host_name(request: pytest.FixtureRequest) -> str:
+    """Name of the inventory host this test instance runs against."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def dr_target(pytestconfig: pytest.Config, dr_host_name: str) -> Target:
+    """The drcheck target of the host (commands with timeouts, streams from the host)."""
+    from pytest_drcheck.targets.base import TargetError
+
+    target = _run_or_usage_error(pytestconfig).engine.target(dr_host_name)
+    try:
+        target.connect()
+    except TargetError as exc:
+        pytest.fail(f"cannot reach {dr_host_name}: {exc}", pytrace=False)
+    return target
+
+
+@pytest.fixture
+def dr_host(dr_target: Target) -> Any:
+    """A testinfra Host bound to the inventory host, over the drill's shared connection."""
+    from pytest_drcheck.testinfra_bridge import testinfra_host
+
+    return testinfra_host(dr_target)

@@ -1,0 +1,32 @@
+"""One drill run's live state: the plan, its engine and its targets. No pytest here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from pytest_drcheck.engine import Engine, EngineSettings
+from pytest_drcheck.inventory.plan import Plan
+from pytest_drcheck.targets.factory import TargetFactory
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class DrillRun:
+    plan: Plan
+    settings: EngineSettings
+    factory: TargetFactory = field(default_factory=TargetFactory)
+    started_at: datetime = field(default_factory=utc_now)
+    finished_at: datetime | None = None
+    engine: Engine = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.engine = Engine(self.plan, self.factory, self.settings)
+
+    def close(self) -> None:
+        self.finished_at = self.finished_at or utc_now()
+        self.engine.close()
+        self.factory.close()
