@@ -1,4 +1,4 @@
-"""pytest-drcheck: prove a disaster-recovery drill worked, from the recovery instances' own vantage."""
+"""pytest-drcheck: prove a disaster-recovery drill worked, from the recovery instances."""
 
 from importlib.metadata import PackageNotFoundError, version
 

@@ -187,7 +187,7 @@ class Engine:
         except (TargetError, DeadlineExceeded) as exc:
             results = [CommandResult(c, 125, "", f"the batch did not complete: {exc}")
                        for c in commands]
-        by_command = dict(zip(commands, results))
+        by_command = dict(zip(commands, results, strict=True))
         return {key: [by_command[c] for c in cmds] for key, cmds in wanted.items()}
 
     def _evaluate_and_release(self, item: PlanItem, target: Target,

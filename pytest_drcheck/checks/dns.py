@@ -251,8 +251,8 @@ class DnsCheck(Check):
                                       f"expected {expected}, the system resolver timed out")
         addresses = _first_column(system.stdout)
         from_files = _first_column(files.stdout)
-        details = {"getent": system.stdout, "hosts_file": files.stdout,
-                   "dns_only": dns_only.stdout}
+        details: dict[str, Any] = {"getent": system.stdout, "hosts_file": files.stdout,
+                                   "dns_only": dns_only.stdout}
         if params["absent"]:
             if system.exit_status == GETENT_NOT_FOUND:
                 return Observation.passed(expected, "does not resolve", **details)
@@ -326,7 +326,8 @@ class DnsCheck(Check):
             stream.close()
         rcode = dns.rcode.to_text(response.rcode())
         values = answers(response, params["type"])
-        details = {"resolver": via, "rcode": rcode, "answer": [str(r) for r in response.answer]}
+        details: dict[str, Any] = {"resolver": via, "rcode": rcode,
+                                   "answer": [str(r) for r in response.answer]}
         if params["absent"]:
             if rcode == "NXDOMAIN":
                 return Observation.passed(expected, f"NXDOMAIN from {via}", **details)

@@ -173,7 +173,9 @@ class _Loader:
                 try:
                     subjects = check.expand(params, site)
                 except ExpansionError as exc:
-                    where = (*entry_path, exc.place_suffix) if exc.place_suffix else entry_path
+                    where = entry_path
+                    if exc.place_suffix:
+                        where = (*entry_path, exc.place_suffix.lstrip("."))
                     self.problems.append(source.doc.problem(where, str(exc)))
                     continue
                 timeout = parse_duration(entry.get("timeout", default_timeout))

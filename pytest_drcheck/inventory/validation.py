@@ -85,12 +85,31 @@ def _message(error: ValidationError) -> str:
     return str(error.message)
 
 
+def _misspelt_required(errors: list[ValidationError]) -> set[tuple[int, str]]:
+    """(id of a 'required' error, key) pairs explained by a misspelt key beside them: 'hostz'
+    already says everything that 'missing hosts' would."""
+    explained: set[tuple[int, str]] = set()
+    for error in errors:
+        if error.validator != "required":
+            continue
+        missing = str(error.message).split("'")[1] if "'" in error.message else ""
+        for other in errors:
+            if (other.validator == "additionalProperties" and other.instance is error.instance
+                    and isinstance(other.instance, dict)
+                    and difflib.get_close_matches(missing, list(other.instance), cutoff=0.6)):
+                explained.add((id(error), missing))
+    return explained
+
+
 def validate(doc: Document, schema: Mapping[str, Any],
              base: tuple[str | int, ...] = ()) -> list[Problem]:
     validator = Draft202012Validator(schema)
     problems: dict[tuple[str | int, ...], Problem] = {}
-    for raw in validator.iter_errors(doc.data):
-        error = _leaf(raw)
+    errors = [_leaf(raw) for raw in validator.iter_errors(doc.data)]
+    explained = {error_id for error_id, _ in _misspelt_required(errors)}
+    for error in errors:
+        if id(error) in explained:
+            continue
         path = (*base, *error.absolute_path)
         if error.validator == "additionalProperties" and isinstance(error.instance, dict):
             allowed = error.schema.get("properties", {})  # type: ignore[union-attr]

@@ -60,19 +60,20 @@ def _convert(node: yaml.Node, path: tuple[str | int, ...], doc: Document,
                 continue
             key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else str(
                 constructor.construct_object(key_node, deep=True))
+            child = (*path, key)
             if key in result:
                 problems.append(Problem(
-                    doc.file, key_node.start_mark.line + 1, place_of((*path, key)),
-                    f"duplicate key '{key}' (first at line {doc.lines[(*path, key)]}); "
+                    doc.file, key_node.start_mark.line + 1, place_of(child),
+                    f"duplicate key '{key}' (first at line {doc.lines[child]}); "
                     "remove one of them"))
                 continue
             # A key's place points at the key's line (the value may start lines later).
-            doc.lines[(*path, key)] = key_node.start_mark.line + 1
-            result[key] = _convert(value_node, (*path, key), doc, problems, constructor)
+            doc.lines[child] = key_node.start_mark.line + 1
+            result[key] = _convert(value_node, child, doc, problems, constructor)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_convert(child, (*path, i), doc, problems, constructor)
-                for i, child in enumerate(node.value)]
+        return [_convert(item, (*path, i), doc, problems, constructor)
+                for i, item in enumerate(node.value)]
     # Scalars: the safe constructor decides int/float/bool/null/str as yaml.safe_load would.
     return constructor.construct_object(node, deep=True)
 

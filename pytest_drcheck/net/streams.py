@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 from pytest_drcheck.targets.base import Stream
@@ -23,7 +22,7 @@ def recv_exact(stream: Stream, size: int, deadline: float) -> bytes:
         stream.settimeout(left)
         try:
             chunk = stream.recv(remaining)
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             raise StreamTimeout from None
         if not chunk:
             raise EOFError(f"connection closed after {size - remaining} of {size} bytes")

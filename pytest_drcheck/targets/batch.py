@@ -26,7 +26,7 @@ SCRIPT_SLACK_SECONDS = 5.0
 
 
 def batch_script(commands: list[str], timeout: float, token: str) -> str:
-    seconds = max(1, int(round(timeout)))
+    seconds = max(1, round(timeout))
     lines = [
         'd=$(mktemp -d 2>/dev/null || mktemp -d -t drcheck) || exit 97',
         "trap 'rm -rf \"$d\"' EXIT",
