@@ -1,0 +1,88 @@
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from pytest_drcheck.inventory import InventoryError, load_plan
+from pytest_drcheck.inventory.schema import inventory_schema, suite_schema
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "site.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_lab_inventory_expands_to_sorted_stable_items() -> None:
+    plan = load_plan(REPO / "inventories" / "lab.yaml")
+    keys = [item.key for item in plan.items]
+    assert keys == sorted(keys)
+    assert "app01::dns[dc01.corp.example]" in keys
+    assert "app01::dns[_ldap._tcp.dc._msdcs.corp.example/SRV@onprem]" in keys
+    assert "db01::reach[10.77.0.11:3306]" in keys
+    item = next(i for i in plan.items if i.key == "app02::dns[legacy.corp.example]")
+    assert item.params["absent"] is True
+    assert item.source.file.endswith("suites/hybrid-dns.yaml")
+    assert plan.hosts["db01"].connection.known_hosts == "/var/tmp/drcheck-lab/ssh/known_hosts"
+    assert len(plan.sha256) == 64
+
+
+def test_host_checks_override_group_and_suite_entries(tmp_path: Path) -> None:
+    plan = load_plan(write(tmp_path, """\
+version: 1
+drill: {name: t}
+defaults: {timeout: 7s, connection: {user: dr, connect_timeout: 2}}
+groups:
+  web:
+    connection: {user: web}
+    checks:
+      reach: [{target: "db:5432"}]
+hosts:
+  app01:
+    address: 10.0.0.1
+    groups: [web]
+    connection: {port: 2222}
+    checks:
+      reach: [{target: "db:5432", expect: closed, timeout: 1m}]
+"""))
+    (item,) = plan.items
+    assert item.params["expect"] == "closed" and item.timeout == 60.0
+    connection = plan.hosts["app01"].connection
+    assert (connection.user, connection.port, connection.connect_timeout) == ("web", 2222, 2.0)
+
+
+def test_plan_is_immutable(tmp_path: Path) -> None:
+    plan = load_plan(REPO / "inventories" / "lab.yaml")
+    with pytest.raises(TypeError):
+        plan.items[0].params["name"] = "x"  # type: ignore[index]
+
+
+def test_secret_reference_kept_as_reference(tmp_path: Path) -> None:
+    plan = load_plan(write(tmp_path, """\
+version: 1
+drill: {name: t}
+hosts:
+  app01: {address: 10.0.0.1, connection: {password: "env:DR_PW"}}
+"""))
+    password = plan.hosts["app01"].connection.password
+    assert password is not None and str(password) == "env:DR_PW"
+    assert "DR_PW" in repr(password)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError) as info:
+        load_plan(write(tmp_path, """\
+version: 1
+drill: {name: t}
+hosts:
+  app01: {address: 10.0.0.1, groups: [a, b]}
+"""))
+    assert [p.place for p in info.value.problems] == ["hosts.app01.groups[0]",
+                                                      "hosts.app01.groups[1]"]
+
+
+def test_schemas_are_valid_json_schema() -> None:
+    Draft202012Validator.check_schema(inventory_schema())
+    Draft202012Validator.check_schema(suite_schema())
