@@ -13,7 +13,7 @@ def test_parse(text: str | float, seconds: float) -> None:
 
 @pytest.mark.parametrize("text", ["5 minutes", "-1", "h", "", "1w", True])
 def test_parse_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match="duration|negative"):
+    with pytest.raises(ValueError, match=r"duration|negative"):
         parse_duration(text)
 
 

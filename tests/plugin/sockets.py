@@ -1,0 +1,34 @@
+"""Real TCP endpoints on 127.0.0.1 for drills run through pytester."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+
+class Listener:
+    """A real TCP listener on 127.0.0.1 that counts the connections it accepts."""
+
+    def __init__(self, banner: bytes = b"") -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.banner = banner
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if self.banner:
+                conn.sendall(self.banner)
+            self.held.append(conn)  # kept open: a silent peer, like a hung sshd
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()

@@ -1,0 +1,150 @@
+"""Whole drills through pytest, against the runner itself (connection type local) and real
+sockets on 127.0.0.1: collection, selection, outcomes, one-line failures, JUnit evidence."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from tests.plugin.sockets import Listener
+
+
+def inventory(pytester: pytest.Pytester, open_port: int, closed_port: int,
+              extra: str = "") -> Path:
+    path = pytester.path / "site.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        version: 1
+        drill: {{name: local-drill, rto: 1h}}
+        defaults:
+          timeout: 5s
+          connection: {{type: local}}
+        hosts:
+          app01:
+            checks:
+              reach:
+                - {{target: "127.0.0.1:{open_port}"}}
+                - {{target: "127.0.0.1:{closed_port}", expect: closed}}
+              dns:
+                - {{name: localhost, expect: 127.0.0.1, allow_hosts_file: true}}
+          app02:
+            checks:
+              reach:
+                - {{target: "127.0.0.1:{closed_port}"}}
+              dns:
+                - {{name: localhost, expect: 127.0.0.1}}
+        """) + extra)
+    return path
+
+
+def test_ids_are_sorted_readable_and_k_selects(pytester: pytest.Pytester, listener: Listener,
+                                               closed_port: int) -> None:
+    inventory(pytester, listener.port, closed_port)
+    result = pytester.runpytest("--dr-inventory=site.yaml", "--collect-only", "-q")
+    ids = [line for line in result.stdout.lines if line.startswith("site.yaml::")]
+    assert ids == sorted([
+        "site.yaml::app01::dns[localhost]",
+        f"site.yaml::app01::reach[127.0.0.1:{closed_port}]",
+        f"site.yaml::app01::reach[127.0.0.1:{listener.port}]",
+        "site.yaml::app02::dns[localhost]",
+        f"site.yaml::app02::reach[127.0.0.1:{closed_port}]",
+    ])
+    assert listener.accepted == 0  # collection does no network I/O
+    selected = pytester.runpytest("--dr-inventory=site.yaml", "--collect-only", "-q",
+                                  "-k", "app01 and reach")
+    assert [line for line in selected.stdout.lines if line.startswith("site.yaml::")] == [
+        i for i in ids if i.startswith("site.yaml::app01::reach")]
+    assert "2/5 tests collected (3 deselected)" in selected.stdout.str()
+
+
+def test_outcomes_and_one_line_failures(pytester: pytest.Pytester, listener: Listener,
+                                        closed_port: int) -> None:
+    inventory(pytester, listener.port, closed_port)
+    result = pytester.runpytest("--dr-inventory=site.yaml", "-rf")
+    result.assert_outcomes(passed=3, failed=2)
+    assert listener.accepted == 1
+    result.stdout.fnmatch_lines([
+        f"FAILED site.yaml::app02::reach[127.0.0.1:{closed_port}] - app02 reach "
+        f"127.0.0.1:{closed_port}: expected open, observed refused",
+        "FAILED site.yaml::app02::dns[[]localhost[]] - app02 dns localhost: expected "
+        "127.0.0.1, resolved 127.0.0.1 (from /etc/hosts)*",
+    ])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_junit_properties(pytester: pytest.Pytester, listener: Listener,
+                          closed_port: int) -> None:
+    inventory(pytester, listener.port, closed_port)
+    pytester.runpytest("--dr-inventory=site.yaml", "--junitxml=drill.xml")
+    root = ET.parse(pytester.path / "drill.xml").getroot()
+    suite = root.find("testsuite")
+    assert suite is not None
+    suite_props = {p.get("name"): p.get("value") for p in suite.iter("property")
+                   if p.get("name", "").startswith("dr.") and p in list(
+                       suite.find("properties") or [])}
+    assert suite_props["dr.drill"] == "local-drill"
+    assert len(suite_props["dr.inventory_sha256"] or "") == 64
+    assert suite_props["dr.started_at"] <= suite_props["dr.finished_at"]  # type: ignore[operator]
+    cases = {c.get("name"): c for c in suite.iter("testcase")}
+    case = cases[f"reach[127.0.0.1:{closed_port}]"]
+    props = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert props["dr.host"] in ("app01", "app02")
+    assert props["dr.check"] == "reach"
+    assert props["dr.subject"] == f"127.0.0.1:{closed_port}"
+    assert props["dr.observed"] == "refused"
+    assert props["dr.vantage"].startswith(props["dr.host"])
+    assert props["dr.started_at"].endswith("+00:00")
+    assert float(props["dr.duration_ms"]) >= 0
+    assert props["dr.source"].startswith("site.yaml:")
+
+
+def test_junit_properties_under_xdist(pytester: pytest.Pytester, listener: Listener,
+                                      closed_port: int) -> None:
+    inventory(pytester, listener.port, closed_port)
+    result = pytester.runpytest_subprocess("--dr-inventory=site.yaml", "-n", "2",
+                                           "--junitxml=drill.xml", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, failed=2)
+    root = ET.parse(pytester.path / "drill.xml").getroot()
+    names = [p.get("name") for p in root.iter("property")]
+    assert names.count("dr.drill") == 1
+    assert names.count("dr.host") == 5 and names.count("dr.observed") == 5
+
+
+def test_hung_host_fails_its_own_checks_within_its_timeout(
+        pytester: pytest.Pytester, listener: Listener, closed_port: int) -> None:
+    silent = Listener()  # accepts TCP, never sends an SSH banner
+    try:
+        inventory(pytester, listener.port, closed_port, extra=textwrap.dedent(f"""\
+              hung01:
+                address: 127.0.0.1
+                connection: {{type: ssh, port: {silent.port}, connect_timeout: 1s}}
+                checks:
+                  reach: [{{target: "127.0.0.1:{listener.port}"}}]
+            """))
+        started = time.monotonic()
+        result = pytester.runpytest("--dr-inventory=site.yaml", "-rf")
+        elapsed = time.monotonic() - started
+    finally:
+        silent.close()
+    result.assert_outcomes(passed=3, failed=3)
+    result.stdout.fnmatch_lines(["FAILED site.yaml::hung01::reach*cannot reach hung01*"])
+    assert elapsed < 8
+
+
+def test_collect_only_touches_no_host(pytester: pytest.Pytester, listener: Listener) -> None:
+    (pytester.path / "site.yaml").write_text(textwrap.dedent(f"""\
+        version: 1
+        drill: {{name: t}}
+        hosts:
+          app01:
+            address: 127.0.0.1
+            connection: {{port: {listener.port}}}
+            checks: {{reach: [{{target: "127.0.0.1:{listener.port}"}}]}}
+        """))
+    result = pytester.runpytest("--dr-inventory=site.yaml", "--collect-only", "-q")
+    assert "1 test collected" in result.stdout.str()
+    time.sleep(0.2)
+    assert listener.accepted == 0
