@@ -13,6 +13,7 @@ from pytest_drcheck.checks.base import Check
 BUILTIN_CHECKS: dict[str, str] = {
     "dns": "pytest_drcheck.checks.dns:DnsCheck",
     "reach": "pytest_drcheck.checks.reach:ReachCheck",
+    "nic": "pytest_drcheck.checks.nic:NicCheck",
 }
 
 ENTRY_POINT_GROUP = "pytest_drcheck.checks"
