@@ -31,11 +31,14 @@ ResultListener = Callable[[CheckResult], None]
 TargetFactory = Callable[[HostSpec, Callable[[str], Target]], Target]
 # Extra seconds a watchdog allows beyond a target's own timeouts before giving up on it.
 WATCHDOG_SLACK = 2.0
+# Light checks (streams only) per host at once, as a multiple of --dr-per-host: a direct-tcpip
+# channel costs the host almost nothing, and waiting out timeouts one by one would not scale.
+LIGHT_FACTOR = 8
 
 
 @dataclass(frozen=True)
 class EngineSettings:
-    workers: int = 16
+    workers: int = 32
     per_host: int = 4
 
 
@@ -156,15 +159,27 @@ class Engine:
             return
         outputs = self._run_commands(host, target, items)
         per_host = max(1, min(self.settings.per_host, self.settings.workers))
-        slots = threading.Semaphore(per_host)
-        threads = []
-        for item in items:
-            slots.acquire()
-            thread = threading.Thread(
-                target=self._evaluate_and_release, name=f"check-{item.key}", daemon=True,
-                args=(item, target, outputs.get(item.key, ()), slots, wall, mono))
-            thread.start()
-            threads.append(thread)
+        light = [i for i in items if registry.get(i.check).light]
+        heavy = [i for i in items if not registry.get(i.check).light]
+        threads: list[threading.Thread] = []
+
+        def dispatch(batch: list[PlanItem], slots: threading.Semaphore) -> None:
+            for item in batch:
+                slots.acquire()
+                thread = threading.Thread(
+                    target=self._evaluate_and_release, name=f"check-{item.key}", daemon=True,
+                    args=(item, target, outputs.get(item.key, ()), slots, wall, mono))
+                thread.start()
+                threads.append(thread)
+
+        # Light checks mostly wait on the network: they get their own, larger pool so they
+        # neither wait behind command checks nor hold them up.
+        light_dispatcher = threading.Thread(
+            target=dispatch, args=(light, threading.Semaphore(per_host * LIGHT_FACTOR)),
+            daemon=True)
+        light_dispatcher.start()
+        dispatch(heavy, threading.Semaphore(per_host))
+        light_dispatcher.join()
         for thread in threads:
             thread.join()
 

@@ -14,6 +14,7 @@ BUILTIN_CHECKS: dict[str, str] = {
     "dns": "pytest_drcheck.checks.dns:DnsCheck",
     "reach": "pytest_drcheck.checks.reach:ReachCheck",
     "nic": "pytest_drcheck.checks.nic:NicCheck",
+    "egress": "pytest_drcheck.checks.egress:EgressCheck",
 }
 
 ENTRY_POINT_GROUP = "pytest_drcheck.checks"
