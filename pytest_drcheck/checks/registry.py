@@ -15,6 +15,8 @@ BUILTIN_CHECKS: dict[str, str] = {
     "reach": "pytest_drcheck.checks.reach:ReachCheck",
     "nic": "pytest_drcheck.checks.nic:NicCheck",
     "egress": "pytest_drcheck.checks.egress:EgressCheck",
+    "ldap": "pytest_drcheck.checks.directory:DirectoryCheck",
+    "time": "pytest_drcheck.checks.timesync:TimeCheck",
 }
 
 ENTRY_POINT_GROUP = "pytest_drcheck.checks"
