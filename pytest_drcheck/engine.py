@@ -152,6 +152,7 @@ class Engine:
         except (TargetError, DeadlineExceeded) as exc:
             reason = str(exc) if isinstance(exc, TargetError) else (
                 f"connection timed out after {format_duration(host.connection.connect_timeout)}")
+            reason = reason.removeprefix(f"{host_name}: ")
             for item in items:
                 self._finish(item, self._stamp(item, Observation.failed(
                     "host reachable", "unreachable", f"cannot reach {host_name}: {reason}"),
