@@ -298,7 +298,7 @@ class TimeCheck(Check):
     def _offset(self, ctx: CheckContext) -> Observation:
         params = ctx.params
         limit = params["max_offset"]
-        expected = f"within {format_offset(limit)[1:]} of the {self._reference_words(params)}"
+        expected = f"within {format_offset(limit)[1:]} of {self._reference_words(params)}"
         reference_offset, reference_error, reference_note = 0.0, 0.0, ""
         started = time.monotonic()
         if params["ntp"] is not None:
@@ -309,7 +309,7 @@ class TimeCheck(Check):
                 return Observation.failed(expected, "no reference",
                                           f"cannot read the reference clock: {exc}")
             reference_offset, reference_error = sample.offset, sample.delay / 2
-            reference_note = f"; runner {format_offset(-sample.offset)} against it"
+            reference_note = f"; the runner's clock is {_fast_or_slow(-sample.offset)} of it"
         measured = measure_offset(ctx.target.run, max(1.0, ctx.timeout
                                                       - (time.monotonic() - started) - 0.5))
         if isinstance(measured, str):
@@ -318,24 +318,21 @@ class TimeCheck(Check):
         offset = measured[0] - reference_offset
         uncertainty = measured[1] + reference_error
         observed = (f"{format_offset(offset)} (\u00b1{format_offset(uncertainty)[1:]}) "
-                    f"against the {self._reference_words(params)}{reference_note}")
+                    f"against {self._reference_words(params)}{reference_note}")
         details = {"offset_seconds": round(offset, 6), "uncertainty_seconds":
                    round(uncertainty, 6), "reference": params["reference"],
                    "max_offset_seconds": limit}
         if abs(offset) + uncertainty <= limit:
             return Observation.passed(expected, observed, **details)
+        reason = f"expected {expected}, observed {observed}"
         if abs(offset) - uncertainty <= limit:
-            reason = (f"expected {expected}, cannot tell: {observed}; the round trip is too "
-                      "long for this threshold")
-        else:
-            reason = (f"expected {expected}, the clock is {_fast_or_slow(offset)}: "
-                      f"{observed}")
+            reason += "; the round trip is too long to tell at this threshold"
         return Observation.failed(expected, observed, reason, **details)
 
     @staticmethod
     def _reference_words(params: Mapping[str, Any]) -> str:
         if params.get("ntp") is None:
-            return "runner's clock"
+            return "the runner's clock"
         host, port = params["ntp"]
         return f"NTP server {host}" + (f":{port}" if port != 123 else "")
 
@@ -343,22 +340,22 @@ class TimeCheck(Check):
 
     @staticmethod
     def _no_daemon(expected: str, reasons: list[str]) -> Observation:
-        why = "; ".join(reasons)
-        return Observation.failed(expected, "no time daemon",
-                                  f"expected {expected}, no time daemon answers ({why})")
+        observed = f"no time daemon answers ({'; '.join(reasons)})"
+        return Observation.failed(expected, observed, f"expected {expected}, observed "
+                                                      f"{observed}")
 
     def _sync(self, ctx: CheckContext, view: DaemonView | None,
               reasons: list[str]) -> Observation:
         limit = ctx.params["max_offset"]
-        expected = f"synchronised, within {format_offset(limit)[1:]} of its source"
+        expected = f"synchronised within {format_offset(limit)[1:]} of its source"
         if view is None:
             return self._no_daemon(expected, reasons)
         details = {"daemon": view.daemon, "source": view.source, "stratum": view.stratum,
                    "offset_seconds": view.offset}
         if not view.synchronised:
             observed = f"{view.daemon}: {view.problem}"
-            return Observation.failed(expected, observed, f"expected {expected}, {observed}",
-                                      **details)
+            return Observation.failed(expected, observed, f"expected {expected}, observed "
+                                                          f"{observed}", **details)
         stratum = f" (stratum {view.stratum})" if view.stratum is not None else ""
         observed = f"{view.daemon} synchronised to {view.source}{stratum}"
         if view.offset is None:
@@ -366,15 +363,16 @@ class TimeCheck(Check):
         observed += f", clock {_fast_or_slow(view.offset)} of it"
         if abs(view.offset) <= limit:
             return Observation.passed(expected, observed, **details)
-        return Observation.failed(expected, observed, f"expected {expected}, {observed}",
-                                  **details)
+        return Observation.failed(expected, observed, f"expected {expected}, observed "
+                                                      f"{observed}", **details)
 
     def _source(self, ctx: CheckContext, view: DaemonView | None, reasons: list[str],
                 lookups: Sequence[CommandResult]) -> Observation:
         wanted: list[str] = ctx.params["sources"]
         expected = " or ".join(wanted)
         if view is None:
-            return self._no_daemon(expected, reasons)
+            return Observation.skipped(expected, "no source to compare: no time daemon "
+                                       f"answers ({'; '.join(reasons)})")
         if not view.synchronised or view.source is None:
             return Observation.skipped(expected, f"no selected source to compare: "
                                        f"{view.daemon} {view.problem}")

@@ -12,6 +12,7 @@ or an exception raised from here, and every text taken from the server is scrubb
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import ssl
 import time
@@ -179,7 +180,8 @@ def classify_result(result: Mapping[str, Any]) -> tuple[str, str]:
                 return ACCOUNT_PROBLEM, f"{AD_ACCOUNT_CODES[data]} (AD data {data})"
             words = AD_CREDENTIAL_CODES.get(data, "rejected")
             return INVALID_CREDENTIALS, f"{words} (AD data {data})"
-        return INVALID_CREDENTIALS, "invalidCredentials" + (f": {message}" if message else "")
+        said = f"; {message}" if message else ""
+        return INVALID_CREDENTIALS, f"the server rejects the name or password (result 49{said})"
     return ERROR, f"{description}" + (f": {message}" if message else "")
 
 
@@ -333,7 +335,7 @@ def _is_timeout(exc: BaseException) -> bool:
     return False
 
 
-def _tls_outcome(failure: BaseException, server: str) -> tuple[str, str]:
+def _tls_outcome(failure: BaseException, server: str, timeout: float) -> tuple[str, str]:
     if isinstance(failure, ssl.SSLCertVerificationError):
         reason = failure.verify_message or str(failure)
         if failure.verify_code in _NAME_MISMATCH_CODES:
@@ -344,7 +346,7 @@ def _tls_outcome(failure: BaseException, server: str) -> tuple[str, str]:
     if isinstance(failure, ssl.SSLError) and "PEM" in str(failure):
         return ERROR, "the CA bundle holds no usable PEM certificate"
     if _is_timeout(failure):
-        return TIMED_OUT, "no answer to the TLS handshake"
+        return TIMED_OUT, f"no answer to the TLS handshake within {format_duration(timeout)}"
     return ERROR, f"TLS handshake failed: {one_line(str(failure))}"
 
 
@@ -356,7 +358,8 @@ def _open_connection(address: tuple[str, int], request: BindRequest, user: str |
                     get_info=NONE, connect_timeout=request.connect_timeout)
     return Connection(server, user=user, password=password,
                       authentication=SIMPLE if user is not None else ANONYMOUS,
-                      receive_timeout=max(0.5, receive_timeout), raise_exceptions=False,
+                      # ldap3 packs it into SO_RCVTIMEO as a whole number of seconds.
+                      receive_timeout=max(1, math.ceil(receive_timeout)), raise_exceptions=False,
                       read_only=True, auto_referrals=False)
 
 
@@ -405,7 +408,7 @@ def _bind_on(connection: Any, request: BindRequest, tls: Any, password: str,
         bound = connection.bind(controls=[(PPOLICY_OID, False, None)])
     except (LDAPException, OSError) as exc:
         if tls is not None and tls.failure is not None:
-            outcome, reason = _tls_outcome(tls.failure, request.server)
+            outcome, reason = _tls_outcome(tls.failure, request.server, request.timeout)
             return done(outcome, reason, details={"tls_error": one_line(str(tls.failure))})
         if _is_timeout(exc):
             return done(TIMED_OUT, "no LDAP answer within "

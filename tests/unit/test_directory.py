@@ -35,7 +35,7 @@ AD = "80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, da
 @pytest.mark.parametrize(("answer", "outcome", "reason"), [
     (result(0, "success", ppolicy=b"0\x00"), ldapbind.BOUND, ""),
     (result(49, "invalidCredentials", ppolicy=b"0\x00"), ldapbind.INVALID_CREDENTIALS,
-     "invalidCredentials"),
+     "the server rejects the name or password (result 49)"),
     (result(49, "invalidCredentials", AD.format("52e")), ldapbind.INVALID_CREDENTIALS,
      "wrong user name or password (AD data 52e)"),
     (result(49, "invalidCredentials", AD.format("533")), ldapbind.ACCOUNT_PROBLEM,
