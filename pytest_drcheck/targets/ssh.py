@@ -571,7 +571,7 @@ class _Transport(paramiko.Transport):
         super().__init__(*args, **kwargs)
         self._drc_opener = threading.local()
         self._drc_rejected: dict[int, tuple[int, str]] = {}
-        self._drc_abandoned: set[int] = set()
+        self._drc_abandoned: dict[int, paramiko.Channel] = {}
         # paramiko (3.4+) builds this table per instance precisely so that subclasses can hook
         # messages. Were it shared by the class, refusals would only lose their reason text.
         handlers: dict[int, Callable[[paramiko.Message], None]] | None = (
@@ -610,36 +610,37 @@ class _Transport(paramiko.Transport):
             raise
 
     def _abandon(self, chanid: int) -> None:
-        with self.lock:
-            self._drc_abandoned.add(chanid)
-            # The confirmation may have arrived between paramiko's timeout and this lock.
-            chan = self._channels.get(chanid)  # type: ignore[attr-defined]
-        if chan is not None and chan.active:
-            self._drc_close_late(chanid, chan)
+        """Remember a channel whose open timed out, so a late confirmation closes it.
 
-    def _drc_close_late(self, chanid: int, chan: paramiko.Channel) -> None:
+        paramiko keeps channels only weakly; the Channel is still alive here because the
+        timeout's traceback holds open_channel's frame. Holding it keeps it findable.
+        """
         with self.lock:
-            self._drc_abandoned.discard(chanid)
-        # Closing sends a message, which must not happen on the transport's own thread.
-        threading.Thread(target=chan.close, daemon=True, name="drcheck-close-late").start()
+            chan = self._channels.get(chanid)  # type: ignore[attr-defined]
+            if chan is not None:
+                self._drc_abandoned[chanid] = chan
+        # The confirmation may have arrived between paramiko's timeout and the lock above.
+        if chan is not None and chan.active:
+            self._drc_close_late(chanid)
+
+    def _drc_close_late(self, chanid: int) -> None:
+        with self.lock:
+            chan = self._drc_abandoned.pop(chanid, None)
+        if chan is not None:
+            # Closing sends a message, which must not happen on the transport's own thread.
+            threading.Thread(target=chan.close, daemon=True, name="drcheck-close-late").start()
 
     def _drc_open_success(self, m: paramiko.Message) -> None:
         chanid = m.get_int()
         m.rewind()
         self._drc_parent_success(m)
-        with self.lock:
-            abandoned = chanid in self._drc_abandoned
-            chan = self._channels.get(chanid) if abandoned else None  # type: ignore[attr-defined]
-        if chan is not None:
-            self._drc_close_late(chanid, chan)
+        self._drc_close_late(chanid)  # does nothing unless the channel was abandoned
 
     def _drc_open_failure(self, m: paramiko.Message) -> None:
         chanid, code, text = m.get_int(), m.get_int(), m.get_text()
         m.rewind()
         with self.lock:
-            if chanid in self._drc_abandoned:
-                self._drc_abandoned.discard(chanid)
-            else:
+            if self._drc_abandoned.pop(chanid, None) is None:
                 self._drc_rejected[chanid] = (code, text)
         self._drc_parent_failure(m)
 
