@@ -47,14 +47,14 @@ _OPEN_ADMINISTRATIVELY_PROHIBITED = 1
 class SshSettings:
     """How to reach one host over SSH. Explicit values win over the ssh_config file's.
 
-    ``port`` and ``user`` may be None: then ssh_config's Port/User apply, else 22 and the local
-    user name, as with OpenSSH. ``password`` is a callable so that the secret is fetched only when
-    a connection needs it and is never part of the settings' repr.
+    ``port`` and ``user`` left as None take ssh_config's Port/User, else 22 and the local user
+    name, as with OpenSSH; a value given here always wins. ``password`` is a callable so that
+    the secret is fetched only when a connection needs it and is never in the settings' repr.
     """
 
     name: str
     address: str
-    port: int | None = 22
+    port: int | None = None
     user: str | None = None
     identity_file: str | None = None
     password: Callable[[], str] | None = field(default=None, repr=False, compare=False)
@@ -415,9 +415,14 @@ class SshTarget(Target):
             chan.close()
         if not finished:
             return _timed_out(command, _text(out), _text(err))
+        # -1: no exit status came. The channel was closed under us (connection lost, or our own
+        # deadline timer fired just as the command started) or the command died of a signal
+        # (sshd then sends exit-signal, which paramiko does not expose).
         status = chan.exit_status
         if status == -1 and not transport.is_active():
             raise TargetError(self._lost_message())
+        if status == -1 and time.monotonic() >= deadline:
+            return _timed_out(command, _text(out), _text(err))
         # 124 is what the remote `timeout` wrapper reports; a command may also exit 124 itself,
         # which it cannot have done at the very moment the wrapper fired.
         remote_timeout = status == TIMEOUT_STATUS and (
