@@ -39,6 +39,7 @@ TIMEOUT_STATUS = 124
 CLIENT_GRACE_SECONDS = 0.25
 # Pause between attempts to open a session that sshd refused for lack of a free slot.
 SESSION_RETRY_SECONDS = 0.02
+SESSION_RETRY_MAX_SECONDS = 0.5
 _OPEN_CONNECT_FAILED = 2
 _OPEN_ADMINISTRATIVELY_PROHIBITED = 1
 
@@ -297,8 +298,8 @@ class SshTarget(Target):
 
     def _through_jump(self, jump: SshTarget, endpoint: _Endpoint, timeout: float
                       ) -> paramiko.Channel:
-        where = f"{self.name}: jump host {jump.name} could not connect to " \
-                f"{endpoint.hostname}:{endpoint.port}"
+        where = (f"{self.name}: jump host {jump.name} could not connect to "
+                 f"{endpoint.hostname}:{endpoint.port}")
         try:
             return jump._tcp_channel(endpoint.hostname, endpoint.port, timeout)
         except _OpenRejected as exc:
@@ -436,17 +437,19 @@ class SshTarget(Target):
         sshd frees a session slot only after it has processed our close of the previous
         channel, so a new session right after one ended can still meet "too many sessions"
         (MaxSessions); the same happens when testinfra shares the connection. Those refusals
-        are transient and retried until the deadline.
+        are transient and retried, backing off, until the deadline.
         """
+        pause = SESSION_RETRY_SECONDS
         while True:
             try:
                 return self._open_channel(transport, "session", None,
                                           deadline - time.monotonic())
             except _OpenRejected as exc:
-                if time.monotonic() + SESSION_RETRY_SECONDS >= deadline:
+                if time.monotonic() + pause >= deadline:
                     raise TargetError(f"{self.name}: cannot open an SSH session: "
                                       f"{exc.describe()}") from None
-            time.sleep(SESSION_RETRY_SECONDS)
+            time.sleep(pause)
+            pause = min(pause * 2, SESSION_RETRY_MAX_SECONDS)
 
     def _exec(self, transport: paramiko.Transport, chan: paramiko.Channel, command: str,
               deadline: float) -> bool:
