@@ -154,14 +154,15 @@ class DirectoryCheck(Check):
                   "password": directory["password"], "ca_bundle": directory.get("ca_bundle"),
                   "connect_timeout": connect_timeout, "expect": expect}
         servers = [s.rstrip(".") for s in entry.get("servers", directory["servers"])]
-        subjects = [Subject(f"{server}/{mode}", dict(common, role="bind", server=server,
+        # "@directory" as in dns' "@resolver": one DC may be bound with several accounts.
+        subjects = [Subject(f"{server}/{mode}@{name}", dict(common, role="bind", server=server,
                                                         mode=mode, port=ports[mode]))
                     for server in servers for mode in modes]
         checks_bound = expect == ldapbind.BOUND
         search = directory.get("search")
         if entry.get("search", checks_bound) and search is not None:
             mode = next((m for m in modes if m != "plain"), modes[0])
-            subjects += [Subject(f"{server}/search", dict(
+            subjects += [Subject(f"{server}/search@{name}", dict(
                 common, role="search", server=server, mode=mode, port=ports[mode],
                 expect=ldapbind.BOUND, base=search["base"], filter=search["filter"],
                 scope=search.get("scope", "sub"))) for server in servers]
@@ -172,7 +173,7 @@ class DirectoryCheck(Check):
                 raise ExpansionError(f"discovery needs site.directory.{name}.domain",
                                      ".discovery")
             expected = sorted({normalise(s) for s in directory["servers"]})
-            subjects += [Subject(f"{domain.rstrip('.')}/{label}", {
+            subjects += [Subject(f"{domain.rstrip('.')}/{label}@{name}", {
                 "role": "discovery", "directory": name, "record": record.format(
                     domain=domain.rstrip(".")), "expect": expected})
                 for label, record in SRV_RECORDS[kind]]

@@ -133,11 +133,11 @@ def test_expansion_one_test_per_server_mode_search_and_srv(tmp_path: Path) -> No
            servers: [dc02.ad.corp.example]}
         """)
     assert [i.subject for i in plan.items] == sorted([
-        "ad.corp.example/srv-kerberos", "ad.corp.example/srv-ldap",
-        "dc01.corp.example/ldaps", "dc01.corp.example/search", "dc01.corp.example/starttls",
-        "dc02.ad.corp.example/ldaps", "dc02.ad.corp.example/plain",
-        "dc03.ad.corp.example/ldaps"])
-    by = {i.subject: i.params for i in plan.items}
+        "ad.corp.example/srv-kerberos@ad", "ad.corp.example/srv-ldap@ad",
+        "dc01.corp.example/ldaps@corp", "dc01.corp.example/search@corp",
+        "dc01.corp.example/starttls@corp", "dc02.ad.corp.example/ldaps@ad",
+        "dc02.ad.corp.example/plain@ad", "dc03.ad.corp.example/ldaps@ad"])
+    by = {i.subject.split("@")[0]: i.params for i in plan.items}
     assert by["dc02.ad.corp.example/ldaps"]["user"] == "drcheck@ad.corp.example"
     assert by["dc02.ad.corp.example/ldaps"]["port"] == 636
     assert by["dc01.corp.example/starttls"]["port"] == 389
