@@ -36,6 +36,19 @@ WATCHDOG_SLACK = 2.0
 LIGHT_FACTOR = 8
 
 
+def _preload() -> None:
+    """Import, on the caller's (main) thread, what host threads and result reporting would
+    otherwise import lazily at the same moment. pytest rewrites this package's asserts on
+    import (it is a pytest11 plugin), i.e. parses and compiles ASTs; without a bytecode cache
+    (PYTHONDONTWRITEBYTECODE) that happens on every run, and CPython 3.11 can fail concurrent
+    AST conversions with "SystemError: AST constructor recursion depth mismatch"."""
+    import pytest_drcheck.evidence.junit
+    import pytest_drcheck.targets.batch
+    import pytest_drcheck.targets.forward
+    import pytest_drcheck.targets.local
+    import pytest_drcheck.targets.ssh  # noqa: F401
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     workers: int = 32
@@ -73,6 +86,7 @@ class Engine:
 
     def start(self, hosts: Iterable[str] | None = None) -> None:
         """Schedule the selected items of these hosts (all hosts when None); idempotent."""
+        _preload()
         with self._lock:
             names = list(self._selected) if hosts is None else list(hosts)
             fresh = [h for h in names if h in self._selected and h not in self._scheduled]

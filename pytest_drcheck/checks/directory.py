@@ -3,7 +3,7 @@
 A port probe (389 open) proves nothing about a domain controller; a simple bind does: the
 instance reaches the DC, the DC's certificate is trusted and carries its name, the bind
 account works. Each (server, mode) is one test with one of a few distinct outcomes (see
-``net/ldapbind.py``); an optional search per server must find an expected entry; for Active
+``net/ldapresult.py``); an optional search per server must find an expected entry; for Active
 Directory the DCs found through the instance's own resolver (SRV records) must be the
 expected set.
 """
@@ -13,18 +13,20 @@ from __future__ import annotations
 import re
 import secrets
 import time
+import warnings
 from collections.abc import Mapping, Sequence
+from types import ModuleType
 from typing import Any, ClassVar
 
 import dns.exception
 import dns.rcode
 
+import pytest_drcheck.net.ldapresult as ldapresult
 from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
 from pytest_drcheck.checks.nic import parse_nameservers
 from pytest_drcheck.durations import DURATION_PATTERN, format_duration, parse_duration
 from pytest_drcheck.inventory.secrets import SECRET_PATTERN, SecretError, SecretRef
 from pytest_drcheck.model import Observation, PlanItem
-from pytest_drcheck.net import ldapbind
 from pytest_drcheck.net.dnsquery import answers, normalise, query_over_stream
 from pytest_drcheck.net.streams import StreamTimeout
 from pytest_drcheck.targets.base import StreamError
@@ -32,7 +34,7 @@ from pytest_drcheck.targets.base import StreamError
 DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_MODES = ("ldaps", "starttls")
 DEFAULT_PORTS = {"ldaps": 636, "starttls": 389, "plain": 389}
-EXPECTS = (ldapbind.BOUND, ldapbind.STRONG_AUTH_REQUIRED)
+EXPECTS = (ldapresult.BOUND, ldapresult.STRONG_AUTH_REQUIRED)
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
 _HOSTNAME = rf"^{_LABEL}(\.{_LABEL})*\.?$"
 _DURATION = {"anyOf": [{"type": "number", "minimum": 0},
@@ -43,7 +45,7 @@ _SERVERS = {"type": "array", "minItems": 1, "uniqueItems": True,
                       "x-expect": "a DNS name the server's certificate carries, e.g. "
                                   "dc01.corp.example"}}
 _MODES = {"type": "array", "minItems": 1, "uniqueItems": True,
-          "items": {"enum": list(ldapbind.MODES)}}
+          "items": {"enum": list(ldapresult.MODES)}}
 _PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
 # The host name may appear in a search filter as {host} (escaped as a filter value).
 _PLACEHOLDER = re.compile(r"\{host\}")
@@ -54,6 +56,20 @@ SRV_RECORDS: Mapping[str, Sequence[tuple[str, str]]] = {
            ("srv-kerberos", "_kerberos._tcp.{domain}")),
     "ldap": (("srv-ldap", "_ldap._tcp.{domain}"),),
 }
+
+
+def _ldapbind() -> ModuleType:
+    """The bind machinery (ldap3, cryptography): imported on first use, which ``expand``
+    makes happen on the main thread while the inventory loads. Importing it first inside
+    several check threads at once trips a CPython 3.11 bug ("AST constructor recursion depth
+    mismatch": compile() state shared between threads)."""
+    with warnings.catch_warnings():
+        # ldap3 2.9 uses names pyasn1 has deprecated: not ours to fix, and noise in every
+        # drill's warnings summary.
+        warnings.filterwarnings("ignore", r"(tag|type)Map is deprecated", DeprecationWarning)
+        import pytest_drcheck.net.ldapbind as ldapbind
+
+    return ldapbind
 
 
 def upn(user: str, kind: str, domain: str | None) -> str:
@@ -124,6 +140,7 @@ class DirectoryCheck(Check):
     # --- expansion -------------------------------------------------------------------------
 
     def expand(self, entry: Mapping[str, Any], site: Mapping[str, Any]) -> list[Subject]:
+        _ldapbind()
         directories: Mapping[str, Any] = site.get("directory", {})
         name = entry["directory"]
         if name not in directories:
@@ -137,7 +154,7 @@ class DirectoryCheck(Check):
             raise ExpansionError(f"site.directory.{name} is Active Directory (kind: ad) and "
                                  "needs 'domain', e.g. ad.corp.example")
         modes = list(entry.get("modes", directory.get("modes", DEFAULT_MODES)))
-        expect = entry.get("expect", ldapbind.BOUND)
+        expect = entry.get("expect", ldapresult.BOUND)
         if "ca_bundle" not in directory and any(m != "plain" for m in modes):
             raise ExpansionError(f"site.directory.{name} needs 'ca_bundle' (the CA that signs "
                                  "the servers' certificates) for LDAPS and StartTLS")
@@ -158,13 +175,13 @@ class DirectoryCheck(Check):
         subjects = [Subject(f"{server}/{mode}@{name}", dict(common, role="bind", server=server,
                                                         mode=mode, port=ports[mode]))
                     for server in servers for mode in modes]
-        checks_bound = expect == ldapbind.BOUND
+        checks_bound = expect == ldapresult.BOUND
         search = directory.get("search")
         if entry.get("search", checks_bound) and search is not None:
             mode = next((m for m in modes if m != "plain"), modes[0])
             subjects += [Subject(f"{server}/search@{name}", dict(
                 common, role="search", server=server, mode=mode, port=ports[mode],
-                expect=ldapbind.BOUND, base=search["base"], filter=search["filter"],
+                expect=ldapresult.BOUND, base=search["base"], filter=search["filter"],
                 scope=search.get("scope", "sub"))) for server in servers]
         elif entry.get("search") and search is None:
             raise ExpansionError(f"site.directory.{name} has no 'search' to run", ".search")
@@ -196,16 +213,16 @@ class DirectoryCheck(Check):
     def _expected(params: Mapping[str, Any], search: bool) -> str:
         if search:
             return f"an entry matching {params['filter']} under {params['base']}"
-        if params["expect"] == ldapbind.STRONG_AUTH_REQUIRED:
-            return f"simple bind over {ldapbind.MODE_LABELS[params['mode']]} refused as " \
+        if params["expect"] == ldapresult.STRONG_AUTH_REQUIRED:
+            return f"simple bind over {ldapresult.MODE_LABELS[params['mode']]} refused as " \
                    "strong auth required"
-        return f"bound as {params['user']} over {ldapbind.MODE_LABELS[params['mode']]}"
+        return f"bound as {params['user']} over {ldapresult.MODE_LABELS[params['mode']]}"
 
     def _bind(self, ctx: CheckContext, search: bool) -> Observation:
         params = ctx.params
         started = time.monotonic()
         expected = self._expected(params, search)
-        probe_only = params["expect"] == ldapbind.STRONG_AUTH_REQUIRED
+        probe_only = params["expect"] == ldapresult.STRONG_AUTH_REQUIRED
         if probe_only:
             # Proving that the server refuses a clear-text simple bind must not send the real
             # password in clear: the refusal comes before the password is looked at.
@@ -221,14 +238,14 @@ class DirectoryCheck(Check):
                                           f"({params['password']}) is empty")
         spec = None
         if search:
-            spec = ldapbind.SearchSpec(params["base"], _PLACEHOLDER.sub(
-                ldapbind.escape_filter_value(ctx.item.host), params["filter"]), params["scope"])
-        request = ldapbind.BindRequest(
+            spec = ldapresult.SearchSpec(params["base"], _PLACEHOLDER.sub(
+                ldapresult.escape_filter_value(ctx.item.host), params["filter"]), params["scope"])
+        request = ldapresult.BindRequest(
             server=params["server"], port=params["port"], mode=params["mode"],
             user=params["user"], ca_bundle=params["ca_bundle"],
             connect_timeout=min(params["connect_timeout"], ctx.timeout),
             timeout=max(1.0, ctx.timeout - 0.5), search=spec)
-        result = ldapbind.bind(ctx.target, request, password)
+        result = _ldapbind().bind(ctx.target, request, password)
         del password
         details: dict[str, Any] = {"outcome": result.outcome, "server": params["server"],
                                    "port": params["port"], "mode": params["mode"],
@@ -238,10 +255,10 @@ class DirectoryCheck(Check):
                                    "diagnostic": result.diagnostic,
                                    "seconds": round(result.seconds, 3)}
         observed = self._observed(result)
-        if result.outcome in (ldapbind.TLS_UNTRUSTED, ldapbind.TLS_NAME_MISMATCH):
+        if result.outcome in (ldapresult.TLS_UNTRUSTED, ldapresult.TLS_NAME_MISMATCH):
             left = ctx.timeout - (time.monotonic() - started)
             if left > 1.0:
-                presented = ldapbind.peer_certificate(ctx.target, ldapbind.BindRequest(
+                presented = _ldapbind().peer_certificate(ctx.target, ldapresult.BindRequest(
                     request.server, request.port, request.mode, request.user, None,
                     request.connect_timeout, left - 0.5))
                 if presented:
@@ -250,25 +267,25 @@ class DirectoryCheck(Check):
         if search:
             return self._search_result(params, expected, result, observed, details)
         if result.outcome == params["expect"]:
-            if result.outcome == ldapbind.BOUND:
+            if result.outcome == ldapresult.BOUND:
                 observed += f" in {format_duration(result.seconds)}"
             return Observation.passed(expected, observed, **details)
         return Observation.failed(expected, observed, f"expected {expected}, observed "
                                                       f"{observed}", **details)
 
     @staticmethod
-    def _observed(result: ldapbind.BindOutcome) -> str:
-        label = ldapbind.OUTCOME_LABELS[result.outcome]
-        return f"{label} {result.summary}" if result.outcome == ldapbind.BOUND else (
+    def _observed(result: ldapresult.BindOutcome) -> str:
+        label = ldapresult.OUTCOME_LABELS[result.outcome]
+        return f"{label} {result.summary}" if result.outcome == ldapresult.BOUND else (
             f"{label}: {result.summary}" if result.summary else label)
 
     @staticmethod
     def _search_result(params: Mapping[str, Any], expected: str,
-                       result: ldapbind.BindOutcome, observed: str,
+                       result: ldapresult.BindOutcome, observed: str,
                        details: dict[str, Any]) -> Observation:
-        if result.outcome != ldapbind.BOUND:
+        if result.outcome != ldapresult.BOUND:
             return Observation.skipped(expected, f"not searched: the bind over "
-                                       f"{ldapbind.MODE_LABELS[params['mode']]} failed "
+                                       f"{ldapresult.MODE_LABELS[params['mode']]} failed "
                                        f"({observed})", **details)
         details["entries"] = list(result.entries)
         if result.search_problem:
@@ -279,7 +296,7 @@ class DirectoryCheck(Check):
             return Observation.failed(expected, "no entry",
                                       f"expected {expected}, the search found nothing",
                                       **details)
-        found = ldapbind.entry_summary(result.entries)
+        found = ldapresult.entry_summary(result.entries)
         return Observation.passed(expected, f"found {found}", **details)
 
     def _discovery(self, ctx: CheckContext) -> Observation:

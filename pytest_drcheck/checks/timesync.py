@@ -23,10 +23,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import pytest_drcheck.net.sntp as sntp
 from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
 from pytest_drcheck.durations import DURATION_PATTERN, parse_duration
 from pytest_drcheck.model import Observation, PlanItem
-from pytest_drcheck.net import sntp
 from pytest_drcheck.targets.base import CommandResult
 
 DEFAULT_MAX_OFFSET = 1.0

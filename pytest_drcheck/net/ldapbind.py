@@ -13,199 +13,38 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 import ssl
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from cryptography import x509
+from ldap3 import ANONYMOUS, BASE, LEVEL, NONE, SIMPLE, SUBTREE, Connection, Server, Tls
+from ldap3.core.exceptions import LDAPException
+
 from pytest_drcheck.durations import format_duration
+from pytest_drcheck.net.ldapresult import (
+    BOUND,
+    ERROR,
+    MODE_LABELS,
+    PPOLICY_OID,
+    REFUSED,
+    TIMED_OUT,
+    TLS_NAME_MISMATCH,
+    TLS_UNTRUSTED,
+    UNREACHABLE,
+    BindOutcome,
+    BindRequest,
+    SearchSpec,
+    classify_result,
+    one_line,
+    scrub,
+)
 from pytest_drcheck.targets.base import CommandResult, Stream, StreamError, Target
+from pytest_drcheck.targets.forward import local_forward
 
-# Outcome tokens: stable, for evidence and for ``expect``.
-BOUND = "bound"
-INVALID_CREDENTIALS = "invalid-credentials"
-ACCOUNT_PROBLEM = "account-problem"
-TLS_UNTRUSTED = "tls-untrusted"
-TLS_NAME_MISMATCH = "tls-name-mismatch"
-REFUSED = "refused"
-TIMED_OUT = "timed-out"
-UNREACHABLE = "unreachable"
-STRONG_AUTH_REQUIRED = "strong-auth-required"
-ERROR = "error"
-
-MODES = ("ldaps", "starttls", "plain")
-# What each outcome is called in a report line: "<label>: <reason>".
-OUTCOME_LABELS: Mapping[str, str] = {
-    BOUND: "bound",
-    INVALID_CREDENTIALS: "invalid credentials",
-    ACCOUNT_PROBLEM: "account problem",
-    TLS_UNTRUSTED: "certificate not trusted",
-    TLS_NAME_MISMATCH: "certificate name mismatch",
-    REFUSED: "connection refused",
-    TIMED_OUT: "timed out",
-    UNREACHABLE: "unreachable",
-    STRONG_AUTH_REQUIRED: "strong auth required",
-    ERROR: "error",
-}
-MODE_LABELS = {"ldaps": "LDAPS", "starttls": "StartTLS", "plain": "plain LDAP"}
-PPOLICY_OID = "1.3.6.1.4.1.42.2.27.8.5.1"
 # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH.
 _NAME_MISMATCH_CODES = (62, 64)
-_AD_DATA = re.compile(r"\bdata ([0-9a-fA-F]{2,8})\b")
-# Active Directory's sub-codes of invalidCredentials (the "data NNN" in the diagnostic text).
-AD_ACCOUNT_CODES: Mapping[str, str] = {
-    "530": "logon not permitted at this time",
-    "531": "logon not permitted from this workstation",
-    "532": "password expired",
-    "533": "account disabled",
-    "568": "too many security IDs in the token",
-    "701": "account expired",
-    "773": "password must be changed",
-    "775": "account locked out",
-}
-AD_CREDENTIAL_CODES: Mapping[str, str] = {
-    "52e": "wrong user name or password",
-    "525": "no such user",
-}
-PPOLICY_ERRORS = ("password expired", "account locked", "password must be changed after reset",
-                  "password change not allowed", "old password required",
-                  "insufficient password quality", "password too short", "password too young",
-                  "password in history")
-# confidentialityRequired (13, OpenLDAP's "security simple_bind") and strongerAuthRequired
-# (8, Active Directory without TLS): both say "not like this", not "wrong password".
-_STRONG_AUTH_CODES = (8, 13)
-_INVALID_CREDENTIALS = 49
-
-
-@dataclass(frozen=True)
-class SearchSpec:
-    base: str
-    filter: str
-    scope: str = "sub"  # base | one | sub
-
-
-@dataclass(frozen=True)
-class BindRequest:
-    server: str  # name the instance connects to and the certificate must carry
-    port: int
-    mode: str
-    user: str
-    ca_bundle: str | None
-    connect_timeout: float
-    timeout: float
-    search: SearchSpec | None = None
-
-
-@dataclass(frozen=True)
-class BindOutcome:
-    outcome: str
-    # The words after the outcome's label, one line, never the password: for a bind,
-    # "as uid=drcheck,... over LDAPS (TLSv1.3)"; for a refusal, "".
-    summary: str
-    seconds: float
-    tls_version: str | None = None
-    certificate: str | None = None
-    result_code: int | None = None
-    diagnostic: str | None = None
-    entries: tuple[str, ...] = ()
-    search_problem: str | None = None
-    details: Mapping[str, Any] = field(default_factory=dict)
-
-
-# --- pure parts: classification of what the server said --------------------------------------
-
-
-def decode_ppolicy(value: bytes) -> tuple[str | None, str | None]:
-    """(warning, error) of a password-policy response control value (draft-behera, BER).
-
-    ``warning`` reads e.g. "password expires in 3600 s"; ``error`` one of PPOLICY_ERRORS.
-    Malformed input gives (None, None): the control only adds detail, it never decides alone.
-    """
-    def tlv(data: bytes, at: int) -> tuple[int, bytes, int]:
-        tag, length = data[at], data[at + 1]
-        at += 2
-        if length & 0x80:
-            count = length & 0x7F
-            length = int.from_bytes(data[at:at + count], "big")
-            at += count
-        return tag, data[at:at + length], at + length
-
-    warning = error = None
-    try:
-        tag, body, _ = tlv(value, 0)
-        if tag != 0x30:
-            return None, None
-        at = 0
-        while at < len(body):
-            tag, content, at = tlv(body, at)
-            if tag == 0xA0 and content:  # warning [0] CHOICE
-                inner_tag, number, _ = tlv(content, 0)
-                amount = int.from_bytes(number, "big", signed=True)
-                if inner_tag == 0x80:
-                    warning = f"password expires in {format_duration(amount)}"
-                elif inner_tag == 0x81:
-                    warning = f"{amount} grace logins left"
-            elif tag == 0x81 and content:  # error [1] ENUMERATED
-                code = int.from_bytes(content, "big")
-                error = PPOLICY_ERRORS[code] if code < len(PPOLICY_ERRORS) else f"error {code}"
-    except IndexError:
-        return None, None
-    return warning, error
-
-
-def classify_result(result: Mapping[str, Any]) -> tuple[str, str]:
-    """(outcome token, plain-words reason) of an ldap3 bind result dictionary."""
-    code = int(result.get("result", -1))
-    description = str(result.get("description", "")) or f"result {code}"
-    message = str(result.get("message", "") or "").strip()
-    warning, policy_error = None, None
-    control = (result.get("controls") or {}).get(PPOLICY_OID)
-    if control and isinstance(control.get("value"), bytes):
-        warning, policy_error = decode_ppolicy(control["value"])
-    if code == 0:
-        if policy_error:  # bound, but the server allows nothing else until it is fixed
-            return ACCOUNT_PROBLEM, f"{policy_error} (password policy)"
-        return BOUND, warning or ""
-    if code in _STRONG_AUTH_CODES:
-        return STRONG_AUTH_REQUIRED, f"{description}: {message}" if message else description
-    if code == _INVALID_CREDENTIALS:
-        if policy_error:
-            return ACCOUNT_PROBLEM, f"{policy_error} (password policy)"
-        match = _AD_DATA.search(message)
-        if match:
-            data = match.group(1).lower()
-            if data in AD_ACCOUNT_CODES:
-                return ACCOUNT_PROBLEM, f"{AD_ACCOUNT_CODES[data]} (AD data {data})"
-            words = AD_CREDENTIAL_CODES.get(data, "rejected")
-            return INVALID_CREDENTIALS, f"{words} (AD data {data})"
-        said = f"; {message}" if message else ""
-        return INVALID_CREDENTIALS, f"the server rejects the name or password (result 49{said})"
-    return ERROR, f"{description}" + (f": {message}" if message else "")
-
-
-def scrub(text: str, secret: str | None) -> str:
-    """The text with every occurrence of the secret replaced (defence in depth)."""
-    if secret and len(secret) >= 3:
-        return text.replace(secret, "***")
-    return text
-
-
-def one_line(text: str, limit: int = 200) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[:limit - 3] + "..."
-
-
-def escape_filter_value(value: str) -> str:
-    """RFC 4515 escaping of a value placed inside a search filter."""
-    out = []
-    for char in value:
-        if char in "*()\\\x00":
-            out.append(f"\\{ord(char):02x}")
-        else:
-            out.append(char)
-    return "".join(out)
 
 
 # --- the relay -------------------------------------------------------------------------------
@@ -247,8 +86,6 @@ def relayed(target: Target, host: str, port: int, connect_timeout: float
             ) -> Iterator[tuple[str, int]]:
     """A loopback address whose connections the target makes to host:port.
     Raises StreamError (refused, timed out, unreachable) before yielding."""
-    from pytest_drcheck.targets.forward import local_forward
-
     first = _FirstStream(target, target.open_stream(host, port, connect_timeout))
     try:
         with local_forward(first, host, port, connect_timeout) as address:
@@ -260,46 +97,39 @@ def relayed(target: Target, host: str, port: int, connect_timeout: float
 # --- TLS -------------------------------------------------------------------------------------
 
 
-def _tls_class() -> type[Any]:
-    from ldap3 import Tls
+class CheckedTls(Tls):  # type: ignore[misc]
+    """ldap3's Tls, but verified by OpenSSL with the server's name (ldap3 would check the name
+    it connected to: the relay's 127.0.0.1). Keeps what went wrong for the report."""
 
-    class CheckedTls(Tls):  # type: ignore[misc]
-        """ldap3's Tls, but verified by OpenSSL with the server's name (ldap3 would check the
-        name it connected to: the relay's 127.0.0.1). Keeps what went wrong for the report."""
+    def __init__(self, server_name: str, ca_bundle: str | None, verify: bool) -> None:
+        super().__init__(validate=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE)
+        self.server_name = server_name
+        self.ca_bundle = ca_bundle
+        self.verify = verify
+        self.failure: BaseException | None = None
+        self.version: str | None = None
+        self.peer_der: bytes | None = None
 
-        def __init__(self, server_name: str, ca_bundle: str | None, verify: bool) -> None:
-            super().__init__(validate=ssl.CERT_REQUIRED if verify else ssl.CERT_NONE)
-            self.server_name = server_name
-            self.ca_bundle = ca_bundle
-            self.verify = verify
-            self.failure: BaseException | None = None
-            self.version: str | None = None
-            self.peer_der: bytes | None = None
-
-        def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:
-            try:
-                if self.verify:
-                    context = ssl.create_default_context(cafile=self.ca_bundle)
-                else:
-                    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-                    context.check_hostname = False
-                    context.verify_mode = ssl.CERT_NONE
-                wrapped = context.wrap_socket(connection.socket, server_hostname=self.server_name,
-                                              do_handshake_on_connect=True)
-            except BaseException as exc:
-                self.failure = exc
-                raise
-            self.version = wrapped.version()
-            self.peer_der = wrapped.getpeercert(binary_form=True)
-            connection.socket = wrapped
-
-    return CheckedTls
+    def wrap_socket(self, connection: Any, do_handshake: bool = False) -> None:
+        try:
+            if self.verify:
+                context = ssl.create_default_context(cafile=self.ca_bundle)
+            else:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            wrapped = context.wrap_socket(connection.socket, server_hostname=self.server_name,
+                                          do_handshake_on_connect=True)
+        except BaseException as exc:
+            self.failure = exc
+            raise
+        self.version = wrapped.version()
+        self.peer_der = wrapped.getpeercert(binary_form=True)
+        connection.socket = wrapped
 
 
 def describe_certificate(der: bytes) -> str:
     """'CN=dc01.corp.example (names dc01.corp.example) issued by CN=lab CA, until 2027-01-01'."""
-    from cryptography import x509
-
     try:
         cert = x509.load_der_x509_certificate(der)
     except ValueError:
@@ -352,8 +182,6 @@ def _tls_outcome(failure: BaseException, server: str, timeout: float) -> tuple[s
 
 def _open_connection(address: tuple[str, int], request: BindRequest, user: str | None,
                      password: str | None, tls: Any, receive_timeout: float) -> Any:
-    from ldap3 import ANONYMOUS, NONE, SIMPLE, Connection, Server
-
     server = Server(address[0], port=address[1], use_ssl=request.mode == "ldaps", tls=tls,
                     get_info=NONE, connect_timeout=request.connect_timeout)
     return Connection(server, user=user, password=password,
@@ -378,7 +206,7 @@ def bind(target: Target, request: BindRequest, password: str) -> BindOutcome:
     def done(outcome: str, summary: str, **extra: Any) -> BindOutcome:
         return BindOutcome(outcome, scrub(summary, password), elapsed(), **extra)
 
-    tls = _tls_class()(request.server, request.ca_bundle, True) if request.mode != "plain" \
+    tls = CheckedTls(request.server, request.ca_bundle, True) if request.mode != "plain" \
         else None
     with contextlib.ExitStack() as stack:
         try:
@@ -399,8 +227,6 @@ def bind(target: Target, request: BindRequest, password: str) -> BindOutcome:
 
 def _bind_on(connection: Any, request: BindRequest, tls: Any, password: str,
              done: Callable[..., BindOutcome]) -> BindOutcome:
-    from ldap3.core.exceptions import LDAPException
-
     try:
         connection.open(read_server_info=False)
         if request.mode == "starttls":
@@ -437,9 +263,6 @@ def _bind_on(connection: Any, request: BindRequest, tls: Any, password: str,
 
 
 def _search(connection: Any, spec: SearchSpec) -> tuple[tuple[str, ...], str | None]:
-    from ldap3 import BASE, LEVEL, SUBTREE
-    from ldap3.core.exceptions import LDAPException
-
     scope = {"base": BASE, "one": LEVEL, "sub": SUBTREE}[spec.scope]
     try:
         connection.search(spec.base, spec.filter, search_scope=scope, attributes=["1.1"],
@@ -468,7 +291,7 @@ def peer_certificate(target: Target, request: BindRequest) -> str | None:
     started = time.monotonic()
     try:
         with relayed(target, request.server, request.port, request.connect_timeout) as address:
-            tls = _tls_class()(request.server, None, False)
+            tls = CheckedTls(request.server, None, False)
             connection = _open_connection(address, request, None, None, tls,
                                           request.timeout - (time.monotonic() - started))
             try:
@@ -480,9 +303,3 @@ def peer_certificate(target: Target, request: BindRequest) -> str | None:
             return describe_certificate(tls.peer_der) if tls.peer_der else None
     except Exception:  # a diagnostic only: the verdict is already made
         return None
-
-
-def entry_summary(entries: Sequence[str], limit: int = 3) -> str:
-    shown = "; ".join(entries[:limit])
-    more = f" and {len(entries) - limit} more" if len(entries) > limit else ""
-    return shown + more

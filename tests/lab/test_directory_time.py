@@ -100,7 +100,7 @@ def cert_until(path: Path) -> str:
 def test_lab_drill_is_green_for_directory_and_time(lab: Lab, pytester: pytest.Pytester) -> None:
     started = time.monotonic()
     result = pytester.runpytest_subprocess(
-        f"--dr-inventory={REPO / 'inventories' / 'lab.yaml'}", "-k", "ldap or time",
+        f"--dr-inventory={REPO / 'inventories' / 'lab.yaml'}", "-k", "(ldap or time) and not dns",
         "--junitxml=drill.xml", "-p", "no:cacheprovider")
     elapsed = time.monotonic() - started
     result.assert_outcomes(passed=36)
@@ -351,8 +351,8 @@ def test_offset_against_a_skewed_reference_is_measured(lab: Lab,
     assert outcome == "failed"
     assert re.fullmatch(
         r"app02 time offset: expected within 1 s of NTP server 10\.77\.0\.30:1123, observed "
-        r"-120 s \(\u00b1[\d.]+ ms\) against NTP server 10\.77\.0\.30:1123; the runner's "
-        r"clock is 120 s slow of it", message), message
+        r"-1(19\.\d+|20(\.\d+)?) s \(\u00b1[\d.]+ ms\) against NTP server 10\.77\.0\.30:1123; "
+        r"the runner's clock is 120 s slow of it", message), message
     good = time_drill(lab, pytester, """\
         time: [{reference: "ntp:10.77.0.30"}]
         """)

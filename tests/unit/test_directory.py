@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
+import pytest_drcheck.net.ldapresult as ldapresult
 from pytest_drcheck.checks.directory import upn
 from pytest_drcheck.inventory import InventoryError, load_plan
-from pytest_drcheck.net import ldapbind
-from pytest_drcheck.net.ldapbind import classify_result, decode_ppolicy, escape_filter_value
+from pytest_drcheck.net.ldapresult import classify_result, decode_ppolicy, escape_filter_value
 
-PPOLICY = ldapbind.PPOLICY_OID
+PPOLICY = ldapresult.PPOLICY_OID
 
 
 def result(code: int, description: str, message: str = "", ppolicy: bytes | None = None
@@ -33,33 +33,33 @@ AD = "80090308: LdapErr: DSID-0C0903A9, comment: AcceptSecurityContext error, da
 
 
 @pytest.mark.parametrize(("answer", "outcome", "reason"), [
-    (result(0, "success", ppolicy=b"0\x00"), ldapbind.BOUND, ""),
-    (result(49, "invalidCredentials", ppolicy=b"0\x00"), ldapbind.INVALID_CREDENTIALS,
+    (result(0, "success", ppolicy=b"0\x00"), ldapresult.BOUND, ""),
+    (result(49, "invalidCredentials", ppolicy=b"0\x00"), ldapresult.INVALID_CREDENTIALS,
      "the server rejects the name or password (result 49)"),
-    (result(49, "invalidCredentials", AD.format("52e")), ldapbind.INVALID_CREDENTIALS,
+    (result(49, "invalidCredentials", AD.format("52e")), ldapresult.INVALID_CREDENTIALS,
      "wrong user name or password (AD data 52e)"),
-    (result(49, "invalidCredentials", AD.format("533")), ldapbind.ACCOUNT_PROBLEM,
+    (result(49, "invalidCredentials", AD.format("533")), ldapresult.ACCOUNT_PROBLEM,
      "account disabled (AD data 533)"),
-    (result(49, "invalidCredentials", AD.format("701")), ldapbind.ACCOUNT_PROBLEM,
+    (result(49, "invalidCredentials", AD.format("701")), ldapresult.ACCOUNT_PROBLEM,
      "account expired (AD data 701)"),
-    (result(49, "invalidCredentials", AD.format("773")), ldapbind.ACCOUNT_PROBLEM,
+    (result(49, "invalidCredentials", AD.format("773")), ldapresult.ACCOUNT_PROBLEM,
      "password must be changed (AD data 773)"),
-    (result(49, "invalidCredentials", AD.format("775")), ldapbind.ACCOUNT_PROBLEM,
+    (result(49, "invalidCredentials", AD.format("775")), ldapresult.ACCOUNT_PROBLEM,
      "account locked out (AD data 775)"),
     # slapd ppolicy: accountLocked, passwordExpired; and changeAfterReset on a good bind.
-    (result(49, "invalidCredentials", ppolicy=b"0\x03\x81\x01\x01"), ldapbind.ACCOUNT_PROBLEM,
+    (result(49, "invalidCredentials", ppolicy=b"0\x03\x81\x01\x01"), ldapresult.ACCOUNT_PROBLEM,
      "account locked (password policy)"),
-    (result(49, "invalidCredentials", ppolicy=b"0\x03\x81\x01\x00"), ldapbind.ACCOUNT_PROBLEM,
+    (result(49, "invalidCredentials", ppolicy=b"0\x03\x81\x01\x00"), ldapresult.ACCOUNT_PROBLEM,
      "password expired (password policy)"),
-    (result(0, "success", ppolicy=b"0\x03\x81\x01\x02"), ldapbind.ACCOUNT_PROBLEM,
+    (result(0, "success", ppolicy=b"0\x03\x81\x01\x02"), ldapresult.ACCOUNT_PROBLEM,
      "password must be changed after reset (password policy)"),
     (result(8, "strongerAuthRequired", "BindSimple: Transport encryption required."),
-     ldapbind.STRONG_AUTH_REQUIRED,
+     ldapresult.STRONG_AUTH_REQUIRED,
      "strongerAuthRequired: BindSimple: Transport encryption required."),
     (result(13, "confidentialityRequired", "confidentiality required"),
-     ldapbind.STRONG_AUTH_REQUIRED, "confidentialityRequired: confidentiality required"),
+     ldapresult.STRONG_AUTH_REQUIRED, "confidentialityRequired: confidentiality required"),
     (result(53, "unwillingToPerform", "unauthenticated bind (DN with no password) disallowed"),
-     ldapbind.ERROR, "unwillingToPerform: unauthenticated bind (DN with no password) "
+     ldapresult.ERROR, "unwillingToPerform: unauthenticated bind (DN with no password) "
                      "disallowed"),
 ])
 def test_bind_results_are_classified(answer: dict[str, Any], outcome: str, reason: str) -> None:
@@ -71,7 +71,7 @@ def test_ppolicy_warning_is_reported_on_success() -> None:
     value = b"0\x06\xa0\x04\x80\x02\x0e\x10"
     assert decode_ppolicy(value) == ("password expires in 60 min", None)
     assert classify_result(result(0, "success", ppolicy=value)) == (
-        ldapbind.BOUND, "password expires in 60 min")
+        ldapresult.BOUND, "password expires in 60 min")
 
 
 def test_malformed_ppolicy_value_is_ignored() -> None:
@@ -81,8 +81,8 @@ def test_malformed_ppolicy_value_is_ignored() -> None:
 
 def test_filter_values_are_escaped_and_secrets_scrubbed() -> None:
     assert escape_filter_value("a*b(c)\\") == "a\\2ab\\28c\\29\\5c"
-    assert ldapbind.scrub("bad password hunter2 here", "hunter2") == "bad password *** here"
-    assert ldapbind.scrub("short x", "x") == "short x"
+    assert ldapresult.scrub("bad password hunter2 here", "hunter2") == "bad password *** here"
+    assert ldapresult.scrub("short x", "x") == "short x"
 
 
 def test_ad_users_become_upns() -> None:

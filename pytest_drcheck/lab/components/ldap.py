@@ -14,6 +14,7 @@ import hashlib
 import math
 import os
 import shutil
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
@@ -130,8 +131,11 @@ def ldap_answers(address: str, timeout: float) -> str | None:
     """None if an anonymous bind over plain LDAP succeeds and 636 accepts a TCP connection."""
     import socket
 
-    from ldap3 import NONE, Connection, Server
-    from ldap3.core.exceptions import LDAPException
+    with warnings.catch_warnings():
+        # ldap3 2.9 uses names pyasn1 has deprecated; not ours to fix.
+        warnings.filterwarnings("ignore", r"(tag|type)Map is deprecated", DeprecationWarning)
+        from ldap3 import NONE, Connection, Server
+        from ldap3.core.exceptions import LDAPException
 
     try:
         connection = Connection(Server(address, port=389, get_info=NONE,

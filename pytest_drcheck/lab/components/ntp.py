@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+import pytest_drcheck.net.sntp as sntp
 from pytest_drcheck.lab import skewntp
 from pytest_drcheck.lab.commands import CLEAN_ENV, require
 from pytest_drcheck.lab.components.base import Component, HostContext
 from pytest_drcheck.lab.errors import LabError
-from pytest_drcheck.net import sntp
 
 if TYPE_CHECKING:
     from pytest_drcheck.lab.api import Lab
