@@ -38,16 +38,14 @@ LIGHT_FACTOR = 8
 
 
 def _preload() -> None:
-    """Import, on the caller's (main) thread, what host threads and result reporting would
-    otherwise import lazily at the same moment. pytest rewrites this package's asserts on
-    import (it is a pytest11 plugin), i.e. parses and compiles ASTs; without a bytecode cache
-    (PYTHONDONTWRITEBYTECODE) that happens on every run, and CPython 3.11 can fail concurrent
-    AST conversions with "SystemError: AST constructor recursion depth mismatch"."""
+    """The rest of what host threads and result reporting import lazily (check modules and
+    targets are prepared in ``start``), imported on the caller's thread for the same reason:
+    the main thread imports evidence.junit for the first result while host threads import
+    targets.batch (every batch) and targets.forward (ldap), which can race the same way when
+    there is no bytecode cache (PYTHONDONTWRITEBYTECODE)."""
     import pytest_drcheck.evidence.junit
     import pytest_drcheck.targets.batch
-    import pytest_drcheck.targets.forward
-    import pytest_drcheck.targets.local
-    import pytest_drcheck.targets.ssh  # noqa: F401
+    import pytest_drcheck.targets.forward  # noqa: F401
 
 
 @dataclass(frozen=True)
