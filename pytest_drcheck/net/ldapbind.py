@@ -180,14 +180,19 @@ def _tls_outcome(failure: BaseException, server: str, timeout: float) -> tuple[s
     return ERROR, f"TLS handshake failed: {one_line(str(failure))}"
 
 
+def whole_seconds(seconds: float) -> int:
+    """ldap3 packs its receive timeout into SO_RCVTIMEO as whole seconds: round down (stay in
+    the check's time), at least 1."""
+    return max(1, math.floor(seconds))
+
+
 def _open_connection(address: tuple[str, int], request: BindRequest, user: str | None,
-                     password: str | None, tls: Any, receive_timeout: float) -> Any:
+                     password: str | None, tls: Any, receive_timeout: int) -> Any:
     server = Server(address[0], port=address[1], use_ssl=request.mode == "ldaps", tls=tls,
                     get_info=NONE, connect_timeout=request.connect_timeout)
     return Connection(server, user=user, password=password,
                       authentication=SIMPLE if user is not None else ANONYMOUS,
-                      # ldap3 packs it into SO_RCVTIMEO as a whole number of seconds.
-                      receive_timeout=max(1, math.ceil(receive_timeout)), raise_exceptions=False,
+                      receive_timeout=receive_timeout, raise_exceptions=False,
                       read_only=True, auto_referrals=False)
 
 
@@ -219,14 +224,14 @@ def bind(target: Target, request: BindRequest, password: str) -> BindOutcome:
             if exc.outcome in ("refused", "unreachable"):
                 return done(REFUSED if exc.outcome == "refused" else UNREACHABLE, "")
             return done(ERROR, f"cannot connect: {one_line(str(exc))}")
-        connection = _open_connection(address, request, request.user, password, tls,
-                                      request.timeout - elapsed())
+        wait = whole_seconds(request.timeout - elapsed())
+        connection = _open_connection(address, request, request.user, password, tls, wait)
         stack.callback(_close, connection)
-        return _bind_on(connection, request, tls, password, done)
+        return _bind_on(connection, request, tls, password, done, wait)
 
 
 def _bind_on(connection: Any, request: BindRequest, tls: Any, password: str,
-             done: Callable[..., BindOutcome]) -> BindOutcome:
+             done: Callable[..., BindOutcome], wait: int) -> BindOutcome:
     try:
         connection.open(read_server_info=False)
         if request.mode == "starttls":
@@ -234,11 +239,10 @@ def _bind_on(connection: Any, request: BindRequest, tls: Any, password: str,
         bound = connection.bind(controls=[(PPOLICY_OID, False, None)])
     except (LDAPException, OSError) as exc:
         if tls is not None and tls.failure is not None:
-            outcome, reason = _tls_outcome(tls.failure, request.server, request.timeout)
+            outcome, reason = _tls_outcome(tls.failure, request.server, wait)
             return done(outcome, reason, details={"tls_error": one_line(str(tls.failure))})
         if _is_timeout(exc):
-            return done(TIMED_OUT, "no LDAP answer within "
-                                   f"{format_duration(request.timeout)}")
+            return done(TIMED_OUT, f"no LDAP answer within {format_duration(wait)}")
         text = _exception_text(exc)
         if request.mode == "starttls" and "startTLS failed" in text:
             return done(ERROR, f"the server refused StartTLS ({text.split(' - ')[-1]})")
@@ -292,8 +296,8 @@ def peer_certificate(target: Target, request: BindRequest) -> str | None:
     try:
         with relayed(target, request.server, request.port, request.connect_timeout) as address:
             tls = CheckedTls(request.server, None, False)
-            connection = _open_connection(address, request, None, None, tls,
-                                          request.timeout - (time.monotonic() - started))
+            connection = _open_connection(address, request, None, None, tls, whole_seconds(
+                request.timeout - (time.monotonic() - started)))
             try:
                 connection.open(read_server_info=False)
                 if request.mode == "starttls":

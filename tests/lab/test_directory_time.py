@@ -10,6 +10,7 @@ an instance with no time daemon.
 from __future__ import annotations
 
 import re
+import signal
 import textwrap
 import time
 import xml.etree.ElementTree as ET
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from pytest_drcheck.lab import Lab
+from pytest_drcheck.lab import Lab, procs
 from pytest_drcheck.lab.components.ldap import untrusted_certificate
 from pytest_drcheck.lab.components.ntp import skewed_source
 
@@ -243,6 +244,27 @@ def test_black_holed_dc_times_out(lab: Lab, pytester: pytest.Pytester) -> None:
         f"db01 ldap dc02.ad.corp.example/ldaps@ad: expected bound as {AD_UPN} over LDAPS, "
         "observed timed out: no TCP connection within 2 s"))}
     assert elapsed < 6
+
+
+def test_hung_dc_times_out_waiting_for_its_answer(lab: Lab, pytester: pytest.Pytester) -> None:
+    """The TCP connection is accepted (the kernel does that) but slapd never answers."""
+    slapd = lab.state().hosts["dc01"].daemons["slapd"].proc
+    assert procs.send(slapd, signal.SIGSTOP)
+    try:
+        outcomes = drill(pytester, site(lab).replace("timeout: 10s", "timeout: 4s")
+                         + "hosts:\n" + host("app01", "10.77.0.11", """\
+            ldap: [{directory: corp, search: false}]
+            """))
+    finally:
+        procs.send(slapd, signal.SIGCONT)
+    assert outcomes == {
+        "app01::ldap[dc01.corp.example/ldaps@corp]": ("failed", (
+            f"app01 ldap dc01.corp.example/ldaps@corp: expected bound as {SLAPD_DN} over "
+            "LDAPS, observed timed out: no answer to the TLS handshake within 3 s")),
+        "app01::ldap[dc01.corp.example/starttls@corp]": ("failed", (
+            f"app01 ldap dc01.corp.example/starttls@corp: expected bound as {SLAPD_DN} over "
+            "StartTLS, observed timed out: no LDAP answer within 3 s")),
+    }
 
 
 def test_clear_text_bind_to_ad_is_strong_auth_required(lab: Lab,
