@@ -107,6 +107,8 @@ class CheckedTls(Tls):  # type: ignore[misc]
         self.ca_bundle = ca_bundle
         self.verify = verify
         self.failure: BaseException | None = None
+        # True when the failure is the CA bundle's (before any byte went to the server).
+        self.bundle_failed = False
         self.version: str | None = None
         self.peer_der: bytes | None = None
 
@@ -118,6 +120,10 @@ class CheckedTls(Tls):  # type: ignore[misc]
                 context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
+        except (OSError, ssl.SSLError) as exc:
+            self.failure, self.bundle_failed = exc, True
+            raise
+        try:
             wrapped = context.wrap_socket(connection.socket, server_hostname=self.server_name,
                                           do_handshake_on_connect=True)
         except BaseException as exc:
@@ -165,16 +171,21 @@ def _is_timeout(exc: BaseException) -> bool:
     return False
 
 
-def _tls_outcome(failure: BaseException, server: str, timeout: float) -> tuple[str, str]:
+def _tls_outcome(failure: BaseException, request: BindRequest, timeout: float,
+                 bundle_failed: bool = False) -> tuple[str, str]:
+    server = request.server
+    if bundle_failed:
+        if isinstance(failure, ssl.SSLError):
+            why = failure.reason or one_line(str(failure))
+            return ERROR, (f"the CA bundle {request.ca_bundle} holds no PEM certificate "
+                           f"({why}); point ca_bundle at the CA's PEM file")
+        if isinstance(failure, OSError) and failure.strerror:
+            return ERROR, f"cannot read the CA bundle {request.ca_bundle}: {failure.strerror}"
     if isinstance(failure, ssl.SSLCertVerificationError):
         reason = failure.verify_message or str(failure)
         if failure.verify_code in _NAME_MISMATCH_CODES:
             return TLS_NAME_MISMATCH, f"not valid for {server}"
         return TLS_UNTRUSTED, reason
-    if isinstance(failure, FileNotFoundError | IsADirectoryError | PermissionError):
-        return ERROR, f"cannot read the CA bundle: {failure.strerror}"
-    if isinstance(failure, ssl.SSLError) and "PEM" in str(failure):
-        return ERROR, "the CA bundle holds no usable PEM certificate"
     if _is_timeout(failure):
         return TIMED_OUT, f"no answer to the TLS handshake within {format_duration(timeout)}"
     return ERROR, f"TLS handshake failed: {one_line(str(failure))}"
@@ -239,7 +250,7 @@ def _bind_on(connection: Any, request: BindRequest, tls: Any, password: str,
         bound = connection.bind(controls=[(PPOLICY_OID, False, None)])
     except (LDAPException, OSError) as exc:
         if tls is not None and tls.failure is not None:
-            outcome, reason = _tls_outcome(tls.failure, request.server, wait)
+            outcome, reason = _tls_outcome(tls.failure, request, wait, tls.bundle_failed)
             return done(outcome, reason, details={"tls_error": one_line(str(tls.failure))})
         if _is_timeout(exc):
             return done(TIMED_OUT, f"no LDAP answer within {format_duration(wait)}")

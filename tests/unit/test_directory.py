@@ -191,3 +191,29 @@ def test_ad_directory_needs_a_domain(tmp_path: Path) -> None:
     assert str(caught.value) == (
         "site.yaml:23: hosts.app01.checks.ldap[0]: site.directory.ad is Active Directory "
         "(kind: ad) and needs 'domain', e.g. ad.corp.example")
+
+
+@pytest.mark.parametrize(("bundle", "reason"), [
+    ("missing.pem", "cannot read the CA bundle {}: No such file or directory"),
+    ("empty.pem", "the CA bundle {} holds no PEM certificate (NO_CERTIFICATE_OR_CRL_FOUND); "
+                  "point ca_bundle at the CA's PEM file"),
+])
+def test_unusable_ca_bundle_is_one_line(tmp_path: Path, bundle: str, reason: str) -> None:
+    """Read by OpenSSL as the bind does, before anything is sent to a server."""
+    import ssl
+
+    from pytest_drcheck.net.ldapbind import CheckedTls, _tls_outcome
+
+    (tmp_path / "empty.pem").write_text("")
+    path = str(tmp_path / bundle)
+    tls = CheckedTls("dc01.corp.example", path, True)
+
+    class Connection:
+        socket = None
+
+    with pytest.raises((OSError, ssl.SSLError)):
+        tls.wrap_socket(Connection(), do_handshake=True)
+    request = ldapresult.BindRequest("dc01.corp.example", 636, "ldaps", "u", path, 3.0, 10.0)
+    assert tls.failure is not None and tls.bundle_failed
+    assert _tls_outcome(tls.failure, request, 9, tls.bundle_failed) == (
+        ldapresult.ERROR, reason.format(path))
