@@ -33,11 +33,14 @@ TargetFactory = Callable[[HostSpec, Callable[[str], Target]], Target]
 WATCHDOG_SLACK = 2.0
 # Vantage of checks that observe through APIs from the machine running pytest.
 RUNNER_VANTAGE = "runner"
+# Light checks (streams only) per host at once, as a multiple of --dr-per-host: a direct-tcpip
+# channel costs the host almost nothing, and waiting out timeouts one by one would not scale.
+LIGHT_FACTOR = 8
 
 
 @dataclass(frozen=True)
 class EngineSettings:
-    workers: int = 16
+    workers: int = 32
     per_host: int = 4
 
 
@@ -167,20 +170,33 @@ class Engine:
                     return
         outputs = self._run_commands(host, target, remote)
         per_host = max(1, min(self.settings.per_host, self.settings.workers))
-        slots = threading.Semaphore(per_host)
-        threads = []
-        for item in items:
-            slots.acquire()
-            thread = threading.Thread(
-                target=self._evaluate_and_release, name=f"check-{item.key}", daemon=True,
-                args=(item, target, outputs.get(item.key, ()), slots, wall, mono))
-            thread.start()
-            threads.append(thread)
+        light = [i for i in items if registry.get(i.check).light]
+        heavy = [i for i in items if not registry.get(i.check).light]
+        threads: list[threading.Thread] = []
+
+        def dispatch(batch: list[PlanItem], slots: threading.Semaphore) -> None:
+            for item in batch:
+                slots.acquire()
+                thread = threading.Thread(
+                    target=self._evaluate_and_release, name=f"check-{item.key}", daemon=True,
+                    args=(item, target, outputs.get(item.key, ()), slots, wall, mono))
+                thread.start()
+                threads.append(thread)
+
+        # Light checks mostly wait on the network: they get their own, larger pool so they
+        # neither wait behind command checks nor hold them up.
+        light_dispatcher = threading.Thread(
+            target=dispatch, args=(light, threading.Semaphore(per_host * LIGHT_FACTOR)),
+            daemon=True)
+        light_dispatcher.start()
+        dispatch(heavy, threading.Semaphore(per_host))
+        light_dispatcher.join()
         for thread in threads:
             thread.join()
 
     def _unreachable(self, items: list[PlanItem], host_name: str, reason: str, wall: float,
                      mono: float) -> None:
+        reason = reason.removeprefix(f"{host_name}: ")
         for item in items:
             self._finish(item, self._stamp(item, Observation.failed(
                 "host reachable", "unreachable", f"cannot reach {host_name}: {reason}"),

@@ -26,7 +26,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--dr-inventory", dest="dr_inventory", metavar="FILE",
                     help="inventory of the drill: collect and run the checks it implies")
     group.addoption("--dr-workers", dest="dr_workers", type=int, metavar="N",
-                    help="hosts checked at the same time (default 16)")
+                    help="hosts checked at the same time (default 32)")
     group.addoption("--dr-per-host", dest="dr_per_host", type=int, metavar="N",
                     help="checks run at the same time on one host (default 4)")
     group.addoption("--dr-suites", dest="dr_suites", action="append", default=[],
@@ -62,7 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
         plan = load_plan(inventory, config.getoption("dr_suites"), display_name=str(inventory))
     except InventoryError as exc:
         raise pytest.UsageError(f"invalid inventory:\n{exc}") from None
-    settings = EngineSettings(workers=_setting(config, "dr_workers", 16),
+    settings = EngineSettings(workers=_setting(config, "dr_workers", 32),
                               per_host=_setting(config, "dr_per_host", 4))
     config.stash[RUN_KEY] = DrillRun(plan, settings)
     # The inventory becomes a collection argument like a test file, so pytest collects, counts,

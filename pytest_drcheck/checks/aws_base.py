@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 class AwsCheck(Check):
     # Whether every entry needs the host found in AWS (drs: or ec2:).
     needs_aws_host: ClassVar[bool] = True
+    # API calls from the runner cost the host nothing: the engine's larger pool.
+    light: ClassVar[bool] = True
 
     def needs_connection(self, item: PlanItem) -> bool:
         return False

@@ -56,6 +56,9 @@ class Check(abc.ABC):
     site_schema: ClassVar[Mapping[str, Any] | None] = None
     # Default per-check timeout in seconds when the inventory sets none.
     default_timeout: ClassVar[float] = 30.0
+    # True for checks that only open streams (no command, no CPU on the host): the engine runs
+    # many of them at once per host, so a matrix of timing-out cells costs about one timeout.
+    light: ClassVar[bool] = False
 
     @abc.abstractmethod
     def expand(self, entry: Mapping[str, Any], site: Mapping[str, Any]) -> list[Subject]:

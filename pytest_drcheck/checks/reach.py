@@ -43,6 +43,7 @@ def probe(ctx: CheckContext, host: str, port: int, connect_timeout: float) -> tu
 class ReachCheck(Check):
     type_name: ClassVar[str] = "reach"
     default_timeout: ClassVar[float] = 10.0
+    light: ClassVar[bool] = True
     entry_schema: ClassVar[Mapping[str, Any]] = {
         "required": ["target"],
         "properties": {

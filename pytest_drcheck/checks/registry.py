@@ -20,6 +20,7 @@ BUILTIN_CHECKS: dict[str, str] = {
     "drs_instance_type": "pytest_drcheck.checks.aws_drs:DrsInstanceTypeCheck",
     "route53_resolver": "pytest_drcheck.checks.aws_resolver:ResolverRuleCheck",
     "iam_role": "pytest_drcheck.checks.aws_iam:IamRoleCheck",
+    "egress": "pytest_drcheck.checks.egress:EgressCheck",
 }
 
 ENTRY_POINT_GROUP = "pytest_drcheck.checks"

@@ -1,0 +1,169 @@
+"""egress: the site's internet egress policy, observed cell by cell from the instance.
+
+Each cell is a destination x a path (a named proxy, or direct) x an expectation (allowed or
+denied), and is reported as one of: connected (with the HTTP status through a proxy), denied by
+the proxy (403...), refused, timed out, or a proxy error. Denied passes only when denial is
+expected; "the proxy could not reach it" (5xx) is not a denial: the proxy let it through.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
+from pytest_drcheck.checks.reach import parse_endpoint
+from pytest_drcheck.durations import format_duration, parse_duration
+from pytest_drcheck.model import Observation
+from pytest_drcheck.net.http import connect_request, get_request, read_status
+from pytest_drcheck.net.streams import StreamTimeout
+from pytest_drcheck.targets.base import StreamError
+
+DIRECT = "direct"
+DEFAULT_CONNECT_TIMEOUT = 3.0
+_DURATION = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}],
+             "x-expect": "a duration such as 3 or 3s"}
+_CELL = {
+    "destination": {"type": "string", "minLength": 1,
+                    "x-expect": "a URL (http://host/path, https://host) or host:port"},
+    "via": {"type": "string", "minLength": 1},
+    "expect": {"enum": ["allowed", "denied"]},
+    "connect_timeout": _DURATION,
+}
+
+
+def parse_destination(text: str) -> tuple[str, str, int, str | None] | None:
+    """(scheme, host, port, url for a proxied GET or None) of a cell's destination."""
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return parts.scheme, parts.hostname, port, text if parts.scheme == "http" else None
+    endpoint = parse_endpoint(text)
+    if endpoint is None:
+        return None
+    return "tcp", endpoint[0], endpoint[1], None
+
+
+class EgressCheck(Check):
+    type_name: ClassVar[str] = "egress"
+    site_key: ClassVar[str | None] = "egress"
+    default_timeout: ClassVar[float] = 15.0
+    # Only streams from the host, no command: cells can all run at once.
+    light: ClassVar[bool] = True
+    entry_schema: ClassVar[Mapping[str, Any]] = {
+        "properties": {**_CELL, "site": {"const": True,
+                                         "x-expect": "true (check the site's whole policy)"}},
+    }
+    site_schema: ClassVar[Mapping[str, Any] | None] = {
+        "type": "object", "additionalProperties": False,
+        "properties": {
+            "proxies": {"type": "object", "additionalProperties": {
+                "type": "string", "x-expect": "host:port of the proxy"}},
+            "policy": {"type": "array", "items": {
+                "type": "object", "additionalProperties": False,
+                "required": ["destination", "expect"], "properties": _CELL}},
+        },
+    }
+
+    def expand(self, entry: Mapping[str, Any], site: Mapping[str, Any]) -> list[Subject]:
+        egress_site: Mapping[str, Any] = site.get("egress", {})
+        if entry.get("site"):
+            if set(entry) - {"site", "connect_timeout"}:
+                raise ExpansionError("'site: true' checks the whole site.egress.policy; put "
+                                     "single cells in separate entries")
+            cells = list(egress_site.get("policy", []))
+            if not cells:
+                raise ExpansionError("'site: true' needs site.egress.policy", ".site")
+            defaults = {"connect_timeout": entry["connect_timeout"]} if (
+                "connect_timeout" in entry) else {}
+            return [self._cell({**defaults, **cell}, egress_site) for cell in cells]
+        for key in ("destination", "expect"):
+            if key not in entry:
+                raise ExpansionError(f"missing required key '{key}' (or use 'site: true')")
+        return [self._cell(entry, egress_site)]
+
+    @staticmethod
+    def _cell(cell: Mapping[str, Any], egress_site: Mapping[str, Any]) -> Subject:
+        destination = parse_destination(cell["destination"])
+        if destination is None:
+            raise ExpansionError(f"'{cell['destination']}' is neither an http(s) URL nor "
+                                 "host:port", ".destination")
+        via = cell.get("via", DIRECT)
+        proxy = None
+        if via != DIRECT:
+            proxies: Mapping[str, str] = egress_site.get("proxies", {})
+            if via not in proxies:
+                known = ", ".join(sorted(proxies)) or "none defined"
+                raise ExpansionError(f"proxy '{via}' is not in site.egress.proxies ({known}); "
+                                     "or use via: direct", ".via")
+            proxy = parse_endpoint(proxies[via])
+            if proxy is None:
+                raise ExpansionError(f"site.egress.proxies.{via} is not host:port", ".via")
+        try:
+            connect_timeout = parse_duration(cell.get("connect_timeout",
+                                                      DEFAULT_CONNECT_TIMEOUT))
+        except ValueError as exc:
+            raise ExpansionError(str(exc), ".connect_timeout") from None
+        scheme, host, port, url = destination
+        return Subject(f"{host}:{port}@{via}", {
+            "destination": cell["destination"], "scheme": scheme, "host": host, "port": port,
+            "url": url, "via": via, "proxy": proxy, "expect": cell["expect"],
+            "connect_timeout": connect_timeout})
+
+    def evaluate(self, ctx: CheckContext) -> Observation:
+        params = ctx.params
+        connect_timeout = min(params["connect_timeout"], ctx.timeout)
+        if params["proxy"] is None:
+            outcome, observed = self._direct(ctx, connect_timeout)
+        else:
+            outcome, observed = self._proxied(ctx, connect_timeout)
+        expected = f"{params['expect']} {'via ' + params['via'] if params['proxy'] else 'direct'}"
+        allowed = outcome == "connected"
+        denied = outcome in ("denied", "refused", "timed out", "unreachable")
+        if (params["expect"] == "allowed" and allowed) or (
+                params["expect"] == "denied" and denied):
+            return Observation.passed(expected, observed, outcome=outcome)
+        return Observation.failed(expected, observed,
+                                  f"expected {expected}, observed {observed}", outcome=outcome)
+
+    @staticmethod
+    def _direct(ctx: CheckContext, connect_timeout: float) -> tuple[str, str]:
+        params = ctx.params
+        try:
+            ctx.target.open_stream(params["host"], params["port"], connect_timeout).close()
+        except StreamError as exc:
+            if exc.outcome == "timed out":
+                return exc.outcome, f"timed out after {format_duration(connect_timeout)}"
+            return exc.outcome, exc.outcome if exc.outcome != "error" else f"error: {exc}"
+        return "connected", "connected"
+
+    @staticmethod
+    def _proxied(ctx: CheckContext, connect_timeout: float) -> tuple[str, str]:
+        params = ctx.params
+        proxy_host, proxy_port = params["proxy"]
+        try:
+            stream = ctx.target.open_stream(proxy_host, proxy_port, connect_timeout)
+        except StreamError as exc:
+            return "proxy " + exc.outcome, f"proxy {proxy_host}:{proxy_port} {exc.outcome}"
+        deadline = time.monotonic() + max(0.5, ctx.timeout - connect_timeout)
+        try:
+            if params["url"]:
+                stream.sendall(get_request(params["url"], params["host"]))
+            else:
+                stream.sendall(connect_request(params["host"], params["port"]))
+            status, reason = read_status(stream, deadline)
+        except StreamTimeout:
+            return "proxy timed out", "no answer from the proxy"
+        except (EOFError, OSError, ValueError) as exc:
+            return "proxy error", f"proxy error: {exc}"
+        finally:
+            stream.close()
+        if 200 <= status < 400:
+            return "connected", f"connected (HTTP {status})"
+        if status in (403, 407):
+            return "denied", f"denied by proxy (HTTP {status} {reason})".rstrip()
+        return "proxy error", f"proxy could not reach it (HTTP {status} {reason})".rstrip()
