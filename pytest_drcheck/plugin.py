@@ -5,6 +5,8 @@ Everything else lives in layers that do not import pytest. State lives in ``conf
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,15 @@ if TYPE_CHECKING:
     from pytest_drcheck.targets.base import Target
 
 RUN_KEY = pytest.StashKey["DrillRun"]()
+# End-of-run record of drill recovery instances still up (the aws extra), JSON-able:
+# {"region", "checked_at", "instances": [{"instance_id", "state", "job_id",
+# "source_server_id", "host", "source_hostname"}], "error"}. Set before other
+# pytest_sessionfinish implementations run, for evidence writers to pick up.
+AWS_LEFTOVERS_KEY = pytest.StashKey[dict[str, Any]]()
+
+
+class DrillLeftoverWarning(pytest.PytestWarning):
+    """Drill recovery instances are still running after the drill (DRS leaves them)."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,7 +42,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="checks run at the same time on one host (default 4)")
     group.addoption("--dr-suites", dest="dr_suites", action="append", default=[],
                     metavar="DIR", help="extra directory to look for suites in (repeatable)")
+    group.addoption("--dr-drs-job", dest="dr_drs_job", metavar="JOB",
+                    help="AWS DRS drill job id: find recovery instances of this job only")
+    group.addoption("--dr-allow-non-drill", dest="dr_allow_non_drill", action="store_true",
+                    help="check AWS recovery instances that are not drills (a real recovery); "
+                         "refused by default")
     parser.addini("dr_inventory", "default for --dr-inventory")
+    parser.addini("dr_drs_job", "default for --dr-drs-job")
     parser.addini("dr_workers", "default for --dr-workers")
     parser.addini("dr_per_host", "default for --dr-per-host")
 
@@ -64,12 +81,34 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"invalid inventory:\n{exc}") from None
     settings = EngineSettings(workers=_setting(config, "dr_workers", 32),
                               per_host=_setting(config, "dr_per_host", 4))
-    config.stash[RUN_KEY] = DrillRun(plan, settings)
+    run = config.stash[RUN_KEY] = DrillRun(plan, settings)
+    _attach_aws(config, run)
     # The inventory becomes a collection argument like a test file, so pytest collects, counts,
     # selects (-k) and reports its items as any other; xdist workers inherit the argument.
     resolved = Path(inventory).resolve()
     if not any(Path(arg.split("::")[0]).resolve() == resolved for arg in config.args):
         config.args.append(str(resolved))
+
+
+def _attach_aws(config: pytest.Config, run: DrillRun) -> None:
+    from pytest_drcheck.aws.inventory import uses_aws
+
+    job = config.getoption("dr_drs_job") or config.getini("dr_drs_job") or None
+    if not uses_aws(run.plan):
+        if job or config.getoption("dr_allow_non_drill"):
+            raise pytest.UsageError("--dr-drs-job and --dr-allow-non-drill need an inventory "
+                                    "that uses AWS (an aws: section, hosts with drs:/ec2:)")
+        return
+    import re
+
+    from pytest_drcheck.aws.run import AwsOptions
+    from pytest_drcheck.aws.schema import JOB_ID
+
+    if job and not re.match(JOB_ID, job):
+        raise pytest.UsageError(f"--dr-drs-job: '{job}' is not a DRS job id (drsjob- and 17 "
+                                "letters or digits)")
+    run.attach_aws(AwsOptions(job_id=job,
+                              allow_non_drill=bool(config.getoption("dr_allow_non_drill"))))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -156,11 +195,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     run.engine.select(i.plan_item for i in session.items if isinstance(i, CheckItem))
     # Under xdist a worker does not know which items it will get: hosts start on demand.
     if not hasattr(session.config, "workerinput"):
+        if run.aws is not None:  # every selected host's AWS discovery at once
+            run.aws.start_discovery(sorted({i.plan_item.host for i in session.items
+                                            if isinstance(i, CheckItem)}))
         run.engine.start()
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
+    _aws_leftovers(session.config)
     yield  # junitxml writes its file in the wrapped implementations
     run = session.config.stash.get(RUN_KEY, None)
     xml_path = session.config.getoption("xmlpath", None)
@@ -179,7 +222,53 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[
             ("dr.tool_version", __version__),
             ("dr.started_at", run.started_at.isoformat(timespec="milliseconds")),
             ("dr.finished_at", run.finished_at.isoformat(timespec="milliseconds")),
+            *_aws_suite_properties(session.config),
         ])
+
+
+def _aws_leftovers(config: pytest.Config) -> None:
+    """At the end of the run (controller only): drill instances DRS left running."""
+    run = config.stash.get(RUN_KEY, None)
+    if (run is None or run.aws is None or not run.aws.uses_drs()
+            or config.getoption("collectonly") or hasattr(config, "workerinput")):
+        return
+    from pytest_drcheck.aws.leftovers import describe_report
+
+    report = config.stash[AWS_LEFTOVERS_KEY] = run.aws.leftover_report()
+    if report["instances"]:
+        # Under -W error the warning raises: the terminal summary still lists them.
+        with contextlib.suppress(Warning):
+            warnings.warn(DrillLeftoverWarning(
+                f"{len(report['instances'])} drill recovery instance(s) still running in "
+                f"{report['region']} (DRS does not terminate them): "
+                f"{describe_report(report)}"), stacklevel=1)
+
+
+def _aws_suite_properties(config: pytest.Config) -> list[tuple[str, str]]:
+    report = config.stash.get(AWS_LEFTOVERS_KEY, None)
+    if report is None:
+        return []
+    from pytest_drcheck.aws.leftovers import describe_report
+
+    return [("dr.aws.leftover_instances", describe_report(report))]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
+                            config: pytest.Config) -> None:
+    report = config.stash.get(AWS_LEFTOVERS_KEY, None)
+    if report is None or not (report["instances"] or report["error"]):
+        return
+    from pytest_drcheck.aws.leftovers import Leftover
+
+    terminalreporter.write_sep("=", "drcheck: drill recovery instances still running",
+                               yellow=True)
+    if report["error"]:
+        terminalreporter.write_line(f"could not list them: {report['error']}")
+    for item in report["instances"]:
+        terminalreporter.write_line(f"{Leftover(**item)}")
+    if report["instances"]:
+        terminalreporter.write_line("terminate them when the drill is over (DRS console or "
+                                    "TerminateRecoveryInstances): they cost money until then")
 
 
 # --- fixtures for hand-written tests --------------------------------------------------------

@@ -3,7 +3,7 @@ money until someone does. Listed at the end of a run, as a warning and in the ev
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -47,3 +47,31 @@ def find_leftovers(clients: AwsClients, hosts: Mapping[str, HostSpec]) -> list[L
             job_id=str(item.get("jobID", "")), source_server_id=source,
             host=by_source.get(source, ""), source_hostname=str(hints.get("hostname", ""))))
     return sorted(found, key=lambda f: (f.host or "~", f.instance_id))
+
+
+def leftover_report(clients: AwsClients, hosts: Mapping[str, HostSpec],
+                    find: Callable[[], list[Leftover]] | None = None) -> dict[str, Any]:
+    """JSON-able record for the evidence: region, when, the instances, or why unknown."""
+    from datetime import datetime, timezone
+
+    from pytest_drcheck.aws.clients import AwsError
+
+    report: dict[str, Any] = {
+        "region": clients.settings.region,
+        "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "instances": [], "error": ""}
+    try:
+        found = find() if find is not None else find_leftovers(clients, hosts)
+    except AwsError as exc:
+        report["error"] = str(exc)
+        return report
+    report["instances"] = [item.as_dict() for item in found]
+    return report
+
+
+def describe_report(report: Mapping[str, Any]) -> str:
+    """One line: the JUnit suite property and the warning."""
+    if report.get("error"):
+        return f"unknown ({report['error']})"
+    items = [Leftover(**item) for item in report.get("instances", [])]
+    return "; ".join(str(item) for item in items) if items else "none"

@@ -21,7 +21,7 @@ from pytest_drcheck.aws.clients import AwsClients, AwsError
 from pytest_drcheck.aws.discovery import Discovery, Found
 from pytest_drcheck.aws.guard import DiscoveryError
 from pytest_drcheck.aws.inventory import AwsSettings
-from pytest_drcheck.aws.leftovers import Leftover, find_leftovers
+from pytest_drcheck.aws.leftovers import Leftover, find_leftovers, leftover_report
 from pytest_drcheck.inventory.plan import HostSpec, Plan
 from pytest_drcheck.targets.base import CommandResult, Stream, Target, TargetError
 
@@ -126,6 +126,10 @@ class AwsRun:
         if self._leftovers is None:
             self._leftovers = find_leftovers(self.clients, self.plan.hosts)
         return self._leftovers
+
+    def leftover_report(self) -> dict[str, Any]:
+        """The JSON-able end-of-run record of leftover drill instances (see leftovers.py)."""
+        return leftover_report(self.clients, self.plan.hosts, self.leftovers)
 
     def uses_drs(self) -> bool:
         return any(h.aws for h in self.plan.hosts.values()) or self.options.job_id is not None
