@@ -203,7 +203,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
-    _aws_leftovers(session.config)
     yield  # junitxml writes its file in the wrapped implementations
     run = session.config.stash.get(RUN_KEY, None)
     xml_path = session.config.getoption("xmlpath", None)
@@ -226,8 +225,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[
         ])
 
 
-def _aws_leftovers(config: pytest.Config) -> None:
+# A plain (not wrapper) implementation: it runs inside pytest's warning capture, so the warning
+# lands in the warnings summary, and first, so other implementations find the stash value.
+@pytest.hookimpl(tryfirst=True, specname="pytest_sessionfinish")
+def pytest_drcheck_aws_leftovers(session: pytest.Session) -> None:
     """At the end of the run (controller only): drill instances DRS left running."""
+    config = session.config
     run = config.stash.get(RUN_KEY, None)
     if (run is None or run.aws is None or not run.aws.uses_drs()
             or config.getoption("collectonly") or hasattr(config, "workerinput")):

@@ -39,7 +39,8 @@ def describe_error(exc: BaseException, what: str) -> AwsError:
     if isinstance(exc, bce.ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "error"))
-        message = str(error.get("Message", "")).strip() or "no message"
+        # One line, bounded: a proxy or a broken endpoint may answer with a whole HTML page.
+        message = " ".join(str(error.get("Message", "")).split())[:300] or "no message"
         return AwsError(f"{what} failed: {code}: {message}", code)
     if isinstance(exc, bce.NoCredentialsError):
         return AwsError(f"{what}: no AWS credentials found; configure credentials for the DR "
@@ -53,9 +54,10 @@ def describe_error(exc: BaseException, what: str) -> AwsError:
                         "aws.endpoint_url", "EndpointConnectionError")
     if isinstance(exc, bce.ParamValidationError):
         return AwsError(f"{what}: invalid request: {exc}", "ParamValidation")
+    text = " ".join(str(exc).split())[:300]
     if isinstance(exc, bce.BotoCoreError):
-        return AwsError(f"{what}: {exc}", type(exc).__name__)
-    return AwsError(f"{what}: {type(exc).__name__}: {exc}", type(exc).__name__)
+        return AwsError(f"{what}: {text}", type(exc).__name__)
+    return AwsError(f"{what}: {type(exc).__name__}: {text}", type(exc).__name__)
 
 
 class AwsClients:
