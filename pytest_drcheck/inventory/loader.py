@@ -10,7 +10,6 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from pytest_drcheck.aws.inventory import aws_problems
 from pytest_drcheck.checks import registry
 from pytest_drcheck.checks.base import ExpansionError
 from pytest_drcheck.durations import parse_duration
@@ -110,6 +109,8 @@ class _Loader:
                 for item in self._expand(source, host_name, site, default_timeout):
                     items[item.key] = item  # later sources override earlier ones
         self._check_jumps(doc, hosts)
+        from pytest_drcheck.aws.inventory import aws_problems  # (imports this package)
+
         self.problems += aws_problems(doc, data, hosts, items.values())
         if self.problems:
             raise InventoryError(self.problems)
