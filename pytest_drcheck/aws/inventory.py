@@ -155,4 +155,5 @@ def aws_problems(doc: Document, data: Mapping[str, Any], hosts: Mapping[str, Hos
         if message:
             problems.append(Problem(item.source.file, item.source.line, item.source.place,
                                     message))
-    return problems
+    # One entry expands into several subjects: say each mistake once.
+    return list(dict.fromkeys(problems))

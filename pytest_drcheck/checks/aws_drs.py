@@ -277,9 +277,9 @@ class DrsInstanceTypeCheck(AwsCheck):
     default_timeout: ClassVar[float] = 30.0
     entry_schema: ClassVar[Mapping[str, Any]] = {
         "properties": {
-            "of": {"enum": ["launched", "configured", "both"],
-                   "x-expect": "launched (the drill's instance), configured (the launch "
-                               "template: what a real recovery gets) or both (the default)"},
+            # launched: the drill's instance; configured: the launch template (what a real
+            # recovery gets); both (the default).
+            "of": {"enum": ["launched", "configured", "both"]},
         },
     }
 
