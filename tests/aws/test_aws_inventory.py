@@ -263,3 +263,34 @@ def test_aws_secret_references_resolve(pytester: pytest.Pytester, fake: FakeAws)
         assert "canary" not in str(missing.value) + str(no_key.value)
     finally:
         run.close()
+
+
+# --- retain-IP expectation for the nic check -----------------------------------------------
+
+
+def test_recorded_addresses_follow_the_launch_configuration(tmp_path: Path, drill: Drill,
+                                                            fake: FakeAws) -> None:
+    from pytest_drcheck.aws.retain import recorded_addresses
+    from pytest_drcheck.aws.run import AwsOptions
+    from pytest_drcheck.engine import EngineSettings
+    from pytest_drcheck.runtime import DrillRun
+    from pytest_drcheck.targets.base import TargetError
+
+    retained = drill.add("app01", ips=("10.0.1.5", "10.0.9.5"))
+    changed = drill.add("app02")
+    fake.launch_configurations[retained.sid]["copyPrivateIp"] = True
+    path = tmp_path / "site.yaml"
+    path.write_text(f"version: 1\ndrill: {{name: t}}\naws: {{region: {REGION}, endpoint_url: "
+                    f"'{fake.url}'}}\nhosts:\n"
+                    f"  app01: {{drs: {{source_server_id: {retained.sid}}}}}\n"
+                    f"  app02: {{drs: {{source_server_id: {changed.sid}}}}}\n"
+                    "  ghost: {drs: {source_server_id: s-00000000000000fff}}\n")
+    run = DrillRun(load_plan(path), EngineSettings())
+    run.attach_aws(AwsOptions())
+    try:
+        assert recorded_addresses(run.engine.target("app01"), 5) == ["10.0.1.5", "10.0.9.5"]
+        assert recorded_addresses(run.engine.target("app02"), 5) is None
+        with pytest.raises(TargetError, match="source server s-00000000000000fff not found"):
+            recorded_addresses(run.engine.target("ghost"), 5)
+    finally:
+        run.close()
