@@ -467,3 +467,28 @@ def test_leftover_drill_instances_are_reported(pytester: pytest.Pytester, drill:
                                                               stray.instance_id]
     assert report["instances"][0]["host"] == "app01"
     assert report["instances"][1]["source_hostname"] == "app09"
+
+
+def test_discovered_host_over_another_connection_type(pytester: pytest.Pytester, drill: Drill,
+                                                      fake: FakeAws) -> None:
+    """A host found in AWS keeps its own connection type: discovery, then the ordinary target
+    (here local; ssh gets the discovered private address the same way)."""
+    role = drill.role("dr-app", [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}])
+    host = drill.add("app01", profile=role)
+    fake.imds = {"profile_arn": f"arn:aws:iam::123456789012:instance-profile/{role}",
+                 "role": role}
+    write_inventory(pytester.path / "site.yaml", fake, f"""\
+        app01:
+          drs: {{source_server_id: {host.sid}}}
+          connection: {{type: local}}
+          checks:
+            iam_role: [{{imds_endpoint: "{fake.url}"}}]
+        """)
+    result = run(pytester, "--junitxml=drill.xml")
+    assert outcomes(result) == {"site.yaml::app01::iam_role[imds]": "PASSED",
+                                "site.yaml::app01::iam_role[profile]": "PASSED"}
+    cases = {c.get("name"): {p.get("name"): p.get("value") for p in c.iter("property")}
+             for c in ET.parse(pytester.path / "drill.xml").getroot().iter("testcase")}
+    assert cases["iam_role[profile]"]["dr.vantage"] == "runner"
+    assert cases["iam_role[imds]"]["dr.vantage"].startswith("app01")
+    assert ("ssm", "SendCommand") not in fake.calls
