@@ -166,7 +166,10 @@ class AwsHostTarget(Target):
                 self._inner = self.aws.build_target(self.spec, self._target_of)
             if self._inner is None:
                 try:
-                    found = self.aws.found(self.name, self.spec.connection.connect_timeout)
+                    # Discovery began at session start; two connect timeouts for it leave one
+                    # for the connection itself within the engine's connect deadline (3x).
+                    found = self.aws.found(self.name,
+                                           2 * self.spec.connection.connect_timeout)
                 except (DiscoveryError, AwsError) as exc:
                     raise TargetError(str(exc)) from None
                 if found.state != "running":

@@ -492,3 +492,26 @@ def test_discovered_host_over_another_connection_type(pytester: pytest.Pytester,
     assert cases["iam_role[profile]"]["dr.vantage"] == "runner"
     assert cases["iam_role[imds]"]["dr.vantage"].startswith("app01")
     assert ("ssm", "SendCommand") not in fake.calls
+
+
+def test_under_xdist(pytester: pytest.Pytester, drill: Drill, fake: FakeAws) -> None:
+    """Workers discover the hosts they get; the controller reports the leftovers once."""
+    good = drill.add("app01")
+    refused = drill.add("app02", drill=False)
+    write_inventory(pytester.path / "site.yaml", fake, f"""\
+        app01:
+          drs: {{source_server_id: {good.sid}}}
+          checks: {{drs_replication: [{{}}], drs_launch: [{{}}]}}
+        app02:
+          drs: {{source_server_id: {refused.sid}}}
+          checks: {{drs_launch: [{{}}]}}
+        """)
+    result = pytester.runpytest("--dr-inventory=site.yaml", "-n", "2", "--dist", "loadscope",
+                                "-rf")
+    result.assert_outcomes(passed=3, failed=2, skipped=1)
+    assert "DrillLeftoverWarning: 1 drill recovery instance(s) still running" in (
+        result.stdout.str())
+    assert result.stdout.str().count(f"refusing to check {refused.instance_id}") == 2
+    result.stdout.fnmatch_lines([
+        "*= drcheck: drill recovery instances still running =*",
+        f"{good.instance_id} (app01, job {JOB}, running)"])
