@@ -122,8 +122,14 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if run is None:
         return None
     plan = run.plan
-    return (f"drcheck {__version__}: drill '{plan.drill.name}' from {plan.display_name} "
-            f"({len(plan.hosts)} hosts, {len(plan.items)} checks, sha256 {plan.sha256[:12]})")
+    header = (f"drcheck {__version__}: drill '{plan.drill.name}' from {plan.display_name} "
+              f"({len(plan.hosts)} hosts, {len(plan.items)} checks, sha256 {plan.sha256[:12]})")
+    if run.aws is not None:
+        options = run.aws.options
+        header += (f"\ndrcheck: AWS {run.aws.settings.region}"
+                   f"{', drill job ' + options.job_id if options.job_id else ''}"
+                   f"{', NON-DRILL INSTANCES ALLOWED' if options.allow_non_drill else ''}")
+    return header
 
 
 # --- collection ------------------------------------------------------------------------------
@@ -248,12 +254,20 @@ def pytest_drcheck_aws_leftovers(session: pytest.Session) -> None:
 
 
 def _aws_suite_properties(config: pytest.Config) -> list[tuple[str, str]]:
-    report = config.stash.get(AWS_LEFTOVERS_KEY, None)
-    if report is None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or run.aws is None:
         return []
-    from pytest_drcheck.aws.leftovers import describe_report
+    options = run.aws.options
+    # The guard override is evidence too: an auditor must see that non-drill was allowed.
+    properties = [("dr.aws.region", run.aws.settings.region),
+                  ("dr.aws.drs_job", options.job_id or ""),
+                  ("dr.aws.allow_non_drill", str(options.allow_non_drill).lower())]
+    report = config.stash.get(AWS_LEFTOVERS_KEY, None)
+    if report is not None:
+        from pytest_drcheck.aws.leftovers import describe_report
 
-    return [("dr.aws.leftover_instances", describe_report(report))]
+        properties.append(("dr.aws.leftover_instances", describe_report(report)))
+    return properties
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,

@@ -62,8 +62,9 @@ def test_discovery_drill_guard_and_missing_source_server(pytester: pytest.Pytest
     assert ("ghost drs_launch launch: source server s-00000000000000fff not found in Elastic "
             f"Disaster Recovery ({REGION}); check drs.source_server_id and aws.region") in text
     assert "Traceback" not in text
-    # Allowed on purpose: the same instance is then checked.
+    # Allowed on purpose: the same instance is then checked, and the header says so.
     allowed = run(pytester, "--dr-allow-non-drill", "-k", "app02")
+    assert f"drcheck: AWS {REGION}, NON-DRILL INSTANCES ALLOWED" in allowed.stdout.str()
     assert outcomes(allowed) == {"site.yaml::app02::drs_launch[launch]": "PASSED",
                                  "site.yaml::app02::drs_launch[post_launch]": "SKIPPED"}
 
@@ -458,6 +459,9 @@ def test_leftover_drill_instances_are_reported(pytester: pytest.Pytester, drill:
     suite = ET.parse(pytester.path / "drill.xml").getroot().find("testsuite")
     assert suite is not None
     properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert (properties["dr.aws.region"], properties["dr.aws.drs_job"],
+            properties["dr.aws.allow_non_drill"]) == (REGION, "", "false")
+    assert f"drcheck: AWS {REGION}" in result.stdout.str()
     assert properties["dr.aws.leftover_instances"] == (
         f"{host.instance_id} (app01, job {JOB}, running); "
         f"{stray.instance_id} (app09, job {OLD_JOB}, running)")
