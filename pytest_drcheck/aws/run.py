@@ -194,6 +194,9 @@ class AwsHostTarget(Target):
     def open_stream(self, host: str, port: int, timeout: float) -> Stream:
         return self._connected().open_stream(host, port, timeout)
 
+    def unwrap(self) -> Target:
+        return self._connected().unwrap()
+
     def close(self) -> None:
         with self._lock:
             inner = self._inner

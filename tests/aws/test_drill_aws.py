@@ -519,3 +519,21 @@ def test_under_xdist(pytester: pytest.Pytester, drill: Drill, fake: FakeAws) -> 
     result.stdout.fnmatch_lines([
         "*= drcheck: drill recovery instances still running =*",
         f"{good.instance_id} (app01, job {JOB}, running)"])
+
+
+def test_hand_written_tests_get_the_discovered_host(pytester: pytest.Pytester, drill: Drill,
+                                                    fake: FakeAws) -> None:
+    host = drill.add("app01")
+    write_inventory(pytester.path / "site.yaml", fake, f"""\
+        app01:
+          drs: {{source_server_id: {host.sid}}}
+          connection: {{type: local}}
+        """)
+    pytester.makepyfile(test_app="""
+        def test_on_the_host(dr_host, dr_target):
+            assert dr_host.run("echo ok").stdout == "ok\\n"
+            assert dr_target.run("echo ok", 5).stdout == "ok\\n"
+        """)
+    result = pytester.runpytest("--dr-inventory=site.yaml", "test_app.py", "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_on_the_host[[]app01[]] PASSED*"])
