@@ -283,11 +283,16 @@ def test_resolver_rules(pytester: pytest.Pytester, drill: Drill, fake: FakeAws) 
     unattached = setup["rule"]("branch.example", "10.77.0.53", other)
     wrong = setup["rule"]("lab.example", "10.9.9.9", vpc)
     host = drill.add("app01")
+    # Without vpc: the DR VPC is the recovery instance's.
+    instance_vpc = client(fake, "ec2").describe_instances(InstanceIds=[str(host.instance_id)])[
+        "Reservations"][0]["Instances"][0]["VpcId"]
+    setup["rule"]("dr.example", "10.77.0.53", instance_vpc)
     write_inventory(pytester.path / "site.yaml", fake, f"""\
         app01:
           drs: {{source_server_id: {host.sid}}}
           checks:
             route53_resolver:
+              - {{zone: dr.example, targets: [onprem]}}
               - {{zone: corp.example, targets: [onprem], vpc: {vpc}}}
               - {{zone: branch.example., targets: [10.77.0.53], vpc: {vpc}}}
               - {{zone: lab.example, targets: ["10.77.0.53:53"], vpc: {vpc}}}
@@ -297,6 +302,7 @@ def test_resolver_rules(pytester: pytest.Pytester, drill: Drill, fake: FakeAws) 
     assert outcomes(result) == {
         "site.yaml::app01::route53_resolver[branch.example]": "FAILED",
         "site.yaml::app01::route53_resolver[corp.example]": "PASSED",
+        "site.yaml::app01::route53_resolver[dr.example]": "PASSED",
         "site.yaml::app01::route53_resolver[lab.example]": "FAILED",
         "site.yaml::app01::route53_resolver[missing.example]": "FAILED",
     }
