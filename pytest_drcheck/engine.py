@@ -7,6 +7,7 @@ run's wall time approaches the slowest host's instead of the sum of all checks.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -79,6 +80,13 @@ class Engine:
             names = list(self._selected) if hosts is None else list(hosts)
             fresh = [h for h in names if h in self._selected and h not in self._scheduled]
             self._scheduled.update(fresh)
+        # Import check modules and build targets here, in the caller's thread: imports racing
+        # in worker threads against pytest's assertion rewriter can trip CPython's compiler.
+        for host in fresh:
+            for item in self._selected[host]:
+                registry.get(item.check)
+            self._prepare_target(host)
+        with self._lock:
             if fresh and not self._workers:
                 for index in range(max(1, self.settings.workers)):
                     thread = threading.Thread(target=self._worker, name=f"drcheck-{index}",
@@ -107,6 +115,11 @@ class Engine:
                 Outcome.ERROR, "a result", "none",
                 f"no result within {format_duration(ceiling)} (engine stalled)"),
                 time.time(), time.monotonic(), "engine")
+
+    def _prepare_target(self, host: str) -> None:
+        # A failure here is reported as the host's checks' failure when its job runs.
+        with contextlib.suppress(TargetError):
+            self.target(host)
 
     def target(self, host: str) -> Target:
         """The host's one shared target (created on first use; connecting is lazy too)."""
