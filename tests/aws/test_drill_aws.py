@@ -543,3 +543,24 @@ def test_hand_written_tests_get_the_discovered_host(pytester: pytest.Pytester, d
     result = pytester.runpytest("--dr-inventory=site.yaml", "test_app.py", "-v")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*test_on_the_host[[]app01[]] PASSED*"])
+
+
+def test_socket_checks_over_ssm_say_they_need_ssh(pytester: pytest.Pytester, drill: Drill,
+                                                  fake: FakeAws) -> None:
+    host = drill.add("app01")
+    fake.ssm_instances[str(host.instance_id)] = {"PingStatus": "Online"}
+    write_inventory(pytester.path / "site.yaml", fake, f"""\
+        app01:
+          drs: {{source_server_id: {host.sid}}}
+          checks:
+            reach: [{{target: "10.77.0.20:636"}}]
+            dns: [{{name: localhost, expect: 127.0.0.1, allow_hosts_file: true}}]
+        """)
+    result = run(pytester)
+    assert outcomes(result) == {"site.yaml::app01::dns[localhost]": "PASSED",
+                                "site.yaml::app01::reach[10.77.0.20:636]": "FAILED"}
+    assert ("app01 reach 10.77.0.20:636: app01 is reached over SSM Run Command, which cannot "
+            "open a TCP stream from the instance (to 10.77.0.20:636); this check needs "
+            "connection type ssh (directly or through an SSM port-forwarding session)"
+            ) in result.stdout.str()
+    assert fake.calls.count(("ssm", "SendCommand")) == 1  # the dns check's batch
