@@ -38,6 +38,43 @@ def _lab(args: argparse.Namespace) -> int:
     return lab_main([args.action, *args.rest])
 
 
+def _discover(args: argparse.Namespace) -> int:
+    from pytest_drcheck.aws.inventory import INSTALL_HINT, AwsSettings, boto3_missing
+
+    if boto3_missing():
+        print(f"drcheck discover: boto3 is not installed; {INSTALL_HINT}", file=sys.stderr)
+        return 2
+    from pytest_drcheck.aws.clients import AwsClients, AwsError
+    from pytest_drcheck.aws.discover import gather, skeleton
+
+    section: dict[str, object] = {"region": args.region}
+    endpoints: dict[str, str] = {}
+    for text in args.endpoint:
+        service, sep, url = text.partition("=")
+        if not sep or not url:
+            print(f"drcheck discover: --endpoint '{text}' must be SERVICE=URL", file=sys.stderr)
+            return 2
+        endpoints[service] = url
+    if args.profile:
+        section["profile"] = args.profile
+    if args.endpoint_url:
+        section["endpoint_url"] = args.endpoint_url
+    if endpoints:
+        section["endpoints"] = endpoints
+    clients = AwsClients(AwsSettings.from_section(section))
+    try:
+        rows = gather(clients, args.job)
+    except AwsError as exc:
+        print(f"drcheck discover: {exc}", file=sys.stderr)
+        return 1
+    if not rows:
+        print(f"drcheck discover: no source servers in {args.region}"
+              f"{' for job ' + args.job if args.job else ''}", file=sys.stderr)
+        return 1
+    print(skeleton(rows, args.region, args.job, args.connection, section), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drcheck", description="Prove a disaster-recovery drill worked. The drill itself "
@@ -51,6 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print the inventory's JSON Schema")
     schema.add_argument("--suite", action="store_true", help="the schema of a suite file")
     schema.set_defaults(handler=_schema)
+    discover = commands.add_parser(
+        "discover", help="print an inventory skeleton for an AWS DRS drill (pytest-drcheck[aws])")
+    discover.add_argument("--region", required=True, help="the DR region (where DRS runs)")
+    discover.add_argument("--job", help="the drill job id (drsjob-...): its servers only")
+    discover.add_argument("--profile", help="AWS profile to use")
+    discover.add_argument("--connection", choices=["ssm", "ssh"], default="ssm",
+                          help="how the skeleton reaches the instances (default ssm)")
+    discover.add_argument("--endpoint-url", help="endpoint for every AWS service")
+    discover.add_argument("--endpoint", action="append", default=[], metavar="SERVICE=URL",
+                          help="endpoint for one service, e.g. drs=https://... (repeatable)")
+    discover.set_defaults(handler=_discover)
     lab = commands.add_parser("lab", help="the local sandbox DR site (root)")
     lab.add_argument("action", choices=["up", "down", "status"])
     lab.add_argument("rest", nargs=argparse.REMAINDER)

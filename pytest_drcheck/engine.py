@@ -32,6 +32,8 @@ ResultListener = Callable[[CheckResult], None]
 TargetFactory = Callable[[HostSpec, Callable[[str], Target]], Target]
 # Extra seconds a watchdog allows beyond a target's own timeouts before giving up on it.
 WATCHDOG_SLACK = 2.0
+# Vantage of checks that observe through APIs from the machine running pytest.
+RUNNER_VANTAGE = "runner"
 # Light checks (streams only) per host at once, as a multiple of --dr-per-host: a direct-tcpip
 # channel costs the host almost nothing, and waiting out timeouts one by one would not scale.
 LIGHT_FACTOR = 8
@@ -158,20 +160,28 @@ class Engine:
     def _run_host(self, host_name: str, items: list[PlanItem]) -> None:
         host = self.plan.hosts[host_name]
         wall, mono = time.time(), time.monotonic()
+        # Checks observed from the runner (cloud APIs) need no connection to the host, and
+        # still report (e.g. why a launch failed) when the host cannot be reached.
+        remote = [i for i in items if registry.get(i.check).needs_connection(i)]
         try:
             target = self.target(host_name)
-            call_with_deadline(target.connect, host.connection.connect_timeout * 3
-                               + WATCHDOG_SLACK, f"connect-{host_name}")
-        except (TargetError, DeadlineExceeded) as exc:
-            reason = str(exc) if isinstance(exc, TargetError) else (
-                f"connection timed out after {format_duration(host.connection.connect_timeout)}")
-            reason = reason.removeprefix(f"{host_name}: ")
-            for item in items:
-                self._finish(item, self._stamp(item, Observation.failed(
-                    "host reachable", "unreachable", f"cannot reach {host_name}: {reason}"),
-                    wall, mono, host_name))
+        except TargetError as exc:
+            self._unreachable(items, host_name, str(exc), wall, mono)
             return
-        outputs = self._run_commands(host, target, items)
+        if remote:
+            try:
+                call_with_deadline(target.connect, host.connection.connect_timeout * 3
+                                   + WATCHDOG_SLACK, f"connect-{host_name}")
+            except (TargetError, DeadlineExceeded) as exc:
+                reason = str(exc) if isinstance(exc, TargetError) else (
+                    "connection timed out after "
+                    f"{format_duration(host.connection.connect_timeout)}")
+                self._unreachable(remote, host_name, reason, wall, mono)
+                items = [i for i in items if i not in remote]
+                remote = []
+                if not items:
+                    return
+        outputs = self._run_commands(host, target, remote)
         per_host = max(1, min(self.settings.per_host, self.settings.workers))
         light = [i for i in items if registry.get(i.check).light]
         heavy = [i for i in items if not registry.get(i.check).light]
@@ -196,6 +206,14 @@ class Engine:
         light_dispatcher.join()
         for thread in threads:
             thread.join()
+
+    def _unreachable(self, items: list[PlanItem], host_name: str, reason: str, wall: float,
+                     mono: float) -> None:
+        reason = reason.removeprefix(f"{host_name}: ")
+        for item in items:
+            self._finish(item, self._stamp(item, Observation.failed(
+                "host reachable", "unreachable", f"cannot reach {host_name}: {reason}"),
+                wall, mono, host_name))
 
     def _run_commands(self, host: HostSpec, target: Target, items: list[PlanItem]
                       ) -> dict[str, Sequence[CommandResult]]:
@@ -227,7 +245,9 @@ class Engine:
             wall, mono = (batch_wall, batch_mono) if uses_batch else (time.time(),
                                                                       time.monotonic())
             observation = self._evaluate(item, target, outputs)
-            self._finish(item, self._stamp(item, observation, wall, mono, target.vantage))
+            vantage = (target.vantage if registry.get(item.check).needs_connection(item)
+                       else RUNNER_VANTAGE)
+            self._finish(item, self._stamp(item, observation, wall, mono, vantage))
         finally:
             slots.release()
 

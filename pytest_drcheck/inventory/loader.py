@@ -98,16 +98,20 @@ class _Loader:
             layers.append(host_data.get("connection", {}))
             connection = _connection(layers)
             address = host_data.get("address")
-            if connection.type == "ssh" and not address:
+            aws = {key: host_data[key] for key in ("drs", "ec2") if key in host_data}
+            if connection.type == "ssh" and not address and not aws:
                 self.problems.append(doc.problem(
                     host_path, "missing required key 'address' (ssh hosts need an address or "
-                    "DNS name to connect to)"))
+                    "DNS name to connect to, or drs:/ec2: to find an AWS recovery instance)"))
             hosts[host_name] = HostSpec(host_name, address, connection, tuple(member_groups),
-                                        freeze(host_data.get("attributes", {})))
+                                        freeze(host_data.get("attributes", {})), freeze(aws))
             for source in self._sources(doc, host_path, host_data, groups, member_groups):
                 for item in self._expand(source, host_name, site, default_timeout):
                     items[item.key] = item  # later sources override earlier ones
         self._check_jumps(doc, hosts)
+        from pytest_drcheck.aws.inventory import aws_problems  # (imports this package)
+
+        self.problems += aws_problems(doc, data, hosts, items.values())
         if self.problems:
             raise InventoryError(self.problems)
         return Plan(

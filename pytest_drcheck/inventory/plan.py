@@ -36,6 +36,10 @@ class HostSpec:
     groups: tuple[str, ...]
     # Free-form facts other layers may use (e.g. source server id for the aws extra).
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    # How to find the host in AWS instead of (or besides) an address, as written:
+    # {"drs": {"source_server_id": ...}} or {"ec2": {"instance_id" | "tags": ...}}. Kept apart
+    # from `attributes` so a user's free-form attribute can never be taken for one.
+    aws: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

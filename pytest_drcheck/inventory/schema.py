@@ -11,13 +11,14 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_drcheck.aws.schema import AWS_SECTION, DRS_HOST, EC2_HOST
 from pytest_drcheck.checks import registry
 from pytest_drcheck.durations import DURATION_PATTERN
 from pytest_drcheck.inventory.secrets import SECRET_PATTERN
 
 SCHEMA_ID = "https://pytest-drcheck.invalid/schema/inventory-v1.json"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-CONNECTION_TYPES = ["ssh", "local"]
+CONNECTION_TYPES = ["ssh", "local", "ssm"]
 
 DURATION: dict[str, Any] = {
     "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}],
@@ -133,6 +134,9 @@ def inventory_schema() -> dict[str, Any]:
             "groups": NAME_LIST,
             "suites": NAME_LIST,
             "attributes": {"type": "object"},
+            # AWS recovery instances: found at session start instead of an address.
+            "drs": DRS_HOST,
+            "ec2": EC2_HOST,
         },
     })
     return {
@@ -163,8 +167,8 @@ def inventory_schema() -> dict[str, Any]:
                        "additionalProperties": group, "x-kind": "group"},
             "hosts": {"type": "object", "propertyNames": NAME, "minProperties": 1,
                       "additionalProperties": host, "x-kind": "host"},
-            # Sections owned by optional layers (evidence waivers, aws); validated there.
+            # Sections owned by optional layers (evidence waivers); validated there.
             "waivers": {"type": "array"},
-            "aws": {"type": "object"},
+            "aws": AWS_SECTION,
         },
     }
