@@ -160,8 +160,9 @@ class Engine:
             call_with_deadline(target.connect, host.connection.connect_timeout * 3
                                + WATCHDOG_SLACK, f"connect-{host.name}")
         except (TargetError, DeadlineExceeded) as exc:
-            return None, str(exc) if isinstance(exc, TargetError) else (
+            reason = str(exc) if isinstance(exc, TargetError) else (
                 f"connection timed out after {format_duration(host.connection.connect_timeout)}")
+            return None, reason.removeprefix(f"{host.name}: ")
         return target, ""
 
     def _run_host(self, host_name: str, items: list[PlanItem]) -> None:
