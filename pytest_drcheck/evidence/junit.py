@@ -44,6 +44,7 @@ def add_suite_properties(xml_path: Path, properties: Sequence[tuple[str, str]]) 
         existing = {p.get("name") for p in block.findall("property")}
         for name, value in properties:
             if name not in existing:
+                existing.add(name)
                 ET.SubElement(block, "property", name=name, value=value)
     tree.write(xml_path, encoding="utf-8", xml_declaration=True)
 
