@@ -207,8 +207,9 @@ class CheckItem(pytest.Item):
     def runtest(self) -> None:
         from pytest_drcheck.model import Outcome
 
-        result = self.config.stash[RUN_KEY].engine.result(self.plan_item)
         evidence = self.config.stash[EVIDENCE_KEY]
+        evidence.claim(self.plan_item.key)
+        result = self.config.stash[RUN_KEY].engine.result(self.plan_item)
         record = evidence.record(result)
         self.user_properties.extend(
             evidence.properties(result, record, str(self.plan_item.source)))

@@ -44,6 +44,7 @@ from pytest_drcheck.evidence.records import (
     measure_rto,
     parse_instant,
     read_jsonl,
+    seconds_between,
     verdict,
 )
 from pytest_drcheck.evidence.redact import Redactor
@@ -111,8 +112,8 @@ def derive(drill: Mapping[str, Any], records: Sequence[Record], complete: bool
     anchor = parse_instant(str(drill["launched_at"]))
     for record in records:
         green = record.get("green_at")
-        record["time_to_green_s"] = (round((parse_instant(str(green)) - anchor)
-                                           .total_seconds(), 3) if green else None)
+        record["time_to_green_s"] = (seconds_between(str(drill["launched_at"]), str(green))
+                                     if green else None)
     totals = counts(records)
     planned = int(drill.get("selection", {}).get("planned_checks") or totals["total"])
     totals["not_run"] = max(0, planned - totals["total"])

@@ -39,6 +39,10 @@ def parse_instant(text: str, what: str = "time") -> datetime:
     return moment.astimezone(timezone.utc)
 
 
+def seconds_between(start: str, end: str) -> float:
+    return round((parse_instant(end) - parse_instant(start)).total_seconds(), 3)
+
+
 def make_record(result: CheckResult, item: PlanItem, decision: Decision, anchor: datetime,
                 redactor: Redactor) -> Record:
     finished = result.started_at + timedelta(milliseconds=result.duration_ms)
@@ -63,7 +67,9 @@ def make_record(result: CheckResult, item: PlanItem, decision: Decision, anchor:
         "duration_ms": round(result.duration_ms, 1),
         "attempts": result.attempts,
         "green_at": iso(green) if green is not None else None,
-        "time_to_green_s": (round((green - anchor).total_seconds(), 3)
+        # From the millisecond timestamps as written, so that anyone recomputing it from the
+        # file (drcheck report, merge, an auditor) gets the same figure.
+        "time_to_green_s": (seconds_between(iso(anchor), iso(green))
                             if green is not None else None),
         "waiver": None,
     }
@@ -154,9 +160,9 @@ def measure_rto(records: Sequence[Mapping[str, Any]], anchor: datetime, anchor_s
               if r.get("outcome") == "passed" and r.get("green_at")]
     if never or not greens:
         return Rto(anchor, anchor_source, target_s, None, None, len(never))
-    last_at, last_key = max(greens)
-    measured = (parse_instant(str(last_at)) - anchor).total_seconds()
-    return Rto(anchor, anchor_source, target_s, round(measured, 3), last_key, 0)
+    last_at, last_key = max(greens, key=lambda pair: parse_instant(str(pair[0])))
+    measured = seconds_between(iso(anchor), str(last_at))
+    return Rto(anchor, anchor_source, target_s, measured, last_key, 0)
 
 
 def verdict(record_counts: Mapping[str, int], rto: Rto, complete: bool) -> tuple[str, list[str]]:

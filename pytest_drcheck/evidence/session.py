@@ -82,6 +82,10 @@ class EvidenceSession:
 
     # --- per result ------------------------------------------------------------------------
 
+    def claim(self, key: str) -> None:
+        if self.stream is not None:
+            self.stream.claim(key)
+
     def record(self, result: CheckResult) -> Record:
         item = self._items[result.key]
         decision = decide(self.plan, item, result.outcome, self.started_at.date())
@@ -106,6 +110,8 @@ class EvidenceSession:
             bundle.prepare_directory(directory)
         self.stream = ResultStream(directory, self.plan, self.anchor, self.started_at,
                                    self.redactor)
+        if controller:
+            self.stream.claim_all()
 
     def initial_drill(self, hosts: Sequence[str], planned: int) -> dict[str, Any]:
         shard = self.options.shard

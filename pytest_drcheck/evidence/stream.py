@@ -54,6 +54,9 @@ class ResultStream:
         (directory / OBSERVATIONS).mkdir(parents=True, exist_ok=True)
         self._results = _open_append(directory / RESULTS)
         self._observations: dict[str, int] = {}
+        self._claim_all = False
+        self._claimed: set[str] = set()
+        self._pending: dict[str, CheckResult] = {}
         self.written = 0
 
     def record_of(self, result: CheckResult) -> Record:
@@ -61,9 +64,31 @@ class ResultStream:
         decision = decide(self.plan, item, result.outcome, self.day)
         return make_record(result, item, decision, self.anchor, self.redactor)
 
+    def claim_all(self) -> None:
+        """This process reports every result its engine produces (no pytest-xdist)."""
+        with self._lock:
+            self._claim_all = True
+            pending, self._pending = list(self._pending.values()), {}
+        for result in pending:
+            self(result)
+
+    def claim(self, key: str) -> None:
+        """pytest-xdist: this worker reports this check. A worker's engine runs every check
+        of a host it starts, including checks another worker reports; only the reporting
+        worker writes a result, so each check is in the bundle once."""
+        with self._lock:
+            self._claimed.add(key)
+            result = self._pending.pop(key, None)
+        if result is not None:
+            self(result)
+
     def __call__(self, result: CheckResult) -> None:
         if result.key not in self._items or self._results < 0:
             return  # not an inventory check (cannot happen today; never crash the run)
+        with self._lock:
+            if not self._claim_all and result.key not in self._claimed:
+                self._pending[result.key] = result
+                return
         record = self.record_of(result)
         observation = {
             "key": result.key, "check": result.check, "subject": result.subject,
