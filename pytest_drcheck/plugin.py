@@ -75,6 +75,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "dr_check(type): an inventory check of this type")
     inventory = config.getoption("dr_inventory") or config.getini("dr_inventory")
     if not inventory:
+        for name in ("dr_evidence", "dr_wait", "dr_launched_at", "dr_shard"):
+            if config.getoption(name):
+                raise pytest.UsageError(f"--{name.replace('_', '-')} needs an inventory: add "
+                                        "--dr-inventory=FILE")
         return
     from pytest_drcheck.engine import EngineSettings
     from pytest_drcheck.inventory import InventoryError, load_plan

@@ -135,7 +135,9 @@ def _timeline(drill: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) ->
         last = max(offset(str(r["finished_at"])) for r in host_records)
         row = Row(host, 30 + index * row_height, x_of(first),
                   max(2.0, x_of(last) - x_of(first)))
-        for record in sorted(host_records, key=lambda r: str(r["key"])):
+        # Passes first, so that a failure at the same moment is drawn on top, visible.
+        for record in sorted(host_records, key=lambda r: (r.get("outcome") != "passed",
+                                                          str(r["key"]))):
             at = record.get("green_at") or record["finished_at"]
             seconds = offset(str(at))
             verb = "green" if record.get("outcome") == "passed" else str(record.get("outcome"))

@@ -458,6 +458,21 @@ def test_option_mistakes_are_one_line(pytester: pytest.Pytester, listener: Liste
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
+def test_evidence_options_need_an_inventory(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--dr-evidence=ev")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--dr-evidence needs an inventory: add --dr-inventory=FILE" in result.stderr.str()
+    assert not (pytester.path / "ev").exists()
+
+
+def test_collect_only_writes_no_evidence(pytester: pytest.Pytester, listener: Listener,
+                                         closed_port: int) -> None:
+    write_inventory(pytester, listener.port, closed_port)
+    result = pytester.runpytest("--dr-inventory=site.yaml", "--dr-evidence=ev", "--collect-only")
+    assert result.ret == pytest.ExitCode.OK
+    assert not (pytester.path / "ev").exists() and listener.accepted == 0
+
+
 def test_evidence_is_never_overwritten(pytester: pytest.Pytester, listener: Listener,
                                        closed_port: int) -> None:
     write_inventory(pytester, listener.port, closed_port)
