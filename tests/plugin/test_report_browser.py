@@ -19,6 +19,7 @@ PASSED, FAILED, WAIVED = hex_colour("#1a7f37"), hex_colour("#cf222e"), hex_colou
 
 def test_report_in_a_real_browser(pytester: pytest.Pytester, listener: Listener,
                                   closed_port: int, capsys: pytest.CaptureFixture[str]) -> None:
+    up, down = f"127.0.0.1:{listener.port}", f"127.0.0.1:{closed_port}"
     (pytester.path / "site.yaml").write_text(textwrap.dedent(f"""\
         version: 1
         drill: {{name: browser-drill, description: Quarterly DR test of the web tier, rto: 4h}}
@@ -26,11 +27,11 @@ def test_report_in_a_real_browser(pytester: pytest.Pytester, listener: Listener,
         hosts:
           web01:
             checks:
-              reach: [{{target: "127.0.0.1:{listener.port}"}}, {{target: "127.0.0.1:{closed_port}"}}]
+              reach: [{{target: "{up}"}}, {{target: "{down}"}}]
               dns: [{{name: localhost, expect: 127.0.0.1, allow_hosts_file: true}}]
           web02:
             checks:
-              reach: [{{target: "127.0.0.1:{listener.port}"}}, {{target: "127.0.0.1:{closed_port}"}}]
+              reach: [{{target: "{up}"}}, {{target: "{down}"}}]
         waivers:
           - id: RISK-3
             host: web02
