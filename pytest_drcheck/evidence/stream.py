@@ -76,6 +76,8 @@ class ResultStream:
         """pytest-xdist: this worker reports this check. A worker's engine runs every check
         of a host it starts, including checks another worker reports; only the reporting
         worker writes a result, so each check is in the bundle once."""
+        if self._claim_all:
+            return
         with self._lock:
             self._claimed.add(key)
             result = self._pending.pop(key, None)
