@@ -36,9 +36,11 @@ def colour_share(screenshot: Path, colour: tuple[int, int, int], tolerance: int 
         rgb = image.convert("RGB")
         if box is not None:
             rgb = rgb.crop(box)
-        pixels = list(rgb.getdata())
-    near = sum(1 for p in pixels if all(abs(p[i] - colour[i]) <= tolerance for i in range(3)))
-    return near / max(1, len(pixels))
+        colours = rgb.getcolors(maxcolors=1 << 24) or []
+        total = rgb.width * rgb.height
+    near = sum(count for count, found in colours
+               if all(abs(found[i] - colour[i]) <= tolerance for i in range(3)))
+    return near / max(1, total)
 
 
 def render(page: Path, screenshot: Path, width: int = 1280, height: int = 2400) -> str:
