@@ -609,3 +609,78 @@ def test_bundle_under_xdist(pytester: pytest.Pytester, listener: Listener,
     assert drill["counts"]["passed"] == 4 and drill["counts"]["not_run"] == 0
     assert junit_counts(evidence / "junit.xml") == junit_counts(pytester.path / "drill.xml")
     assert drcheck(["verify", str(evidence)]) == 0
+
+
+def test_wait_knocks_again_on_an_unreachable_host(pytester: pytest.Pytester,
+                                                  closed_port: int) -> None:
+    (pytester.path / "site.yaml").write_text(textwrap.dedent(f"""\
+        version: 1
+        drill: {{name: booting}}
+        hosts:
+          app01:
+            address: 127.0.0.1
+            connection: {{port: {closed_port}, connect_timeout: 1s, known_hosts: /dev/null}}
+            checks:
+              reach: [{{target: "127.0.0.1:{closed_port}", expect: closed}}]
+        """))
+    result = pytester.runpytest("--dr-inventory=site.yaml", "--dr-evidence=ev", "--dr-wait=2s")
+    result.assert_outcomes(failed=1)
+    (record,) = lines_of(pytester.path / "ev" / "results.jsonl")
+    assert record["attempts"] >= 3  # connection refused, again and again until the deadline
+    assert record["message"].startswith("app01 reach 127.0.0.1:") and "cannot reach app01" in (
+        record["message"])
+
+
+def test_shard_applies_to_hand_written_host_tests(pytester: pytest.Pytester, listener: Listener,
+                                                  closed_port: int) -> None:
+    write_inventory(pytester, listener.port, closed_port)
+    pytester.makepyfile(test_mine="""
+        def test_host(dr_target):
+            assert dr_target.run("true", 5).ok
+        """)
+    everything = pytester.runpytest("--dr-inventory=site.yaml", "test_mine.py", "site.yaml",
+                                    "--collect-only", "-q")
+    first = pytester.runpytest("--dr-inventory=site.yaml", "test_mine.py", "site.yaml",
+                               "--collect-only", "-q", "--dr-shard=1/2")
+    second = pytester.runpytest("--dr-inventory=site.yaml", "test_mine.py", "site.yaml",
+                                "--collect-only", "-q", "--dr-shard=2/2")
+
+    def ids(result: pytest.RunResult) -> set[str]:
+        return {line for line in result.stdout.lines if "::" in line}
+
+    assert ids(first) | ids(second) == ids(everything) and not ids(first) & ids(second)
+    for result in (first, second):
+        hosts = {line.split("::")[1] for line in ids(result) if line.startswith("site.yaml")}
+        mine = {line.split("[")[1].rstrip("]") for line in ids(result)
+                if line.startswith("test_mine.py")}
+        assert len(hosts) == 1 and mine == hosts
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["verify", "nowhere"], "drcheck verify: nowhere: not a directory"),
+    (["report", "nowhere"], "drcheck report: nowhere: no drill.json; not an evidence bundle"),
+    (["merge", "-o", "out", "nowhere"], "drcheck merge: nowhere: not a directory"),
+])
+def test_cli_mistakes_are_one_line(args: list[str], expected: str, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert drcheck(args) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == expected
+
+
+def test_merge_refuses_bundles_of_different_inventories(
+        pytester: pytest.Pytester, listener: Listener, closed_port: int,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    write_inventory(pytester, listener.port, closed_port)
+    pytester.runpytest("--dr-inventory=site.yaml", "--dr-evidence=a", "--dr-shard=1/2")
+    write_inventory(pytester, listener.port, closed_port, rto="2h")
+    pytester.runpytest("--dr-inventory=site.yaml", "--dr-evidence=b", "--dr-shard=2/2")
+    capsys.readouterr()
+    assert drcheck(["merge", "-o", str(pytester.path / "m"), str(pytester.path / "a"),
+                    str(pytester.path / "b")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "differs from" in err and "merge the shards of one drill, run against one " \
+        "inventory" in err and len(err.splitlines()) == 1
+    assert not (pytester.path / "m").exists()
