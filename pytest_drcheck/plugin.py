@@ -16,6 +16,7 @@ from pytest_drcheck import __version__
 
 if TYPE_CHECKING:
     from pytest_drcheck.evidence.session import EvidenceSession
+    from pytest_drcheck.inventory.plan import Plan
     from pytest_drcheck.model import CheckResult, PlanItem
     from pytest_drcheck.runtime import DrillRun
     from pytest_drcheck.targets.base import Target
@@ -105,7 +106,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args.append(str(resolved))
 
 
-def _evidence_session(config: pytest.Config, plan: Any) -> EvidenceSession:
+def _evidence_session(config: pytest.Config, plan: Plan) -> EvidenceSession:
     from pytest_drcheck.evidence.layout import EvidenceError
     from pytest_drcheck.evidence.records import parse_instant
     from pytest_drcheck.evidence.session import EvidenceSession, parse_options
@@ -138,8 +139,8 @@ def _evidence_session(config: pytest.Config, plan: Any) -> EvidenceSession:
     if not config.getoption("collectonly"):
         try:
             session.open_bundle(controller=worker is None)
-            if worker is None:
-                session.write_drill(sorted(plan.hosts), len(plan.items))
+            if worker is None:  # before collection: the whole inventory, refined later
+                session.write_drill(sorted(plan.hosts), len(plan.items), collected=False)
         except EvidenceError as exc:
             raise pytest.UsageError(f"--dr-evidence: {exc}") from None
     return session
@@ -272,7 +273,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     selected = [i.plan_item for i in session.items if isinstance(i, CheckItem)]
     evidence = session.config.stash[EVIDENCE_KEY]
-    if not hasattr(session.config, "workerinput") and not _distributed(session.config):
+    if not hasattr(session.config, "workerinput"):
         evidence.write_drill(sorted({p.host for p in selected}), len(selected))
     run.engine.select(i.plan_item for i in session.items if isinstance(i, CheckItem))
     # Under xdist a worker does not know which items it will get: hosts start on demand.
@@ -280,18 +281,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         run.engine.start()
 
 
-def _distributed(config: pytest.Config) -> bool:
-    """The pytest-xdist controller: workers run the checks, reports come back here."""
-    return bool(getattr(config.option, "numprocesses", None) or getattr(
-        config.option, "tx", None)) and not getattr(config.option, "collectonly", False)
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
-    """pytest-xdist controller: the planned checks are what the first worker collected."""
+    """pytest-xdist controller (which collects nothing itself): the planned checks are what
+    the first worker collected (every worker collects the same)."""
     config: pytest.Config = node.config
     evidence = config.stash.get(EVIDENCE_KEY, None)
-    if evidence is None or evidence.drill is None or evidence.drill.get("collected"):
+    if evidence is None or evidence.collected:
         return
     inventory = Path(evidence.plan.path).resolve()
     hosts, planned = set(), 0
@@ -301,7 +297,6 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
             hosts.add(parts[1])
             planned += 1
     evidence.write_drill(sorted(hosts), planned)
-    evidence.drill["collected"] = True
 
 
 class _ReportCollector:
@@ -339,7 +334,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[
         complete = exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
         try:
             drill = evidence.seal(run.finished_at, complete)
-        except EvidenceError as exc:
+        except (EvidenceError, OSError) as exc:
             session.config.stash[SEAL_ERROR_KEY] = str(exc)
         session.config.stash[DRILL_KEY] = drill
     xml_path = session.config.getoption("xmlpath", None)

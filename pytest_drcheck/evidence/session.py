@@ -70,6 +70,8 @@ class EvidenceSession:
     # Controller side: what the reports said, for RTO and the summary without a bundle.
     reported: list[Record] = field(default_factory=list)
     sealed: bundle.Written | None = None
+    # The planned checks are known (drill.json rewritten after collection).
+    collected: bool = False
 
     def __post_init__(self) -> None:
         self.redactor = redactor_for(self.plan)
@@ -121,8 +123,9 @@ class EvidenceSession:
             shard=(shard.index, shard.count) if shard else None, hosts=hosts, planned=planned,
             wait_s=self.options.wait, redactor=self.redactor)
 
-    def write_drill(self, hosts: Sequence[str], planned: int) -> None:
+    def write_drill(self, hosts: Sequence[str], planned: int, collected: bool = True) -> None:
         self.drill = self.initial_drill(hosts, planned)
+        self.collected = collected
         if self.options.directory is not None:
             bundle.write_json(self.options.directory / DRILL, self.drill)
 
