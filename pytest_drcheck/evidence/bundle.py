@@ -118,7 +118,7 @@ def derive(drill: Mapping[str, Any], records: Sequence[Record], complete: bool
     planned = int(drill.get("selection", {}).get("planned_checks") or totals["total"])
     totals["not_run"] = max(0, planned - totals["total"])
     rto = measure_rto(records, anchor, str(drill.get("launched_at_source", "")),
-                      drill.get("drill", {}).get("rto_target_s"))
+                      drill.get("drill", {}).get("rto_target_s"), totals["not_run"])
     complete = complete and totals["not_run"] == 0
     outcome, reasons = verdict(totals, rto, complete)
     if totals["not_run"]:

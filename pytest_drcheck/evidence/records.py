@@ -152,14 +152,15 @@ class Rto:
 
 
 def measure_rto(records: Sequence[Mapping[str, Any]], anchor: datetime, anchor_source: str,
-                target_s: float | None) -> Rto:
+                target_s: float | None, missing: int = 0) -> Rto:
     """Launch (the anchor) to the last check green; not reached while any check never went
-    green. Waived and skipped checks do not count: they were never expected to go green."""
-    never = [r for r in records if r.get("outcome") in ("failed", "error")]
+    green, or has no result (``missing``: an interrupted run). Waived and skipped checks do
+    not count: they were never expected to go green."""
+    never = len([r for r in records if r.get("outcome") in ("failed", "error")]) + missing
     greens = [(r["green_at"], str(r["key"])) for r in records
               if r.get("outcome") == "passed" and r.get("green_at")]
     if never or not greens:
-        return Rto(anchor, anchor_source, target_s, None, None, len(never))
+        return Rto(anchor, anchor_source, target_s, None, None, never)
     last_at, last_key = max(greens, key=lambda pair: parse_instant(str(pair[0])))
     measured = seconds_between(iso(anchor), str(last_at))
     return Rto(anchor, anchor_source, target_s, measured, last_key, 0)

@@ -200,6 +200,8 @@ def view(drill: Mapping[str, Any], given: Sequence[Mapping[str, Any]]) -> dict[s
         rto_text = f"{_duration(measured)} measured"
     elif rto.get("never_green"):
         rto_text = f"not reached: {rto['never_green']} check(s) never went green"
+        if drill.get("counts", {}).get("not_run"):
+            rto_text += " or have no result"
     else:
         rto_text = "not measured"
     ci = drill.get("ci") or {}

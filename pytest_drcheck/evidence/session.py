@@ -168,8 +168,9 @@ def summary_lines(drill: Mapping[str, Any], directory: Path | None,
         lines.append(f"measured RTO {format_duration(measured)} from "
                      f"{rto.get('anchor_source')} to last green ({target_text}) {state}".rstrip())
     elif rto.get("never_green"):
+        unknown = " or have no result" if counts.get("not_run") else ""
         lines.append(f"measured RTO: not reached, {rto['never_green']} check(s) never went "
-                     f"green ({target_text})")
+                     f"green{unknown} ({target_text})")
     for waiver in drill.get("waivers", []):
         if waiver.get("stale"):
             lines.append(f"stale waiver: {waiver['stale_message']}")

@@ -586,6 +586,7 @@ def test_sigkill_mid_drill_leaves_readable_results(pytester: pytest.Pytester,
     finished = json.loads((evidence / "drill.json").read_text())
     assert finished["status"] == "interrupted" and finished["verdict"] == "incomplete"
     assert finished["counts"]["not_run"] == 1 and finished["counts"]["passed"] == 6
+    assert finished["rto"]["measured_s"] is None and finished["rto"]["never_green"] == 1
     assert "1 planned check(s) have no result" in finished["verdict_reasons"]
     assert drcheck(["verify", str(evidence)]) == 0
     assert "INCOMPLETE" in (evidence / "report.html").read_text()
