@@ -592,6 +592,39 @@ def test_sigkill_mid_drill_leaves_readable_results(pytester: pytest.Pytester,
     assert "INCOMPLETE" in (evidence / "report.html").read_text()
 
 
+def test_ctrl_c_seals_the_bundle_as_interrupted(pytester: pytest.Pytester, listener: Listener,
+                                                closed_port: int) -> None:
+    (pytester.path / "site.yaml").write_text(textwrap.dedent("""\
+        version: 1
+        drill: {name: interrupted-drill}
+        defaults: {timeout: 5s, connection: {type: local}}
+        hosts:
+        """) + host_block("app01", f"127.0.0.1:{listener.port}")
+        + host_block("slow01", f"127.0.0.1:{closed_port}"))
+    evidence = pytester.path / "ev"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--dr-inventory=site.yaml", f"--dr-evidence={evidence}",
+         "--dr-wait=120s", "-p", "no:cacheprovider", "-q"],
+        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (evidence / "results.jsonl").exists():
+            time.sleep(0.05)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert "drill 'interrupted-drill': INCOMPLETE (1 passed" in out
+    assert drcheck(["verify", str(evidence)]) == 0
+    drill = json.loads((evidence / "drill.json").read_text())
+    assert (drill["status"], drill["verdict"]) == ("interrupted", "incomplete")
+    assert drill["counts"]["not_run"] == 1 and drill["rto"]["measured_s"] is None
+
+
 # --- pytest-xdist -----------------------------------------------------------------------------
 
 
