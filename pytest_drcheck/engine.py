@@ -86,6 +86,13 @@ class Engine:
             if fresh and self._retry_until is None:
                 self._retry_until = time.monotonic() + self.settings.wait
             self._scheduled.update(fresh)
+        # Import check modules and build targets here, in the caller's thread: imports racing
+        # in worker threads against pytest's assertion rewriter can trip CPython's compiler.
+        for host in fresh:
+            for item in self._selected[host]:
+                registry.get(item.check)
+            self._prepare_target(host)
+        with self._lock:
             if fresh and not self._workers:
                 for index in range(max(1, self.settings.workers)):
                     thread = threading.Thread(target=self._worker, name=f"drcheck-{index}",
@@ -114,6 +121,11 @@ class Engine:
                 Outcome.ERROR, "a result", "none",
                 f"no result within {format_duration(ceiling)} (engine stalled)"),
                 time.time(), time.monotonic(), "engine")
+
+    def _prepare_target(self, host: str) -> None:
+        # A failure here is reported as the host's checks' failure when its job runs.
+        with contextlib.suppress(TargetError):
+            self.target(host)
 
     def target(self, host: str) -> Target:
         """The host's one shared target (created on first use; connecting is lazy too)."""
