@@ -154,7 +154,8 @@ def test_hand_written_testinfra_test_uses_the_drill_connection(
                           "  db01:\n    address: 10.77.0.13\n    groups: [db]\n") + (
         "groups:\n  db: {}\n")
     result = drill(pytester, "-v", "test_custom.py", hosts=hosts)
-    result.assert_outcomes(passed=4)
+    # The inventory's 5 checks, test_hostname on 3 hosts, test_only_db on db01 only.
+    result.assert_outcomes(passed=9)
     result.stdout.fnmatch_lines(["*test_hostname[[]app01[]] PASSED*",
                                  "*test_only_db[[]db01[]] PASSED*"])
 

@@ -43,11 +43,11 @@ def test_every_egress_outcome_is_observed_and_explained(lab: Lab,
     result = run(pytester, EGRESS)
     result.assert_outcomes(passed=4, failed=2)
     assert sorted(failure_lines(result)) == [
+        # Something answers on the proxy port directly: a direct path that should not exist.
+        "app01 egress 10.77.0.60:3128@direct: expected denied direct, observed connected",
         # The proxy allows the domain but cannot reach it: not a denial, and not working.
         "app01 egress repo.example.net/@corp: expected allowed via corp, observed proxy could "
         "not reach it (HTTP 503 Service Unavailable)",
-        # Something answers on the proxy port directly: a direct path that should not exist.
-        "app01 egress 10.77.0.60:3128@direct: expected denied direct, observed connected",
     ]
     properties = result.stdout.str()
     assert "Traceback" not in properties
@@ -63,7 +63,7 @@ def test_denied_and_refused_and_timed_out_cells_pass_as_denied(
     assert 'value="denied by proxy (HTTP 403 Forbidden)"' in xml
     assert 'value="timed out after 3 s"' in xml
     assert 'value="unreachable"' in xml
-    assert 'value="connected (HTTP 200 OK)"' in xml
+    assert 'value="connected (HTTP 200)"' in xml
 
 
 def test_proxy_allowing_a_denied_domain(lab: Lab, pytester: pytest.Pytester) -> None:
@@ -72,7 +72,7 @@ def test_proxy_allowing_a_denied_domain(lab: Lab, pytester: pytest.Pytester) -> 
     result.assert_outcomes(failed=1)
     assert failure_lines(result) == [
         "app01 egress blocked.example.org/@corp: expected denied via corp, observed connected "
-        "(HTTP 200 OK)"]
+        "(HTTP 200)"]
 
 
 def test_direct_path_opened(lab: Lab, pytester: pytest.Pytester) -> None:
