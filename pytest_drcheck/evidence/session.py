@@ -156,10 +156,11 @@ def summary_lines(drill: Mapping[str, Any], directory: Path | None,
                   manifest_sha256: str | None) -> list[str]:
     rto = drill.get("rto", {})
     counts = drill.get("counts", {})
+    shown = ", ".join(f"{counts[name]} {name.replace('_', ' ')}"
+                      for name in ("passed", "failed", "waived", "error", "skipped", "not_run")
+                      if counts.get(name))
     lines = [f"drill '{drill['drill']['name']}': {str(drill.get('verdict')).upper()} "
-             f"({counts.get('passed', 0)} passed, {counts.get('failed', 0)} failed, "
-             f"{counts.get('waived', 0)} waived, {counts.get('error', 0)} error, "
-             f"{counts.get('skipped', 0)} skipped)"]
+             f"({shown or 'no checks'})"]
     target = rto.get("target_s")
     measured = rto.get("measured_s")
     target_text = f"target {format_duration(target)}" if target is not None else "no target"

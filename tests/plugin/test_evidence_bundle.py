@@ -160,7 +160,7 @@ def test_bundle_is_complete_verifies_and_every_edit_is_detected(
     assert props["dr.verdict"] == "failed" and props["dr.inventory_git_commit"] == commit
     result.stdout.fnmatch_lines([
         "*drcheck*",
-        "drill 'local-drill': FAILED (4 passed, 1 failed, 0 waived, 0 error, 0 skipped)",
+        "drill 'local-drill': FAILED (4 passed, 1 failed)",
         "measured RTO: not reached, 1 check(s) never went green (target 60 min)",
         f"evidence: {evidence} (MANIFEST.sha256 sha256 *)",
     ])
@@ -618,7 +618,7 @@ def test_ctrl_c_seals_the_bundle_as_interrupted(pytester: pytest.Pytester, liste
             process.kill()
             process.wait()
     assert process.returncode == pytest.ExitCode.INTERRUPTED, out
-    assert "drill 'interrupted-drill': INCOMPLETE (1 passed" in out
+    assert "drill 'interrupted-drill': INCOMPLETE (1 passed, 1 not run)" in out
     assert drcheck(["verify", str(evidence)]) == 0
     drill = json.loads((evidence / "drill.json").read_text())
     assert (drill["status"], drill["verdict"]) == ("interrupted", "incomplete")
