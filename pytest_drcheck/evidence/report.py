@@ -227,7 +227,9 @@ def view(drill: Mapping[str, Any], given: Sequence[Mapping[str, Any]]) -> dict[s
                 "anchor_source": rto.get("anchor_source", ""),
                 "last_green": rto.get("last_green"),
                 "margin": (_duration(abs(target - measured))
-                           if target is not None and measured is not None else None)},
+                           if target is not None and measured is not None else None),
+                "measured": _duration(measured),
+                "share": _share(measured, target)},
         "gauge": _gauge(rto),
         "timeline": _timeline(drill, records),
         "facts": [
@@ -253,6 +255,13 @@ def view(drill: Mapping[str, Any], given: Sequence[Mapping[str, Any]]) -> dict[s
         "short_time": _short_time,
         "labels": OUTCOME_LABELS,
     }
+
+
+def _share(measured: float | None, target: float | None) -> str:
+    if measured is None or not target:
+        return "n/a"
+    percent = 100.0 * measured / target
+    return "under 1%" if percent < 1 else f"{percent:.0f}%"
 
 
 def _shard_text(drill: Mapping[str, Any]) -> str:
