@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pytest_drcheck.lab import Lab, lab_lock
+from lablock import fresh_lab
 
 CELL_TIMEOUT = 2.0
 PORTS = range(9001, 9009)
@@ -48,19 +48,14 @@ def timed(path: Path, *extra: str) -> float:
 def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     cells = len(PORTS) * len(HOSTS)
-    with lab_lock(900), tempfile.TemporaryDirectory() as scratch:
-        lab = Lab()
-        lab.up()
-        try:
-            path = Path(scratch) / "site.yaml"
-            path.write_text(inventory())
-            with contextlib.ExitStack() as stack:
-                for port in PORTS:
-                    stack.enter_context(lab.firewall("proxy01", port, "drop"))
-                concurrent = [timed(path) for _ in range(runs)]
-                serial = [timed(path, "--dr-workers=1", "--dr-per-host=1")]
-        finally:
-            lab.down()
+    with fresh_lab() as lab, tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "site.yaml"
+        path.write_text(inventory())
+        with contextlib.ExitStack() as stack:
+            for port in PORTS:
+                stack.enter_context(lab.firewall("proxy01", port, "drop"))
+            concurrent = [timed(path) for _ in range(runs)]
+            serial = [timed(path, "--dr-workers=1", "--dr-per-host=1")]
     median = statistics.median(concurrent)
     print(f"egress matrix: {cells} expected-denied cells, each timing out after "
           f"{CELL_TIMEOUT:g} s (serial sum {cells * CELL_TIMEOUT:g} s)")
