@@ -18,6 +18,7 @@ from pytest_drcheck.inventory.errors import InventoryError, Problem
 from pytest_drcheck.inventory.plan import ConnectionSpec, DrillSpec, HostSpec, Plan
 from pytest_drcheck.inventory.secrets import SecretRef
 from pytest_drcheck.inventory.validation import validate
+from pytest_drcheck.inventory.waivers import parse_waivers
 from pytest_drcheck.inventory.yamldoc import Document, load_document, place_of
 from pytest_drcheck.model import Location, PlanItem, freeze
 
@@ -112,13 +113,14 @@ class _Loader:
         from pytest_drcheck.aws.inventory import aws_problems  # (imports this package)
 
         self.problems += aws_problems(doc, data, hosts, items.values())
+        waivers = parse_waivers(doc, data.get("waivers", []), self.problems)
         if self.problems:
             raise InventoryError(self.problems)
         return Plan(
             path=str(self.path), display_name=self.display_name,
             sha256=hashlib.sha256(self.path.read_bytes()).hexdigest(), drill=drill,
             hosts=hosts, items=tuple(sorted(items.values(), key=lambda i: i.key)),
-            site=freeze(site), document=freeze(data))
+            site=freeze(site), document=freeze(data), waivers=waivers)
 
     def _sources(self, doc: Document, host_path: tuple[str | int, ...],
                  host_data: Mapping[str, Any], groups: Mapping[str, Any],

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_drcheck.inventory.secrets import SecretRef
+from pytest_drcheck.inventory.waivers import Waiver
 from pytest_drcheck.model import PlanItem
 
 
@@ -61,6 +62,8 @@ class Plan:
     site: Mapping[str, Any]
     # The raw validated document, for sections other layers own (waivers, aws...).
     document: Mapping[str, Any] = field(default_factory=dict)
+    # Accepted exceptions (inventory ``waivers:``), in the order written.
+    waivers: tuple[Waiver, ...] = ()
 
     def items_of(self, host: str) -> list[PlanItem]:
         return [item for item in self.items if item.host == host]
