@@ -17,7 +17,7 @@ from lablock import fresh_lab
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = {
-    "default (16 hosts x 4 checks)": [],
+    "default (32 hosts x 4 checks)": [],
     "--dr-workers=1": ["--dr-workers=1"],
     "--dr-workers=1 --dr-per-host=1": ["--dr-workers=1", "--dr-per-host=1"],
 }

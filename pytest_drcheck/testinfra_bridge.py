@@ -14,6 +14,7 @@ def testinfra_host(target: Target) -> Any:
 
     from pytest_drcheck.targets.local import LocalTarget
 
+    target = target.unwrap()
     if isinstance(target, LocalTarget):
         return testinfra.get_host("local://")
     from pytest_drcheck.targets.ssh import SshTarget

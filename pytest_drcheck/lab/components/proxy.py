@@ -52,7 +52,8 @@ class Squid(Component):
             "cache_mem 8 MB",
             f"dns_nameservers {self.nameserver}",
             f"visible_hostname {ctx.host.name}",
-            "shutdown_lifetime 1 seconds",
+            # No grace for open connections: lab restarts and down must be quick.
+            "shutdown_lifetime 0 seconds",
             # -n: never reverse-resolve a raw IP to match a domain: raw IPs are denied.
             f'acl allowed_sites dstdomain -n "{self.allow_file(ctx)}"',
             "http_access allow allowed_sites",
