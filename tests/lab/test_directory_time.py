@@ -324,7 +324,8 @@ def test_canary_password_never_leaves_the_bind(lab: Lab, pytester: pytest.Pytest
         """)
     (pytester.path / "site.yaml").write_text(inventory)
     result = pytester.runpytest_subprocess(
-        "--dr-inventory=site.yaml", "--junitxml=drill.xml", "-p", "no:cacheprovider", "-vv",
+        "--dr-inventory=site.yaml", "--junitxml=drill.xml", "--dr-evidence=evidence",
+        "-p", "no:cacheprovider", "-vv",
         "-rA", "--log-level=DEBUG", "--log-file=drill.log", "--log-file-level=DEBUG",
         "--showlocals", "--tb=long")
     outcomes = result.parseoutcomes()
@@ -333,6 +334,7 @@ def test_canary_password_never_leaves_the_bind(lab: Lab, pytester: pytest.Pytest
     assert "invalid credentials" in text_out and "strong auth required" in text_out
     written = [p for p in pytester.path.rglob("*") if p.is_file()]
     assert {p.name for p in written} >= {"site.yaml", "drill.xml", "drill.log"}
+    assert any(p.parent.name == "evidence" or "evidence" in p.parts for p in written)
     for secret in (CANARY, real):
         assert secret not in text_out
         for path in written:
