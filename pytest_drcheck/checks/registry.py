@@ -21,6 +21,8 @@ BUILTIN_CHECKS: dict[str, str] = {
     "route53_resolver": "pytest_drcheck.checks.aws_resolver:ResolverRuleCheck",
     "iam_role": "pytest_drcheck.checks.aws_iam:IamRoleCheck",
     "egress": "pytest_drcheck.checks.egress:EgressCheck",
+    "ldap": "pytest_drcheck.checks.directory:DirectoryCheck",
+    "time": "pytest_drcheck.checks.timesync:TimeCheck",
 }
 
 ENTRY_POINT_GROUP = "pytest_drcheck.checks"
