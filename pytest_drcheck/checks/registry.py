@@ -15,6 +15,9 @@ BUILTIN_CHECKS: dict[str, str] = {
     "reach": "pytest_drcheck.checks.reach:ReachCheck",
     "nic": "pytest_drcheck.checks.nic:NicCheck",
     "egress": "pytest_drcheck.checks.egress:EgressCheck",
+    "agent": "pytest_drcheck.checks.agents:AgentCheck",
+    "logging": "pytest_drcheck.checks.logging_delivery:LoggingCheck",
+    "backup": "pytest_drcheck.checks.backup:BackupCheck",
 }
 
 ENTRY_POINT_GROUP = "pytest_drcheck.checks"
