@@ -27,8 +27,10 @@ from pytest_drcheck.model import Observation, PlanItem
 from pytest_drcheck.targets.base import CommandResult, StreamError
 
 DEFAULT_CONNECT_TIMEOUT = 3.0
-# One line per process, "/proc/<pid>/comm:<name>": /proc exists on every Linux, ps may not.
-PROCESS_TABLE = "grep -H . /proc/[0-9]*/comm 2>/dev/null; true"
+# One line per process, "pid (name) state ...": /proc exists on every Linux, ps may not; the
+# state tells a zombie (a dead agent its parent has not reaped) from a live process.
+PROCESS_TABLE = "cat /proc/[0-9]*/stat 2>/dev/null; true"
+DEAD_STATES = ("Z", "X", "x")
 NO_SYSTEMD = "drcheck: no systemd"
 # The kernel keeps 15 characters of a process name (TASK_COMM_LEN - 1).
 COMM_LENGTH = 15
@@ -90,13 +92,16 @@ def running_commands(service: str | None) -> tuple[str, ...]:
 
 
 def parse_process_table(text: str) -> list[tuple[int, str]]:
-    """(pid, name) pairs from ``grep -H . /proc/[0-9]*/comm`` output."""
+    """(pid, name) of live processes from ``/proc/<pid>/stat`` lines; zombies left out."""
     processes = []
     for line in text.splitlines():
-        path, sep, name = line.partition(":")
-        parts = path.split("/")
-        if sep and len(parts) == 4 and parts[1] == "proc" and parts[2].isdigit():
-            processes.append((int(parts[2]), name))
+        # The name sits between the first "(" and the LAST ")": it may hold both.
+        head, sep, rest = line.rpartition(")")
+        pid, paren, name = head.partition(" (")
+        fields = rest.split()
+        if sep and paren and pid.strip().isdigit() and fields and (
+                fields[0] not in DEAD_STATES):
+            processes.append((int(pid), name))
     return processes
 
 

@@ -221,7 +221,8 @@ class BackupCheck(Check):
         observed = describe_connect(outcome, time.monotonic() - started, connect_timeout)
         expected = f"{ctx.item.host} -> {params['server_host']} {host}:{port} open"
         if outcome == "connected":
-            return Observation.passed(expected, observed, outcome=outcome)
+            return Observation.passed(expected, f"{ctx.item.host} -> {host}:{port} {observed}",
+                                      outcome=outcome)
         return Observation.failed(expected, observed, outcome=outcome)
 
     @staticmethod

@@ -135,12 +135,16 @@ class _Watcher:
         self._searches: dict[str, int] = {}
         self._trouble: dict[str, str] = {}
         self._running = False
+        # A marker arrived since the last round started: search again without pausing.
+        self._fresh = False
         self._round_started: float | None = None
 
     def wait(self, marker: str, command: str, deadline: float) -> Sighting:
         with self._cond:
             self._pending[marker] = command
             self._searches[marker] = 0
+            self._fresh = True
+            self._cond.notify_all()
             if not self._running:
                 self._running = True
                 threading.Thread(target=self._loop, name=f"drcheck-verify-{self._target.name}",
@@ -171,6 +175,7 @@ class _Watcher:
                     return
                 batch = list(self._pending.items())[:MAX_MARKERS_PER_ROUND]
                 self._round_started = time.monotonic()
+                self._fresh = False
             outputs: list[tuple[bool, str, str]] = []
             error = ""
             try:
@@ -204,7 +209,9 @@ class _Watcher:
                     else:
                         self._trouble.pop(marker, None)
                 self._cond.notify_all()
-            time.sleep(POLL_INTERVAL)
+                pause_until = time.monotonic() + POLL_INTERVAL
+                while not self._fresh and (left := pause_until - time.monotonic()) > 0:
+                    self._cond.wait(left)
 
 
 # Run-scoped state keyed by the run's own target objects (weakly: a finished run's targets,

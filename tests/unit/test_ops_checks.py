@@ -94,24 +94,30 @@ def test_process_table_of_the_runner_lists_this_process() -> None:
 
 
 def test_running_from_the_process_table_without_systemd() -> None:
-    table = CommandResult(PROCESS_TABLE, 0, "/proc/1/comm:sleep\n/proc/42/comm:clamd\n"
-                                            "/proc/43/comm:clamd\n/proc/7/comm:sshd\n", "")
+    table = CommandResult(PROCESS_TABLE, 0, "1 (sleep) S 0 1\n42 (clamd) S 1 42\n"
+                                            "43 (clamd) S 1 43\n7 (sshd) S 1 7\n"
+                                            "44 (bacula-fd) Z 1 44\n", "")
     no_systemd = CommandResult("systemctl", 0, NO_SYSTEMD + "\n", "")
     state = observe_running("clamav-daemon", "clamd", [no_systemd, table])
     assert state.running and state.pids == (42, 43)
     assert state.observed == "clamd running (pid 42, 43; process table, no systemd)"
     gone = observe_running(None, "bacula-fd", [table])
     assert not gone.running
-    assert gone.observed == "no bacula-fd process (process table, 4 processes)"
+    assert gone.observed == "no bacula-fd process (process table, 4 processes)"  # 44: zombie
+
+
+def test_names_with_spaces_and_parentheses() -> None:
+    assert parse_process_table("5 (tmux: server) S 1 5\n6 (a) b)) R 1 6\n") == [
+        (5, "tmux: server"), (6, "a) b)")]
 
 
 def test_long_process_names_match_the_kernels_15_characters() -> None:
-    table = CommandResult(PROCESS_TABLE, 0, "/proc/9/comm:amazon-cloudwat\n", "")
+    table = CommandResult(PROCESS_TABLE, 0, "9 (amazon-cloudwat) S 1 9\n", "")
     assert observe_running(None, "amazon-cloudwatch-agent", [table]).running
 
 
 def test_systemd_unit_state_decides_where_systemd_runs() -> None:
-    table = CommandResult(PROCESS_TABLE, 0, "/proc/42/comm:clamd\n", "")
+    table = CommandResult(PROCESS_TABLE, 0, "42 (clamd) S 1 42\n", "")
     show = ("LoadState=loaded\nActiveState=active\nSubState=running\nMainPID=812\n")
     state = observe_running("clamav-daemon", "clamd",
                             [CommandResult("systemctl", 0, show, ""), table])
@@ -138,7 +144,7 @@ def test_systemd_command_falls_back_on_this_runner_without_systemd() -> None:
 
 
 def test_service_without_process_and_without_systemd_says_what_to_add() -> None:
-    table = CommandResult(PROCESS_TABLE, 0, "/proc/1/comm:init\n", "")
+    table = CommandResult(PROCESS_TABLE, 0, "1 (init) S 0 1\n", "")
     state = observe_running("falcon-sensor", None,
                             [CommandResult("systemctl", 0, NO_SYSTEMD, ""), table])
     assert not state.running and "add process:" in state.observed
