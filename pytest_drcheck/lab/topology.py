@@ -1,0 +1,134 @@
+"""The lab's shape: networks, hosts and what runs on each.
+
+Everything else is derived from ``LAB``: namespace, bridge and veth names, /etc/netns files,
+the DNS data. A new host is one ``Host(...)`` line; a new daemon is a module in
+``components/`` and an instance of it in some host's ``components``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from dataclasses import dataclass, field
+
+from pytest_drcheck.lab.components.base import Component
+from pytest_drcheck.lab.components.dns import Dnsmasq, Srv, Unbound, Zone
+from pytest_drcheck.lab.components.sshd import Sshd
+
+PREFIX = "drlab"
+# Bumped when the way the lab is built changes without the topology changing, so that
+# ``up`` rebuilds a lab made by older code instead of calling it healthy.
+BUILD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Network:
+    """A layer-2 segment: a bridge in the root namespace. ``gateway`` is the root namespace's
+    address on it; None means the root namespace cannot reach the segment at all (the future
+    "fake internet" sits behind a proxy host only)."""
+
+    bridge: str
+    cidr: str
+    gateway: str | None
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.IPv4Network(self.cidr).prefixlen
+
+
+@dataclass(frozen=True)
+class Nic:
+    network: Network
+    address: str
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    nics: tuple[Nic, ...]
+    components: tuple[Component, ...] = ()
+    # What the host's /etc/resolv.conf says (bind-mounted by ``ip netns exec``).
+    search: tuple[str, ...] = ("corp.example",)
+    nameservers: tuple[str, ...] = ("10.77.0.53",)
+    domain: str = "corp.example"
+
+    @property
+    def netns(self) -> str:
+        return f"{PREFIX}-{self.name}"
+
+    @property
+    def address(self) -> str:
+        """The primary (eth0) address, the one the drill and known_hosts use first."""
+        return self.nics[0].address
+
+    def ifname(self, index: int) -> str:
+        return f"eth{index}"
+
+    def component(self, name: str) -> Component | None:
+        return next((c for c in self.components if c.name == name), None)
+
+    def resolv_conf(self) -> str:
+        search = f"search {' '.join(self.search)}\n" if self.search else ""
+        return search + "".join(f"nameserver {ns}\n" for ns in self.nameservers)
+
+    def hosts_file(self) -> str:
+        return f"127.0.0.1 localhost\n{self.address} {self.name}.{self.domain} {self.name}\n"
+
+
+def veth_name(host: str, index: int) -> str:
+    """Root-side name of a host's NIC ``index``: ``drlab0-app01``, within IFNAMSIZ (15).
+    Long host names get a short hash so that names stay unique and stable."""
+    name = f"{PREFIX}{index}-{host}"
+    if len(name) <= 15:
+        return name
+    digest = hashlib.sha1(host.encode()).hexdigest()[:4]
+    return f"{PREFIX}{index}-{host[:4]}{digest}"
+
+
+@dataclass(frozen=True)
+class Topology:
+    networks: tuple[Network, ...]
+    hosts: tuple[Host, ...]
+    build_version: int = field(default=BUILD_VERSION)
+
+    def host(self, name: str) -> Host:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise KeyError(name)
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
+
+
+LAN = Network(f"{PREFIX}0", "10.77.0.0/24", gateway="10.77.0.1")
+BACKEND = Network(f"{PREFIX}1", "10.78.0.0/24", gateway="10.78.0.1")
+
+CORP = Zone(
+    domain="corp.example",
+    addresses=(
+        ("app01", "10.77.0.11"), ("app02", "10.77.0.12"), ("db01", "10.77.0.13"),
+        ("dns01", "10.77.0.53"), ("dc01", "10.77.0.20"), ("dc02", "10.77.0.21"),
+        ("ntp01", "10.77.0.30"), ("logs01", "10.77.0.40"), ("backup01", "10.77.0.41"),
+    ),
+    cnames=(("files", "app02"),),
+    srv=(Srv("_ldap._tcp.dc._msdcs.corp.example", "dc01.corp.example", 389, 0, 100),),
+)
+
+INTERNET_NAMES = (
+    ("www.example.com", "10.99.0.80"),
+    ("repo.example.net", "10.99.0.81"),
+    ("blocked.example.org", "10.99.0.82"),
+)
+
+LAB = Topology(
+    networks=(LAN, BACKEND),
+    hosts=(
+        Host("resolver01", (Nic(LAN, "10.77.0.54"),),
+             (Unbound(INTERNET_NAMES, allow=("10.77.0.0/16", "10.78.0.0/16")),)),
+        Host("dns01", (Nic(LAN, "10.77.0.53"),), (Dnsmasq(CORP, upstream="10.77.0.54"),)),
+        Host("app01", (Nic(LAN, "10.77.0.11"),), (Sshd(),)),
+        Host("app02", (Nic(LAN, "10.77.0.12"),), (Sshd(),)),
+        Host("db01", (Nic(LAN, "10.77.0.13"), Nic(BACKEND, "10.78.0.13")), (Sshd(),)),
+    ),
+)

@@ -1,0 +1,44 @@
+"""The ``lab`` fixture: one fresh sandbox per test session, built from scratch and removed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_drcheck.lab import Lab, lab_lock
+
+# Other developers' runs queue on the same lock; a whole lab session can take a while.
+LOCK_WAIT = 600.0
+
+
+def _why_unusable() -> str | None:
+    if os.geteuid() != 0:
+        return "lab tests need root (network namespaces, bridges)"
+    probes = (["ip", "netns", "list"],
+              # The "real host" mechanics: a network, UTS, PID and mount namespace.
+              ["unshare", "--net", "--uts", "--pid", "--fork", "--mount-proc", "true"])
+    for argv in probes:
+        try:
+            subprocess.run(argv, capture_output=True, timeout=10, check=True)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return f"network namespaces are unusable here ({' '.join(argv)}: {exc})"
+    return None
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    reason = _why_unusable()
+    if reason is not None:
+        pytest.skip(reason)
+    with lab_lock(LOCK_WAIT):
+        sandbox = Lab()
+        # down first: a lab left by an earlier run (or half up) must not decide these tests.
+        sandbox.down()
+        try:
+            sandbox.up()
+            yield sandbox
+        finally:
+            sandbox.down()
