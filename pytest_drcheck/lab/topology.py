@@ -11,9 +11,12 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 
+from pytest_drcheck.lab.components.bacula import BaculaFd, BaculaSd
 from pytest_drcheck.lab.components.base import Component
+from pytest_drcheck.lab.components.clamav import Clamd
 from pytest_drcheck.lab.components.dns import Dnsmasq, Srv, Unbound, Zone
 from pytest_drcheck.lab.components.sshd import Sshd
+from pytest_drcheck.lab.components.syslog import RsyslogCollector, SignatureMirror
 
 PREFIX = "drlab"
 # Bumped when the way the lab is built changes without the topology changing, so that
@@ -121,14 +124,20 @@ INTERNET_NAMES = (
     ("blocked.example.org", "10.99.0.82"),
 )
 
+# Operations agents on every recovery instance: endpoint protection and the backup agent.
+OPS_AGENTS: tuple[Component, ...] = (Clamd(), BaculaFd())
+
 LAB = Topology(
     networks=(LAN, BACKEND),
     hosts=(
         Host("resolver01", (Nic(LAN, "10.77.0.54"),),
              (Unbound(INTERNET_NAMES, allow=("10.77.0.0/16", "10.78.0.0/16")),)),
         Host("dns01", (Nic(LAN, "10.77.0.53"),), (Dnsmasq(CORP, upstream="10.77.0.54"),)),
-        Host("app01", (Nic(LAN, "10.77.0.11"),), (Sshd(),)),
-        Host("app02", (Nic(LAN, "10.77.0.12"),), (Sshd(),)),
-        Host("db01", (Nic(LAN, "10.77.0.13"), Nic(BACKEND, "10.78.0.13")), (Sshd(),)),
+        Host("app01", (Nic(LAN, "10.77.0.11"),), (Sshd(), *OPS_AGENTS)),
+        Host("app02", (Nic(LAN, "10.77.0.12"),), (Sshd(), *OPS_AGENTS)),
+        Host("db01", (Nic(LAN, "10.77.0.13"), Nic(BACKEND, "10.78.0.13")),
+             (Sshd(), *OPS_AGENTS)),
+        Host("logs01", (Nic(LAN, "10.77.0.40"),), (Sshd(), RsyslogCollector(), SignatureMirror())),
+        Host("backup01", (Nic(LAN, "10.77.0.41"),), (Sshd(), BaculaSd())),
     ),
 )

@@ -132,7 +132,8 @@ def test_status_lists_every_host_alive(lab: Lab, capsys: pytest.CaptureFixture[s
         line = next(line for line in out.splitlines() if line.split()[:1] == [host])
         assert f"drlab-{host}" in line
         assert f" {daemon} " in line
-        assert line.count("alive") == 2  # the host's PID 1 and its daemon
+        # The host's PID 1 and each of its daemons.
+        assert line.count("alive") == 1 + len(LAB.host(host).components)
 
 
 def test_cli_waits_for_the_lock_then_says_so(
