@@ -527,3 +527,20 @@ def test_sshtarget_is_a_target() -> None:
     from pytest_drcheck.targets.base import Target
 
     assert issubclass(SshTarget, Target)
+
+
+
+def test_a_testinfra_paramiko_backend_can_ride_on_the_client(make_target: MakeTarget,
+                                                             sshd: Sshd) -> None:
+    from testinfra.backend import get_backend
+    from testinfra.host import Host
+
+    target = make_target()
+    before = sshd.accepted()
+    backend = get_backend(f"paramiko://root@127.0.0.1:{sshd.port}")
+    # ParamikoBackend.client is a cached_property: seeding it reuses our verified connection.
+    backend.__dict__["client"] = target.client
+    host = Host(backend)
+    assert host.run("echo from-testinfra").stdout == "from-testinfra\n"
+    assert host.file("/etc/hostname").exists
+    assert sshd.accepted() - before == 1

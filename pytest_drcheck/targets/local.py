@@ -1,0 +1,84 @@
+"""Local target: the runner itself, for checks whose vantage is the machine running pytest."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import socket
+import subprocess
+
+from pytest_drcheck.durations import format_duration
+from pytest_drcheck.targets.base import CommandResult, Stream, StreamError, Target
+
+TIMEOUT_STATUS = 124
+# After the process group is killed, how long to wait for pipes a detached grandchild may hold.
+_DRAIN_SECONDS = 1.0
+_UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH}
+
+
+class LocalTarget(Target):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+
+    @property
+    def vantage(self) -> str:
+        return f"{self.name} (local {socket.gethostname()})"
+
+    def connect(self) -> None:
+        """Nothing to open: the runner is always reachable from itself."""
+
+    def run(self, command: str, timeout: float) -> CommandResult:
+        # A session of its own, so that a timeout kills everything the command started, not
+        # only the shell.
+        process = subprocess.Popen(
+            ["sh", "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return _stop(process, command)
+        return CommandResult(command, process.returncode, _text(out), _text(err))
+
+    def open_stream(self, host: str, port: int, timeout: float) -> Stream:
+        where = f"{host}:{port} from {self.name}"
+        try:
+            sock = socket.create_connection((host, port), timeout=timeout)
+        except TimeoutError:
+            raise StreamError("timed out", f"{where}: timed out after {format_duration(timeout)}"
+                              ) from None
+        except ConnectionRefusedError:
+            raise StreamError("refused", f"{where}: connection refused") from None
+        except socket.gaierror as exc:
+            raise StreamError("error", f"{where}: cannot resolve {host}: {exc.strerror}"
+                              ) from None
+        except OSError as exc:
+            outcome = "unreachable" if exc.errno in _UNREACHABLE else "error"
+            raise StreamError(outcome, f"{where}: {exc.strerror or exc}") from None
+        # Like a fresh SSH channel: blocking until the caller sets its own timeout.
+        sock.settimeout(None)
+        return sock
+
+    def close(self) -> None:
+        """Nothing to release: every command and stream is closed when it is done."""
+
+
+def _stop(process: subprocess.Popen[bytes], command: str) -> CommandResult:
+    # ProcessLookupError: it ended between the timeout and the kill.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    try:
+        out, err = process.communicate(timeout=_DRAIN_SECONDS)
+    except subprocess.TimeoutExpired:
+        # A grandchild that left the process group still holds the pipes: give up on them.
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()
+        process.wait()
+        out, err = b"", b""
+    return CommandResult(command, TIMEOUT_STATUS, _text(out), _text(err), timed_out=True)
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
