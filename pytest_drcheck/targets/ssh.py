@@ -39,6 +39,7 @@ TIMEOUT_STATUS = 124
 CLIENT_GRACE_SECONDS = 0.25
 # Pause between attempts to open a session that sshd refused for lack of a free slot.
 SESSION_RETRY_SECONDS = 0.02
+SESSION_RETRY_MAX_SECONDS = 0.5
 _OPEN_CONNECT_FAILED = 2
 _OPEN_ADMINISTRATIVELY_PROHIBITED = 1
 
@@ -47,14 +48,14 @@ _OPEN_ADMINISTRATIVELY_PROHIBITED = 1
 class SshSettings:
     """How to reach one host over SSH. Explicit values win over the ssh_config file's.
 
-    ``port`` and ``user`` may be None: then ssh_config's Port/User apply, else 22 and the local
-    user name, as with OpenSSH. ``password`` is a callable so that the secret is fetched only when
-    a connection needs it and is never part of the settings' repr.
+    ``port`` and ``user`` left as None take ssh_config's Port/User, else 22 and the local user
+    name, as with OpenSSH; a value given here always wins. ``password`` is a callable so that
+    the secret is fetched only when a connection needs it and is never in the settings' repr.
     """
 
     name: str
     address: str
-    port: int | None = 22
+    port: int | None = None
     user: str | None = None
     identity_file: str | None = None
     password: Callable[[], str] | None = field(default=None, repr=False, compare=False)
@@ -297,8 +298,8 @@ class SshTarget(Target):
 
     def _through_jump(self, jump: SshTarget, endpoint: _Endpoint, timeout: float
                       ) -> paramiko.Channel:
-        where = f"{self.name}: jump host {jump.name} could not connect to " \
-                f"{endpoint.hostname}:{endpoint.port}"
+        where = (f"{self.name}: jump host {jump.name} could not connect to "
+                 f"{endpoint.hostname}:{endpoint.port}")
         try:
             return jump._tcp_channel(endpoint.hostname, endpoint.port, timeout)
         except _OpenRejected as exc:
@@ -415,9 +416,14 @@ class SshTarget(Target):
             chan.close()
         if not finished:
             return _timed_out(command, _text(out), _text(err))
+        # -1: no exit status came. The channel was closed under us (connection lost, or our own
+        # deadline timer fired just as the command started) or the command died of a signal
+        # (sshd then sends exit-signal, which paramiko does not expose).
         status = chan.exit_status
         if status == -1 and not transport.is_active():
             raise TargetError(self._lost_message())
+        if status == -1 and time.monotonic() >= deadline:
+            return _timed_out(command, _text(out), _text(err))
         # 124 is what the remote `timeout` wrapper reports; a command may also exit 124 itself,
         # which it cannot have done at the very moment the wrapper fired.
         remote_timeout = status == TIMEOUT_STATUS and (
@@ -431,17 +437,19 @@ class SshTarget(Target):
         sshd frees a session slot only after it has processed our close of the previous
         channel, so a new session right after one ended can still meet "too many sessions"
         (MaxSessions); the same happens when testinfra shares the connection. Those refusals
-        are transient and retried until the deadline.
+        are transient and retried, backing off, until the deadline.
         """
+        pause = SESSION_RETRY_SECONDS
         while True:
             try:
                 return self._open_channel(transport, "session", None,
                                           deadline - time.monotonic())
             except _OpenRejected as exc:
-                if time.monotonic() + SESSION_RETRY_SECONDS >= deadline:
+                if time.monotonic() + pause >= deadline:
                     raise TargetError(f"{self.name}: cannot open an SSH session: "
                                       f"{exc.describe()}") from None
-            time.sleep(SESSION_RETRY_SECONDS)
+            time.sleep(pause)
+            pause = min(pause * 2, SESSION_RETRY_MAX_SECONDS)
 
     def _exec(self, transport: paramiko.Transport, chan: paramiko.Channel, command: str,
               deadline: float) -> bool:
@@ -571,7 +579,7 @@ class _Transport(paramiko.Transport):
         super().__init__(*args, **kwargs)
         self._drc_opener = threading.local()
         self._drc_rejected: dict[int, tuple[int, str]] = {}
-        self._drc_abandoned: set[int] = set()
+        self._drc_abandoned: dict[int, paramiko.Channel] = {}
         # paramiko (3.4+) builds this table per instance precisely so that subclasses can hook
         # messages. Were it shared by the class, refusals would only lose their reason text.
         handlers: dict[int, Callable[[paramiko.Message], None]] | None = (
@@ -610,36 +618,37 @@ class _Transport(paramiko.Transport):
             raise
 
     def _abandon(self, chanid: int) -> None:
-        with self.lock:
-            self._drc_abandoned.add(chanid)
-            # The confirmation may have arrived between paramiko's timeout and this lock.
-            chan = self._channels.get(chanid)  # type: ignore[attr-defined]
-        if chan is not None and chan.active:
-            self._drc_close_late(chanid, chan)
+        """Remember a channel whose open timed out, so a late confirmation closes it.
 
-    def _drc_close_late(self, chanid: int, chan: paramiko.Channel) -> None:
+        paramiko keeps channels only weakly; the Channel is still alive here because the
+        timeout's traceback holds open_channel's frame. Holding it keeps it findable.
+        """
         with self.lock:
-            self._drc_abandoned.discard(chanid)
-        # Closing sends a message, which must not happen on the transport's own thread.
-        threading.Thread(target=chan.close, daemon=True, name="drcheck-close-late").start()
+            chan = self._channels.get(chanid)  # type: ignore[attr-defined]
+            if chan is not None:
+                self._drc_abandoned[chanid] = chan
+        # The confirmation may have arrived between paramiko's timeout and the lock above.
+        if chan is not None and chan.active:
+            self._drc_close_late(chanid)
+
+    def _drc_close_late(self, chanid: int) -> None:
+        with self.lock:
+            chan = self._drc_abandoned.pop(chanid, None)
+        if chan is not None:
+            # Closing sends a message, which must not happen on the transport's own thread.
+            threading.Thread(target=chan.close, daemon=True, name="drcheck-close-late").start()
 
     def _drc_open_success(self, m: paramiko.Message) -> None:
         chanid = m.get_int()
         m.rewind()
         self._drc_parent_success(m)
-        with self.lock:
-            abandoned = chanid in self._drc_abandoned
-            chan = self._channels.get(chanid) if abandoned else None  # type: ignore[attr-defined]
-        if chan is not None:
-            self._drc_close_late(chanid, chan)
+        self._drc_close_late(chanid)  # does nothing unless the channel was abandoned
 
     def _drc_open_failure(self, m: paramiko.Message) -> None:
         chanid, code, text = m.get_int(), m.get_int(), m.get_text()
         m.rewind()
         with self.lock:
-            if chanid in self._drc_abandoned:
-                self._drc_abandoned.discard(chanid)
-            else:
+            if self._drc_abandoned.pop(chanid, None) is None:
                 self._drc_rejected[chanid] = (code, text)
         self._drc_parent_failure(m)
 

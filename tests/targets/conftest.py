@@ -102,9 +102,10 @@ def echo_server() -> Iterator[EchoServer]:
 class SilentListener:
     """Accepts TCP connections and never says a word: a hung sshd, from the client's side."""
 
-    def __init__(self) -> None:
+    def __init__(self, banner: bytes = b"") -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.sock.getsockname()[1]
+        self.banner = banner
         self.accepted = 0
         self.held: list[socket.socket] = []
         threading.Thread(target=self._serve, daemon=True).start()
@@ -116,6 +117,8 @@ class SilentListener:
             except OSError:
                 return
             self.accepted += 1
+            if self.banner:
+                conn.sendall(self.banner)  # then silence: a server stuck in key exchange
             self.held.append(conn)
 
     def close(self) -> None:

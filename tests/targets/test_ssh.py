@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -169,6 +170,31 @@ def test_open_stream_times_out_when_nothing_answers(make_target: MakeTarget,
     assert target.run("echo still fine", 5).stdout == "still fine\n"
 
 
+
+def test_a_stream_confirmed_after_its_timeout_is_closed(make_target: MakeTarget) -> None:
+    # The accept queue is full, so sshd's connect hangs and open_stream times out; once the
+    # queue frees, the SYN retransmitted ~1 s later completes and sshd confirms the channel
+    # nobody waits for any more. The target must close it, not leave the connection open.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=1)
+    target = make_target()
+    target.connect()
+    try:
+        with pytest.raises(StreamError, match="timed out"):
+            target.open_stream("127.0.0.1", port, 0.3)
+        listener.accept()[0].close()  # frees the queue
+        listener.settimeout(5)
+        late, _ = listener.accept()
+        late.settimeout(5)
+        assert late.recv(1) == b""  # closed by the target, not held open
+        late.close()
+    finally:
+        filler.close()
+        listener.close()
+
 def test_open_stream_with_an_unresolvable_name_is_an_error_with_the_servers_text(
         make_target: MakeTarget) -> None:
     with pytest.raises(StreamError) as caught:
@@ -241,6 +267,43 @@ def test_connect_to_a_silent_port_times_out(make_target: MakeTarget,
         f"app01: timed out after 1 s connecting to 127.0.0.1:{silent_listener.port} waiting for "
         "the SSH banner")
 
+
+
+def test_a_server_that_stalls_after_its_banner_times_out() -> None:
+    stalled = SilentListener(banner=b"SSH-2.0-OpenSSH_9.2p1 stalled\r\n")
+    target = SshTarget(SshSettings(name="app01", address="127.0.0.1", port=stalled.port,
+                                   user="root", connect_timeout=1))
+    started = time.monotonic()
+    try:
+        with pytest.raises(TargetError) as caught:
+            target.connect()
+    finally:
+        stalled.close()
+    assert time.monotonic() - started < 2.0
+    assert str(caught.value) == (
+        f"app01: timed out after 1 s connecting to 127.0.0.1:{stalled.port} during key "
+        "exchange or authentication")
+
+
+def test_close_during_a_connection_attempt_ends_it_at_once(
+        make_target: MakeTarget, silent_listener: SilentListener) -> None:
+    target = make_target(port=silent_listener.port, connect_timeout=10)
+    messages: list[str] = []
+
+    def attempt() -> None:
+        try:
+            target.connect()
+        except TargetError as exc:
+            messages.append(str(exc))
+
+    thread = threading.Thread(target=attempt)
+    thread.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    target.close()
+    thread.join(5)
+    assert time.monotonic() - started < 1.0
+    assert messages == ["app01: the SSH connection was closed"]
 
 def test_tcp_connect_that_gets_no_answer_times_out(make_target: MakeTarget,
                                                    blackhole_port: int) -> None:

@@ -20,6 +20,7 @@ def test_lab_inventory_expands_to_sorted_stable_items() -> None:
     keys = [item.key for item in plan.items]
     assert keys == sorted(keys)
     assert "app01::dns[dc01.corp.example]" in keys
+    assert "app01::dns[ntp01.corp.example@onprem]" in keys
     assert "app01::dns[_ldap._tcp.dc._msdcs.corp.example/SRV@onprem]" in keys
     assert "db01::reach[10.77.0.11:3306]" in keys
     item = next(i for i in plan.items if i.key == "app02::dns[legacy.corp.example]")
