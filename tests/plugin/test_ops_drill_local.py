@@ -202,3 +202,19 @@ def test_agent_not_running_and_reverse_refused(pytester: pytest.Pytester, site: 
         f"SKIPPED*app01 backup hello: not probed: backup01 -> 127.0.0.1:{closed} refused "
         "(see reverse)",
     ])
+
+
+@pytest.mark.skipif(Path("/dev/log").exists(), reason="this runner has a syslog daemon")
+def test_local_path_without_a_syslog_daemon(pytester: pytest.Pytester, site: Site) -> None:
+    """via: local goes through the instance's own /dev/log; with no syslog daemon there, the
+    marker cannot even be sent, and the failure says so instead of waiting for it."""
+    write_inventory(pytester, site)
+    path = pytester.path / "site.yaml"
+    path.write_text(path.read_text().replace("logging: [{collector: central}]",
+                                             "logging: [{collector: central, via: [local]}]"))
+    result = pytester.runpytest("--dr-inventory=site.yaml", "-k", "logging")
+    result.assert_outcomes(failed=1, deselected=8)
+    assert failures(result)["app01::logging[central/local]"] == (
+        "app01 logging central/local: expected marker delivered to central within 5 s, the "
+        "instance could not send the marker via the instance's own syslog: logger: socket "
+        "/dev/log: No such file or directory")
