@@ -27,9 +27,12 @@ from pytest_drcheck.model import Observation, PlanItem
 from pytest_drcheck.targets.base import CommandResult, StreamError
 
 DEFAULT_CONNECT_TIMEOUT = 3.0
-# One line per process, "pid (name) state ...": /proc exists on every Linux, ps may not; the
-# state tells a zombie (a dead agent its parent has not reaped) from a live process.
-PROCESS_TABLE = "cat /proc/[0-9]*/stat 2>/dev/null; true"
+# One line per process, "pid (name) state ppid pgrp session ...": /proc exists on every Linux,
+# ps may not; the state tells a zombie (a dead agent its parent has not reaped) from a live
+# process. The first line, marked "self", is the reader's own: the other commands of the same
+# batch run in its session (one SSH exec) at the same moment, and one of them may well be the
+# agent's binary (`clamd --version`); they are left out, or a stopped agent would pass.
+PROCESS_TABLE = "printf 'self '; cat /proc/self/stat /proc/[0-9]*/stat 2>/dev/null; true"
 DEAD_STATES = ("Z", "X", "x")
 NO_SYSTEMD = "drcheck: no systemd"
 # The kernel keeps 15 characters of a process name (TASK_COMM_LEN - 1).
@@ -91,17 +94,34 @@ def running_commands(service: str | None) -> tuple[str, ...]:
     return ((systemd_command(service),) if service else ()) + (PROCESS_TABLE,)
 
 
+def _stat_line(line: str) -> tuple[int, str, list[str]] | None:
+    """(pid, name, fields after the name) of a /proc/<pid>/stat line."""
+    # The name sits between the first "(" and the LAST ")": it may hold both.
+    head, sep, rest = line.rpartition(")")
+    pid, paren, name = head.partition(" (")
+    fields = rest.split()
+    if not (sep and paren and pid.strip().isdigit() and len(fields) >= 4):
+        return None
+    return int(pid), name, fields
+
+
 def parse_process_table(text: str) -> list[tuple[int, str]]:
-    """(pid, name) of live processes from ``/proc/<pid>/stat`` lines; zombies left out."""
+    """(pid, name) of live processes from ``PROCESS_TABLE`` output: zombies, and the
+    processes of the reader's own session (the batch it runs in), left out."""
+    lines = text.splitlines()
+    own_session = None
+    if lines and lines[0].startswith("self "):
+        own = _stat_line(lines.pop(0)[len("self "):])
+        own_session = own[2][3] if own else None
     processes = []
-    for line in text.splitlines():
-        # The name sits between the first "(" and the LAST ")": it may hold both.
-        head, sep, rest = line.rpartition(")")
-        pid, paren, name = head.partition(" (")
-        fields = rest.split()
-        if sep and paren and pid.strip().isdigit() and fields and (
-                fields[0] not in DEAD_STATES):
-            processes.append((int(pid), name))
+    for line in lines:
+        parsed = _stat_line(line)
+        if parsed is None:
+            continue
+        pid, name, fields = parsed
+        if fields[0] in DEAD_STATES or (own_session is not None and fields[3] == own_session):
+            continue
+        processes.append((pid, name))
     return processes
 
 

@@ -87,16 +87,18 @@ def problems_of(tmp_path: Path, checks: str, site: str = SITE) -> str:
 
 
 def test_process_table_of_the_runner_lists_this_process() -> None:
-    out = subprocess.run(["sh", "-c", PROCESS_TABLE], capture_output=True, text=True).stdout
+    # A session of its own, as every batch has (one SSH exec, or the local target's).
+    out = subprocess.run(["sh", "-c", PROCESS_TABLE], capture_output=True, text=True,
+                         start_new_session=True).stdout
     processes = parse_process_table(out)
     assert len(processes) > 1
     assert os.getpid() in {pid for pid, _ in processes}  # this test's own process
 
 
 def test_running_from_the_process_table_without_systemd() -> None:
-    table = CommandResult(PROCESS_TABLE, 0, "1 (sleep) S 0 1\n42 (clamd) S 1 42\n"
-                                            "43 (clamd) S 1 43\n7 (sshd) S 1 7\n"
-                                            "44 (bacula-fd) Z 1 44\n", "")
+    table = CommandResult(PROCESS_TABLE, 0, "1 (sleep) S 0 1 1\n42 (clamd) S 1 42 1\n"
+                                            "43 (clamd) S 1 43 1\n7 (sshd) S 1 7 7\n"
+                                            "44 (bacula-fd) Z 1 44 1\n", "")
     no_systemd = CommandResult("systemctl", 0, NO_SYSTEMD + "\n", "")
     state = observe_running("clamav-daemon", "clamd", [no_systemd, table])
     assert state.running and state.pids == (42, 43)
@@ -107,17 +109,31 @@ def test_running_from_the_process_table_without_systemd() -> None:
 
 
 def test_names_with_spaces_and_parentheses() -> None:
-    assert parse_process_table("5 (tmux: server) S 1 5\n6 (a) b)) R 1 6\n") == [
+    assert parse_process_table("5 (tmux: server) S 1 5 5\n6 (a) b)) R 1 6 6\n") == [
         (5, "tmux: server"), (6, "a) b)")]
 
 
+def test_the_readers_own_batch_is_not_the_agent() -> None:
+    """`clamd --version` running in the same batch as the table must not count as clamd."""
+    table = ("self 900 (cat) R 899 899 899 0\n"
+             "42 (clamd) S 1 42 42 0\n"
+             "901 (clamd) R 899 901 899 0\n")
+    assert parse_process_table(table) == [(42, "clamd")]
+    out = subprocess.run(["sh", "-c", f"sleep 5 & echo $!; {PROCESS_TABLE}; kill $!"],
+                         capture_output=True, text=True, timeout=10,
+                         start_new_session=True).stdout
+    sibling, _, table = out.partition("\n")
+    pids = {pid for pid, _ in parse_process_table(table)}
+    assert int(sibling) not in pids and os.getpid() in pids
+
+
 def test_long_process_names_match_the_kernels_15_characters() -> None:
-    table = CommandResult(PROCESS_TABLE, 0, "9 (amazon-cloudwat) S 1 9\n", "")
+    table = CommandResult(PROCESS_TABLE, 0, "9 (amazon-cloudwat) S 1 9 9\n", "")
     assert observe_running(None, "amazon-cloudwatch-agent", [table]).running
 
 
 def test_systemd_unit_state_decides_where_systemd_runs() -> None:
-    table = CommandResult(PROCESS_TABLE, 0, "42 (clamd) S 1 42\n", "")
+    table = CommandResult(PROCESS_TABLE, 0, "42 (clamd) S 1 42 42\n", "")
     show = ("LoadState=loaded\nActiveState=active\nSubState=running\nMainPID=812\n")
     state = observe_running("clamav-daemon", "clamd",
                             [CommandResult("systemctl", 0, show, ""), table])
@@ -144,7 +160,7 @@ def test_systemd_command_falls_back_on_this_runner_without_systemd() -> None:
 
 
 def test_service_without_process_and_without_systemd_says_what_to_add() -> None:
-    table = CommandResult(PROCESS_TABLE, 0, "1 (init) S 0 1\n", "")
+    table = CommandResult(PROCESS_TABLE, 0, "1 (init) S 0 1 1\n", "")
     state = observe_running("falcon-sensor", None,
                             [CommandResult("systemctl", 0, NO_SYSTEMD, ""), table])
     assert not state.running and "add process:" in state.observed
