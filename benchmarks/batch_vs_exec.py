@@ -2,7 +2,8 @@
 batched exec (what the engine does), and of opening direct-tcpip streams. Side by side,
 medians of repeated rounds, ratios.
 
-Needs the lab: `drcheck lab up` (root). Usage: python benchmarks/batch_vs_exec.py [rounds]
+Needs root and the lab lock (brings the lab up and down itself).
+Usage: python benchmarks/batch_vs_exec.py [rounds]
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+
+from lablock import fresh_lab
 
 from pytest_drcheck.engine import Engine
 from pytest_drcheck.inventory import load_plan
@@ -20,6 +23,11 @@ COMMANDS = [f"getent ahostsv4 dc01.corp.example; echo {i}" for i in range(20)]
 
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    with fresh_lab():
+        measure(rounds)
+
+
+def measure(rounds: int) -> None:
     plan = load_plan("inventories/lab.yaml")
     target = Engine(plan, TargetFactory()).target("app01")
     started = time.perf_counter()

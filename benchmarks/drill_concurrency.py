@@ -1,7 +1,8 @@
 """Wall time of the lab drill: concurrent engine vs --dr-workers=1 (hosts one at a time) vs
 --dr-workers=1 --dr-per-host=1 (fully serial), measured side by side, medians and ratios.
 
-Needs the lab: `drcheck lab up` (root). Usage: python benchmarks/drill_concurrency.py [runs]
+Needs root and the lab lock (brings the lab up and down itself).
+Usage: python benchmarks/drill_concurrency.py [runs]
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+from lablock import fresh_lab
+
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = {
-    "default (16 hosts x 4 checks)": [],
+    "default (32 hosts x 4 checks)": [],
     "--dr-workers=1": ["--dr-workers=1"],
     "--dr-workers=1 --dr-per-host=1": ["--dr-workers=1", "--dr-per-host=1"],
 }
@@ -37,10 +40,11 @@ def main() -> None:
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     times: dict[str, list[float]] = {name: [] for name in CONFIGS}
     summary = ""
-    for _ in range(runs):  # interleaved so machine noise hits every configuration alike
-        for name, extra in CONFIGS.items():
-            elapsed, summary = run_once(extra)
-            times[name].append(elapsed)
+    with fresh_lab():
+        for _ in range(runs):  # interleaved so machine noise hits every configuration alike
+            for name, extra in CONFIGS.items():
+                elapsed, summary = run_once(extra)
+                times[name].append(elapsed)
     print(f"lab drill, {runs} runs each, interleaved; last summary: {summary}")
     base = statistics.median(times[next(iter(CONFIGS))])
     for name, values in times.items():

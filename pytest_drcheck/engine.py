@@ -7,6 +7,7 @@ run's wall time approaches the slowest host's instead of the sum of all checks.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -14,7 +15,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from pytest_drcheck.checks import registry
@@ -23,6 +24,7 @@ from pytest_drcheck.deadline import DeadlineExceeded, call_with_deadline
 from pytest_drcheck.durations import format_duration
 from pytest_drcheck.inventory.plan import HostSpec, Plan
 from pytest_drcheck.model import CheckResult, Observation, Outcome, PlanItem
+from pytest_drcheck.retry import Backoff
 from pytest_drcheck.targets.base import CommandResult, Target, TargetError
 
 log = logging.getLogger("pytest_drcheck.engine")
@@ -31,6 +33,8 @@ ResultListener = Callable[[CheckResult], None]
 TargetFactory = Callable[[HostSpec, Callable[[str], Target]], Target]
 # Extra seconds a watchdog allows beyond a target's own timeouts before giving up on it.
 WATCHDOG_SLACK = 2.0
+# Vantage of checks that observe through APIs from the machine running pytest.
+RUNNER_VANTAGE = "runner"
 # Light checks (streams only) per host at once, as a multiple of --dr-per-host: a direct-tcpip
 # channel costs the host almost nothing, and waiting out timeouts one by one would not scale.
 LIGHT_FACTOR = 8
@@ -40,6 +44,9 @@ LIGHT_FACTOR = 8
 class EngineSettings:
     workers: int = 32
     per_host: int = 4
+    # --dr-wait: seconds from the start of checking during which failing checks are retried.
+    wait: float = 0.0
+    backoff: Backoff = field(default_factory=Backoff)
 
 
 class Engine:
@@ -57,6 +64,8 @@ class Engine:
         self._workers: list[threading.Thread] = []
         self._listeners: list[ResultListener] = []
         self._selected: dict[str, list[PlanItem]] = {}
+        # Monotonic time until which failures are retried (set when checking starts).
+        self._retry_until: float | None = None
 
     # --- wiring ----------------------------------------------------------------------------
 
@@ -76,7 +85,16 @@ class Engine:
         with self._lock:
             names = list(self._selected) if hosts is None else list(hosts)
             fresh = [h for h in names if h in self._selected and h not in self._scheduled]
+            if fresh and self._retry_until is None:
+                self._retry_until = time.monotonic() + self.settings.wait
             self._scheduled.update(fresh)
+        # Import check modules and build targets here, in the caller's thread: imports racing
+        # in worker threads against pytest's assertion rewriter can trip CPython's compiler.
+        for host in fresh:
+            for item in self._selected[host]:
+                registry.get(item.check)
+            self._prepare_target(host)
+        with self._lock:
             if fresh and not self._workers:
                 for index in range(max(1, self.settings.workers)):
                     thread = threading.Thread(target=self._worker, name=f"drcheck-{index}",
@@ -97,7 +115,7 @@ class Engine:
         # The host job enforces every timeout; this bound only guards against an engine bug.
         host = self.plan.hosts[item.host]
         ceiling = (host.connection.connect_timeout + host.connection.command_timeout
-                   + item.timeout) * 3 + 60
+                   + item.timeout) * 3 + 60 + self.settings.wait
         try:
             return future.result(timeout=ceiling)
         except TimeoutError:
@@ -105,6 +123,11 @@ class Engine:
                 Outcome.ERROR, "a result", "none",
                 f"no result within {format_duration(ceiling)} (engine stalled)"),
                 time.time(), time.monotonic(), "engine")
+
+    def _prepare_target(self, host: str) -> None:
+        # A failure here is reported as the host's checks' failure when its job runs.
+        with contextlib.suppress(TargetError):
+            self.target(host)
 
     def target(self, host: str) -> Target:
         """The host's one shared target (created on first use; connecting is lazy too)."""
@@ -142,23 +165,49 @@ class Engine:
                         f"internal error: {type(exc).__name__}: {exc}"),
                         time.time(), time.monotonic(), host))
 
-    def _run_host(self, host_name: str, items: list[PlanItem]) -> None:
-        host = self.plan.hosts[host_name]
-        wall, mono = time.time(), time.monotonic()
+    def _retry_left(self) -> float:
+        return 0.0 if self._retry_until is None else self._retry_until - time.monotonic()
+
+    def _connect(self, host: HostSpec) -> tuple[Target | None, str]:
         try:
-            target = self.target(host_name)
+            target = self.target(host.name)
             call_with_deadline(target.connect, host.connection.connect_timeout * 3
-                               + WATCHDOG_SLACK, f"connect-{host_name}")
+                               + WATCHDOG_SLACK, f"connect-{host.name}")
         except (TargetError, DeadlineExceeded) as exc:
             reason = str(exc) if isinstance(exc, TargetError) else (
                 f"connection timed out after {format_duration(host.connection.connect_timeout)}")
-            reason = reason.removeprefix(f"{host_name}: ")
-            for item in items:
-                self._finish(item, self._stamp(item, Observation.failed(
-                    "host reachable", "unreachable", f"cannot reach {host_name}: {reason}"),
-                    wall, mono, host_name))
+            return None, reason.removeprefix(f"{host.name}: ")
+        return target, ""
+
+    def _run_host(self, host_name: str, items: list[PlanItem]) -> None:
+        host = self.plan.hosts[host_name]
+        wall, mono = time.time(), time.monotonic()
+        # Checks observed from the runner (cloud APIs) need no connection to the host, and
+        # still report (e.g. why a launch failed) when the host cannot be reached.
+        remote = [i for i in items if registry.get(i.check).needs_connection(i)]
+        try:
+            target = self.target(host_name)
+        except TargetError as exc:
+            self._unreachable(items, host_name, str(exc), wall, mono)
             return
-        outputs = self._run_commands(host, target, items)
+        failed_connects = 0
+        if remote:
+            connected, reason = self._connect(host)
+            attempts = 1
+            delays = self.settings.backoff.delays()
+            # An instance still booting refuses connections: under --dr-wait, keep knocking.
+            while connected is None and self._retry_left() > 0:
+                time.sleep(min(next(delays), max(0.0, self._retry_left())))
+                connected, reason = self._connect(host)
+                attempts += 1
+            if connected is None:
+                self._unreachable(remote, host_name, reason, wall, mono, attempts)
+                items = [i for i in items if i not in remote]
+                remote = []
+                if not items:
+                    return
+            failed_connects = attempts - 1
+        outputs = self._run_commands(host, target, remote)
         per_host = max(1, min(self.settings.per_host, self.settings.workers))
         light = [i for i in items if registry.get(i.check).light]
         heavy = [i for i in items if not registry.get(i.check).light]
@@ -169,7 +218,8 @@ class Engine:
                 slots.acquire()
                 thread = threading.Thread(
                     target=self._evaluate_and_release, name=f"check-{item.key}", daemon=True,
-                    args=(item, target, outputs.get(item.key, ()), slots, wall, mono))
+                    args=(item, target, outputs.get(item.key, ()), slots, wall, mono,
+                          failed_connects))
                 thread.start()
                 threads.append(thread)
 
@@ -183,6 +233,14 @@ class Engine:
         light_dispatcher.join()
         for thread in threads:
             thread.join()
+
+    def _unreachable(self, items: list[PlanItem], host_name: str, reason: str, wall: float,
+                     mono: float, attempts: int = 1) -> None:
+        reason = reason.removeprefix(f"{host_name}: ")
+        for item in items:
+            self._finish(item, self._stamp(item, Observation.failed(
+                "host reachable", "unreachable", f"cannot reach {host_name}: {reason}"),
+                wall, mono, host_name, attempts))
 
     def _run_commands(self, host: HostSpec, target: Target, items: list[PlanItem]
                       ) -> dict[str, Sequence[CommandResult]]:
@@ -208,15 +266,39 @@ class Engine:
 
     def _evaluate_and_release(self, item: PlanItem, target: Target,
                               outputs: Sequence[CommandResult], slots: threading.Semaphore,
-                              batch_wall: float, batch_mono: float) -> None:
+                              batch_wall: float, batch_mono: float,
+                              earlier_attempts: int = 0) -> None:
         try:
-            uses_batch = bool(outputs)
+            uses_batch = bool(outputs) or earlier_attempts > 0
             wall, mono = (batch_wall, batch_mono) if uses_batch else (time.time(),
                                                                       time.monotonic())
             observation = self._evaluate(item, target, outputs)
-            self._finish(item, self._stamp(item, observation, wall, mono, target.vantage))
+            vantage = (target.vantage if registry.get(item.check).needs_connection(item)
+                       else RUNNER_VANTAGE)
+            attempts = earlier_attempts + 1
+            delays = self.settings.backoff.delays()
+            while observation.outcome is Outcome.FAILED and self._retry_left() > 0:
+                # Sleeping must not hold one of the host's check slots.
+                slots.release()
+                try:
+                    time.sleep(min(next(delays), max(0.0, self._retry_left())))
+                finally:
+                    slots.acquire()
+                observation = self._evaluate(item, target, self._rerun(item, target))
+                attempts += 1
+            self._finish(item, self._stamp(item, observation, wall, mono, vantage, attempts))
         finally:
             slots.release()
+
+    def _rerun(self, item: PlanItem, target: Target) -> Sequence[CommandResult]:
+        """A retry observes afresh: the item's own commands run again (one small batch)."""
+        host = self.plan.hosts[item.host]
+        # The connection may have dropped (an instance rebooting after first boot); if it
+        # cannot be reopened, the commands below fail and say why.
+        with contextlib.suppress(TargetError, DeadlineExceeded):
+            call_with_deadline(target.connect, host.connection.connect_timeout * 3
+                               + WATCHDOG_SLACK, f"reconnect-{item.host}")
+        return self._run_commands(host, target, [item]).get(item.key, ())
 
     def _evaluate(self, item: PlanItem, target: Target,
                   outputs: Sequence[CommandResult]) -> Observation:
@@ -238,11 +320,11 @@ class Engine:
 
     @staticmethod
     def _stamp(item: PlanItem, observation: Observation, wall: float, mono: float,
-               vantage: str) -> CheckResult:
+               vantage: str, attempts: int = 1) -> CheckResult:
         return CheckResult.from_observation(
             item, observation, vantage,
             datetime.fromtimestamp(wall, tz=timezone.utc),
-            (time.monotonic() - mono) * 1000.0)
+            (time.monotonic() - mono) * 1000.0, attempts)
 
     def _finish(self, item: PlanItem, result: CheckResult) -> None:
         for listener in self._listeners:

@@ -5,7 +5,10 @@ Everything else lives in layers that do not import pytest. State lives in ``conf
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections.abc import Generator, Iterator
+from datetime import timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,11 +17,31 @@ import pytest
 from pytest_drcheck import __version__
 
 if TYPE_CHECKING:
+    from pytest_drcheck.evidence.session import EvidenceSession
+    from pytest_drcheck.inventory.plan import Plan
     from pytest_drcheck.model import CheckResult, PlanItem
     from pytest_drcheck.runtime import DrillRun
     from pytest_drcheck.targets.base import Target
 
 RUN_KEY = pytest.StashKey["DrillRun"]()
+# End-of-run record of drill recovery instances still up (the aws extra), JSON-able:
+# {"region", "checked_at", "instances": [{"instance_id", "state", "job_id",
+# "source_server_id", "host", "source_hostname"}], "error"}. Set before other
+# pytest_sessionfinish implementations run, for evidence writers to pick up.
+AWS_LEFTOVERS_KEY = pytest.StashKey[dict[str, Any]]()
+
+
+class DrillLeftoverWarning(pytest.PytestWarning):
+    """Drill recovery instances are still running after the drill (DRS leaves them)."""
+
+
+EVIDENCE_KEY = pytest.StashKey["EvidenceSession"]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_drcheck import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,7 +54,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="checks run at the same time on one host (default 4)")
     group.addoption("--dr-suites", dest="dr_suites", action="append", default=[],
                     metavar="DIR", help="extra directory to look for suites in (repeatable)")
+    group.addoption("--dr-drs-job", dest="dr_drs_job", metavar="JOB",
+                    help="AWS DRS drill job id: find recovery instances of this job only")
+    group.addoption("--dr-allow-non-drill", dest="dr_allow_non_drill", action="store_true",
+                    help="check AWS recovery instances that are not drills (a real recovery); "
+                         "refused by default")
     parser.addini("dr_inventory", "default for --dr-inventory")
+    parser.addini("dr_drs_job", "default for --dr-drs-job")
+    group.addoption("--dr-evidence", dest="dr_evidence", metavar="DIR",
+                    help="write the drill's evidence bundle (JUnit, results.jsonl, observations, "
+                         "drill.json, report.html, MANIFEST.sha256) to this new directory")
+    group.addoption("--dr-wait", dest="dr_wait", metavar="DURATION",
+                    help="retry failing checks until they pass or this long has passed "
+                         "(e.g. 10m: instances still booting); records time to green")
+    group.addoption("--dr-launched-at", dest="dr_launched_at", metavar="ISO-8601",
+                    help="when the drill instances were launched (e.g. 2024-05-01T09:30:00Z): "
+                         "the start of the measured RTO (default: when checking starts)")
+    group.addoption("--dr-shard", dest="dr_shard", metavar="K/N",
+                    help="run the K-th of N deterministic shares of the hosts (CI matrix); "
+                         "combine the bundles with 'drcheck merge'")
+    parser.addini("dr_wait", "default for --dr-wait")
     parser.addini("dr_workers", "default for --dr-workers")
     parser.addini("dr_per_host", "default for --dr-per-host")
 
@@ -53,6 +95,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "dr_check(type): an inventory check of this type")
     inventory = config.getoption("dr_inventory") or config.getini("dr_inventory")
     if not inventory:
+        for name in ("dr_evidence", "dr_wait", "dr_launched_at", "dr_shard"):
+            if config.getoption(name):
+                raise pytest.UsageError(f"--{name.replace('_', '-')} needs an inventory: add "
+                                        "--dr-inventory=FILE")
         return
     from pytest_drcheck.engine import EngineSettings
     from pytest_drcheck.inventory import InventoryError, load_plan
@@ -62,9 +108,17 @@ def pytest_configure(config: pytest.Config) -> None:
         plan = load_plan(inventory, config.getoption("dr_suites"), display_name=str(inventory))
     except InventoryError as exc:
         raise pytest.UsageError(f"invalid inventory:\n{exc}") from None
+    evidence = _evidence_session(config, plan)
     settings = EngineSettings(workers=_setting(config, "dr_workers", 32),
-                              per_host=_setting(config, "dr_per_host", 4))
-    config.stash[RUN_KEY] = DrillRun(plan, settings)
+                              per_host=_setting(config, "dr_per_host", 4),
+                              wait=evidence.options.wait)
+    run = config.stash[RUN_KEY] = DrillRun(plan, settings)
+    _attach_aws(config, run)
+    config.stash[EVIDENCE_KEY] = evidence
+    if evidence.stream is not None:
+        run.engine.add_listener(evidence.stream)
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_ReportCollector(evidence), "drcheck-reports")
     # The inventory becomes a collection argument like a test file, so pytest collects, counts,
     # selects (-k) and reports its items as any other; xdist workers inherit the argument.
     resolved = Path(inventory).resolve()
@@ -72,10 +126,87 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args.append(str(resolved))
 
 
+def _attach_aws(config: pytest.Config, run: DrillRun) -> None:
+    from pytest_drcheck.aws.inventory import uses_aws
+
+    job = config.getoption("dr_drs_job") or config.getini("dr_drs_job") or None
+    if not uses_aws(run.plan):
+        if job or config.getoption("dr_allow_non_drill"):
+            raise pytest.UsageError("--dr-drs-job and --dr-allow-non-drill need an inventory "
+                                    "that uses AWS (an aws: section, hosts with drs:/ec2:)")
+        return
+    import re
+
+    from pytest_drcheck.aws.run import AwsOptions
+    from pytest_drcheck.aws.schema import JOB_ID
+
+    if job and not re.match(JOB_ID, job):
+        raise pytest.UsageError(f"--dr-drs-job: '{job}' is not a DRS job id (drsjob- and 17 "
+                                "letters or digits)")
+    run.attach_aws(AwsOptions(job_id=job,
+                              allow_non_drill=bool(config.getoption("dr_allow_non_drill"))))
+
+
+def _evidence_session(config: pytest.Config, plan: Plan) -> EvidenceSession:
+    from pytest_drcheck.evidence.layout import EvidenceError
+    from pytest_drcheck.evidence.records import parse_instant
+    from pytest_drcheck.evidence.session import EvidenceSession, parse_options
+    from pytest_drcheck.runtime import utc_now
+
+    worker: dict[str, Any] | None = getattr(config, "workerinput", None)
+    now = utc_now()
+    try:
+        options = parse_options(
+            worker["dr_evidence"] if worker else config.getoption("dr_evidence"),
+            config.getoption("dr_wait") or config.getini("dr_wait"),
+            config.getoption("dr_launched_at"), config.getoption("dr_shard"), now)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if worker:  # one clock for the whole run: the controller's
+        started = parse_instant(worker["dr_started_at"])
+        anchor, source = parse_instant(worker["dr_anchor"]), worker["dr_anchor_source"]
+    else:
+        started, anchor, source = now, now, "start of checking (no launch time given)"
+        hooked = config.hook.pytest_dr_launched_at(config=config)
+        if options.launched_at is not None:
+            anchor, source = options.launched_at, "--dr-launched-at"
+        elif hooked is not None:
+            if hooked.tzinfo is None:
+                raise pytest.UsageError("a plugin's pytest_dr_launched_at returned a time "
+                                        "without timezone; it must return an aware datetime")
+            anchor, source = (hooked.astimezone(timezone.utc),
+                              "launch time from a plugin (pytest_dr_launched_at)")
+    session = EvidenceSession(plan, options, started, anchor, source)
+    if not config.getoption("collectonly"):
+        try:
+            session.open_bundle(controller=worker is None)
+            if worker is None:  # before collection: the whole inventory, refined later
+                session.write_drill(sorted(plan.hosts), len(plan.items), collected=False)
+        except EvidenceError as exc:
+            raise pytest.UsageError(f"--dr-evidence: {exc}") from None
+    return session
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: workers share the controller's clock, anchor and evidence directory."""
+    session = node.config.stash.get(EVIDENCE_KEY, None)
+    if session is None:
+        return
+    node.workerinput["dr_started_at"] = session.started_at.isoformat()
+    node.workerinput["dr_anchor"] = session.anchor.isoformat()
+    node.workerinput["dr_anchor_source"] = session.anchor_source
+    directory = session.options.directory
+    node.workerinput["dr_evidence"] = str(directory) if directory else None
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         run.close()
+    evidence = config.stash.get(EVIDENCE_KEY, None)
+    if evidence is not None:
+        evidence.close()
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -83,8 +214,14 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if run is None:
         return None
     plan = run.plan
-    return (f"drcheck {__version__}: drill '{plan.drill.name}' from {plan.display_name} "
-            f"({len(plan.hosts)} hosts, {len(plan.items)} checks, sha256 {plan.sha256[:12]})")
+    header = (f"drcheck {__version__}: drill '{plan.drill.name}' from {plan.display_name} "
+              f"({len(plan.hosts)} hosts, {len(plan.items)} checks, sha256 {plan.sha256[:12]})")
+    if run.aws is not None:
+        options = run.aws.options
+        header += (f"\ndrcheck: AWS {run.aws.settings.region}"
+                   f"{', drill job ' + options.job_id if options.job_id else ''}"
+                   f"{', NON-DRILL INSTANCES ALLOWED' if options.allow_non_drill else ''}")
+    return header
 
 
 # --- collection ------------------------------------------------------------------------------
@@ -107,9 +244,10 @@ class HostNode(pytest.Collector):
 
 
 class CheckFailed(Exception):
-    def __init__(self, result: CheckResult) -> None:
-        super().__init__(result.message)
+    def __init__(self, result: CheckResult, message: str | None = None) -> None:
+        super().__init__(message or result.message)
         self.result = result
+        self.message = message or result.message
 
 
 class CheckItem(pytest.Item):
@@ -119,20 +257,26 @@ class CheckItem(pytest.Item):
         self.add_marker(pytest.mark.dr_check(plan_item.check))
 
     def runtest(self) -> None:
-        from pytest_drcheck.evidence.junit import case_properties
         from pytest_drcheck.model import Outcome
 
+        evidence = self.config.stash[EVIDENCE_KEY]
+        evidence.claim(self.plan_item.key)
         result = self.config.stash[RUN_KEY].engine.result(self.plan_item)
-        self.user_properties.extend(case_properties(result, str(self.plan_item.source)))
+        record = evidence.record(result)
+        self.user_properties.extend(
+            evidence.properties(result, record, str(self.plan_item.source)))
+        if record["outcome"] == "waived":
+            # xfail: reported as waived (an accepted failure), never as passed.
+            pytest.xfail(f"{record['message']} [{record['waiver']['note']}]")
         if result.outcome is Outcome.SKIPPED:
-            pytest.skip(result.message)
+            pytest.skip(record["message"])
         if result.outcome is not Outcome.PASSED:
-            raise CheckFailed(result)
+            raise CheckFailed(result, record["message"])
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str:
         if isinstance(excinfo.value, CheckFailed):
-            return excinfo.value.result.message
+            return excinfo.value.message
         return str(super().repr_failure(excinfo, style=style))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
@@ -148,30 +292,104 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> InventoryF
     return None
 
 
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                   items: list[pytest.Item]) -> None:
+    """--dr-shard: keep this shard's hosts (inventory checks and dr_host tests alike)."""
+    evidence = config.stash.get(EVIDENCE_KEY, None)
+    if evidence is None or evidence.shard_hosts is None:
+        return
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        host: str | None
+        if isinstance(item, CheckItem):
+            host = item.plan_item.host
+        else:
+            callspec = getattr(item, "callspec", None)
+            host = callspec.params.get("dr_host_name") if callspec is not None else None
+        (drop if host is not None and host not in evidence.shard_hosts else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Execution starts here, not during collection: --collect-only touches no network."""
     run = session.config.stash.get(RUN_KEY, None)
     if run is None or session.config.getoption("collectonly"):
         return
+    selected = [i.plan_item for i in session.items if isinstance(i, CheckItem)]
+    evidence = session.config.stash[EVIDENCE_KEY]
+    if not hasattr(session.config, "workerinput"):
+        evidence.write_drill(sorted({p.host for p in selected}), len(selected))
     run.engine.select(i.plan_item for i in session.items if isinstance(i, CheckItem))
     # Under xdist a worker does not know which items it will get: hosts start on demand.
     if not hasattr(session.config, "workerinput"):
+        if run.aws is not None:  # every selected host's AWS discovery at once
+            run.aws.start_discovery(sorted({i.plan_item.host for i in session.items
+                                            if isinstance(i, CheckItem)}))
         run.engine.start()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """pytest-xdist controller (which collects nothing itself): the planned checks are what
+    the first worker collected (every worker collects the same)."""
+    config: pytest.Config = node.config
+    evidence = config.stash.get(EVIDENCE_KEY, None)
+    if evidence is None or evidence.collected:
+        return
+    inventory = Path(evidence.plan.path).resolve()
+    hosts, planned = set(), 0
+    for node_id in ids:
+        parts = node_id.split("::")
+        if len(parts) == 3 and (config.rootpath / parts[0]).resolve() == inventory:
+            hosts.add(parts[1])
+            planned += 1
+    evidence.write_drill(sorted(hosts), planned)
+
+
+class _ReportCollector:
+    """Registered on the controlling process: every check's report (from pytest-xdist workers
+    too) carries its properties, from which RTO and the summary are computed without a bundle.
+    """
+
+    def __init__(self, evidence: EvidenceSession) -> None:
+        self.evidence = evidence
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "call" or not report.user_properties:
+            return
+        from pytest_drcheck.evidence.session import reported_record
+
+        record = reported_record(report.user_properties)
+        if record is not None:
+            self.evidence.reported.append(record)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
     yield  # junitxml writes its file in the wrapped implementations
     run = session.config.stash.get(RUN_KEY, None)
-    xml_path = session.config.getoption("xmlpath", None)
-    if run is None or not xml_path or hasattr(session.config, "workerinput"):
+    if run is None or hasattr(session.config, "workerinput"):
         return
-    from pytest_drcheck.evidence.junit import add_suite_properties
+    from pytest_drcheck.evidence.junit import add_suite_properties, suite_properties
+    from pytest_drcheck.evidence.layout import EvidenceError
     from pytest_drcheck.runtime import utc_now
 
     run.finished_at = utc_now()
-    path = Path(xml_path)
-    if path.is_file():
+    evidence = session.config.stash[EVIDENCE_KEY]
+    drill: dict[str, Any] = {}
+    if not session.config.getoption("collectonly"):
+        complete = exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
+        try:
+            drill = evidence.seal(run.finished_at, complete)
+        except (EvidenceError, OSError) as exc:
+            session.config.stash[SEAL_ERROR_KEY] = str(exc)
+        session.config.stash[DRILL_KEY] = drill
+    xml_path = session.config.getoption("xmlpath", None)
+    path = Path(xml_path) if xml_path else None
+    if path is not None and path.is_file():
         add_suite_properties(path, [
             ("dr.drill", run.plan.drill.name),
             ("dr.inventory", run.plan.display_name),
@@ -179,7 +397,95 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[
             ("dr.tool_version", __version__),
             ("dr.started_at", run.started_at.isoformat(timespec="milliseconds")),
             ("dr.finished_at", run.finished_at.isoformat(timespec="milliseconds")),
+            *_aws_suite_properties(session.config),
+            *(suite_properties(drill) if drill else []),
         ])
+
+
+# A plain (not wrapper) implementation: it runs inside pytest's warning capture, so the warning
+# lands in the warnings summary, and first, so other implementations find the stash value.
+@pytest.hookimpl(tryfirst=True, specname="pytest_sessionfinish")
+def pytest_drcheck_aws_leftovers(session: pytest.Session) -> None:
+    """At the end of the run (controller only): drill instances DRS left running."""
+    config = session.config
+    run = config.stash.get(RUN_KEY, None)
+    if (run is None or run.aws is None or not run.aws.uses_drs()
+            or config.getoption("collectonly") or hasattr(config, "workerinput")):
+        return
+    from pytest_drcheck.aws.leftovers import describe_report
+
+    report = config.stash[AWS_LEFTOVERS_KEY] = run.aws.leftover_report()
+    if report["instances"]:
+        # Under -W error the warning raises: the terminal summary still lists them.
+        with contextlib.suppress(Warning):
+            warnings.warn(DrillLeftoverWarning(
+                f"{len(report['instances'])} drill recovery instance(s) still running in "
+                f"{report['region']} (DRS does not terminate them): "
+                f"{describe_report(report)}"), stacklevel=1)
+
+
+def _aws_suite_properties(config: pytest.Config) -> list[tuple[str, str]]:
+    run = config.stash.get(RUN_KEY, None)
+    if run is None or run.aws is None:
+        return []
+    options = run.aws.options
+    # The guard override is evidence too: an auditor must see that non-drill was allowed.
+    properties = [("dr.aws.region", run.aws.settings.region),
+                  ("dr.aws.drs_job", options.job_id or ""),
+                  ("dr.aws.allow_non_drill", str(options.allow_non_drill).lower())]
+    report = config.stash.get(AWS_LEFTOVERS_KEY, None)
+    if report is not None:
+        from pytest_drcheck.aws.leftovers import describe_report
+
+        properties.append(("dr.aws.leftover_instances", describe_report(report)))
+    return properties
+
+
+def _aws_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                          config: pytest.Config) -> None:
+    report = config.stash.get(AWS_LEFTOVERS_KEY, None)
+    if report is None or not (report["instances"] or report["error"]):
+        return
+    from pytest_drcheck.aws.leftovers import Leftover
+
+    terminalreporter.write_sep("=", "drcheck: drill recovery instances still running",
+                               yellow=True)
+    if report["error"]:
+        terminalreporter.write_line(f"could not list them: {report['error']}")
+    for item in report["instances"]:
+        terminalreporter.write_line(f"{Leftover(**item)}")
+    if report["instances"]:
+        terminalreporter.write_line("terminate them when the drill is over (DRS console or "
+                                    "TerminateRecoveryInstances): they cost money until then")
+
+
+DRILL_KEY = pytest.StashKey[dict[str, Any]]()
+SEAL_ERROR_KEY = pytest.StashKey[str]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    _aws_terminal_summary(terminalreporter, config)
+    _evidence_terminal_summary(terminalreporter, config)
+
+
+def _evidence_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                               config: pytest.Config) -> None:
+    evidence = config.stash.get(EVIDENCE_KEY, None)
+    if evidence is None:
+        return
+    from pytest_drcheck.evidence.session import summary_lines
+
+    drill = config.stash.get(DRILL_KEY, None)
+    lines = summary_lines(drill, evidence.options.directory, evidence.sealed.manifest_sha256
+                          if evidence.sealed else None) if drill else evidence.stale_messages()
+    error = config.stash.get(SEAL_ERROR_KEY, None)
+    if error:
+        lines.append(f"evidence bundle NOT sealed: {error}")
+    if lines:
+        terminalreporter.write_sep("-", "drcheck")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 # --- fixtures for hand-written tests --------------------------------------------------------

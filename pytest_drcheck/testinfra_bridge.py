@@ -9,10 +9,12 @@ from pytest_drcheck.targets.base import Target
 
 def testinfra_host(target: Target) -> Any:
     import testinfra
+    from testinfra.backend import get_backend
     from testinfra.host import Host
 
     from pytest_drcheck.targets.local import LocalTarget
 
+    target = target.unwrap()
     if isinstance(target, LocalTarget):
         return testinfra.get_host("local://")
     from pytest_drcheck.targets.ssh import SshTarget
@@ -20,7 +22,7 @@ def testinfra_host(target: Target) -> Any:
     if not isinstance(target, SshTarget):
         raise TypeError(f"testinfra cannot drive a {type(target).__name__}")
     settings = target.settings
-    backend = testinfra.get_backend(
+    backend = get_backend(
         f"paramiko://{settings.user}@{settings.address}:{settings.port}")
     # ParamikoBackend.client is a cached_property: seeding it makes testinfra use our
     # already-authenticated, host-key-verified connection.

@@ -75,6 +75,11 @@ class Check(abc.ABC):
         """Shell commands to run on the host before evaluate (batched per host)."""
         return ()
 
+    def needs_connection(self, item: PlanItem) -> bool:
+        """False for checks observed from the runner (cloud APIs): they still run, from the
+        runner, when the host cannot be reached, and their vantage is the runner."""
+        return True
+
     @abc.abstractmethod
     def evaluate(self, ctx: CheckContext) -> Observation:
         """Observe and compare. Network waits must respect ``ctx.timeout``."""

@@ -109,7 +109,9 @@ class EgressCheck(Check):
         except ValueError as exc:
             raise ExpansionError(str(exc), ".connect_timeout") from None
         scheme, host, port, url = destination
-        return Subject(f"{host}:{port}@{via}", {
+        # A proxied GET names its URL path; a CONNECT or direct cell its host:port.
+        label = f"{host}{urlsplit(url).path or '/'}" if url else f"{host}:{port}"
+        return Subject(f"{label}@{via}", {
             "destination": cell["destination"], "scheme": scheme, "host": host, "port": port,
             "url": url, "via": via, "proxy": proxy, "expect": cell["expect"],
             "connect_timeout": connect_timeout})

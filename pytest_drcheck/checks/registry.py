@@ -14,6 +14,12 @@ BUILTIN_CHECKS: dict[str, str] = {
     "dns": "pytest_drcheck.checks.dns:DnsCheck",
     "reach": "pytest_drcheck.checks.reach:ReachCheck",
     "nic": "pytest_drcheck.checks.nic:NicCheck",
+    # AWS side of a drill (the aws extra; these modules import without boto3).
+    "drs_replication": "pytest_drcheck.checks.aws_drs:DrsReplicationCheck",
+    "drs_launch": "pytest_drcheck.checks.aws_drs:DrsLaunchCheck",
+    "drs_instance_type": "pytest_drcheck.checks.aws_drs:DrsInstanceTypeCheck",
+    "route53_resolver": "pytest_drcheck.checks.aws_resolver:ResolverRuleCheck",
+    "iam_role": "pytest_drcheck.checks.aws_iam:IamRoleCheck",
     "egress": "pytest_drcheck.checks.egress:EgressCheck",
     "agent": "pytest_drcheck.checks.agents:AgentCheck",
     "logging": "pytest_drcheck.checks.logging_delivery:LoggingCheck",

@@ -8,8 +8,9 @@ because pytest's own suite-property fixture does not work under xdist.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from pytest_drcheck.model import CheckResult
 
@@ -43,5 +44,75 @@ def add_suite_properties(xml_path: Path, properties: Sequence[tuple[str, str]]) 
         existing = {p.get("name") for p in block.findall("property")}
         for name, value in properties:
             if name not in existing:
+                existing.add(name)
                 ET.SubElement(block, "property", name=name, value=value)
     tree.write(xml_path, encoding="utf-8", xml_declaration=True)
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def evidence_case_properties(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What a result record adds to the foundation's case properties: the reported outcome
+    (``waived`` included), time to green and the waiver that applied or expired."""
+    properties = [
+        ("dr.check_outcome", _text(record.get("check_outcome"))),
+        ("dr.green_at", _text(record.get("green_at"))),
+        ("dr.time_to_green_s", _text(record.get("time_to_green_s"))),
+    ]
+    waiver = record.get("waiver")
+    if waiver:
+        properties += [
+            ("dr.waiver", _text(waiver.get("id"))),
+            ("dr.waiver_status", _text(waiver.get("status"))),
+            ("dr.waiver_justification", _text(waiver.get("justification"))),
+            ("dr.waiver_approved_by", _text(waiver.get("approved_by"))),
+            ("dr.waiver_expires", _text(waiver.get("expires"))),
+        ]
+    return properties
+
+
+def suite_properties(drill: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The drill-level facts of ``drill.json`` as JUnit suite properties."""
+    inventory = drill.get("inventory", {})
+    git = inventory.get("git") or {}
+    rto = drill.get("rto", {})
+    ci = drill.get("ci") or {}
+    shard = drill.get("shard")
+    properties = [
+        ("dr.drill", _text(drill.get("drill", {}).get("name"))),
+        ("dr.inventory", _text(inventory.get("path"))),
+        ("dr.inventory_sha256", _text(inventory.get("sha256"))),
+        ("dr.inventory_git_commit", _text(git.get("commit"))),
+        ("dr.inventory_modified", _text(git.get("inventory_modified"))),
+        ("dr.tool_version", _text(drill.get("tool", {}).get("version"))),
+        ("dr.operator", _text(drill.get("operator"))),
+        ("dr.ci_system", _text(ci.get("system"))),
+        ("dr.ci_run_id", _text(ci.get("run_id"))),
+        ("dr.ci_url", _text(ci.get("url"))),
+        ("dr.launched_at", _text(rto.get("anchor"))),
+        ("dr.launched_at_source", _text(rto.get("anchor_source"))),
+        ("dr.started_at", _text(drill.get("started_at"))),
+        ("dr.finished_at", _text(drill.get("finished_at"))),
+        ("dr.rto_target_s", _text(rto.get("target_s"))),
+        ("dr.rto_measured_s", _text(rto.get("measured_s"))),
+        ("dr.rto_met", _text(rto.get("met"))),
+        ("dr.rto_last_green", _text(rto.get("last_green"))),
+        ("dr.verdict", _text(drill.get("verdict"))),
+        ("dr.shard", f"{shard['index']}/{shard['count']}" if shard else ""),
+    ]
+    for name, number in sorted(drill.get("counts", {}).items()):
+        properties.append((f"dr.count_{name}", _text(number)))
+    waivers = drill.get("waivers", [])
+    properties += [
+        ("dr.waivers", _text(len(waivers))),
+        ("dr.waivers_applied", ",".join(w["id"] for w in waivers if w.get("applied"))),
+        ("dr.waivers_expired", ",".join(w["id"] for w in waivers if w.get("status") == "expired")),
+        ("dr.waivers_stale", ",".join(w["id"] for w in waivers if w.get("stale"))),
+    ]
+    return [(name, value) for name, value in properties if value != ""]

@@ -20,5 +20,7 @@ class Problem:
 
 class InventoryError(Exception):
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = sorted(problems, key=lambda p: (p.file, p.line or 0, p.place))
+        # A suite shared by several hosts would report its own mistake once per host.
+        unique = list(dict.fromkeys(problems))
+        self.problems = sorted(unique, key=lambda p: (p.file, p.line or 0, p.place))
         super().__init__("\n".join(str(p) for p in self.problems))

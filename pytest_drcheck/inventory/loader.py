@@ -18,6 +18,7 @@ from pytest_drcheck.inventory.errors import InventoryError, Problem
 from pytest_drcheck.inventory.plan import ConnectionSpec, DrillSpec, HostSpec, Plan
 from pytest_drcheck.inventory.secrets import SecretRef
 from pytest_drcheck.inventory.validation import validate
+from pytest_drcheck.inventory.waivers import parse_waivers
 from pytest_drcheck.inventory.yamldoc import Document, load_document, place_of
 from pytest_drcheck.model import Location, PlanItem, freeze
 
@@ -98,24 +99,29 @@ class _Loader:
             layers.append(host_data.get("connection", {}))
             connection = _connection(layers)
             address = host_data.get("address")
-            if connection.type == "ssh" and not address:
+            aws = {key: host_data[key] for key in ("drs", "ec2") if key in host_data}
+            if connection.type == "ssh" and not address and not aws:
                 self.problems.append(doc.problem(
                     host_path, "missing required key 'address' (ssh hosts need an address or "
-                    "DNS name to connect to)"))
+                    "DNS name to connect to, or drs:/ec2: to find an AWS recovery instance)"))
             hosts[host_name] = HostSpec(host_name, address, connection, tuple(member_groups),
-                                        freeze(host_data.get("attributes", {})))
+                                        freeze(host_data.get("attributes", {})), freeze(aws))
             for source in self._sources(doc, host_path, host_data, groups, member_groups):
                 for item in self._expand(source, host_name, site, default_timeout):
                     items[item.key] = item  # later sources override earlier ones
         self._check_jumps(doc, hosts)
         self._check_host_references(doc, site, hosts)
+        from pytest_drcheck.aws.inventory import aws_problems  # (imports this package)
+
+        self.problems += aws_problems(doc, data, hosts, items.values())
+        waivers = parse_waivers(doc, data.get("waivers", []), self.problems)
         if self.problems:
             raise InventoryError(self.problems)
         return Plan(
             path=str(self.path), display_name=self.display_name,
             sha256=hashlib.sha256(self.path.read_bytes()).hexdigest(), drill=drill,
             hosts=hosts, items=tuple(sorted(items.values(), key=lambda i: i.key)),
-            site=freeze(site), document=freeze(data))
+            site=freeze(site), document=freeze(data), waivers=waivers)
 
     def _sources(self, doc: Document, host_path: tuple[str | int, ...],
                  host_data: Mapping[str, Any], groups: Mapping[str, Any],

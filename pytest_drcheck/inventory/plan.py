@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_drcheck.inventory.secrets import SecretRef
+from pytest_drcheck.inventory.waivers import Waiver
 from pytest_drcheck.model import PlanItem
 
 
@@ -36,6 +37,10 @@ class HostSpec:
     groups: tuple[str, ...]
     # Free-form facts other layers may use (e.g. source server id for the aws extra).
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    # How to find the host in AWS instead of (or besides) an address, as written:
+    # {"drs": {"source_server_id": ...}} or {"ec2": {"instance_id" | "tags": ...}}. Kept apart
+    # from `attributes` so a user's free-form attribute can never be taken for one.
+    aws: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,8 @@ class Plan:
     site: Mapping[str, Any]
     # The raw validated document, for sections other layers own (waivers, aws...).
     document: Mapping[str, Any] = field(default_factory=dict)
+    # Accepted exceptions (inventory ``waivers:``), in the order written.
+    waivers: tuple[Waiver, ...] = ()
 
     def items_of(self, host: str) -> list[PlanItem]:
         return [item for item in self.items if item.host == host]

@@ -11,13 +11,15 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from pytest_drcheck.aws.schema import AWS_SECTION, DRS_HOST, EC2_HOST
 from pytest_drcheck.checks import registry
 from pytest_drcheck.durations import DURATION_PATTERN
 from pytest_drcheck.inventory.secrets import SECRET_PATTERN
+from pytest_drcheck.inventory.waivers import WAIVER_SCHEMA
 
 SCHEMA_ID = "https://pytest-drcheck.invalid/schema/inventory-v1.json"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-CONNECTION_TYPES = ["ssh", "local"]
+CONNECTION_TYPES = ["ssh", "local", "ssm"]
 
 DURATION: dict[str, Any] = {
     "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}],
@@ -133,6 +135,9 @@ def inventory_schema() -> dict[str, Any]:
             "groups": NAME_LIST,
             "suites": NAME_LIST,
             "attributes": {"type": "object"},
+            # AWS recovery instances: found at session start instead of an address.
+            "drs": DRS_HOST,
+            "ec2": EC2_HOST,
         },
     })
     return {
@@ -163,8 +168,9 @@ def inventory_schema() -> dict[str, Any]:
                        "additionalProperties": group, "x-kind": "group"},
             "hosts": {"type": "object", "propertyNames": NAME, "minProperties": 1,
                       "additionalProperties": host, "x-kind": "host"},
-            # Sections owned by optional layers (evidence waivers, aws); validated there.
-            "waivers": {"type": "array"},
-            "aws": {"type": "object"},
+            "waivers": {"type": "array", "items": WAIVER_SCHEMA,
+                        "x-expect": "a list of waivers (host/group/check/subject, "
+                                    "justification, approved_by, expires)"},
+            "aws": AWS_SECTION,
         },
     }

@@ -55,7 +55,7 @@ class SecretRef:
 
 def _resolve_aws(ref: SecretRef) -> str:
     try:
-        from pytest_drcheck.aws.secrets import resolve_aws_secret  # type: ignore[import-not-found]
+        from pytest_drcheck.aws.secrets import resolve_aws_secret
     except ImportError:
         raise SecretError(
             f"secret {ref} needs AWS support: install pytest-drcheck[aws]") from None

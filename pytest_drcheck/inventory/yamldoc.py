@@ -75,7 +75,15 @@ def _convert(node: yaml.Node, path: tuple[str | int, ...], doc: Document,
         return [_convert(item, (*path, i), doc, problems, constructor)
                 for i, item in enumerate(node.value)]
     # Scalars: the safe constructor decides int/float/bool/null/str as yaml.safe_load would.
-    return constructor.construct_object(node, deep=True)
+    try:
+        return constructor.construct_object(node, deep=True)
+    except (ValueError, yaml.constructor.ConstructorError) as exc:
+        # A scalar that looks like a date but is not one (2025-13-01) makes PyYAML raise
+        # ValueError, which would otherwise escape as a traceback.
+        problems.append(Problem(doc.file, node.start_mark.line + 1, place_of(path),
+                                f"'{node.value}' is not a valid date ({exc}); write a date "
+                                "like 2025-12-31"))
+        return None
 
 
 def load_document(path: Path, display_name: str | None = None) -> Document:

@@ -147,6 +147,8 @@ class Lab:
         try:
             lifecycle.build(self.topology, self.paths, self._spawner)
         except LabError as exc:
+            if not self.paths.state_file.exists():
+                raise  # failed before making anything
             raise LabError(f"{exc} (the half-built lab stays for inspection: "
                            "drcheck lab down removes it)") from None
         return UpReport("built" if current is None else "rebuilt", reason,

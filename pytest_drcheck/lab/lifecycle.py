@@ -243,7 +243,10 @@ def _remove_files(paths: LabPaths) -> None:
 def teardown(lab: LabState | None, paths: LabPaths, spawner: Spawner) -> None:
     """Remove what ``lab`` lists (whatever of it still exists), then the lab's files."""
     if lab is not None:
-        survivors = procs.stop([d.proc for h in lab.hosts.values() for d in h.daemons.values()])
+        # A short grace: down deletes every file a daemon could still want to write, so one
+        # second for a clean exit is plenty (squid would take three); then SIGKILL.
+        survivors = procs.stop([d.proc for h in lab.hosts.values() for d in h.daemons.values()],
+                               grace=1.0)
         # Killing a host's PID 1 kills everything left in its PID namespace. A host whose
         # PID 1 was never recorded (an interrupted up) goes through its unshare, which ignores
         # SIGTERM but whose death SIGKILLs its child (--kill-child).

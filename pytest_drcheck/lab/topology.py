@@ -15,8 +15,10 @@ from pytest_drcheck.lab.components.bacula import BaculaFd, BaculaSd
 from pytest_drcheck.lab.components.base import Component
 from pytest_drcheck.lab.components.clamav import Clamd
 from pytest_drcheck.lab.components.dns import Dnsmasq, Srv, Unbound, Zone
+from pytest_drcheck.lab.components.proxy import Squid
 from pytest_drcheck.lab.components.sshd import Sshd
 from pytest_drcheck.lab.components.syslog import RsyslogCollector, SignatureMirror
+from pytest_drcheck.lab.components.web import WebServer
 
 PREFIX = "drlab"
 # Bumped when the way the lab is built changes without the topology changing, so that
@@ -106,6 +108,9 @@ class Topology:
 
 LAN = Network(f"{PREFIX}0", "10.77.0.0/24", gateway="10.77.0.1")
 BACKEND = Network(f"{PREFIX}1", "10.78.0.0/24", gateway="10.78.0.1")
+# The "fake internet": no gateway, so neither the root namespace nor any instance can reach it;
+# only proxy01 has a NIC on it.
+INTERNET = Network(f"{PREFIX}2", "10.99.0.0/24", gateway=None)
 
 CORP = Zone(
     domain="corp.example",
@@ -113,6 +118,7 @@ CORP = Zone(
         ("app01", "10.77.0.11"), ("app02", "10.77.0.12"), ("db01", "10.77.0.13"),
         ("dns01", "10.77.0.53"), ("dc01", "10.77.0.20"), ("dc02", "10.77.0.21"),
         ("ntp01", "10.77.0.30"), ("logs01", "10.77.0.40"), ("backup01", "10.77.0.41"),
+        ("proxy01", "10.77.0.60"),
     ),
     cnames=(("files", "app02"),),
     srv=(Srv("_ldap._tcp.dc._msdcs.corp.example", "dc01.corp.example", 389, 0, 100),),
@@ -121,14 +127,15 @@ CORP = Zone(
 INTERNET_NAMES = (
     ("www.example.com", "10.99.0.80"),
     ("repo.example.net", "10.99.0.81"),
-    ("blocked.example.org", "10.99.0.82"),
+    # Served by the same web server: only the proxy's allow-list keeps it out.
+    ("blocked.example.org", "10.99.0.80"),
 )
 
 # Operations agents on every recovery instance: endpoint protection and the backup agent.
 OPS_AGENTS: tuple[Component, ...] = (Clamd(), BaculaFd())
 
 LAB = Topology(
-    networks=(LAN, BACKEND),
+    networks=(LAN, BACKEND, INTERNET),
     hosts=(
         Host("resolver01", (Nic(LAN, "10.77.0.54"),),
              (Unbound(INTERNET_NAMES, allow=("10.77.0.0/16", "10.78.0.0/16")),)),
@@ -137,6 +144,10 @@ LAB = Topology(
         Host("app02", (Nic(LAN, "10.77.0.12"),), (Sshd(), *OPS_AGENTS)),
         Host("db01", (Nic(LAN, "10.77.0.13"), Nic(BACKEND, "10.78.0.13")),
              (Sshd(), *OPS_AGENTS)),
+        Host("proxy01", (Nic(LAN, "10.77.0.60"), Nic(INTERNET, "10.99.0.1")),
+             (Squid(allow=(".example.com", ".example.net"), nameserver="10.77.0.53"),)),
+        Host("web01", (Nic(INTERNET, "10.99.0.80"),), (WebServer(),), search=(),
+             nameservers=(), domain="example.com"),
         Host("logs01", (Nic(LAN, "10.77.0.40"),), (Sshd(), RsyslogCollector(), SignatureMirror())),
         Host("backup01", (Nic(LAN, "10.77.0.41"),), (Sshd(), BaculaSd())),
     ),

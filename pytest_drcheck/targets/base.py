@@ -81,3 +81,8 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release the connection; safe to call more than once."""
+
+    def unwrap(self) -> Target:
+        """The target that really holds the connection (a wrapper, such as a host found in AWS
+        first, returns the target it connected); itself for ordinary targets."""
+        return self

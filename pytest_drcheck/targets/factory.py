@@ -5,11 +5,20 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 from pytest_drcheck.inventory.plan import ConnectionSpec, HostSpec
 from pytest_drcheck.targets.base import Target, TargetError
 
 _JUMP = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]]+\]|[^:\s]+)(?::(?P<port>\d+))?$")
+
+
+class TargetProvider(Protocol):
+    """An optional layer that makes some hosts' targets (the aws extra: hosts found in AWS)."""
+
+    def handles(self, host: HostSpec) -> bool: ...
+
+    def make_target(self, host: HostSpec, target_of: Callable[[str], Target]) -> Target: ...
 
 
 class TargetFactory:
@@ -18,8 +27,16 @@ class TargetFactory:
     def __init__(self) -> None:
         self._jumps: dict[str, Target] = {}
         self._lock = threading.Lock()
+        self.providers: list[TargetProvider] = []
 
     def __call__(self, host: HostSpec, target_of: Callable[[str], Target]) -> Target:
+        for provider in self.providers:
+            if provider.handles(host):
+                return provider.make_target(host, target_of)
+        return self.plain(host, target_of)
+
+    def plain(self, host: HostSpec, target_of: Callable[[str], Target]) -> Target:
+        """The target of the host's connection type, whatever the providers would make."""
         connection = host.connection
         if connection.type == "local":
             from pytest_drcheck.targets.local import LocalTarget

@@ -661,6 +661,10 @@ def classify_open_failure(text: str) -> str:
     if any(s in lowered for s in ("no route to host", "network is unreachable",
                                   "host is unreachable")):
         return "unreachable"
+    # OpenSSH's sshd says only "open failed" when connect() fails at once on the instance
+    # (measured in the lab: no route to the destination network): nothing was sent.
+    if lowered.strip() == "open failed":
+        return "unreachable"
     if "timed out" in lowered:
         return "timed out"
     return "error"

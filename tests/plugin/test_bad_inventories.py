@@ -82,6 +82,24 @@ CASES: list[tuple[str, str, str]] = [
      "site.yaml:9: hosts.app01.checks.reach[1]: reach '10.0.0.5:22' is already checked by "
      "hosts.app01.checks.reach[0]; remove one of them"),
     ("no-hosts", HEAD + "hosts: {}\n", "site.yaml:3: hosts: must not be empty"),
+    ("waiver-impossible-date", HEAD + HOST + "waivers:\n  - {check: reach, justification: j, "
+                                             "approved_by: a, expires: 2025-13-01}\n",
+     "site.yaml:7: waivers[0].expires: '2025-13-01' is not a valid date (month must be in "
+     "1..12); write a date like 2025-12-31"),
+    ("waiver-not-a-date", HEAD + HOST + "waivers:\n  - {check: reach, justification: j, "
+                                        "approved_by: a, expires: next week}\n",
+     "site.yaml:7: waivers[0].expires: 'next week' is not a date; write the expiry date like "
+     "2025-12-31"),
+    ("waiver-selects-everything", HEAD + HOST + "waivers:\n  - {justification: j, "
+                                                "approved_by: a, expires: 2030-01-01}\n",
+     "site.yaml:7: waivers[0]: a waiver must select checks with at least one of host, group, "
+     "check, subject"),
+    ("waiver-unknown-check", HEAD + HOST + "waivers:\n  - {check: rech, justification: j, "
+                                           "approved_by: a, expires: 2030-01-01}\n",
+     "site.yaml:7: waivers[0].check: unknown check type 'rech' (did you mean 'reach'?)"),
+    ("waiver-without-approval", HEAD + HOST + "waivers:\n  - {check: reach, justification: j, "
+                                              "expires: 2030-01-01}\n",
+     "site.yaml:7: waivers[0]: missing required key 'approved_by'"),
     ("site-all-without-records", HEAD + HOST + "    checks:\n      dns:\n        - site: true\n",
      "site.yaml:8: hosts.app01.checks.dns[0].site: 'site: true' needs site.dns.records"),
 ]

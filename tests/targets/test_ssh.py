@@ -232,7 +232,7 @@ def test_concurrent_refusals_each_get_their_own_reason(
     ("Network is unreachable", "unreachable"),
     ("Host is unreachable", "unreachable"),
     ("Connection timed out", "timed out"),
-    ("open failed", "error"),
+    ("open failed", "unreachable"),  # OpenSSH: connect() failed at once on the host
     ("Name or service not known", "error"),
 ])
 def test_classify_open_failure(text: str, outcome: str) -> None:

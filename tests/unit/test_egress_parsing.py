@@ -28,7 +28,7 @@ def test_destinations() -> None:
 def test_site_policy_expands_to_cells() -> None:
     subjects = EgressCheck().expand({"site": True, "connect_timeout": "2s"}, SITE)
     assert [s.name for s in subjects] == [
-        "www.example.com:80@corp", "blocked.example.org:443@corp", "10.99.0.80:80@direct"]
+        "www.example.com/@corp", "blocked.example.org:443@corp", "10.99.0.80:80@direct"]
     assert subjects[0].params["proxy"] == ("10.77.0.60", 3128)
     assert all(s.params["connect_timeout"] == 2.0 for s in subjects)
 

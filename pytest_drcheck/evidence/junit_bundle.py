@@ -1,0 +1,113 @@
+"""The bundle's JUnit file, written from the result records.
+
+Unlike pytest's ``--junitxml`` file (whose test cases carry ``<properties>``, which Jenkins'
+JUnit plugin reads but the Jenkins xUnit ``junit-10.xsd`` schema forbids), this file is valid
+against that schema, the strictest one CI systems apply: drill facts are suite properties, and
+each case's evidence is in its ``<system-out>`` as ``dr.name: value`` lines (shown by Jenkins,
+GitLab and GitHub reporters). A waived check is ``<skipped type="dr.waived">``: it does not
+fail the build, and it is not counted as passed.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pytest_drcheck.evidence.junit import evidence_case_properties, suite_properties
+from pytest_drcheck.evidence.records import counts
+
+# Characters XML 1.0 cannot carry at all (command output can contain them).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(value: object) -> str:
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", "" if value is None else str(value))
+
+
+def _seconds(milliseconds: object) -> str:
+    try:
+        return f"{float(milliseconds) / 1000.0:.3f}"  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "0.000"
+
+
+def classname(inventory: str, host: str) -> str:
+    """What pytest's junitxml writes for the same test (``site.yaml.app01``), so both files
+    name a check the same way."""
+    return f"{inventory.replace('/', '.').replace(chr(92), '.')}.{host}"
+
+
+def case_lines(record: Mapping[str, Any]) -> str:
+    names = [("dr.host", "host"), ("dr.check", "check"), ("dr.subject", "subject"),
+             ("dr.outcome", "outcome"), ("dr.expected", "expected"),
+             ("dr.observed", "observed"), ("dr.vantage", "vantage"),
+             ("dr.started_at", "started_at"), ("dr.duration_ms", "duration_ms"),
+             ("dr.attempts", "attempts"), ("dr.source", "source")]
+    pairs = [(name, record.get(key)) for name, key in names]
+    pairs += evidence_case_properties(record)
+    return "".join(f"{name}: {'' if value is None else value}\n" for name, value in pairs)
+
+
+def _case(parent: ET.Element, record: Mapping[str, Any], inventory: str) -> None:
+    source = str(record.get("source", ""))
+    file_part, _, rest = source.partition(":")
+    line = rest.split(":", 1)[0] if rest else ""
+    attributes = {
+        "classname": classname(inventory, str(record.get("host"))),
+        "name": f"{record.get('check')}[{record.get('subject')}]",
+        "time": _seconds(record.get("duration_ms")),
+        "timestamp": str(record.get("started_at", "")),
+        "file": file_part,
+    }
+    if line.isdigit():
+        attributes["line"] = line
+    case = ET.SubElement(parent, "testcase", {k: xml_text(v) for k, v in attributes.items()})
+    outcome = record.get("outcome")
+    message = xml_text(record.get("message"))
+    detail = xml_text(f"expected: {record.get('expected')}\nobserved: {record.get('observed')}\n"
+                      f"attempts: {record.get('attempts')}\nsource: {source}\n")
+    if outcome == "failed":
+        element = ET.SubElement(case, "failure", type="dr.failed", message=message)
+        element.text = detail
+    elif outcome == "error":
+        element = ET.SubElement(case, "error", type="dr.error", message=message)
+        element.text = detail
+    elif outcome == "waived":
+        waiver = record.get("waiver") or {}
+        element = ET.SubElement(case, "skipped", type="dr.waived",
+                                message=xml_text(waiver.get("note") or "waived"))
+        element.text = xml_text(f"failure waived: {record.get('message')}\n") + detail
+    elif outcome == "skipped":
+        element = ET.SubElement(case, "skipped", type="dr.skipped", message=message)
+    out = ET.SubElement(case, "system-out")
+    out.text = xml_text(case_lines(record))
+
+
+def write_junit(path: Path, drill: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
+                ) -> None:
+    totals = counts(records)
+    seconds = sum(float(r.get("duration_ms") or 0) for r in records) / 1000.0
+    tests = str(totals["total"])
+    failures, errors = str(totals["failed"]), str(totals["error"])
+    skipped = str(totals["skipped"] + totals["waived"])
+    root = ET.Element("testsuites", {
+        "name": xml_text(f"drcheck {drill.get('drill', {}).get('name', '')}"),
+        "tests": tests, "failures": failures, "errors": errors, "time": f"{seconds:.3f}"})
+    suite = ET.SubElement(root, "testsuite", {
+        "name": xml_text(drill.get("drill", {}).get("name", "drill")),
+        "tests": tests, "failures": failures, "errors": errors, "skipped": skipped,
+        "time": f"{seconds:.3f}", "timestamp": xml_text(drill.get("started_at", "")),
+        "hostname": xml_text(drill.get("runner", {}).get("hostname", ""))})
+    properties = ET.SubElement(suite, "properties")
+    for name, value in suite_properties(drill):
+        ET.SubElement(properties, "property", name=xml_text(name), value=xml_text(value))
+    inventory = str(drill.get("inventory", {}).get("path", "inventory"))
+    for record in records:
+        _case(suite, record, inventory)
+    ET.indent(root)
+    temporary = path.with_suffix(".tmp")
+    ET.ElementTree(root).write(temporary, encoding="utf-8", xml_declaration=True)
+    temporary.replace(path)

@@ -1,0 +1,15 @@
+"""The files of an evidence bundle, and the one error type of the evidence layer."""
+
+from __future__ import annotations
+
+FORMAT = "pytest-drcheck-evidence/1"
+DRILL = "drill.json"
+RESULTS = "results.jsonl"
+JUNIT = "junit.xml"
+REPORT = "report.html"
+MANIFEST = "MANIFEST.sha256"
+OBSERVATIONS = "observations"
+
+
+class EvidenceError(Exception):
+    """A problem with an evidence directory; the message is one line meant for the user."""

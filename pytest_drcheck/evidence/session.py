@@ -1,0 +1,202 @@
+"""The evidence side of one pytest session, kept free of pytest so the plugin stays glue.
+
+Built from the options (``--dr-evidence``, ``--dr-wait``, ``--dr-launched-at``,
+``--dr-shard``); it decides what each result is reported as (waivers), streams results into
+the bundle when there is one, and seals the bundle at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pytest_drcheck.durations import format_duration, parse_duration
+from pytest_drcheck.evidence import bundle
+from pytest_drcheck.evidence.junit import case_properties, evidence_case_properties
+from pytest_drcheck.evidence.layout import DRILL, EvidenceError
+from pytest_drcheck.evidence.records import Record, iso, make_record, parse_instant
+from pytest_drcheck.evidence.redact import Redactor, redactor_for
+from pytest_drcheck.evidence.stream import ResultStream
+from pytest_drcheck.evidence.waiving import decide, stale_waivers
+from pytest_drcheck.inventory.plan import Plan
+from pytest_drcheck.model import CheckResult
+from pytest_drcheck.sharding import Shard, hosts_of, parse_shard
+
+# A launch time this far in the future is a mistake, not clock skew.
+FUTURE_SLACK = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class EvidenceOptions:
+    directory: Path | None
+    wait: float
+    launched_at: datetime | None
+    shard: Shard | None
+
+
+def parse_options(evidence: str | None, wait: str | None, launched_at: str | None,
+                  shard: str | None, now: datetime) -> EvidenceOptions:
+    """Raises ValueError with one line per mistake (the plugin turns it into a usage error)."""
+    seconds = 0.0
+    if wait:
+        try:
+            seconds = parse_duration(wait)
+        except ValueError as exc:
+            raise ValueError(f"--dr-wait={wait}: {exc}") from None
+    moment = None
+    if launched_at:
+        moment = parse_instant(launched_at, "--dr-launched-at")
+        if moment > now + FUTURE_SLACK:
+            raise ValueError(f"--dr-launched-at={launched_at}: in the future (now is "
+                             f"{iso(now)}); give the time the drill instances were launched")
+    return EvidenceOptions(Path(evidence).resolve() if evidence else None, seconds, moment,
+                           parse_shard(shard) if shard else None)
+
+
+@dataclass
+class EvidenceSession:
+    plan: Plan
+    options: EvidenceOptions
+    started_at: datetime
+    anchor: datetime
+    anchor_source: str
+    redactor: Redactor = field(init=False)
+    stream: ResultStream | None = None
+    drill: dict[str, Any] | None = None
+    shard_hosts: set[str] | None = None
+    # Controller side: what the reports said, for RTO and the summary without a bundle.
+    reported: list[Record] = field(default_factory=list)
+    sealed: bundle.Written | None = None
+    # The planned checks are known (drill.json rewritten after collection).
+    collected: bool = False
+
+    def __post_init__(self) -> None:
+        self.redactor = redactor_for(self.plan)
+        self._items = {item.key: item for item in self.plan.items}
+        if self.options.shard is not None:
+            counts: dict[str, int] = dict.fromkeys(self.plan.hosts, 0)
+            for item in self.plan.items:
+                counts[item.host] += 1
+            self.shard_hosts = hosts_of(self.options.shard, counts.items())
+
+    # --- per result ------------------------------------------------------------------------
+
+    def claim(self, key: str) -> None:
+        if self.stream is not None:
+            self.stream.claim(key)
+
+    def record(self, result: CheckResult) -> Record:
+        item = self._items[result.key]
+        decision = decide(self.plan, item, result.outcome, self.started_at.date())
+        return make_record(result, item, decision, self.anchor, self.redactor)
+
+    def properties(self, result: CheckResult, record: Mapping[str, Any], source: str
+                   ) -> list[tuple[str, str]]:
+        """The case properties for pytest's JUnit file: the foundation's, redacted, with the
+        reported outcome (``waived``), time to green and waiver."""
+        base = [(name, self.redactor.text(value)) for name, value in
+                case_properties(result, source)]
+        base = [(n, str(record["outcome"]) if n == "dr.outcome" else v) for n, v in base]
+        return base + evidence_case_properties(record)
+
+    # --- the bundle ------------------------------------------------------------------------
+
+    def open_bundle(self, controller: bool) -> None:
+        directory = self.options.directory
+        if directory is None:
+            return
+        if controller:
+            bundle.prepare_directory(directory)
+        self.stream = ResultStream(directory, self.plan, self.anchor, self.started_at,
+                                   self.redactor)
+        if controller:
+            self.stream.claim_all()
+
+    def initial_drill(self, hosts: Sequence[str], planned: int) -> dict[str, Any]:
+        shard = self.options.shard
+        return bundle.initial_drill(
+            self.plan, started_at=self.started_at, anchor=self.anchor,
+            anchor_source=self.anchor_source,
+            shard=(shard.index, shard.count) if shard else None, hosts=hosts, planned=planned,
+            wait_s=self.options.wait, redactor=self.redactor)
+
+    def write_drill(self, hosts: Sequence[str], planned: int, collected: bool = True) -> None:
+        self.drill = self.initial_drill(hosts, planned)
+        self.collected = collected
+        if self.options.directory is not None:
+            bundle.write_json(self.options.directory / DRILL, self.drill)
+
+    def seal(self, finished_at: datetime, complete: bool) -> dict[str, Any]:
+        """End of session (controller). Returns the final drill facts (RTO, counts...)."""
+        drill = self.drill or self.initial_drill(sorted(self.plan.hosts), len(self.reported))
+        if self.stream is not None:
+            self.stream.close()
+        if self.options.directory is not None:
+            self.sealed = bundle.finish_run(self.options.directory, drill, finished_at,
+                                            complete)
+            return self.sealed.drill
+        final = dict(drill) | {"status": "finished" if complete else "interrupted",
+                               "finished_at": iso(finished_at)}
+        return bundle.derive(final, list(self.reported), complete)
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+
+    # --- summary ---------------------------------------------------------------------------
+
+    def stale_messages(self) -> list[str]:
+        return [s.message for s in stale_waivers(self.plan)]
+
+
+def summary_lines(drill: Mapping[str, Any], directory: Path | None,
+                  manifest_sha256: str | None) -> list[str]:
+    rto = drill.get("rto", {})
+    counts = drill.get("counts", {})
+    shown = ", ".join(f"{counts[name]} {name.replace('_', ' ')}"
+                      for name in ("passed", "failed", "waived", "error", "skipped", "not_run")
+                      if counts.get(name))
+    lines = [f"drill '{drill['drill']['name']}': {str(drill.get('verdict')).upper()} "
+             f"({shown or 'no checks'})"]
+    target = rto.get("target_s")
+    measured = rto.get("measured_s")
+    target_text = f"target {format_duration(target)}" if target is not None else "no target"
+    if measured is not None:
+        state = {True: "met", False: "MISSED", None: ""}[rto.get("met")]
+        lines.append(f"measured RTO {format_duration(measured)} from "
+                     f"{rto.get('anchor_source')} to last green ({target_text}) {state}".rstrip())
+    elif rto.get("never_green"):
+        unknown = " or have no result" if counts.get("not_run") else ""
+        lines.append(f"measured RTO: not reached, {rto['never_green']} check(s) never went "
+                     f"green{unknown} ({target_text})")
+    for waiver in drill.get("waivers", []):
+        if waiver.get("stale"):
+            lines.append(f"stale waiver: {waiver['stale_message']}")
+        elif waiver.get("status") == "expired" and waiver.get("expired_hits"):
+            lines.append(f"expired waiver {waiver['id']} (expired {waiver['expires']}) no "
+                         f"longer waives {waiver['expired_hits']} failure(s)")
+    if directory is not None:
+        lines.append(f"evidence: {directory} (MANIFEST.sha256 sha256 {manifest_sha256})")
+    return lines
+
+
+def reported_record(properties: Sequence[tuple[str, object]]) -> Record | None:
+    """A minimal record from a test report's properties (crosses pytest-xdist)."""
+    values = {str(k): v for k, v in properties}
+    if "dr.host" not in values:
+        return None
+    record: Record = {
+        "key": f"{values['dr.host']}::{values.get('dr.check')}[{values.get('dr.subject')}]",
+        "host": values["dr.host"], "check": values.get("dr.check"),
+        "subject": values.get("dr.subject"), "outcome": values.get("dr.outcome"),
+        "green_at": values.get("dr.green_at") or None, "waiver": None,
+    }
+    if values.get("dr.waiver"):
+        record["waiver"] = {"id": values["dr.waiver"], "status": values.get("dr.waiver_status")}
+    return record
+
+
+__all__ = ["EvidenceError", "EvidenceOptions", "EvidenceSession", "parse_options"]
