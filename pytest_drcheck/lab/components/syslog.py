@@ -96,17 +96,13 @@ class RsyslogCollector(Component):
 @dataclass(frozen=True)
 class SignatureMirror(Component):
     """The endpoint-protection agents' manager in the sandbox: a private signature mirror
-    (HTTP) serving the one-signature database the instances' clamd load."""
+    (busybox httpd) serving the one-signature database the instances' clamd load."""
 
     name: ClassVar[str] = "mirror"
-    binary: ClassVar[str] = "/usr/bin/python3"
-    package: ClassVar[str] = "python3"
+    binary: ClassVar[str] = "busybox"
+    package: ClassVar[str] = "busybox"
 
     port: int = 8080
-
-    @property
-    def comm(self) -> str:
-        return "python3"
 
     def prepare(self, ctx: HostContext) -> None:
         from pytest_drcheck.lab.components.clamav import write_database
@@ -114,19 +110,21 @@ class SignatureMirror(Component):
         write_database(ctx.dir / "mirror")
 
     def argv(self, ctx: HostContext, binary: str) -> list[str]:
-        return [binary, "-m", "http.server", str(self.port), "--bind", ctx.host.address,
-                "--directory", str(ctx.dir / "mirror")]
+        return [binary, "httpd", "-f", "-p", f"{ctx.host.address}:{self.port}", "-h",
+                str(ctx.dir / "mirror")]
 
     def probe(self, ctx: HostContext, timeout: float) -> str | None:
+        from pytest_drcheck.lab.components.clamav import DATABASE_FILE
+
         try:
             with socket.create_connection((ctx.host.address, self.port), timeout=timeout) as s:
                 s.settimeout(timeout)
-                s.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
+                s.sendall(f"GET /{DATABASE_FILE} HTTP/1.0\r\n\r\n".encode())
                 status = s.recv(64)
         except OSError:
             status = b""
-        if not status.startswith(b"HTTP/1.0 200"):
-            return f"no HTTP 200 from {ctx.host.address}:{self.port}"
+        if not (status.startswith(b"HTTP/1.") and status[8:13] == b" 200 "):
+            return f"no HTTP 200 for /{DATABASE_FILE} from {ctx.host.address}:{self.port}"
         return None
 
 
