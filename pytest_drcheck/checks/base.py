@@ -64,6 +64,13 @@ class Check(abc.ABC):
     def expand(self, entry: Mapping[str, Any], site: Mapping[str, Any]) -> list[Subject]:
         """Turn one inventory entry into subjects, filling defaults from the site's services."""
 
+    def site_host_references(self, section: Mapping[str, Any]
+                             ) -> Sequence[tuple[tuple[str | int, ...], str]]:
+        """Inventory host names this family's ``site:`` section refers to (a collector whose
+        log is searched through its own connection, say), each with its path inside the
+        section. The loader reports every name that is not a host of the inventory."""
+        return ()
+
     def commands(self, item: PlanItem) -> Sequence[str]:
         """Shell commands to run on the host before evaluate (batched per host)."""
         return ()

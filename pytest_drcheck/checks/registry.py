@@ -23,6 +23,9 @@ BUILTIN_CHECKS: dict[str, str] = {
     "egress": "pytest_drcheck.checks.egress:EgressCheck",
     "ldap": "pytest_drcheck.checks.directory:DirectoryCheck",
     "time": "pytest_drcheck.checks.timesync:TimeCheck",
+    "agent": "pytest_drcheck.checks.agents:AgentCheck",
+    "logging": "pytest_drcheck.checks.logging_delivery:LoggingCheck",
+    "backup": "pytest_drcheck.checks.backup:BackupCheck",
 }
 
 ENTRY_POINT_GROUP = "pytest_drcheck.checks"

@@ -110,6 +110,7 @@ class _Loader:
                 for item in self._expand(source, host_name, site, default_timeout):
                     items[item.key] = item  # later sources override earlier ones
         self._check_jumps(doc, hosts)
+        self._check_host_references(doc, site, hosts)
         from pytest_drcheck.aws.inventory import aws_problems  # (imports this package)
 
         self.problems += aws_problems(doc, data, hosts, items.values())
@@ -197,6 +198,19 @@ class _Loader:
                         continue
                     items[item.key] = item
         return list(items.values())
+
+    def _check_host_references(self, doc: Document, site: Mapping[str, Any],
+                               hosts: Mapping[str, HostSpec]) -> None:
+        for check_type in registry.names():
+            check = registry.get(check_type)
+            if not check.site_key or check.site_key not in site:
+                continue
+            for path, name in check.site_host_references(site[check.site_key]):
+                if name not in hosts:
+                    self.problems.append(doc.problem(
+                        ("site", check.site_key, *path),
+                        f"host '{name}' is not a host of this inventory{_hint(name, hosts)}; "
+                        "add it under hosts: (checks run through its connection)"))
 
     def _check_jumps(self, doc: Document, hosts: dict[str, HostSpec]) -> None:
         for name, host in hosts.items():

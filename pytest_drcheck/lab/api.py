@@ -259,11 +259,17 @@ class Lab:
         return breakers.hosts_entry(self, host, name, ip)
 
     def firewall(self, host: str, port: int, action: Literal["reject", "drop"] = "reject",
-                 direction: Literal["input", "output"] = "input",
+                 direction: Literal["input", "output"] = "input", source: str | None = None,
                  ) -> AbstractContextManager[None]:
         """nftables in the host: TCP/UDP ``port`` rejected (TCP reset) or dropped, for
-        traffic to the host (input) or from it (output)."""
-        return breakers.firewall(self, host, port, action, direction)
+        traffic to the host (input) or from it (output); only from ``source`` if given."""
+        return breakers.firewall(self, host, port, action, direction, source)
+
+    def discarding(self, host: str | None = None) -> AbstractContextManager[None]:
+        """The syslog collector stays up on its ports but drops every message it receives."""
+        from pytest_drcheck.lab.components.syslog import discarding
+
+        return discarding(self, host)
 
     def isolate(self, host: str) -> AbstractContextManager[None]:
         """Drop everything on the host's interfaces but lo: connections to it time out."""

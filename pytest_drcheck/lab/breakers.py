@@ -109,22 +109,28 @@ def hosts_entry(lab: Lab, host: str, name: str, ip: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def firewall(lab: Lab, host: str, port: int, action: str, direction: str) -> Iterator[None]:
+def firewall(lab: Lab, host: str, port: int, action: str, direction: str,
+             source: str | None = None) -> Iterator[None]:
     if action not in ("reject", "drop"):
         raise LabError(f"firewall action must be 'reject' or 'drop', not {action!r}")
     if direction not in ("input", "output"):
         raise LabError(f"firewall direction must be 'input' or 'output', not {direction!r}")
     if not 0 < port < 65536:
         raise LabError(f"port {port} is out of range")
+    if source is not None:
+        _check_ip(source)
+    # Only packets from that address (e.g. the backup server's inbound connection).
+    match = f"ip saddr {source} " if source is not None else ""
     if action == "reject":
         # A TCP reset is what a closed port or a rejecting firewall answers: "refused" at once.
-        rules = (f"meta l4proto tcp th dport {port} reject with tcp reset\n"
-                 f"meta l4proto udp th dport {port} reject")
+        rules = (f"{match}meta l4proto tcp th dport {port} reject with tcp reset\n"
+                 f"{match}meta l4proto udp th dport {port} reject")
     else:
-        rules = f"meta l4proto {{ tcp, udp }} th dport {port} drop"
+        rules = f"{match}meta l4proto {{ tcp, udp }} th dport {port} drop"
     body = (f"chain breaker {{ type filter hook {direction} priority -10; policy accept;\n"
             f"{rules}\n}}")
-    with _in_force(lab, "firewall", host, f"{direction} port {port} {action}"), \
+    origin = f" from {source}" if source is not None else ""
+    with _in_force(lab, "firewall", host, f"{direction} port {port}{origin} {action}"), \
             _nft_table(lab, host, body):
         yield
 

@@ -11,13 +11,16 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 
+from pytest_drcheck.lab.components.bacula import BaculaFd, BaculaSd
 from pytest_drcheck.lab.components.base import Component
+from pytest_drcheck.lab.components.clamav import Clamd
 from pytest_drcheck.lab.components.dns import Dnsmasq, Srv, Unbound, Zone
 from pytest_drcheck.lab.components.ldap import Slapd
 from pytest_drcheck.lab.components.ntp import Chronyd, SkewedNtp
 from pytest_drcheck.lab.components.proxy import Squid
 from pytest_drcheck.lab.components.samba import SambaDc
 from pytest_drcheck.lab.components.sshd import Sshd
+from pytest_drcheck.lab.components.syslog import RsyslogCollector, SignatureMirror
 from pytest_drcheck.lab.components.web import WebServer
 
 PREFIX = "drlab"
@@ -137,6 +140,9 @@ INTERNET_NAMES = (
     ("blocked.example.org", "10.99.0.80"),
 )
 
+# Operations agents on every recovery instance: endpoint protection and the backup agent.
+OPS_AGENTS: tuple[Component, ...] = (Clamd(), BaculaFd())
+
 LAB = Topology(
     networks=(LAN, BACKEND, INTERNET),
     hosts=(
@@ -151,12 +157,15 @@ LAB = Topology(
             computers=INSTANCES),)),
         Host("ntp01", (Nic(LAN, "10.77.0.30"),), (Chronyd(serve=("10.77.0.0/16", "10.78.0.0/16")),
                                                    SkewedNtp(port=1123, offset=120.0))),
-        Host("app01", (Nic(LAN, "10.77.0.11"),), (Sshd(), TIME_CLIENT)),
-        Host("app02", (Nic(LAN, "10.77.0.12"),), (Sshd(), TIME_CLIENT)),
-        Host("db01", (Nic(LAN, "10.77.0.13"), Nic(BACKEND, "10.78.0.13")), (Sshd(), TIME_CLIENT)),
+        Host("app01", (Nic(LAN, "10.77.0.11"),), (Sshd(), TIME_CLIENT, *OPS_AGENTS)),
+        Host("app02", (Nic(LAN, "10.77.0.12"),), (Sshd(), TIME_CLIENT, *OPS_AGENTS)),
+        Host("db01", (Nic(LAN, "10.77.0.13"), Nic(BACKEND, "10.78.0.13")),
+             (Sshd(), TIME_CLIENT, *OPS_AGENTS)),
         Host("proxy01", (Nic(LAN, "10.77.0.60"), Nic(INTERNET, "10.99.0.1")),
              (Squid(allow=(".example.com", ".example.net"), nameserver="10.77.0.53"),)),
         Host("web01", (Nic(INTERNET, "10.99.0.80"),), (WebServer(),), search=(),
              nameservers=(), domain="example.com"),
+        Host("logs01", (Nic(LAN, "10.77.0.40"),), (Sshd(), RsyslogCollector(), SignatureMirror())),
+        Host("backup01", (Nic(LAN, "10.77.0.41"),), (Sshd(), BaculaSd())),
     ),
 )

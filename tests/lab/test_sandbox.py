@@ -191,11 +191,13 @@ def test_missing_binary_names_the_package(tmp_path: Path) -> None:
 # -- the hosts are real hosts ----------------------------------------------------------------
 
 def test_topology_has_the_specified_hosts_and_daemons() -> None:
-    # Later work adds hosts; these must stay as specified.
+    # Later work adds hosts; these must stay as specified. The recovery instances also run
+    # the operations agents (endpoint protection, backup agent), after their sshd.
     for host, daemon in DAEMONS.items():
-        names = [c.name for c in LAB.host(host).components]
-        # Recovery instances also run a time client (issue 3: chrony on the instances).
-        assert names == ([daemon, "chronyd"] if host in INSTANCES else [daemon])
+        # Recovery instances also run a time client (issue 3) and the operations agents
+        # (issue 4: clamd, bacula-fd).
+        extra = ["chronyd", "clamd", "bacula-fd"] if host in INSTANCES else []
+        assert [c.name for c in LAB.host(host).components] == [daemon, *extra]
     assert [n.address for n in LAB.host("db01").nics] == ["10.77.0.13", "10.78.0.13"]
 
 
