@@ -48,6 +48,7 @@ class BaculaFd(Component):
 
     director: str = DIRECTOR
     port: int = 9102
+    connection_slots: int = 64
 
     def config(self, ctx: HostContext) -> Path:
         return ctx.dir / "bacula-fd.conf"
@@ -67,7 +68,11 @@ class BaculaFd(Component):
             f"  FDAddress = {ctx.host.address}\n"
             f"  WorkingDirectory = {work}\n"
             f"  Pid Directory = {work}\n"
-            "  Maximum Concurrent Jobs = 5\n"
+            # Also the number of connection threads: every connection that does not complete
+            # a Director login (a readiness probe, the drill's reverse and hello probes) holds
+            # one for about 5 s (Bacula's delay against password guessing). With 5, a few
+            # probes in a row left the next one unanswered and made ``up`` rebuild the lab.
+            f"  Maximum Concurrent Jobs = {self.connection_slots}\n"
             "}\n"
             "Messages {\n"
             "  Name = Standard\n"
