@@ -137,6 +137,28 @@ def test_thirty_threads_share_one_connection(make_target: MakeTarget, sshd: Sshd
     # More than sshd's MaxSessions (10) at once worked because sessions are queued client-side.
 
 
+def test_bursts_of_short_commands_never_upset_sshd(make_target: MakeTarget, sshd: Sshd) -> None:
+    # Fast commands end while the client is still starting them: any message for a channel
+    # sshd has already freed (an EOF crossing its CLOSE) makes sshd drop the whole connection.
+    target = make_target()
+    failures: list[str] = []
+
+    def work() -> None:
+        for _ in range(20):
+            result = target.run("true", 10)
+            if not result.ok:
+                failures.append(repr(result))
+
+    threads = [threading.Thread(target=work) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    assert "nonexistent channel" not in sshd.log.read_text()
+    assert target.transport.is_active()
+
+
 # -- streams --------------------------------------------------------------------------------------
 
 
