@@ -40,6 +40,17 @@ RUNNER_VANTAGE = "runner"
 LIGHT_FACTOR = 8
 
 
+def _preload() -> None:
+    """The rest of what host threads and result reporting import lazily (check modules and
+    targets are prepared in ``start``), imported on the caller's thread for the same reason:
+    the main thread imports evidence.junit for the first result while host threads import
+    targets.batch (every batch) and targets.forward (ldap), which can race the same way when
+    there is no bytecode cache (PYTHONDONTWRITEBYTECODE)."""
+    import pytest_drcheck.evidence.junit
+    import pytest_drcheck.targets.batch
+    import pytest_drcheck.targets.forward  # noqa: F401
+
+
 @dataclass(frozen=True)
 class EngineSettings:
     workers: int = 32
@@ -82,6 +93,7 @@ class Engine:
 
     def start(self, hosts: Iterable[str] | None = None) -> None:
         """Schedule the selected items of these hosts (all hosts when None); idempotent."""
+        _preload()
         with self._lock:
             names = list(self._selected) if hosts is None else list(hosts)
             fresh = [h for h in names if h in self._selected and h not in self._scheduled]

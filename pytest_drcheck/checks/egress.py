@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
-from pytest_drcheck.checks.reach import parse_endpoint
-from pytest_drcheck.durations import format_duration, parse_duration
+from pytest_drcheck.checks.reach import connect_timeout_of, parse_endpoint, probe
+from pytest_drcheck.durations import format_duration
 from pytest_drcheck.model import Observation
 from pytest_drcheck.net.http import connect_request, get_request, read_status
 from pytest_drcheck.net.streams import StreamTimeout
@@ -103,11 +103,7 @@ class EgressCheck(Check):
             proxy = parse_endpoint(proxies[via])
             if proxy is None:
                 raise ExpansionError(f"site.egress.proxies.{via} is not host:port", ".via")
-        try:
-            connect_timeout = parse_duration(cell.get("connect_timeout",
-                                                      DEFAULT_CONNECT_TIMEOUT))
-        except ValueError as exc:
-            raise ExpansionError(str(exc), ".connect_timeout") from None
+        connect_timeout = connect_timeout_of(cell, DEFAULT_CONNECT_TIMEOUT)
         scheme, host, port, url = destination
         # A proxied GET names its URL path; a CONNECT or direct cell its host:port.
         label = f"{host}{urlsplit(url).path or '/'}" if url else f"{host}:{port}"
@@ -134,14 +130,10 @@ class EgressCheck(Check):
 
     @staticmethod
     def _direct(ctx: CheckContext, connect_timeout: float) -> tuple[str, str]:
-        params = ctx.params
-        try:
-            ctx.target.open_stream(params["host"], params["port"], connect_timeout).close()
-        except StreamError as exc:
-            if exc.outcome == "timed out":
-                return exc.outcome, f"timed out after {format_duration(connect_timeout)}"
-            return exc.outcome, exc.outcome if exc.outcome != "error" else f"error: {exc}"
-        return "connected", "connected"
+        outcome, _ = probe(ctx, ctx.params["host"], ctx.params["port"], connect_timeout)
+        if outcome == "timed out":
+            return outcome, f"timed out after {format_duration(connect_timeout)}"
+        return outcome, outcome
 
     @staticmethod
     def _proxied(ctx: CheckContext, connect_timeout: float) -> tuple[str, str]:

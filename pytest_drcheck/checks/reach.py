@@ -27,6 +27,14 @@ def parse_endpoint(text: str) -> tuple[str, int] | None:
     return match.group("host").strip("[]"), int(match.group("port"))
 
 
+def connect_timeout_of(entry: Mapping[str, Any], default: float) -> float:
+    """An entry's connect_timeout in seconds; a bad value is the entry's mistake."""
+    try:
+        return parse_duration(entry.get("connect_timeout", default))
+    except ValueError as exc:
+        raise ExpansionError(str(exc), ".connect_timeout") from None
+
+
 def probe(ctx: CheckContext, host: str, port: int, connect_timeout: float) -> tuple[str, float]:
     """('connected'|'refused'|'timed out'|'unreachable'|'error: ...', seconds taken)."""
     started = time.monotonic()
@@ -60,11 +68,7 @@ class ReachCheck(Check):
         endpoint = parse_endpoint(entry["target"])
         if endpoint is None:
             raise ExpansionError(f"'{entry['target']}' has no valid port (1-65535)", ".target")
-        try:
-            connect_timeout = parse_duration(entry.get("connect_timeout",
-                                                       DEFAULT_CONNECT_TIMEOUT))
-        except ValueError as exc:
-            raise ExpansionError(str(exc), ".connect_timeout") from None
+        connect_timeout = connect_timeout_of(entry, DEFAULT_CONNECT_TIMEOUT)
         return [Subject(entry["target"], {
             "host": endpoint[0], "port": endpoint[1], "expect": entry.get("expect", "open"),
             "connect_timeout": connect_timeout})]

@@ -21,6 +21,8 @@ BUILTIN_CHECKS: dict[str, str] = {
     "route53_resolver": "pytest_drcheck.checks.aws_resolver:ResolverRuleCheck",
     "iam_role": "pytest_drcheck.checks.aws_iam:IamRoleCheck",
     "egress": "pytest_drcheck.checks.egress:EgressCheck",
+    "ldap": "pytest_drcheck.checks.directory:DirectoryCheck",
+    "time": "pytest_drcheck.checks.timesync:TimeCheck",
     "agent": "pytest_drcheck.checks.agents:AgentCheck",
     "logging": "pytest_drcheck.checks.logging_delivery:LoggingCheck",
     "backup": "pytest_drcheck.checks.backup:BackupCheck",

@@ -56,6 +56,16 @@ class LabPaths:
     def host_dir(self, host: str) -> Path:
         return self.hosts_dir / host
 
+    @property
+    def pki_dir(self) -> Path:
+        """The lab CA (what drills trust) and the rogue CA (what breakers use)."""
+        return self.root / "pki"
+
+    @property
+    def secrets_dir(self) -> Path:
+        """Secrets the lab's daemons were given, read by drills through ``file:`` refs."""
+        return self.root / "secrets"
+
     def owned_entries(self) -> tuple[Path, ...]:
         """Everything ``up`` may create directly under the state dir (``down`` removes these)."""
-        return (self.state_file, self.ssh_dir, self.hosts_dir)
+        return (self.state_file, self.ssh_dir, self.hosts_dir, self.pki_dir, self.secrets_dir)

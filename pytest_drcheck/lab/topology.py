@@ -15,7 +15,10 @@ from pytest_drcheck.lab.components.bacula import BaculaFd, BaculaSd
 from pytest_drcheck.lab.components.base import Component
 from pytest_drcheck.lab.components.clamav import Clamd
 from pytest_drcheck.lab.components.dns import Dnsmasq, Srv, Unbound, Zone
+from pytest_drcheck.lab.components.ldap import Slapd
+from pytest_drcheck.lab.components.ntp import Chronyd, SkewedNtp
 from pytest_drcheck.lab.components.proxy import Squid
+from pytest_drcheck.lab.components.samba import SambaDc
 from pytest_drcheck.lab.components.sshd import Sshd
 from pytest_drcheck.lab.components.syslog import RsyslogCollector, SignatureMirror
 from pytest_drcheck.lab.components.web import WebServer
@@ -124,6 +127,12 @@ CORP = Zone(
     srv=(Srv("_ldap._tcp.dc._msdcs.corp.example", "dc01.corp.example", 389, 0, 100),),
 )
 
+# Directory and time (issue 3): the recovery instances are known to both directories, and
+# follow ntp01 with chrony. The AD zone lives in Samba's DNS; dns01 forwards it there.
+INSTANCES = ("app01", "app02", "db01")
+AD_REALM = "AD.CORP.EXAMPLE"
+TIME_CLIENT = Chronyd(servers=("10.77.0.30",))
+
 INTERNET_NAMES = (
     ("www.example.com", "10.99.0.80"),
     ("repo.example.net", "10.99.0.81"),
@@ -139,11 +148,19 @@ LAB = Topology(
     hosts=(
         Host("resolver01", (Nic(LAN, "10.77.0.54"),),
              (Unbound(INTERNET_NAMES, allow=("10.77.0.0/16", "10.78.0.0/16")),)),
-        Host("dns01", (Nic(LAN, "10.77.0.53"),), (Dnsmasq(CORP, upstream="10.77.0.54"),)),
-        Host("app01", (Nic(LAN, "10.77.0.11"),), (Sshd(), *OPS_AGENTS)),
-        Host("app02", (Nic(LAN, "10.77.0.12"),), (Sshd(), *OPS_AGENTS)),
+        Host("dns01", (Nic(LAN, "10.77.0.53"),), (Dnsmasq(
+            CORP, upstream="10.77.0.54", forward=((AD_REALM.lower(), "10.77.0.21"),)),)),
+        Host("dc01", (Nic(LAN, "10.77.0.20"),), (Slapd(
+            "dc=corp,dc=example", ("dc01.corp.example",), computers=INSTANCES),)),
+        Host("dc02", (Nic(LAN, "10.77.0.21"),), (SambaDc(
+            AD_REALM, "AD", ("dc02.ad.corp.example", "dc02.corp.example"),
+            computers=INSTANCES),)),
+        Host("ntp01", (Nic(LAN, "10.77.0.30"),), (Chronyd(serve=("10.77.0.0/16", "10.78.0.0/16")),
+                                                   SkewedNtp(port=1123, offset=120.0))),
+        Host("app01", (Nic(LAN, "10.77.0.11"),), (Sshd(), TIME_CLIENT, *OPS_AGENTS)),
+        Host("app02", (Nic(LAN, "10.77.0.12"),), (Sshd(), TIME_CLIENT, *OPS_AGENTS)),
         Host("db01", (Nic(LAN, "10.77.0.13"), Nic(BACKEND, "10.78.0.13")),
-             (Sshd(), *OPS_AGENTS)),
+             (Sshd(), TIME_CLIENT, *OPS_AGENTS)),
         Host("proxy01", (Nic(LAN, "10.77.0.60"), Nic(INTERNET, "10.99.0.1")),
              (Squid(allow=(".example.com", ".example.net"), nameserver="10.77.0.53"),)),
         Host("web01", (Nic(INTERNET, "10.99.0.80"),), (WebServer(),), search=(),

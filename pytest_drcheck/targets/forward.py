@@ -12,6 +12,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from pytest_drcheck.targets.base import Stream, StreamError, Target, TargetError
 
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 _CHUNK = 65536
 # How often the accept loop looks at the stop flag; accepting itself is immediate.
 _ACCEPT_POLL_SECONDS = 0.2
+# How long closing a stream waits for a send in progress on it (see _Relay._send_locks).
+_SEND_GRACE_SECONDS = 2.0
 
 
 @contextlib.contextmanager
@@ -45,6 +48,12 @@ class _Relay:
         self._stopped = threading.Event()
         self._lock = threading.Lock()
         self._open: set[socket.socket | Stream] = set()
+        # One lock per relayed stream, held by its pump around each send and by whoever closes
+        # it. paramiko builds a channel's DATA (and CLOSE) messages under its own lock but sends
+        # them after releasing it, so a close racing a send can put DATA on the wire after
+        # CLOSE: sshd then drops the whole connection ("data packet referred to nonexistent
+        # channel"), failing every other check of the host (seen in lab drills).
+        self._send_locks: dict[int, threading.Lock] = {}
         self._acceptor = threading.Thread(target=self._accept_loop, daemon=True,
                                           name=f"drcheck-forward-{self.address[1]}")
         self._acceptor.start()
@@ -72,8 +81,11 @@ class _Relay:
                         self._target.name, exc)
             self._release(conn)
             return
+        send_lock = threading.Lock()
+        with self._lock:
+            self._send_locks[id(stream)] = send_lock
         if not self._track(stream):
-            stream.close()
+            self._release(stream)
             self._release(conn)
             return
         def done() -> None:
@@ -81,7 +93,7 @@ class _Relay:
             self._release(stream)
 
         pair = _Pair(done)
-        _start(lambda: _pump(conn.recv, stream, pair), "drcheck-forward-up")
+        _start(lambda: _pump(conn.recv, stream, pair, send_lock), "drcheck-forward-up")
         _start(lambda: _pump(stream.recv, conn, pair), "drcheck-forward-down")
 
     def _track(self, item: socket.socket | Stream) -> bool:
@@ -94,7 +106,22 @@ class _Relay:
     def _release(self, item: socket.socket | Stream) -> None:
         with self._lock:
             self._open.discard(item)
-        _close(item)
+        self._close(item)
+
+    def _close(self, item: socket.socket | Stream) -> None:
+        with self._lock:
+            send_lock = self._send_locks.pop(id(item), None)
+        if send_lock is None:
+            _close(item)
+            return
+        # A send blocked on a full window must not keep the relay open for ever: after the
+        # grace the stream is closed anyway.
+        locked = send_lock.acquire(timeout=_SEND_GRACE_SECONDS)
+        try:
+            _close(item)
+        finally:
+            if locked:
+                send_lock.release()
 
     def close(self) -> None:
         self._stopped.set()
@@ -108,7 +135,7 @@ class _Relay:
             items = list(self._open)
             self._open.clear()
         for item in items:
-            _close(item)
+            self._close(item)
 
 
 class _Pair:
@@ -127,17 +154,21 @@ class _Pair:
             self._on_done()
 
 
-def _pump(recv: Callable[[int], bytes], sink: socket.socket | Stream, pair: _Pair) -> None:
+def _pump(recv: Callable[[int], bytes], sink: socket.socket | Stream, pair: _Pair,
+          send_lock: threading.Lock | None = None) -> None:
+    guard = send_lock if send_lock is not None else contextlib.nullcontext()
     try:
         while True:
             data = recv(_CHUNK)
             if not data:
                 break
-            sink.sendall(data)
+            with guard:
+                sink.sendall(data)
     except (OSError, EOFError):
         pass  # either side closed: the relay ends
     finally:
-        _half_close(sink)
+        with guard:
+            _half_close(sink)
         pair.one_done()
 
 
@@ -147,9 +178,36 @@ def _half_close(sink: socket.socket | Stream) -> None:
         if isinstance(sink, socket.socket):
             sink.shutdown(socket.SHUT_WR)
         elif hasattr(sink, "shutdown_write"):  # a paramiko Channel
-            sink.shutdown_write()
+            _channel_eof(sink)
         else:
             sink.close()
+
+
+def _channel_eof(channel: Any) -> None:
+    """EOF on a paramiko Channel, *sent* while holding the channel's lock.
+
+    paramiko's shutdown_write() builds the EOF under the lock but sends it after releasing it.
+    If the far end's CLOSE is handled in between (the server closed its side at the same
+    moment: an LDAP server after unbind), paramiko's CLOSE reply goes out first and our EOF
+    after it, for a channel sshd has already freed; OpenSSH then drops the whole connection
+    ("ieof packet referred to nonexistent channel"), failing every other check of the host
+    (seen in lab drills). Holding the lock makes the transport thread's close handling wait
+    until the EOF is on the wire.
+    """
+    lock = getattr(channel, "lock", None)
+    transport = getattr(channel, "transport", None)
+    clear = getattr(transport, "clear_to_send", None)
+    if lock is None or transport is None or clear is None or not clear.is_set():
+        # Not the paramiko we know, or a re-key in progress (sending under the lock could
+        # then wait for the transport thread that waits for the lock): plain shutdown.
+        channel.shutdown_write()
+        return
+    with lock:
+        if channel.closed or channel.eof_sent:
+            return
+        message = channel._send_eof()
+        if message is not None:
+            transport._send_user_message(message)
 
 
 def _close(item: socket.socket | Stream) -> None:

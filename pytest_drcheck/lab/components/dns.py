@@ -58,6 +58,8 @@ class Dnsmasq(Component):
 
     zone: Zone
     upstream: str
+    # (domain, server): sub-zones answered by another server (e.g. an AD domain's own DNS).
+    forward: tuple[tuple[str, str], ...] = ()
 
     def config(self, ctx: HostContext) -> str:
         return str(ctx.dir / "dnsmasq.conf")
@@ -115,6 +117,8 @@ class Dnsmasq(Component):
               for alias, target in self.zone.cnames if self.zone.fqdn(alias) not in overrides),
             *(f"srv-host={s.name},{s.target},{s.port},{s.priority},{s.weight}"
               for s in self.zone.srv),
+            # More specific than local=/<zone>/, so these sub-zones are forwarded.
+            *(f"server=/{domain}/{server}" for domain, server in self.forward),
             f"server={self.upstream}",
         ]
         with open(self.config(ctx), "w") as handle:
