@@ -20,7 +20,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
+from pytest_drcheck.checks.base import (
+    Check,
+    CheckContext,
+    ExpansionError,
+    Subject,
+    site_service,
+)
 from pytest_drcheck.checks.reach import parse_endpoint, probe
 from pytest_drcheck.durations import format_duration, parse_duration
 from pytest_drcheck.model import Observation, PlanItem
@@ -314,11 +320,9 @@ def agent_spec(entry: Mapping[str, Any], site: Mapping[str, Any]) -> tuple[str, 
     if "agent" in entry:
         known: Mapping[str, Any] = site.get("agents", {})
         name = entry["agent"]
-        if name not in known:
-            listing = ", ".join(sorted(known)) or "none defined"
-            raise ExpansionError(f"agent '{name}' is not in site.agents ({listing}); define it "
-                                 "there or describe it here with 'name'", ".agent")
-        return entry.get("name", name), {**known[name], **overrides}
+        definition = site_service(known, name, "agent", "site.agents", ".agent",
+                                  "define it there or describe it here with 'name'")
+        return entry.get("name", name), {**definition, **overrides}
     if "name" not in entry:
         raise ExpansionError("give 'agent' (a name in site.agents) or 'name' with the agent's "
                              "definition (process, service, manager...)")

@@ -29,7 +29,13 @@ from pytest_drcheck.checks.agents import (
     observe_running,
     running_commands,
 )
-from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
+from pytest_drcheck.checks.base import (
+    Check,
+    CheckContext,
+    ExpansionError,
+    Subject,
+    site_service,
+)
 from pytest_drcheck.checks.reach import parse_endpoint
 from pytest_drcheck.durations import parse_duration
 from pytest_drcheck.model import Observation, PlanItem
@@ -139,11 +145,7 @@ class BackupCheck(Check):
     def expand(self, entry: Mapping[str, Any], site: Mapping[str, Any]) -> list[Subject]:
         systems: Mapping[str, Any] = site.get("backup", {}).get("systems", {})
         name = entry["system"]
-        if name not in systems:
-            listing = ", ".join(sorted(systems)) or "none defined"
-            raise ExpansionError(f"backup system '{name}' is not in site.backup.systems "
-                                 f"({listing}); define it there", ".system")
-        system = systems[name]
+        system = site_service(systems, name, "backup system", "site.backup.systems", ".system")
         server, agent = system["server"], system["agent"]
         if "service" not in agent and "process" not in agent:
             raise ExpansionError(f"site.backup.systems.{name}.agent needs 'process' and/or "

@@ -21,6 +21,15 @@ class ExpansionError(Exception):
         self.place_suffix = place_suffix
 
 
+def site_service(services: Mapping[str, Any], name: str, what: str, where: str, place: str,
+                 fix: str = "define it there") -> Any:
+    """``services[name]`` from a ``site:`` section, or the entry's mistake naming what exists."""
+    if name not in services:
+        known = ", ".join(sorted(services)) or "none defined"
+        raise ExpansionError(f"{what} '{name}' is not in {where} ({known}); {fix}", place)
+    return services[name]
+
+
 @dataclass(frozen=True)
 class Subject:
     """One thing a check entry is about; becomes one test. ``name`` goes in the test id."""

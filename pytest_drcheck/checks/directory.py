@@ -22,7 +22,13 @@ import dns.exception
 import dns.rcode
 
 import pytest_drcheck.net.ldapresult as ldapresult
-from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
+from pytest_drcheck.checks.base import (
+    Check,
+    CheckContext,
+    ExpansionError,
+    Subject,
+    site_service,
+)
 from pytest_drcheck.checks.nic import parse_nameservers
 from pytest_drcheck.durations import DURATION_PATTERN, format_duration, parse_duration
 from pytest_drcheck.inventory.secrets import SECRET_PATTERN, SecretError, SecretRef
@@ -143,11 +149,9 @@ class DirectoryCheck(Check):
         _ldapbind()
         directories: Mapping[str, Any] = site.get("directory", {})
         name = entry["directory"]
-        if name not in directories:
-            known = ", ".join(sorted(directories)) or "none defined"
-            raise ExpansionError(f"directory '{name}' is not in site.directory ({known}); "
-                                 "define it there or fix the name", ".directory")
-        directory: Mapping[str, Any] = directories[name]
+        directory: Mapping[str, Any] = site_service(
+            directories, name, "directory", "site.directory", ".directory",
+            "define it there or fix the name")
         kind = directory.get("kind", "ldap")
         domain = directory.get("domain")
         if kind == "ad" and not domain:

@@ -13,7 +13,13 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
+from pytest_drcheck.checks.base import (
+    Check,
+    CheckContext,
+    ExpansionError,
+    Subject,
+    site_service,
+)
 from pytest_drcheck.checks.reach import connect_timeout_of, parse_endpoint, probe
 from pytest_drcheck.durations import format_duration
 from pytest_drcheck.model import Observation
@@ -96,11 +102,8 @@ class EgressCheck(Check):
         proxy = None
         if via != DIRECT:
             proxies: Mapping[str, str] = egress_site.get("proxies", {})
-            if via not in proxies:
-                known = ", ".join(sorted(proxies)) or "none defined"
-                raise ExpansionError(f"proxy '{via}' is not in site.egress.proxies ({known}); "
-                                     "or use via: direct", ".via")
-            proxy = parse_endpoint(proxies[via])
+            proxy = parse_endpoint(site_service(proxies, via, "proxy", "site.egress.proxies",
+                                                ".via", "or use via: direct"))
             if proxy is None:
                 raise ExpansionError(f"site.egress.proxies.{via} is not host:port", ".via")
         connect_timeout = connect_timeout_of(cell, DEFAULT_CONNECT_TIMEOUT)

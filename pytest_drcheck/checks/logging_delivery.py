@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
+from pytest_drcheck.checks.base import (
+    Check,
+    CheckContext,
+    ExpansionError,
+    Subject,
+    site_service,
+)
 from pytest_drcheck.durations import format_duration, parse_duration
 from pytest_drcheck.model import Observation
 from pytest_drcheck.targets.base import StreamError, Target, TargetError
@@ -265,11 +271,8 @@ class LoggingCheck(Check):
     def expand(self, entry: Mapping[str, Any], site: Mapping[str, Any]) -> list[Subject]:
         collectors: Mapping[str, Any] = site.get("logging", {}).get("collectors", {})
         name = entry["collector"]
-        if name not in collectors:
-            listing = ", ".join(sorted(collectors)) or "none defined"
-            raise ExpansionError(f"collector '{name}' is not in site.logging.collectors "
-                                 f"({listing}); define it there", ".collector")
-        collector = collectors[name]
+        collector = site_service(collectors, name, "collector", "site.logging.collectors",
+                                 ".collector")
         if MARKER_PLACEHOLDER not in collector["verify"]["command"]:
             raise ExpansionError(f"site.logging.collectors.{name}.verify.command must contain "
                                  f"{MARKER_PLACEHOLDER} (where the marker goes), e.g. grep -F "
