@@ -3,9 +3,10 @@
 - what the check reports: from the moment the marker left the instance (TCP: written to the
   instance's stream; UDP: logger returned) to the end of the collector search that found it
   (an upper bound: it includes the search's own SSH round trip);
-- what the collector saw: rsyslog's receive timestamp (%timegenerated, microseconds) minus the
-  marker's own send timestamp (milliseconds). Every lab host shares the machine's clock, so
-  this difference is the real transit + processing time.
+- what the collector saw: rsyslog's receive timestamp (%timegenerated) minus the message's own
+  timestamp, set by the sender as it sent (%timereported: the check's for TCP, logger's for
+  UDP). Every lab host shares the machine's clock, so this difference is the real transit and
+  processing time.
 
 Needs the lab: `drcheck lab up` (root). Usage: python benchmarks/log_delivery.py [rounds]
 """
@@ -38,8 +39,9 @@ def one_round() -> list[tuple[str, float, float, int]]:
             if result.outcome.value != "passed":
                 raise SystemExit(f"not delivered: {result.message}")
             details = result.details
-            sent = datetime.fromisoformat(str(details["sent_at"]))
-            received = datetime.fromisoformat(str(details["line"]).split()[0])
+            received_text, reported_text = str(details["line"]).split()[:2]
+            received = datetime.fromisoformat(received_text)
+            sent = datetime.fromisoformat(reported_text)
             rows.append((item.params["via"], float(details["delivery_seconds"]),
                          (received - sent).total_seconds(), int(details["searches"])))
     finally:

@@ -311,6 +311,14 @@ class LoggingCheck(Check):
             return Observation.failed(expected, "unverifiable", (
                 f"expected {expected}, but verify.host '{params['verify_host']}' is not a host "
                 "of this inventory; add the collector host under hosts:"))
+        # Connected before the marker leaves: the verifier's first SSH handshake must not be
+        # counted as delivery time, and an unusable verifier makes the test unverifiable, not
+        # "not delivered".
+        try:
+            verifier.connect()
+        except TargetError as exc:
+            return Observation.failed(expected, "unverifiable",
+                                      f"expected {expected}, cannot search the collector: {exc}")
         marker = new_marker(ctx.item.host, params["via"])
         sent_at = datetime.now(timezone.utc)
         failure = self._send(ctx, marker, sent_at, expected)

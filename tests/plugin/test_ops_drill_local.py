@@ -218,3 +218,23 @@ def test_local_path_without_a_syslog_daemon(pytester: pytest.Pytester, site: Sit
         "app01 logging central/local: expected marker delivered to central within 5 s, the "
         "instance could not send the marker via the instance's own syslog: logger: socket "
         "/dev/log: No such file or directory")
+
+
+def test_unreachable_verifier_is_unverified_not_undelivered(pytester: pytest.Pytester,
+                                                            site: Site) -> None:
+    write_inventory(pytester, site)
+    path = pytester.path / "site.yaml"
+    closed = daemons.free_port()
+    path.write_text(path.read_text().replace(
+        "  logs01: {}",
+        f"  logs01: {{address: 127.0.0.1, connection: {{type: ssh, port: {closed}, "
+        "known_hosts: /dev/null, connect_timeout: 2s}}"))
+    result = pytester.runpytest("--dr-inventory=site.yaml", "-k", "logging")
+    result.assert_outcomes(failed=2, deselected=8)
+    for via in ("tcp", "udp"):
+        message = failures(result)[f"app01::logging[central/{via}]"]
+        assert message.startswith(f"app01 logging central/{via}: expected marker delivered to "
+                                  "central within 5 s, cannot search the collector: ")
+        assert "refused" in message
+    # No marker was sent: nothing could have confirmed it.
+    assert not site.received.exists() or "drcheck-app01-" not in site.received.read_text()

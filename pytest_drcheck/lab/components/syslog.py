@@ -74,8 +74,11 @@ class RsyslogCollector(Component):
             # No imuxsock or imklog: this collector must not take the machine's /dev/log.
             'module(load="imudp")\n'
             'module(load="imtcp")\n'
+            # Received and sent times (the sender's own timestamp) side by side: every lab
+            # host shares one clock, so their difference is the transit time.
             'template(name="drcheckReceived" type="string" string="%timegenerated:::'
-            'date-rfc3339% %fromhost-ip% %hostname% %syslogtag% %msg%\\n")\n'
+            'date-rfc3339% %timereported:::date-rfc3339% %fromhost-ip% %hostname% '
+            '%syslogtag% %msg%\\n")\n'
             f'input(type="imudp" address="{address}" port="{self.port}" ruleset="remote")\n'
             f'input(type="imtcp" address="{address}" port="{self.port}" ruleset="remote")\n'
             # rsyslog's own messages; also, rsyslog refuses to run without any action.
