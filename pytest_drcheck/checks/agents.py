@@ -178,6 +178,16 @@ def observe_running(service: str | None, process: str | None,
                    "process table")
 
 
+
+def running_observation(expected: str, service: str | None, process: str | None,
+                        outputs: Sequence[CommandResult]) -> Observation:
+    """Pass/fail on whether the agent runs, with where that was read (systemd or /proc)."""
+    state = observe_running(service, process, outputs)
+    details: dict[str, Any] = {"source": state.source, "pids": list(state.pids)}
+    if state.running:
+        return Observation.passed(expected, state.observed, **details)
+    return Observation.failed(expected, state.observed, **details)
+
 def _unit_state(service: str, unit: Mapping[str, str], result: CommandResult) -> Running:
     if result.timed_out:
         return Running(False, f"systemctl show {service} timed out", "systemd")
@@ -437,12 +447,8 @@ class AgentCheck(Check):
 
     def _running(self, ctx: CheckContext) -> Observation:
         params = ctx.params
-        state = observe_running(params["service"], params["process"], ctx.outputs)
-        expected = f"{params['agent']} running"
-        details: dict[str, Any] = {"source": state.source, "pids": list(state.pids)}
-        if state.running:
-            return Observation.passed(expected, state.observed, **details)
-        return Observation.failed(expected, state.observed, **details)
+        return running_observation(f"{params['agent']} running", params["service"],
+                                   params["process"], ctx.outputs)
 
     @staticmethod
     def _version(ctx: CheckContext) -> Observation:

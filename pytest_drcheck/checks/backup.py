@@ -26,8 +26,8 @@ from pytest_drcheck.checks.agents import (
     DURATION,
     ENDPOINT,
     describe_connect,
-    observe_running,
     running_commands,
+    running_observation,
 )
 from pytest_drcheck.checks.base import (
     Check,
@@ -202,12 +202,9 @@ class BackupCheck(Check):
     @staticmethod
     def _agent(ctx: CheckContext) -> Observation:
         params = ctx.params
-        state = observe_running(params["service"], params["process"], ctx.outputs)
-        expected = f"backup agent {params['service'] or params['process']} running"
-        details: dict[str, Any] = {"source": state.source, "pids": list(state.pids)}
-        if state.running:
-            return Observation.passed(expected, state.observed, **details)
-        return Observation.failed(expected, state.observed, **details)
+        return running_observation(
+            f"backup agent {params['service'] or params['process']} running",
+            params["service"], params["process"], ctx.outputs)
 
     @staticmethod
     def _server(ctx: CheckContext) -> Observation:
