@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_drcheck.targets.ssh import SshSettings, SshTarget
+from tests.plugin.sockets import Listener
 from tests.targets.sshd import Sshd, start_sshd
 
 
@@ -99,32 +100,9 @@ def echo_server() -> Iterator[EchoServer]:
     server.close()
 
 
-class SilentListener:
-    """Accepts TCP connections and never says a word: a hung sshd, from the client's side."""
-
-    def __init__(self, banner: bytes = b"") -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        self.banner = banner
-        self.accepted = 0
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            if self.banner:
-                conn.sendall(self.banner)  # then silence: a server stuck in key exchange
-            self.held.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
+# Accepts TCP connections and never says a word (after an optional banner): a hung sshd,
+# from the client's side.
+SilentListener = Listener
 
 
 @pytest.fixture
