@@ -21,6 +21,16 @@ class Outcome(str, enum.Enum):
     ERROR = "error"
 
 
+class CouldNotObserve(Exception):
+    """The property could not be observed; the message is the real cause, in one line.
+
+    Raised anywhere below a check (a command that timed out or is missing, a resolver that
+    failed, a name that does not resolve on the instance, a host that is unusable). The engine
+    turns it into an ERROR outcome that names the cause: it is never a pass and never a wrong
+    value, whatever the check family does with the values it did observe.
+    """
+
+
 @dataclass(frozen=True)
 class Location:
     """Where something was written: file, line, and the dotted place inside the document."""
