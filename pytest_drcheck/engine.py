@@ -67,7 +67,12 @@ class Engine:
         self.settings = settings or EngineSettings()
         self._make_target = make_target
         self._targets: dict[str, Target] = {}
-        self._targets_lock = threading.Lock()
+        # Re-entrant: building a host's target looks up its jump host's target (when the jump
+        # is an inventory host) from inside the same call, on the same thread.
+        self._targets_lock = threading.RLock()
+        # Hosts whose targets are being built right now (jump chains), to name a cycle
+        # instead of recursing; the loader refuses cycles, this guards other plan sources.
+        self._building: list[str] = []
         self._futures: dict[str, Future[CheckResult]] = {}
         self._scheduled: set[str] = set()
         self._lock = threading.Lock()
@@ -145,7 +150,15 @@ class Engine:
         """The host's one shared target (created on first use; connecting is lazy too)."""
         with self._targets_lock:
             if host not in self._targets:
-                self._targets[host] = self._make_target(self.plan.hosts[host], self.target)
+                spec = self.plan.hosts[host]
+                if host in self._building:
+                    chain = " -> ".join([*self._building[self._building.index(host):], host])
+                    raise TargetError(f"jump hosts form a cycle: {chain}")
+                self._building.append(host)
+                try:
+                    self._targets[host] = self._make_target(spec, self.target)
+                finally:
+                    self._building.pop()
             return self._targets[host]
 
     def close(self) -> None:
