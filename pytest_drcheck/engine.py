@@ -23,7 +23,7 @@ from pytest_drcheck.checks.base import CheckContext
 from pytest_drcheck.deadline import DeadlineExceeded, call_with_deadline
 from pytest_drcheck.durations import format_duration
 from pytest_drcheck.inventory.plan import HostSpec, Plan
-from pytest_drcheck.model import CheckResult, Observation, Outcome, PlanItem
+from pytest_drcheck.model import CheckResult, CouldNotObserve, Observation, Outcome, PlanItem
 from pytest_drcheck.retry import Backoff
 from pytest_drcheck.targets.base import CommandResult, Target, TargetError
 
@@ -234,6 +234,29 @@ class Engine:
             failed_connects = attempts - 1
         outputs = self._run_commands(host, target, remote)
         per_host = max(1, min(self.settings.per_host, self.settings.workers))
+        for wave in self._waves(items):
+            self._run_wave(wave, target, outputs, per_host, wall, mono, failed_connects)
+
+    def _waves(self, items: list[PlanItem]) -> list[list[PlanItem]]:
+        """Items in dependency order: each wave needs only results of earlier waves (or of
+        items this run does not report on, which are ignored)."""
+        keys = {item.key for item in items}
+        done: set[str] = set()
+        pending = list(items)
+        waves: list[list[PlanItem]] = []
+        while pending:
+            ready = [i for i in pending
+                     if all(k in done or k not in keys for k in i.required_keys)]
+            if not ready:  # a requirement cycle: run the rest rather than wait forever
+                ready = pending
+            waves.append(ready)
+            done.update(i.key for i in ready)
+            pending = [i for i in pending if i.key not in done]
+        return waves
+
+    def _run_wave(self, items: list[PlanItem], target: Target,
+                  outputs: dict[str, Sequence[CommandResult]], per_host: int, wall: float,
+                  mono: float, failed_connects: int) -> None:
         light = [i for i in items if registry.get(i.check).light]
         heavy = [i for i in items if not registry.get(i.check).light]
         threads: list[threading.Thread] = []
@@ -262,10 +285,11 @@ class Engine:
     def _unreachable(self, items: list[PlanItem], host_name: str, reason: str, wall: float,
                      mono: float, attempts: int = 1) -> None:
         reason = reason.removeprefix(f"{host_name}: ")
+        # Nothing was observed on the host: an error naming why, never a failed property.
         for item in items:
-            self._finish(item, self._stamp(item, Observation.failed(
-                "host reachable", "unreachable", f"cannot reach {host_name}: {reason}"),
-                wall, mono, host_name, attempts))
+            self._finish(item, self._stamp(item, Observation(
+                Outcome.ERROR, registry.get(item.check).expected(item), "not observed",
+                f"cannot reach {host_name}: {reason}"), wall, mono, host_name, attempts))
 
     def _run_commands(self, host: HostSpec, target: Target, items: list[PlanItem]
                       ) -> dict[str, Sequence[CommandResult]]:
@@ -297,12 +321,19 @@ class Engine:
             uses_batch = bool(outputs) or earlier_attempts > 0
             wall, mono = (batch_wall, batch_mono) if uses_batch else (time.time(),
                                                                       time.monotonic())
+            unmet = self._unmet_requirement(item)
+            if unmet is not None:
+                self._finish(item, self._stamp(item, unmet, wall, mono, target.vantage))
+                return
             observation = self._evaluate(item, target, outputs)
             vantage = (target.vantage if registry.get(item.check).needs_connection(item)
                        else RUNNER_VANTAGE)
             attempts = earlier_attempts + 1
             delays = self.settings.backoff.delays()
-            while observation.outcome is Outcome.FAILED and self._retry_left() > 0:
+            # Under --dr-wait an instance still settling is observed again, whether its
+            # property was wrong or could not be observed yet.
+            while (observation.outcome in (Outcome.FAILED, Outcome.ERROR)
+                   and self._retry_left() > 0):
                 # Sleeping must not hold one of the host's check slots.
                 slots.release()
                 try:
@@ -314,6 +345,21 @@ class Engine:
             self._finish(item, self._stamp(item, observation, wall, mono, vantage, attempts))
         finally:
             slots.release()
+
+    def _unmet_requirement(self, item: PlanItem) -> Observation | None:
+        """A skip naming the first required test that did not pass (its waves ran first)."""
+        for key in item.required_keys:
+            with self._lock:
+                future = self._futures.get(key)
+            if future is None or not future.done():
+                continue
+            required = future.result()
+            if required.outcome is not Outcome.PASSED:
+                name = key.split("::", 1)[1]
+                why = required.message.split(": ", 1)[-1]
+                return Observation.skipped(registry.get(item.check).expected(item),
+                                           f"skipped: {name} did not pass ({why})")
+        return None
 
     def _rerun(self, item: PlanItem, target: Target) -> Sequence[CommandResult]:
         """A retry observes afresh: the item's own commands run again (one small batch)."""
@@ -328,15 +374,20 @@ class Engine:
     def _evaluate(self, item: PlanItem, target: Target,
                   outputs: Sequence[CommandResult]) -> Observation:
         check = registry.get(item.check)
-        context = CheckContext(item, target, outputs, item.timeout, self.target)
+        host = self.plan.hosts[item.host]
+        context = CheckContext(item, target, outputs, item.timeout, self.target,
+                               host.connection.command_timeout)
         try:
             return call_with_deadline(lambda: check.evaluate(context),
                                       item.timeout + WATCHDOG_SLACK, f"check-{item.key}")
         except DeadlineExceeded:
-            return Observation(Outcome.FAILED, "an answer", "timed out",
-                               f"timed out after {format_duration(item.timeout)}")
+            return Observation.not_observed(
+                check.expected(item), f"no answer within {format_duration(item.timeout)} "
+                "(the check's timeout)")
+        except CouldNotObserve as exc:
+            return Observation.not_observed(check.expected(item), str(exc))
         except TargetError as exc:
-            return Observation.failed("host usable", "unusable", str(exc))
+            return Observation.not_observed(check.expected(item), f"host unusable: {exc}")
         except Exception as exc:
             log.debug("check %s raised\n%s", item.key, traceback.format_exc())
             return Observation(Outcome.ERROR, "a result", "none",

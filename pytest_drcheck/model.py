@@ -72,11 +72,18 @@ class PlanItem:
     params: Mapping[str, Any]
     source: Location
     timeout: float
+    # Other tests of the same host (``check[subject]``) that must pass before this one is
+    # observed; when one does not, this one is skipped with that reason (see checks.base).
+    requires: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
         """Stable identity inside one inventory; also the pytest item name."""
         return f"{self.host}::{self.check}[{self.subject}]"
+
+    @property
+    def required_keys(self) -> tuple[str, ...]:
+        return tuple(f"{self.host}::{name}" for name in self.requires)
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,12 @@ class Observation:
     @classmethod
     def skipped(cls, expected: str, reason: str, **details: Any) -> Observation:
         return cls(Outcome.SKIPPED, expected, "not observed", reason, details)
+
+    @classmethod
+    def not_observed(cls, expected: str, cause: str, **details: Any) -> Observation:
+        """Could not observe: an error naming the cause, never a pass or a wrong value."""
+        return cls(Outcome.ERROR, expected, "not observed", f"could not observe: {cause}",
+                   details)
 
 
 @dataclass(frozen=True)

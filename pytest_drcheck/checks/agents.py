@@ -339,7 +339,7 @@ def agent_spec(entry: Mapping[str, Any], site: Mapping[str, Any]) -> tuple[str, 
     return entry["name"], overrides
 
 
-class AgentCheck(Check):
+class AgentCheck(Check[Any]):
     type_name: ClassVar[str] = "agent"
     site_key: ClassVar[str | None] = "agents"
     default_timeout: ClassVar[float] = 10.0

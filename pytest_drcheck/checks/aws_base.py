@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from pytest_drcheck.inventory.plan import HostSpec
 
 
-class AwsCheck(Check):
+class AwsCheck(Check[Any]):
     # Whether every entry needs the host found in AWS (drs: or ec2:).
     needs_aws_host: ClassVar[bool] = True
     # API calls from the runner cost the host nothing: the engine's larger pool.
@@ -50,7 +50,7 @@ class AwsCheck(Check):
         from pytest_drcheck.aws.guard import DiscoveryError
 
         try:
-            return self.observe(ctx, self.aws_target(ctx))
+            return self.observe_api(ctx, self.aws_target(ctx))
         except (AwsError, DiscoveryError) as exc:
             return Observation.failed(self.expectation(ctx.item), "not observed", str(exc))
 
@@ -59,5 +59,5 @@ class AwsCheck(Check):
         """The expected value in words (also used when nothing could be observed)."""
 
     @abc.abstractmethod
-    def observe(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
+    def observe_api(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
         """Observe through the APIs; AwsError/DiscoveryError become a failure with the reason."""

@@ -80,7 +80,7 @@ class DrsReplicationCheck(AwsCheck):
             return "replication " + " or ".join(s.lower() for s in item.params["states"])
         return "replication lag within the RPO"
 
-    def observe(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
+    def observe_api(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
         server = target.aws.source_server(ctx.item.host, ctx.timeout)
         info: Mapping[str, Any] = server.get("dataReplicationInfo", {})
         state = str(info.get("dataReplicationState", "unknown"))
@@ -151,7 +151,7 @@ class DrsLaunchCheck(AwsCheck):
             return "launched"
         return "every post-launch action succeeded"
 
-    def observe(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
+    def observe_api(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
         from pytest_drcheck.aws.guard import DiscoveryError
 
         aws = target.aws
@@ -291,7 +291,7 @@ class DrsInstanceTypeCheck(AwsCheck):
     def expectation(self, item: PlanItem) -> str:
         return "an instance type the source OS boots on"
 
-    def observe(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
+    def observe_api(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
         from pytest_drcheck.aws import ostype
 
         aws = target.aws

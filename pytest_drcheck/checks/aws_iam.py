@@ -122,7 +122,7 @@ class IamRoleCheck(AwsCheck):
             return f"IMDSv2 names role {role}"
         return f"{item.params['action']} {'allowed' if prop == 'allow' else 'denied'}"
 
-    def observe(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
+    def observe_api(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
         aws = target.aws
         found = target.found(ctx.timeout)
         prop = ctx.params["property"]

@@ -79,7 +79,7 @@ class ResolverRuleCheck(AwsCheck):
         return (f"a forwarding rule for {item.params['zone']} to "
                 f"{', '.join(item.params['targets'])}, associated with the DR VPC")
 
-    def observe(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
+    def observe_api(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
         aws = target.aws
         zone: str = ctx.params["zone"]
         wanted: Sequence[str] = ctx.params["targets"]

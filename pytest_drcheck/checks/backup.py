@@ -115,7 +115,7 @@ def read_bacula_message(stream: Stream, deadline: float) -> str:
     return recv_exact(stream, length, deadline).decode("utf-8", "replace").strip()
 
 
-class BackupCheck(Check):
+class BackupCheck(Check[Any]):
     type_name: ClassVar[str] = "backup"
     site_key: ClassVar[str | None] = "backup"
     default_timeout: ClassVar[float] = 10.0

@@ -1,13 +1,30 @@
-"""The contract of a check type, and what the engine hands a check when it runs."""
+"""The contract of a check type, and what the engine hands a check when it runs.
+
+A check family *observes*, then *judges* (goss's split between ``system/`` and the validator):
+
+- ``observe(ctx)`` gathers what the host shows and returns it as a value of the family's own
+  type, or raises ``CouldNotObserve`` with the real cause (a command that timed out or is
+  missing, a resolver that failed, a name that does not resolve, a stream that could not be
+  opened where the stream itself is not what is being checked).
+- ``judge(item, value)`` compares the expectation with that value and says passed or failed
+  (or skipped, when the property does not apply). It never sees "could not observe": the
+  engine reports that as an ERROR outcome with the cause, so it is never a pass and never a
+  wrong value, whatever a family does.
+
+Command outputs are read through ``CheckContext.output``, which raises ``CouldNotObserve``
+for a command that timed out, is missing, did not come back from the batch or exited with a
+status the family did not declare meaningful: a timeout can never be read as data.
+"""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
 
-from pytest_drcheck.model import Observation, PlanItem
+from pytest_drcheck.durations import format_duration
+from pytest_drcheck.model import CouldNotObserve, Observation, Outcome, PlanItem
 from pytest_drcheck.targets.base import CommandResult, Target
 
 
@@ -32,10 +49,35 @@ def site_service(services: Mapping[str, Any], name: str, what: str, where: str, 
 
 @dataclass(frozen=True)
 class Subject:
-    """One thing a check entry is about; becomes one test. ``name`` goes in the test id."""
+    """One thing a check entry is about; becomes one test. ``name`` goes in the test id.
+
+    ``requires`` names other tests of the same host (``check[subject]``, e.g.
+    ``agent[clamav/running]``) that must pass first: when one of them does not, this one is
+    skipped with that reason instead of stacking a second failure for the same cause.
+    """
 
     name: str
     params: Mapping[str, Any]
+    requires: tuple[str, ...] = ()
+
+
+# coreutils `timeout` exits 124 when it stops a command; a shell exits 127 for a missing
+# command; the batch runner reports 125 for a command whose output never came back.
+_TIMED_OUT = 124
+_NOT_RUN = 125
+_NOT_FOUND = 127
+
+
+def _shown_command(command: str) -> str:
+    first = command.strip().splitlines()[0] if command.strip() else command
+    return first if len(first) <= 60 else first[:57] + "..."
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:200]
+    return ""
 
 
 @dataclass(frozen=True)
@@ -48,14 +90,43 @@ class CheckContext:
     timeout: float
     # Other inventory hosts' targets (e.g. a backup server probing back to this host).
     target_of: Callable[[str], Target]
+    # The per-command timeout the batch ran under (for messages).
+    command_timeout: float = field(default=0.0)
 
     @property
     def params(self) -> Mapping[str, Any]:
         return self.item.params
 
+    def output(self, index: int, accept: Collection[int] = (0,)) -> CommandResult:
+        """The ``index``-th command's result, if it was observed: exited with a status in
+        ``accept``. Otherwise raise ``CouldNotObserve`` naming the command and the cause
+        (timed out, not found on the host, lost from the batch, failed with its stderr)."""
+        result = self.outputs[index]
+        command = f"`{_shown_command(result.command)}`"
+        host = self.item.host
+        if result.timed_out or (result.exit_status == _TIMED_OUT and _TIMED_OUT not in accept):
+            after = (f" after {format_duration(self.command_timeout)}"
+                     if self.command_timeout else "")
+            raise CouldNotObserve(f"{command} timed out{after} on {host}")
+        if result.exit_status in accept:
+            return result
+        cause = _first_line(result.stderr)
+        if result.exit_status == _NOT_RUN:
+            raise CouldNotObserve(f"{command} did not run on {host}: "
+                                  f"{cause or 'no output came back'}")
+        if result.exit_status == _NOT_FOUND:
+            raise CouldNotObserve(f"{command} is not available on {host} (command not found)")
+        detail = f": {cause}" if cause else ""
+        raise CouldNotObserve(f"{command} failed on {host} (exit {result.exit_status})"
+                              f"{detail}")
 
-class Check(abc.ABC):
-    """A check type. Subclasses set ``type_name`` and ``entry_schema`` and implement evaluate."""
+
+ValueT = TypeVar("ValueT")
+
+
+class Check(abc.ABC, Generic[ValueT]):
+    """A check type. Subclasses set ``type_name`` and ``entry_schema`` and implement
+    ``expand``, ``observe`` and ``judge``."""
 
     type_name: ClassVar[str]
     # JSON Schema of one entry under ``checks.<type_name>`` (validated at inventory load).
@@ -89,6 +160,24 @@ class Check(abc.ABC):
         runner, when the host cannot be reached, and their vantage is the runner."""
         return True
 
-    @abc.abstractmethod
+    def expected(self, item: PlanItem) -> str:
+        """What the check expects, in words (shown when it could not observe)."""
+        return "an observation"
+
+    def observe(self, ctx: CheckContext) -> ValueT:
+        """What the host shows for this item, or ``CouldNotObserve`` with the cause. Network
+        waits must respect ``ctx.timeout``."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement observe")
+
+    def judge(self, item: PlanItem, value: ValueT) -> Observation:
+        """Passed or failed (or skipped: does not apply) for an observed value."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement judge")
+
     def evaluate(self, ctx: CheckContext) -> Observation:
-        """Observe and compare. Network waits must respect ``ctx.timeout``."""
+        """Observe, then judge. ``CouldNotObserve`` propagates to the engine, which reports
+        it as an error with its cause; a judge cannot report one."""
+        verdict = self.judge(ctx.item, self.observe(ctx))
+        if verdict.outcome is Outcome.ERROR:
+            raise TypeError(f"{type(self).__name__}.judge returned an error; raise "
+                            "CouldNotObserve from observe instead")
+        return verdict

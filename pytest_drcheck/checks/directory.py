@@ -86,7 +86,7 @@ def upn(user: str, kind: str, domain: str | None) -> str:
     return user
 
 
-class DirectoryCheck(Check):
+class DirectoryCheck(Check[Any]):
     type_name: ClassVar[str] = "ldap"
     site_key: ClassVar[str | None] = "directory"
     default_timeout: ClassVar[float] = 15.0

@@ -72,7 +72,7 @@ def _shown(values: Sequence[str]) -> str:
     return ", ".join(values) if values else "nothing"
 
 
-class DnsCheck(Check):
+class DnsCheck(Check[Any]):
     type_name: ClassVar[str] = "dns"
     site_key: ClassVar[str | None] = "dns"
     default_timeout: ClassVar[float] = 10.0

@@ -54,7 +54,7 @@ def parse_destination(text: str) -> tuple[str, str, int, str | None] | None:
     return "tcp", endpoint[0], endpoint[1], None
 
 
-class EgressCheck(Check):
+class EgressCheck(Check[Any]):
     type_name: ClassVar[str] = "egress"
     site_key: ClassVar[str | None] = "egress"
     default_timeout: ClassVar[float] = 15.0

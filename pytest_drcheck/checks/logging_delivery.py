@@ -237,7 +237,7 @@ def watcher_for(target: Target) -> _Watcher:
 # --- the check -------------------------------------------------------------------------------
 
 
-class LoggingCheck(Check):
+class LoggingCheck(Check[Any]):
     type_name: ClassVar[str] = "logging"
     site_key: ClassVar[str | None] = "logging"
     default_timeout: ClassVar[float] = 20.0

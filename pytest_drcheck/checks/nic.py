@@ -58,7 +58,7 @@ def _in_subnets(address: str, subnets: Sequence[str]) -> bool:
     return any(ip in ipaddress.ip_network(subnet, strict=False) for subnet in subnets)
 
 
-class NicCheck(Check):
+class NicCheck(Check[Any]):
     type_name: ClassVar[str] = "nic"
     default_timeout: ClassVar[float] = 10.0
     entry_schema: ClassVar[Mapping[str, Any]] = {

@@ -48,7 +48,7 @@ def probe(ctx: CheckContext, host: str, port: int, connect_timeout: float) -> tu
     return "connected", elapsed
 
 
-class ReachCheck(Check):
+class ReachCheck(Check[Any]):
     type_name: ClassVar[str] = "reach"
     default_timeout: ClassVar[float] = 10.0
     light: ClassVar[bool] = True

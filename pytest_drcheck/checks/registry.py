@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import importlib
 from importlib.metadata import entry_points
+from typing import Any
 
 from pytest_drcheck.checks.base import Check
 
@@ -35,7 +36,7 @@ class UnknownCheckType(KeyError):
     pass
 
 
-def _import(dotted: str) -> type[Check]:
+def _import(dotted: str) -> type[Check[Any]]:
     module_name, _, attribute = dotted.partition(":")
     check_class = getattr(importlib.import_module(module_name), attribute)
     if not (isinstance(check_class, type) and issubclass(check_class, Check)):
@@ -52,7 +53,7 @@ def available() -> dict[str, str]:
 
 
 @functools.cache
-def get(type_name: str) -> Check:
+def get(type_name: str) -> Check[Any]:
     try:
         dotted = available()[type_name]
     except KeyError:

@@ -231,7 +231,7 @@ def measure_offset(run: Any, timeout: float) -> tuple[float, float] | str:
     return instance - middle, round_trip / 2 + extra
 
 
-class TimeCheck(Check):
+class TimeCheck(Check[Any]):
     type_name: ClassVar[str] = "time"
     site_key: ClassVar[str | None] = "time"
     default_timeout: ClassVar[float] = 15.0

@@ -190,7 +190,7 @@ class _Loader:
                                     place_of(entry_path))
                 for subject in subjects:
                     item = PlanItem(host, check_type, subject.name, freeze(subject.params),
-                                    location, timeout)
+                                    location, timeout, subject.requires)
                     if item.key in items:
                         self.problems.append(source.doc.problem(entry_path, (
                             f"{check_type} '{subject.name}' is already checked by "

@@ -11,7 +11,7 @@ from pytest_drcheck.checks.base import Check, CheckContext, Subject
 from pytest_drcheck.model import Observation, PlanItem
 
 
-class EchoCheck(Check):
+class EchoCheck(Check[Any]):
     type_name: ClassVar[str] = "echo"
     entry_schema: ClassVar[Mapping[str, Any]] = {
         "required": ["name", "command"],

@@ -1,0 +1,141 @@
+"""The engine's side of the check contract: "could not observe" is an error naming its cause,
+never a pass and never a wrong value, and a test whose requirement did not pass is skipped
+with that reason. Real commands on the local target; no mock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+import pytest
+
+from pytest_drcheck.checks import registry
+from pytest_drcheck.checks.base import Check, CheckContext, Subject
+from pytest_drcheck.engine import Engine, EngineSettings
+from pytest_drcheck.inventory.plan import ConnectionSpec, DrillSpec, HostSpec, Plan
+from pytest_drcheck.model import CouldNotObserve, Location, Observation, Outcome, PlanItem
+from pytest_drcheck.targets.factory import TargetFactory
+
+JUDGED: list[str] = []
+
+
+class ProbeCheck(Check[str]):
+    """Runs ``command`` and expects ``want`` on its stdout; ``unobservable`` raises."""
+
+    type_name: ClassVar[str] = "probe"
+    entry_schema: ClassVar[Mapping[str, Any]] = {}
+
+    def expand(self, entry: Mapping[str, Any], site: Mapping[str, Any]) -> list[Subject]:
+        return [Subject(entry["name"], entry)]
+
+    def commands(self, item: PlanItem) -> Sequence[str]:
+        command = item.params.get("command")
+        return (command,) if command else ()
+
+    def expected(self, item: PlanItem) -> str:
+        return str(item.params.get("want", ""))
+
+    def observe(self, ctx: CheckContext) -> str:
+        if ctx.params.get("unobservable"):
+            raise CouldNotObserve(str(ctx.params["unobservable"]))
+        return ctx.output(0, accept=tuple(ctx.params.get("accept", (0,)))).stdout.strip()
+
+    def judge(self, item: PlanItem, value: str) -> Observation:
+        JUDGED.append(item.subject)
+        if value == item.params["want"]:
+            return Observation.passed(item.params["want"], value)
+        return Observation.failed(item.params["want"], value)
+
+
+@pytest.fixture(autouse=True)
+def probe_registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setitem(registry.BUILTIN_CHECKS, "probe", f"{__name__}:ProbeCheck")
+    registry.available.cache_clear()
+    registry.get.cache_clear()
+    JUDGED.clear()
+    yield
+    registry.available.cache_clear()
+    registry.get.cache_clear()
+
+
+def _item(subject: str, requires: tuple[str, ...] = (), **params: Any) -> PlanItem:
+    return PlanItem("h1", "probe", subject, {"name": subject, **params},
+                    Location("site.yaml", 1, f"hosts.h1.checks.probe[{subject}]"), 10.0,
+                    requires)
+
+
+def _run(*items: PlanItem, command_timeout: float = 10.0) -> dict[str, Any]:
+    host = HostSpec("h1", None, ConnectionSpec(type="local", command_timeout=command_timeout),
+                    ())
+    plan = Plan("site.yaml", "site.yaml", "0" * 64, DrillSpec("t"), {"h1": host}, items, {})
+    engine = Engine(plan, TargetFactory(), EngineSettings(workers=2, per_host=2))
+    try:
+        engine.select(items)
+        engine.start()
+        return {item.subject: engine.result(item) for item in items}
+    finally:
+        engine.close()
+
+
+def test_could_not_observe_is_an_error_naming_its_cause_and_is_never_judged() -> None:
+    results = _run(_item("a", want="x", unobservable="the resolver 10.0.0.2 timed out"))
+    result = results["a"]
+    assert result.outcome is Outcome.ERROR
+    assert result.message == ("h1 probe a: could not observe: the resolver 10.0.0.2 "
+                              "timed out")
+    assert result.expected == "x" and result.observed == "not observed"
+    assert JUDGED == []
+
+
+def test_a_command_that_timed_out_is_not_read_as_data() -> None:
+    results = _run(_item("slow", want="", command="sleep 30"), command_timeout=1.0)
+    assert results["slow"].outcome is Outcome.ERROR
+    assert results["slow"].message == ("h1 probe slow: could not observe: `sleep 30` timed "
+                                       "out after 1 s on h1")
+    assert JUDGED == []
+
+
+def test_a_missing_tool_and_an_unexpected_status_name_the_command() -> None:
+    results = _run(_item("missing", want="", command="no-such-tool-drcheck --version"),
+                   _item("status", want="", command="echo oops >&2; exit 3"))
+    assert results["missing"].message == (
+        "h1 probe missing: could not observe: `no-such-tool-drcheck --version` is not "
+        "available on h1 (command not found)")
+    assert results["status"].message == (
+        "h1 probe status: could not observe: `echo oops >&2; exit 3` failed on h1 (exit 3): "
+        "oops")
+    assert {r.outcome for r in results.values()} == {Outcome.ERROR}
+
+
+def test_a_declared_status_is_data_and_is_judged() -> None:
+    results = _run(_item("inactive", want="inactive", command="echo inactive; exit 3",
+                         accept=(0, 3)))
+    assert results["inactive"].outcome is Outcome.PASSED
+    assert JUDGED == ["inactive"]
+
+
+def test_a_dependent_is_skipped_when_its_requirement_fails_and_runs_when_it_passes() -> None:
+    results = _run(
+        _item("running", want="yes", command="echo no"),
+        _item("health", ("probe[running]",), want="pong", command="echo pong"),
+        _item("up", want="yes", command="echo yes"),
+        _item("served", ("probe[up]",), want="ok", command="echo ok"))
+    assert results["running"].outcome is Outcome.FAILED
+    assert results["health"].outcome is Outcome.SKIPPED
+    assert results["health"].message == (
+        "h1 probe health: skipped: probe[running] did not pass (expected yes, observed no)")
+    assert results["served"].outcome is Outcome.PASSED
+    assert "health" not in JUDGED
+
+
+def test_a_requirement_that_could_not_be_observed_skips_its_dependent_with_the_cause() -> None:
+    results = _run(_item("base", want="x", unobservable="`ip -j addr` timed out"),
+                   _item("mtu", ("probe[base]",), want="1500", command="echo 1500"))
+    assert results["mtu"].outcome is Outcome.SKIPPED
+    assert results["mtu"].message == ("h1 probe mtu: skipped: probe[base] did not pass "
+                                      "(could not observe: `ip -j addr` timed out)")
+
+
+def test_a_requirement_outside_the_selection_does_not_hold_a_test_back() -> None:
+    results = _run(_item("lonely", ("probe[elsewhere]",), want="ok", command="echo ok"))
+    assert results["lonely"].outcome is Outcome.PASSED
