@@ -364,6 +364,9 @@ class Engine:
     def _rerun(self, item: PlanItem, target: Target) -> Sequence[CommandResult]:
         """A retry observes afresh: the item's own commands run again (one small batch)."""
         host = self.plan.hosts[item.host]
+        if not registry.get(item.check).needs_connection(item):
+            # Observed from the runner (cloud APIs): never dial the instance for it.
+            return ()
         # The connection may have dropped (an instance rebooting after first boot); if it
         # cannot be reopened, the commands below fail and say why.
         with contextlib.suppress(TargetError, DeadlineExceeded):

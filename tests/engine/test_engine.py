@@ -14,7 +14,10 @@ from pytest_drcheck.checks.base import Check, CheckContext, Subject
 from pytest_drcheck.engine import Engine, EngineSettings
 from pytest_drcheck.inventory.plan import ConnectionSpec, DrillSpec, HostSpec, Plan
 from pytest_drcheck.model import CouldNotObserve, Location, Observation, Outcome, PlanItem
+from pytest_drcheck.retry import Backoff
+from pytest_drcheck.targets.base import Target
 from pytest_drcheck.targets.factory import TargetFactory
+from pytest_drcheck.targets.local import LocalTarget
 
 JUDGED: list[str] = []
 
@@ -47,9 +50,40 @@ class ProbeCheck(Check[str]):
         return Observation.failed(item.params["want"], value)
 
 
+class RunnerCheck(Check[int]):
+    """Observed from the runner (as the AWS checks are): fails on its first look only."""
+
+    type_name: ClassVar[str] = "runner"
+    entry_schema: ClassVar[Mapping[str, Any]] = {}
+    looks: ClassVar[int] = 0
+
+    def expand(self, entry: Mapping[str, Any], site: Mapping[str, Any]) -> list[Subject]:
+        return [Subject(entry["name"], entry)]
+
+    def needs_connection(self, item: PlanItem) -> bool:
+        return False
+
+    def observe(self, ctx: CheckContext) -> int:
+        RunnerCheck.looks += 1
+        return RunnerCheck.looks
+
+    def judge(self, item: PlanItem, value: int) -> Observation:
+        if value >= 2:
+            return Observation.passed("a second look", f"look {value}")
+        return Observation.failed("a second look", f"look {value}")
+
+
+class CountingLocalTarget(LocalTarget):
+    connects = 0
+
+    def connect(self) -> None:
+        CountingLocalTarget.connects += 1
+
+
 @pytest.fixture(autouse=True)
 def probe_registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setitem(registry.BUILTIN_CHECKS, "probe", f"{__name__}:ProbeCheck")
+    monkeypatch.setitem(registry.BUILTIN_CHECKS, "runner", f"{__name__}:RunnerCheck")
     registry.available.cache_clear()
     registry.get.cache_clear()
     JUDGED.clear()
@@ -58,17 +92,20 @@ def probe_registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     registry.get.cache_clear()
 
 
-def _item(subject: str, requires: tuple[str, ...] = (), **params: Any) -> PlanItem:
-    return PlanItem("h1", "probe", subject, {"name": subject, **params},
+def _item(subject: str, requires: tuple[str, ...] = (), check: str = "probe",
+          **params: Any) -> PlanItem:
+    return PlanItem("h1", check, subject, {"name": subject, **params},
                     Location("site.yaml", 1, f"hosts.h1.checks.probe[{subject}]"), 10.0,
                     requires)
 
 
-def _run(*items: PlanItem, command_timeout: float = 10.0) -> dict[str, Any]:
+def _run(*items: PlanItem, command_timeout: float = 10.0,
+         settings: EngineSettings | None = None, factory: Any = None) -> dict[str, Any]:
     host = HostSpec("h1", None, ConnectionSpec(type="local", command_timeout=command_timeout),
                     ())
     plan = Plan("site.yaml", "site.yaml", "0" * 64, DrillSpec("t"), {"h1": host}, items, {})
-    engine = Engine(plan, TargetFactory(), EngineSettings(workers=2, per_host=2))
+    engine = Engine(plan, factory or TargetFactory(),
+                    settings or EngineSettings(workers=2, per_host=2))
     try:
         engine.select(items)
         engine.start()
@@ -139,3 +176,18 @@ def test_a_requirement_that_could_not_be_observed_skips_its_dependent_with_the_c
 def test_a_requirement_outside_the_selection_does_not_hold_a_test_back() -> None:
     results = _run(_item("lonely", ("probe[elsewhere]",), want="ok", command="echo ok"))
     assert results["lonely"].outcome is Outcome.PASSED
+
+
+def test_a_retry_of_a_check_observed_from_the_runner_never_dials_the_host() -> None:
+    RunnerCheck.looks = 0
+    CountingLocalTarget.connects = 0
+
+    def make_target(host: HostSpec, target_of: Any) -> Target:
+        return CountingLocalTarget(host.name)
+
+    results = _run(_item("api", check="runner"), factory=make_target,
+                   settings=EngineSettings(workers=2, per_host=2, wait=30.0,
+                                           backoff=Backoff(first=0.01, cap=0.01)))
+    assert results["api"].outcome is Outcome.PASSED
+    assert results["api"].attempts == 2
+    assert CountingLocalTarget.connects == 0
