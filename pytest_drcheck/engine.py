@@ -390,7 +390,7 @@ class Engine:
         except CouldNotObserve as exc:
             return Observation.not_observed(check.expected(item), str(exc))
         except TargetError as exc:
-            return Observation.not_observed(check.expected(item), f"host unusable: {exc}")
+            return Observation.not_observed(check.expected(item), str(exc))
         except Exception as exc:
             log.debug("check %s raised\n%s", item.key, traceback.format_exc())
             return Observation(Outcome.ERROR, "a result", "none",
