@@ -30,6 +30,8 @@ from pytest_drcheck.targets.base import CommandResult, Target, TargetError
 log = logging.getLogger("pytest_drcheck.engine")
 
 ResultListener = Callable[[CheckResult], None]
+# A host's batched command outputs for one item (waits for the batch if the item has commands).
+OutputsOf = Callable[[PlanItem], Sequence[CommandResult]]
 TargetFactory = Callable[[HostSpec, Callable[[str], Target]], Target]
 # Extra seconds a watchdog allows beyond a target's own timeouts before giving up on it.
 WATCHDOG_SLACK = 2.0
@@ -232,10 +234,35 @@ class Engine:
                 if not items:
                     return
             failed_connects = attempts - 1
-        outputs = self._run_commands(host, target, remote)
+        outputs = self._start_commands(host, target, remote)
         per_host = max(1, min(self.settings.per_host, self.settings.workers))
         for wave in self._waves(items):
             self._run_wave(wave, target, outputs, per_host, wall, mono, failed_connects)
+
+    def _start_commands(self, host: HostSpec, target: Target, items: list[PlanItem]
+                        ) -> OutputsOf:
+        """Start the host's batch in the background. Checks without commands (streams, API
+        calls) start at once, alongside it, instead of waiting one batch round trip; the
+        others wait for its outputs."""
+        with_commands = {i.key for i in items if registry.get(i.check).commands(i)}
+        if not with_commands:
+            return lambda item: ()
+        batch: Future[dict[str, Sequence[CommandResult]]] = Future()
+
+        def run() -> None:
+            try:
+                batch.set_result(self._run_commands(host, target, items))
+            except BaseException as exc:  # re-raised in every check that waits for it
+                batch.set_exception(exc)
+
+        threading.Thread(target=run, name=f"batch-{host.name}", daemon=True).start()
+
+        def outputs_of(item: PlanItem) -> Sequence[CommandResult]:
+            if item.key not in with_commands:
+                return ()
+            return batch.result().get(item.key, ())
+
+        return outputs_of
 
     def _waves(self, items: list[PlanItem]) -> list[list[PlanItem]]:
         """Items in dependency order: each wave needs only results of earlier waves (or of
@@ -254,9 +281,8 @@ class Engine:
             pending = [i for i in pending if i.key not in done]
         return waves
 
-    def _run_wave(self, items: list[PlanItem], target: Target,
-                  outputs: dict[str, Sequence[CommandResult]], per_host: int, wall: float,
-                  mono: float, failed_connects: int) -> None:
+    def _run_wave(self, items: list[PlanItem], target: Target, outputs: OutputsOf,
+                  per_host: int, wall: float, mono: float, failed_connects: int) -> None:
         light = [i for i in items if registry.get(i.check).light]
         heavy = [i for i in items if not registry.get(i.check).light]
         threads: list[threading.Thread] = []
@@ -266,8 +292,7 @@ class Engine:
                 slots.acquire()
                 thread = threading.Thread(
                     target=self._evaluate_and_release, name=f"check-{item.key}", daemon=True,
-                    args=(item, target, outputs.get(item.key, ()), slots, wall, mono,
-                          failed_connects))
+                    args=(item, target, outputs, slots, wall, mono, failed_connects))
                 thread.start()
                 threads.append(thread)
 
@@ -313,11 +338,19 @@ class Engine:
         by_command = dict(zip(commands, results, strict=True))
         return {key: [by_command[c] for c in cmds] for key, cmds in wanted.items()}
 
-    def _evaluate_and_release(self, item: PlanItem, target: Target,
-                              outputs: Sequence[CommandResult], slots: threading.Semaphore,
-                              batch_wall: float, batch_mono: float,
-                              earlier_attempts: int = 0) -> None:
+    def _evaluate_and_release(self, item: PlanItem, target: Target, outputs_of: OutputsOf,
+                              slots: threading.Semaphore, batch_wall: float,
+                              batch_mono: float, earlier_attempts: int = 0) -> None:
         try:
+            try:
+                outputs = outputs_of(item)
+            except Exception as exc:  # a bug in the batch must not lose this item's result
+                log.debug("batch for %s failed", item.host, exc_info=True)
+                self._finish(item, self._stamp(item, Observation(
+                    Outcome.ERROR, "a result", "none",
+                    f"internal error: {type(exc).__name__}: {exc}"),
+                    batch_wall, batch_mono, item.host))
+                return
             uses_batch = bool(outputs) or earlier_attempts > 0
             wall, mono = (batch_wall, batch_mono) if uses_batch else (time.time(),
                                                                       time.monotonic())

@@ -4,7 +4,9 @@ with that reason. Real commands on the local target; no mock."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -13,7 +15,14 @@ from pytest_drcheck.checks import registry
 from pytest_drcheck.checks.base import Check, CheckContext, Subject
 from pytest_drcheck.engine import Engine, EngineSettings
 from pytest_drcheck.inventory.plan import ConnectionSpec, DrillSpec, HostSpec, Plan
-from pytest_drcheck.model import CouldNotObserve, Location, Observation, Outcome, PlanItem
+from pytest_drcheck.model import (
+    CheckResult,
+    CouldNotObserve,
+    Location,
+    Observation,
+    Outcome,
+    PlanItem,
+)
 from pytest_drcheck.retry import Backoff
 from pytest_drcheck.targets.base import Target
 from pytest_drcheck.targets.factory import TargetFactory
@@ -73,6 +82,23 @@ class RunnerCheck(Check[int]):
         return Observation.failed("a second look", f"look {value}")
 
 
+class StreamOnlyCheck(Check[str]):
+    """A light check (streams only, no command), as reach and egress are."""
+
+    type_name: ClassVar[str] = "streamonly"
+    entry_schema: ClassVar[Mapping[str, Any]] = {}
+    light: ClassVar[bool] = True
+
+    def expand(self, entry: Mapping[str, Any], site: Mapping[str, Any]) -> list[Subject]:
+        return [Subject(entry["name"], entry)]
+
+    def observe(self, ctx: CheckContext) -> str:
+        return "open"
+
+    def judge(self, item: PlanItem, value: str) -> Observation:
+        return Observation.passed("open", value)
+
+
 class CountingLocalTarget(LocalTarget):
     connects = 0
 
@@ -84,6 +110,7 @@ class CountingLocalTarget(LocalTarget):
 def probe_registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setitem(registry.BUILTIN_CHECKS, "probe", f"{__name__}:ProbeCheck")
     monkeypatch.setitem(registry.BUILTIN_CHECKS, "runner", f"{__name__}:RunnerCheck")
+    monkeypatch.setitem(registry.BUILTIN_CHECKS, "streamonly", f"{__name__}:StreamOnlyCheck")
     registry.available.cache_clear()
     registry.get.cache_clear()
     JUDGED.clear()
@@ -100,12 +127,15 @@ def _item(subject: str, requires: tuple[str, ...] = (), check: str = "probe",
 
 
 def _run(*items: PlanItem, command_timeout: float = 10.0,
-         settings: EngineSettings | None = None, factory: Any = None) -> dict[str, Any]:
+         settings: EngineSettings | None = None, factory: Any = None,
+         listener: Any = None) -> dict[str, Any]:
     host = HostSpec("h1", None, ConnectionSpec(type="local", command_timeout=command_timeout),
                     ())
     plan = Plan("site.yaml", "site.yaml", "0" * 64, DrillSpec("t"), {"h1": host}, items, {})
     engine = Engine(plan, factory or TargetFactory(),
                     settings or EngineSettings(workers=2, per_host=2))
+    if listener is not None:
+        engine.add_listener(listener)
     try:
         engine.select(items)
         engine.start()
@@ -191,3 +221,20 @@ def test_a_retry_of_a_check_observed_from_the_runner_never_dials_the_host() -> N
     assert results["api"].outcome is Outcome.PASSED
     assert results["api"].attempts == 2
     assert CountingLocalTarget.connects == 0
+
+
+def test_stream_checks_start_alongside_the_batch_not_after_it(tmp_path: Path) -> None:
+    # The batch blocks until the stream check's result has landed: if stream checks waited
+    # for the batch, this would deadlock until the command timeout and read as an error.
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+
+    def open_the_gate(result: CheckResult) -> None:
+        if result.check == "streamonly":
+            with open(gate, "w") as fifo:
+                fifo.write("go\n")
+
+    results = _run(_item("batch", want="go", command=f"read line < {gate}; echo $line"),
+                   _item("port", check="streamonly"), listener=open_the_gate)
+    assert results["port"].outcome is Outcome.PASSED
+    assert results["batch"].outcome is Outcome.PASSED, results["batch"].message
