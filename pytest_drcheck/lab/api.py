@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pytest_drcheck.lab import breakers, lifecycle, procs, realhost
+from pytest_drcheck.lab import breakers, isolation, lifecycle, procs, realhost
 from pytest_drcheck.lab import state as state_file
 from pytest_drcheck.lab.components.base import Component, HostContext
 from pytest_drcheck.lab.errors import LabError, LabNotUpError
@@ -58,6 +58,8 @@ class LabStatus:
     hosts: tuple[HostStatus, ...]
     breakers: tuple[str, ...]
     build_seconds: float
+    # None when lab traffic cannot leave the machine; else what of the guard is missing.
+    isolation_problem: str | None = None
 
     @property
     def all_alive(self) -> bool:
@@ -131,9 +133,13 @@ class Lab:
 
     def up(self) -> UpReport:
         """Make the lab healthy: nothing to do if it is; else tear down what is there and
-        build. The caller holds ``lab_lock()`` (the CLI does)."""
+        build. The caller holds ``lab_lock()`` (the CLI does).
+
+        The isolation guard goes in first, before anything of the lab exists: from then on
+        nothing addressed to the lab can leave the machine, however far the build gets."""
         require_root()
         started = time.monotonic()
+        self.isolate_from_uplink()
         try:
             current: LabState | None = self.state()
         except LabNotUpError:
@@ -155,15 +161,28 @@ class Lab:
                         time.monotonic() - started, self.status())
 
     def down(self) -> DownReport:
-        """Remove everything ``up`` made (idempotent)."""
+        """Remove everything ``up`` made (idempotent), except the isolation guard: it is
+        (re)installed first and kept, so that a lab address dialled later still goes
+        nowhere."""
         require_root()
         started = time.monotonic()
+        self.isolate_from_uplink()
         try:
             current: LabState | None = self.state()
         except LabNotUpError:
             current = None
         lifecycle.teardown(current, self.paths, self._spawner)
         return DownReport(current is not None, time.monotonic() - started)
+
+    def isolate_from_uplink(self) -> isolation.Guard:
+        """Install (idempotently) the guard that keeps lab traffic on the machine."""
+        isolation.check_covered(self.topology)
+        guard = isolation.Guard.of(self.topology)
+        guard.install()
+        return guard
+
+    def isolation_problem(self) -> str | None:
+        return isolation.Guard.of(self.topology).problem()
 
     def status(self) -> LabStatus:
         lab = self.state()
@@ -177,7 +196,8 @@ class Lab:
                                     host.init.pid if host.init else 0, alive, daemons))
         return LabStatus(self.paths.root, lab.created, lab.complete, tuple(hosts),
                          tuple(f"{b.kind} on {b.host}: {b.detail} (pid {b.owner.pid})"
-                               for b in lab.breakers), lab.build_seconds)
+                               for b in lab.breakers), lab.build_seconds,
+                         self.isolation_problem())
 
     # -- inside a host ------------------------------------------------------------------------
 

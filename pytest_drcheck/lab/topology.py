@@ -24,6 +24,9 @@ from pytest_drcheck.lab.components.syslog import RsyslogCollector, SignatureMirr
 from pytest_drcheck.lab.components.web import WebServer
 
 PREFIX = "drlab"
+# The address space the lab owns: every lab network lies inside it, and the isolation guard
+# (isolation.py) keeps all of it from leaving the machine, whatever state the lab is in.
+LAB_PREFIXES = ("10.77.0.0/16", "10.78.0.0/16", "10.99.0.0/16")
 # Bumped when the way the lab is built changes without the topology changing, so that
 # ``up`` rebuilds a lab made by older code instead of calling it healthy.
 BUILD_VERSION = 1
@@ -98,6 +101,7 @@ class Topology:
     networks: tuple[Network, ...]
     hosts: tuple[Host, ...]
     build_version: int = field(default=BUILD_VERSION)
+    reserved: tuple[str, ...] = LAB_PREFIXES
 
     def host(self, name: str) -> Host:
         for host in self.hosts:
