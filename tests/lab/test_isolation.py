@@ -11,20 +11,28 @@ checked to be in place before anything is sent.
 from __future__ import annotations
 
 import errno
+import os
 import random
 import socket
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from pytest_drcheck.lab import Lab
 from pytest_drcheck.lab.cli import NOT_UP, lab_main
+from pytest_drcheck.lab.guard import refusal
 from pytest_drcheck.lab.isolation import TABLE, Guard, covered
 from pytest_drcheck.lab.topology import LAB, LAB_PREFIXES, PREFIX
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("drlab")]
+REPO = Path(__file__).resolve().parents[2]
+INVENTORY = REPO / "inventories" / "lab.yaml"
+DOWN = "the sandbox lab is down: run drcheck lab up"
 
 WATCH = "drlab_leakwatch"
 APP01, DB01_BACKEND, WEB01 = "10.77.0.11", "10.78.0.13", "10.99.0.80"
@@ -102,6 +110,41 @@ def uplink() -> str | None:
     return out[out.index("dev") + 1] if "dev" in out else None
 
 
+def run_pytest(*args: str, cwd: Path, env: dict[str, str] | None = None
+               ) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+                          cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})}, check=False)
+    return done, time.monotonic() - started
+
+
+def assert_refused_at_once(tmp_path: Path, env: dict[str, str] | None = None) -> None:
+    """A drill of the lab inventory stops before any check: one line, exit 4 (usage), no
+    check collected, and sooner than pytest collecting nothing plus one SSH connect timeout
+    of the inventory (5 s): no connection was even tried."""
+    (tmp_path / "empty").mkdir(exist_ok=True)
+    _, baseline = run_pytest("--co", "-q", cwd=tmp_path / "empty")
+    done, elapsed = run_pytest(f"--dr-inventory={INVENTORY}", "-q",
+                               f"--dr-evidence={tmp_path / 'ev'}", cwd=tmp_path, env=env)
+    assert (done.returncode, done.stderr.strip(), done.stdout) == (4, f"ERROR: {DOWN}", "")
+    assert not (tmp_path / "ev").exists()
+    assert elapsed < baseline + 5.0
+
+
+def test_a_drill_of_the_lab_inventory_with_no_lab_stops_at_once(tmp_path: Path) -> None:
+    # Another state dir holds no lab: the same as the lab down, without taking it down.
+    assert_refused_at_once(tmp_path, {"DRCHECK_LAB_DIR": str(tmp_path / "no-lab")})
+
+
+def test_only_the_marked_inventory_is_refused(tmp_path: Path) -> None:
+    assert refusal({"sandbox": "drcheck-lab"}, tmp_path) == DOWN
+    assert refusal({"version": 1}, tmp_path) is None
+    (tmp_path / "state.json").write_text("{not json")
+    reason = refusal({"sandbox": "drcheck-lab"}, tmp_path)
+    assert reason is not None and reason.startswith("the sandbox lab is unusable: lab state ")
+
+
 def test_the_guard_covers_every_lab_network_and_installs_idempotently(lab: Lab) -> None:
     assert all(covered(LAB_PREFIXES, net.cidr) for net in LAB.networks)
     assert not covered(LAB_PREFIXES, "10.76.0.0/24")
@@ -140,9 +183,12 @@ def test_a_socket_bound_to_the_uplink_is_dropped(lab: Lab, watch: Watch) -> None
 def test_a_bridge_down_routes_nothing_out(lab: Lab, watch: Watch) -> None:
     guard_in_place(lab)
     bridge = LAB.networks[0].bridge
+    assert refusal({"sandbox": "drcheck-lab"}) is None
     subprocess.run(["ip", "link", "set", bridge, "down"], check=True, timeout=10)
     try:
         assert probe(APP01, watch.port) == errno.EHOSTUNREACH
+        assert refusal({"sandbox": "drcheck-lab"}) == (
+            f"the sandbox lab is half up (link {bridge} is down): run drcheck lab up")
     finally:
         subprocess.run(["ip", "link", "set", bridge, "up"], check=True, timeout=10)
     assert watch.counts() == (0, 0)
@@ -164,10 +210,11 @@ def test_half_built_lab_leaks_nothing(lab: Lab, watch: Watch) -> None:
     assert report.action == "rebuilt" and report.reason == f"link {LAB.networks[1].bridge} is gone"
 
 
-def test_lab_down_keeps_the_guard_and_leaks_nothing(lab: Lab, watch: Watch,
+def test_lab_down_keeps_the_guard_and_leaks_nothing(lab: Lab, watch: Watch, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     lab.down()
     try:
+        assert_refused_at_once(tmp_path)
         guard_in_place(lab)
         assert lab_main(["status"]) == NOT_UP
         assert capsys.readouterr().out.splitlines()[-1] == (
