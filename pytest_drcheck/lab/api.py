@@ -1,4 +1,4 @@
-"""The lab as tests use it: ``Lab.current()``, ``exec`` inside a host, and breakers.
+"""The lab as tests use it: ``Lab.current()``, ``exec`` inside a host, and faults.
 
 Every operation re-reads the state file and saves it after changing it, so that a Lab object
 never works from a stale picture (the CLI in another terminal may have rebuilt the lab).
@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pytest_drcheck.lab import breakers, isolation, lifecycle, procs, realhost
+from pytest_drcheck.lab import faults, isolation, lifecycle, procs, realhost
 from pytest_drcheck.lab import state as state_file
 from pytest_drcheck.lab.components.base import Component, HostContext
 from pytest_drcheck.lab.errors import LabError, LabNotUpError
 from pytest_drcheck.lab.paths import LabPaths, state_dir_from_env
+from pytest_drcheck.lab.site import LAB
 from pytest_drcheck.lab.spawner import Spawner
 from pytest_drcheck.lab.state import LabState
-from pytest_drcheck.lab.topology import LAB, Host, Topology
+from pytest_drcheck.lab.topology import Host, Topology
 
 C = TypeVar("C", bound=Component)
 
@@ -268,38 +269,36 @@ class Lab:
         self.stop(host, daemon)
         self.start(host, daemon)
 
-    # -- breakers (context managers that undo themselves; ``down`` cleans them anyway) -------
+    # -- faults (context managers that undo themselves; ``down`` cleans them anyway) ---------
 
     def dns_record(self, name: str, ip: str) -> AbstractContextManager[None]:
         """dnsmasq serves ``name`` A ``ip`` (changed or added) until the block ends."""
-        return breakers.dns_record(self, name, ip)
+        return faults.dns_record(self, name, ip)
 
     def hosts_entry(self, host: str, name: str, ip: str) -> AbstractContextManager[None]:
         """``ip name`` appended to the host's /etc/hosts (in place) until the block ends."""
-        return breakers.hosts_entry(self, host, name, ip)
+        return faults.hosts_entry(self, host, name, ip)
 
     def firewall(self, host: str, port: int, action: Literal["reject", "drop"] = "reject",
                  direction: Literal["input", "output"] = "input", source: str | None = None,
                  ) -> AbstractContextManager[None]:
         """nftables in the host: TCP/UDP ``port`` rejected (TCP reset) or dropped, for
         traffic to the host (input) or from it (output); only from ``source`` if given."""
-        return breakers.firewall(self, host, port, action, direction, source)
+        return faults.firewall(self, host, port, action, direction, source)
 
     def discarding(self, host: str | None = None) -> AbstractContextManager[None]:
         """The syslog collector stays up on its ports but drops every message it receives."""
-        from pytest_drcheck.lab.components.syslog import discarding
-
-        return discarding(self, host)
+        return faults.discarding(self, host)
 
     def isolate(self, host: str) -> AbstractContextManager[None]:
         """Drop everything on the host's interfaces but lo: connections to it time out."""
-        return breakers.isolate(self, host)
+        return faults.isolate(self, host)
 
     def stopped(self, host: str, daemon: str) -> AbstractContextManager[None]:
         """The daemon is stopped (by PID) and started again afterwards."""
         self._daemon(host, daemon)
-        return breakers.stopped(self, host, daemon)
+        return faults.stopped(self, host, daemon)
 
     def rotated_host_key(self, host: str) -> AbstractContextManager[None]:
         """sshd serves a new host key (known_hosts unchanged: clients see a mismatch)."""
-        return breakers.rotated_host_key(self, host)
+        return faults.rotated_host_key(self, host)

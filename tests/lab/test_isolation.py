@@ -27,7 +27,8 @@ from pytest_drcheck.lab import Lab
 from pytest_drcheck.lab.cli import NOT_UP, lab_main
 from pytest_drcheck.lab.guard import refusal
 from pytest_drcheck.lab.isolation import TABLE, Guard, covered
-from pytest_drcheck.lab.topology import LAB, LAB_PREFIXES, PREFIX
+from pytest_drcheck.lab.site import LAB
+from pytest_drcheck.lab.topology import LAB_PREFIXES, PREFIX
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("drlab")]
 REPO = Path(__file__).resolve().parents[2]

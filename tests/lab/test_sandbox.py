@@ -25,7 +25,8 @@ from pytest_drcheck.lab import Lab, LabError, LabNotUpError, procs
 from pytest_drcheck.lab.cli import lab_main
 from pytest_drcheck.lab.commands import require
 from pytest_drcheck.lab.components.sshd import Sshd
-from pytest_drcheck.lab.topology import INTERNET_NAMES, LAB, Host, Nic, Topology
+from pytest_drcheck.lab.site import INTERNET_NAMES, LAB
+from pytest_drcheck.lab.topology import Host, Nic, Topology
 
 # One machine-wide lab: under xdist's --dist loadgroup, all of it runs in one worker.
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("drlab")]
