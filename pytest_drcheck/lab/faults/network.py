@@ -37,8 +37,10 @@ def hosts_entry(lab: Lab, host: str, name: str, ip: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def firewall(lab: Lab, host: str, port: int, action: str, direction: str,
+def firewall(lab: Lab, host: str, port: int, action: str = "reject", direction: str = "input",
              source: str | None = None) -> Iterator[None]:
+    """nftables in the host: TCP/UDP ``port`` rejected (TCP reset) or dropped, for traffic to
+    the host (input) or from it (output); only from ``source`` if given."""
     if action not in ("reject", "drop"):
         raise LabError(f"firewall action must be 'reject' or 'drop', not {action!r}")
     if direction not in ("input", "output"):
