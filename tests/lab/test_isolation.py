@@ -24,10 +24,12 @@ from pathlib import Path
 import pytest
 
 from pytest_drcheck.lab import Lab
+from pytest_drcheck.lab import state as state_file
 from pytest_drcheck.lab.cli import NOT_UP, lab_main
 from pytest_drcheck.lab.guard import refusal
 from pytest_drcheck.lab.isolation import TABLE, Guard, covered
 from pytest_drcheck.lab.site import LAB
+from pytest_drcheck.lab.state import LabState
 from pytest_drcheck.lab.topology import LAB_PREFIXES, PREFIX
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("drlab")]
@@ -141,6 +143,13 @@ def test_a_drill_of_the_lab_inventory_with_no_lab_stops_at_once(tmp_path: Path) 
 def test_only_the_marked_inventory_is_refused(tmp_path: Path) -> None:
     assert refusal({"sandbox": "drcheck-lab"}, tmp_path) == DOWN
     assert refusal({"version": 1}, tmp_path) is None
+    state_file.save(tmp_path / "state.json", LabState("f", "2026-01-01T00:00:00+00:00"))
+    assert refusal({"sandbox": "drcheck-lab"}, tmp_path) == (
+        "the sandbox lab is half up (an up did not finish): run drcheck lab up")
+    state_file.save(tmp_path / "state.json", LabState(
+        "f", "2026-01-01T00:00:00+00:00", complete=True, bridges=["drlab-nosuch"]))
+    assert refusal({"sandbox": "drcheck-lab"}, tmp_path) == (
+        "the sandbox lab is half up (link drlab-nosuch is gone): run drcheck lab up")
     (tmp_path / "state.json").write_text("{not json")
     reason = refusal({"sandbox": "drcheck-lab"}, tmp_path)
     assert reason is not None and reason.startswith("the sandbox lab is unusable: lab state ")
