@@ -45,6 +45,7 @@ import yaml
 from pytest_drcheck.inventory import load_plan
 from pytest_drcheck.lab import Lab, faults
 from pytest_drcheck.lab.components.pki import BIND_PASSWORD_FILE
+from pytest_drcheck.lab.site import LAN
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("drlab")]
 
@@ -53,6 +54,8 @@ INVENTORY = REPO / "inventories" / "lab.yaml"
 PLAN = load_plan(INVENTORY)
 KEYS = tuple(sorted(item.key for item in PLAN.items))
 INSTANCES = ("app01", "app02", "db01")
+# The runner's address on the lab LAN (the root namespace's end of the bridge).
+RUNNER = str(LAN.gateway)
 CONNECTION = PLAN.hosts["app01"].connection
 # The longest a single check may take by the inventory, and the SSH connect timeout: a drill's
 # wall time beyond the green drill's is bounded by these (checks of a host run concurrently).
@@ -505,9 +508,10 @@ def _wait_for_records(evidence: Path, count: int, child: subprocess.Popen[str],
 
 
 def test_runner_cut_off_mid_run(lab: Lab, baseline: Baseline, tmp_path: Path) -> None:
-    """app02 is cut off (every packet dropped) once its first results are in: what it had
-    observed stands, everything else on it errors with the cause; nothing fails, nothing
-    hangs, the other hosts stay green."""
+    """The runner's link to app02 dies (every packet between them dropped) once app02's first
+    results are in: what app02 had observed stands, everything else on it errors with the
+    cause (nothing "fails": nothing was observed), nothing hangs, the other hosts (and the
+    backup server's own view of app02) stay green."""
     stage = Stage(tmp_path)
     done = threading.Event()
     cut: list[contextlib.ExitStack] = []
@@ -517,7 +521,7 @@ def test_runner_cut_off_mid_run(lab: Lab, baseline: Baseline, tmp_path: Path) ->
         while time.monotonic() < deadline and child.poll() is None:
             if any(key.startswith("app02::") for key in read_records(evidence)):
                 stack = contextlib.ExitStack()
-                stack.enter_context(faults.isolate(lab, "app02"))
+                stack.enter_context(faults.cut_off(lab, "app02", RUNNER))
                 cut.append(stack)
                 break
             time.sleep(0.02)

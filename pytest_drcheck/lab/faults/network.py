@@ -125,3 +125,17 @@ def _wait_listening(lab: Lab, host: str, port: int, timeout: float = 10.0) -> No
             return
         time.sleep(0.05)
     raise LabError(f"nothing listens on port {port} of {host} after {timeout:g} s")
+
+
+@contextlib.contextmanager
+def cut_off(lab: Lab, host: str, peer: str) -> Iterator[None]:
+    """Every packet between ``host`` and ``peer`` is dropped (both ways), as when the link
+    between the runner and an instance dies mid-run; the host's other paths stay."""
+    check_ip(peer)
+    body = ("chain in { type filter hook input priority -20; policy accept; "
+            f"ip saddr {peer} drop; }}\n"
+            "chain out { type filter hook output priority -20; policy accept; "
+            f"ip daddr {peer} drop; }}")
+    with in_force(lab, "cut_off", host, f"all traffic with {peer} dropped"), \
+            nft_table(lab, host, body):
+        yield
