@@ -257,20 +257,30 @@ def wrong_expectations(document: dict[str, Any]) -> None:
     document["site"]["dns"]["records"][2]["values"] = ["10.77.0.31"]
 
 
+def following_ntp01(lab: Lab) -> list[str]:
+    """The instances whose chronyd has ntp01 selected right now."""
+    return [host for host in INSTANCES if any(
+        line.split(",")[1:3] == ["*", "10.77.0.30"]
+        for line in lab.exec(host, ["chronyc", "-n", "-c", "sources"]).stdout.splitlines())]
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} did not happen within {timeout:g} s")
+        time.sleep(0.5)
+
+
 @contextlib.contextmanager
 def clock_server_gone(lab: Lab, stage: Stage) -> Iterator[None]:
     with faults.stopped(lab, "ntp01", "chronyd"):
         # The instances' chronyd notice a dead server only after a few polls: wait until none
         # of them still has it selected, so the drill sees the fault, not a race.
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            selected = [h for h in INSTANCES if any(
-                line.split(",")[1:3] == ["*", "10.77.0.30"] for line in lab.exec(
-                    h, ["chronyc", "-n", "-c", "sources"]).stdout.splitlines())]
-            if not selected:
-                break
-            time.sleep(0.5)
+        wait_until(lambda: not following_ntp01(lab), "the instances losing ntp01")
         yield
+    # ... and back: the next drill must not see a clock still catching up.
+    wait_until(lambda: following_ntp01(lab) == list(INSTANCES), "the instances following ntp01")
 
 
 def together(*managers: contextlib.AbstractContextManager[Any]
