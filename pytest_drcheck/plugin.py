@@ -108,6 +108,10 @@ def pytest_configure(config: pytest.Config) -> None:
         plan = load_plan(inventory, config.getoption("dr_suites"), display_name=str(inventory))
     except InventoryError as exc:
         raise pytest.UsageError(f"invalid inventory:\n{exc}") from None
+    from pytest_drcheck.lab.guard import refusal
+
+    if (lab_down := refusal(plan.document)) is not None:
+        raise pytest.UsageError(lab_down)
     evidence = _evidence_session(config, plan)
     settings = EngineSettings(workers=_setting(config, "dr_workers", 32),
                               per_host=_setting(config, "dr_per_host", 4),

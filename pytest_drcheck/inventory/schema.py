@@ -172,5 +172,10 @@ def inventory_schema() -> dict[str, Any]:
                         "x-expect": "a list of waivers (host/group/check/subject, "
                                     "justification, approved_by, expires)"},
             "aws": AWS_SECTION,
+            # Marks the bundled sandbox's inventory: a drill of it refuses to start, in one
+            # line, while the lab is down (pytest_drcheck/lab/guard.py).
+            "sandbox": {"const": "drcheck-lab",
+                        "x-expect": "drcheck-lab (the inventory addresses the local sandbox "
+                                    "lab), or no sandbox key at all"},
         },
     }

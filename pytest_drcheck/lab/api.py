@@ -1,4 +1,4 @@
-"""The lab as tests use it: ``Lab.current()``, ``exec`` inside a host, and breakers.
+"""The lab as tests use it: ``Lab.current()``, ``exec`` inside a host, and faults.
 
 Every operation re-reads the state file and saves it after changing it, so that a Lab object
 never works from a stale picture (the CLI in another terminal may have rebuilt the lab).
@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pytest_drcheck.lab import breakers, lifecycle, procs, realhost
+from pytest_drcheck.lab import faults, isolation, lifecycle, procs, realhost
 from pytest_drcheck.lab import state as state_file
 from pytest_drcheck.lab.components.base import Component, HostContext
 from pytest_drcheck.lab.errors import LabError, LabNotUpError
 from pytest_drcheck.lab.paths import LabPaths, state_dir_from_env
+from pytest_drcheck.lab.site import LAB
 from pytest_drcheck.lab.spawner import Spawner
 from pytest_drcheck.lab.state import LabState
-from pytest_drcheck.lab.topology import LAB, Host, Topology
+from pytest_drcheck.lab.topology import Host, Topology
 
 C = TypeVar("C", bound=Component)
 
@@ -58,6 +59,8 @@ class LabStatus:
     hosts: tuple[HostStatus, ...]
     breakers: tuple[str, ...]
     build_seconds: float
+    # None when lab traffic cannot leave the machine; else what of the guard is missing.
+    isolation_problem: str | None = None
 
     @property
     def all_alive(self) -> bool:
@@ -131,9 +134,13 @@ class Lab:
 
     def up(self) -> UpReport:
         """Make the lab healthy: nothing to do if it is; else tear down what is there and
-        build. The caller holds ``lab_lock()`` (the CLI does)."""
+        build. The caller holds ``lab_lock()`` (the CLI does).
+
+        The isolation guard goes in first, before anything of the lab exists: from then on
+        nothing addressed to the lab can leave the machine, however far the build gets."""
         require_root()
         started = time.monotonic()
+        self.isolate_from_uplink()
         try:
             current: LabState | None = self.state()
         except LabNotUpError:
@@ -155,15 +162,28 @@ class Lab:
                         time.monotonic() - started, self.status())
 
     def down(self) -> DownReport:
-        """Remove everything ``up`` made (idempotent)."""
+        """Remove everything ``up`` made (idempotent), except the isolation guard: it is
+        (re)installed first and kept, so that a lab address dialled later still goes
+        nowhere."""
         require_root()
         started = time.monotonic()
+        self.isolate_from_uplink()
         try:
             current: LabState | None = self.state()
         except LabNotUpError:
             current = None
         lifecycle.teardown(current, self.paths, self._spawner)
         return DownReport(current is not None, time.monotonic() - started)
+
+    def isolate_from_uplink(self) -> isolation.Guard:
+        """Install (idempotently) the guard that keeps lab traffic on the machine."""
+        isolation.check_covered(self.topology)
+        guard = isolation.Guard.of(self.topology)
+        guard.install()
+        return guard
+
+    def isolation_problem(self) -> str | None:
+        return isolation.Guard.of(self.topology).problem()
 
     def status(self) -> LabStatus:
         lab = self.state()
@@ -177,7 +197,8 @@ class Lab:
                                     host.init.pid if host.init else 0, alive, daemons))
         return LabStatus(self.paths.root, lab.created, lab.complete, tuple(hosts),
                          tuple(f"{b.kind} on {b.host}: {b.detail} (pid {b.owner.pid})"
-                               for b in lab.breakers), lab.build_seconds)
+                               for b in lab.breakers), lab.build_seconds,
+                         self.isolation_problem())
 
     # -- inside a host ------------------------------------------------------------------------
 
@@ -248,38 +269,36 @@ class Lab:
         self.stop(host, daemon)
         self.start(host, daemon)
 
-    # -- breakers (context managers that undo themselves; ``down`` cleans them anyway) -------
+    # -- faults (context managers that undo themselves; ``down`` cleans them anyway) ---------
 
     def dns_record(self, name: str, ip: str) -> AbstractContextManager[None]:
         """dnsmasq serves ``name`` A ``ip`` (changed or added) until the block ends."""
-        return breakers.dns_record(self, name, ip)
+        return faults.dns_record(self, name, ip)
 
     def hosts_entry(self, host: str, name: str, ip: str) -> AbstractContextManager[None]:
         """``ip name`` appended to the host's /etc/hosts (in place) until the block ends."""
-        return breakers.hosts_entry(self, host, name, ip)
+        return faults.hosts_entry(self, host, name, ip)
 
     def firewall(self, host: str, port: int, action: Literal["reject", "drop"] = "reject",
                  direction: Literal["input", "output"] = "input", source: str | None = None,
                  ) -> AbstractContextManager[None]:
         """nftables in the host: TCP/UDP ``port`` rejected (TCP reset) or dropped, for
         traffic to the host (input) or from it (output); only from ``source`` if given."""
-        return breakers.firewall(self, host, port, action, direction, source)
+        return faults.firewall(self, host, port, action, direction, source)
 
     def discarding(self, host: str | None = None) -> AbstractContextManager[None]:
         """The syslog collector stays up on its ports but drops every message it receives."""
-        from pytest_drcheck.lab.components.syslog import discarding
-
-        return discarding(self, host)
+        return faults.discarding(self, host)
 
     def isolate(self, host: str) -> AbstractContextManager[None]:
         """Drop everything on the host's interfaces but lo: connections to it time out."""
-        return breakers.isolate(self, host)
+        return faults.isolate(self, host)
 
     def stopped(self, host: str, daemon: str) -> AbstractContextManager[None]:
         """The daemon is stopped (by PID) and started again afterwards."""
         self._daemon(host, daemon)
-        return breakers.stopped(self, host, daemon)
+        return faults.stopped(self, host, daemon)
 
     def rotated_host_key(self, host: str) -> AbstractContextManager[None]:
         """sshd serves a new host key (known_hosts unchanged: clients see a mismatch)."""
-        return breakers.rotated_host_key(self, host)
+        return faults.rotated_host_key(self, host)

@@ -14,7 +14,7 @@ import traceback
 from pytest_drcheck.lab.api import Lab
 from pytest_drcheck.lab.errors import LabError, LabNotUpError
 from pytest_drcheck.lab.lock import DEFAULT_WAIT, lab_lock
-from pytest_drcheck.lab.report import status_lines, up_summary
+from pytest_drcheck.lab.report import isolation_line, status_lines, up_summary
 
 NOT_UP = 3
 
@@ -52,7 +52,8 @@ def _status(lab: Lab) -> int:
     try:
         status = lab.status()
     except LabNotUpError:
-        _out([f"lab is not up (no state in {lab.paths.root})"])
+        _out([f"lab is not up (no state in {lab.paths.root})",
+              isolation_line(lab.isolation_problem())])
         return NOT_UP
     _out(status_lines(status))
     return 0 if status.all_alive else 1

@@ -31,6 +31,12 @@ def up_summary(report: UpReport, client_key: str, known_hosts: str) -> list[str]
     return lines
 
 
+def isolation_line(problem: str | None) -> str:
+    if problem is None:
+        return "isolation: lab addresses cannot leave the machine"
+    return f"isolation NOT guaranteed: {problem} (drcheck lab up or down installs it)"
+
+
 def status_lines(status: LabStatus) -> list[str]:
     if status.complete:
         head = f"lab up since {status.created} (built in {status.build_seconds:.1f} s)"
@@ -45,6 +51,7 @@ def status_lines(status: LabStatus) -> list[str]:
             + (f" ({_mib(d.rss_kib)})" if d.alive else "") for d in host.daemons)
         lines.append(f"  {host.name:<{width}}  {host.netns:<{width + 6}}  {init}  {daemons}")
     lines += [f"  breaker in force: {b}" for b in status.breakers]
+    lines.append(isolation_line(status.isolation_problem))
     lines.append(f"{'all alive' if status.all_alive else 'NOT all alive'}, "
                  f"{_mib(status.rss_kib)} RSS in daemons")
     return lines

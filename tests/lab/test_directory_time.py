@@ -20,8 +20,7 @@ import pytest
 from cryptography import x509
 
 from pytest_drcheck.lab import Lab, procs
-from pytest_drcheck.lab.components.ldap import untrusted_certificate
-from pytest_drcheck.lab.components.ntp import skewed_source
+from pytest_drcheck.lab.faults import skewed_source, untrusted_certificate
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("drlab")]
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from pytest_drcheck.lab import Lab
-from pytest_drcheck.lab.posture import direct_path, extra_address, nic_missing, proxy_allows
+from pytest_drcheck.lab.faults import direct_path, extra_address, nic_missing, proxy_allows
 from tests.lab.test_drill import SSH, failure_lines
 
 pytestmark = pytest.mark.lab

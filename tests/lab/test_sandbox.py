@@ -25,7 +25,8 @@ from pytest_drcheck.lab import Lab, LabError, LabNotUpError, procs
 from pytest_drcheck.lab.cli import lab_main
 from pytest_drcheck.lab.commands import require
 from pytest_drcheck.lab.components.sshd import Sshd
-from pytest_drcheck.lab.topology import INTERNET_NAMES, LAB, Host, Nic, Topology
+from pytest_drcheck.lab.site import INTERNET_NAMES, LAB
+from pytest_drcheck.lab.topology import Host, Nic, Topology
 
 # One machine-wide lab: under xdist's --dist loadgroup, all of it runs in one worker.
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("drlab")]
@@ -105,7 +106,8 @@ class RootView:
 
         routes = subprocess.run(["ip", "-4", "route", "show", "table", "all"], check=True,
                                 capture_output=True, text=True, timeout=10).stdout
-        nft = subprocess.run(["nft", "list", "ruleset"], check=True, capture_output=True,
+        # -s: without counter values, which the isolation guard's drops may change.
+        nft = subprocess.run(["nft", "-s", "list", "ruleset"], check=True, capture_output=True,
                              text=True, timeout=10).stdout
         return RootView(listing("/run/netns"), listing("/sys/class/net"),
                         frozenset(line.strip() for line in routes.splitlines() if line.strip()),
@@ -469,6 +471,8 @@ def test_down_removes_the_lab_and_nothing_else(lab: Lab,
     assert {r for r in before.routes if "drlab" not in r} <= after.routes
     assert after.ip_forward == before.ip_forward
     assert after.nft == before.nft
+    # ... and the isolation guard stays: a lab address dialled now goes nowhere.
+    assert lab.isolation_problem() is None
     # down again is a no-op; the lab reads as not up everywhere.
     assert lab.down().was_up is False
     with pytest.raises(LabNotUpError):

@@ -2,8 +2,9 @@
 
 The directory holds the drill's bind account, accounts the password policy overlay refuses
 (locked, expired, must change after reset) so that "account problem" is a real server answer,
-and a computer entry per recovery instance for the drill's search. A breaker swaps in a
-certificate from the rogue CA (a DC presenting a certificate nobody trusts).
+and a computer entry per recovery instance for the drill's search. A fault
+(``faults.untrusted_certificate``) swaps in a certificate from the rogue CA (a DC
+presenting a certificate nobody trusts).
 """
 
 from __future__ import annotations
@@ -15,16 +16,12 @@ import math
 import os
 import shutil
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from pytest_drcheck.lab.commands import run
 from pytest_drcheck.lab.components import pki
 from pytest_drcheck.lab.components.base import Component, HostContext
-
-if TYPE_CHECKING:
-    from pytest_drcheck.lab.api import Lab
 
 SCHEMAS = ("core", "cosine", "inetorgperson", "nis")
 # Accounts the password policy refuses, and what it says (the lab tests read these).
@@ -153,27 +150,3 @@ def ldap_answers(address: str, timeout: float) -> str | None:
     except (LDAPException, OSError) as exc:
         return f"no LDAP answer on {address} ({type(exc).__name__})"
     return None
-
-
-@contextlib.contextmanager
-def untrusted_certificate(lab: Lab, host: str) -> Iterator[None]:
-    """slapd on ``host`` presents a certificate for its right names, signed by a CA nobody
-    trusts, until the block ends."""
-    from pytest_drcheck.lab.breakers import _in_force  # the lab's breaker bookkeeping
-
-    slapd = lab.component(host, Slapd)
-    ctx = lab.context(host)
-    current = slapd.certificate(ctx)
-    saved = (current.cert.read_bytes(), current.key.read_bytes())
-    with _in_force(lab, "untrusted_certificate", host, "slapd presents a rogue-CA certificate"):
-        rogue = pki.issue(pki.rogue_ca(ctx.paths), ctx.dir / "slapd", "rogue", slapd.names)
-        shutil.copyfile(rogue.cert, current.cert)
-        shutil.copyfile(rogue.key, current.key)
-        try:
-            lab.restart(host, slapd.name)
-            yield
-        finally:
-            current.cert.write_bytes(saved[0])
-            current.key.write_bytes(saved[1])
-            lab.restart(host, slapd.name)
-

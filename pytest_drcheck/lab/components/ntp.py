@@ -6,28 +6,22 @@ so a client that follows the skewed responder (120 s ahead) says its clock is 12
 exactly as a real instance would before correcting it. Polling is fast (0.25-1 s) so clients
 are synchronised within a second or two of ``up``.
 
-Breakers: ``skewed_source`` (an instance follows the skewed responder) here; an instance with
+Faults: ``faults.skewed_source`` (an instance follows the skewed responder); an instance with
 no time sync at all is ``lab.stopped(host, "chronyd")``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import pytest_drcheck.net.sntp as sntp
 from pytest_drcheck.lab import skewntp
 from pytest_drcheck.lab.commands import CLEAN_ENV, require
 from pytest_drcheck.lab.components.base import Component, HostContext
 from pytest_drcheck.lab.errors import LabError
-
-if TYPE_CHECKING:
-    from pytest_drcheck.lab.api import Lab
 
 # 2^-2 .. 2^0 seconds between polls: synchronised in about a second (LAB-NOTES: 0.8 s).
 POLL = "minpoll -2 maxpoll 0"
@@ -126,55 +120,3 @@ def chronyc_remote(address: str, command: list[str], timeout: float) -> str:
         detail = (done.stdout.strip() or done.stderr.strip() or f"exit {done.returncode}")
         raise LabError(f"chronyc -h {address}: {detail.splitlines()[0]}")
     return done.stdout.strip()
-
-
-def _chronyc(lab: Lab, host: str, *args: str) -> str:
-    done = lab.exec(host, ["chronyc", "-n", *args], timeout=10.0)
-    if done.returncode != 0:
-        raise LabError(f"chronyc {' '.join(args)} on {host}: "
-                       f"{(done.stdout.strip() or done.stderr.strip())[:120]}")
-    return done.stdout
-
-
-def _wait_for(lab: Lab, host: str, address: str, far: bool, timeout: float = 20.0) -> None:
-    """Until chronyd on ``host`` has ``address`` selected and its clock is (far or not) off."""
-    deadline = time.monotonic() + timeout
-    seen = ""
-    while time.monotonic() < deadline:
-        tracking = _chronyc(lab, host, "-c", "tracking").strip().split(",")
-        sources = _chronyc(lab, host, "-c", "sources")
-        selected = any(line.split(",")[1:3] == ["*", address] for line in sources.splitlines()
-                       if line.count(",") >= 2)
-        if selected and len(tracking) >= 14:
-            offset = abs(float(tracking[4]))
-            if (offset > 10.0) == far:
-                return
-            seen = f"selected, {offset:.3f} s off"
-        else:
-            seen = "not selected yet"
-        time.sleep(0.2)
-    raise LabError(f"chronyd on {host} did not settle on {address} within {timeout:g} s "
-                   f"({seen})")
-
-
-@contextlib.contextmanager
-def skewed_source(lab: Lab, host: str) -> Iterator[float]:
-    """chronyd on ``host`` follows the skewed responder instead of its servers until the
-    block ends (then it is restarted with its own configuration); yields the skew."""
-    from pytest_drcheck.lab.breakers import _in_force  # the lab's breaker bookkeeping
-
-    chrony = lab.component(host, Chronyd)
-    skew_host, skew = lab.find(SkewedNtp)
-    address = lab.address(skew_host)
-    detail = f"chronyd follows {address}:{skew.port} ({skew.offset:+g} s)"
-    with _in_force(lab, "skewed_source", host, detail):
-        try:
-            for server in chrony.servers:
-                _chronyc(lab, host, "delete", server)
-            _chronyc(lab, host, "add", "server", address, "port", str(skew.port), "iburst",
-                     *POLL.split())
-            _wait_for(lab, host, address, far=True)
-            yield skew.offset
-        finally:
-            # A fresh start forgets the skewed samples: back to exactly the configured state.
-            lab.restart(host, chrony.name)

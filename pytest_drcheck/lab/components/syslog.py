@@ -8,17 +8,12 @@ received messages are thrown away: "reachable but not delivered".
 
 from __future__ import annotations
 
-import contextlib
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from pytest_drcheck.lab.components.base import Component, HostContext
-
-if TYPE_CHECKING:
-    from pytest_drcheck.lab.api import Lab
 
 # Inside the collector's private /run (see realhost.py): readable only from that host.
 RECEIVED_LOG = "/run/drcheck-syslog/remote.log"
@@ -129,23 +124,3 @@ class SignatureMirror(Component):
         if not (status.startswith(b"HTTP/1.") and status[8:13] == b" 200 "):
             return f"no HTTP 200 for /{DATABASE_FILE} from {ctx.host.address}:{self.port}"
         return None
-
-
-@contextlib.contextmanager
-def discarding(lab: Lab, host: str | None = None) -> Iterator[None]:
-    """The collector keeps accepting on TCP and UDP 514 but throws every message away."""
-    from pytest_drcheck.lab.breakers import _in_force
-
-    if host is None:
-        host, collector = lab.find(RsyslogCollector)
-    else:
-        collector = lab.component(host, RsyslogCollector)
-    ctx = lab.context(host)
-    with _in_force(lab, "discarding", host, "rsyslog accepts and drops every message"):
-        collector.set_discarding(ctx, True)
-        try:
-            lab.restart(host, collector.name)
-            yield
-        finally:
-            collector.set_discarding(ctx, False)
-            lab.restart(host, collector.name)

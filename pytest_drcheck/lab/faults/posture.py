@@ -1,4 +1,4 @@
-"""Breakers for the network posture (egress and NIC) checks; each undoes itself.
+"""Faults in the network posture (egress and NIC); each undoes itself.
 
 They change only lab namespaces and lab bridges. ``direct_path`` opens a direct route from an
 instance to the fake internet the way a wrongly widened firewall would: the web server gets a
@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from pytest_drcheck.lab.api import Lab
 from pytest_drcheck.lab.commands import run
 from pytest_drcheck.lab.components.proxy import Squid
-from pytest_drcheck.lab.topology import LAN, PREFIX
+from pytest_drcheck.lab.site import LAN
+from pytest_drcheck.lab.topology import PREFIX
+
+if TYPE_CHECKING:
+    from pytest_drcheck.lab.api import Lab
 
 
 def _ip(*args: str) -> None:
