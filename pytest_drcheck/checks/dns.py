@@ -22,7 +22,6 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -279,26 +278,27 @@ class DnsCheck(Check[DnsLookup]):
         return DnsParams.of(item.params).expected
 
     def observe(self, ctx: CheckContext) -> DnsLookup:
-        deadline = time.monotonic() + ctx.timeout
+        # The check's timeout, shared by the nameservers it may have to ask.
+        budget = ctx.timeout
         params = DnsParams.of(ctx.params)
         if params.resolver is not None:
             host, port = params.resolver
-            return self._query(ctx, params, (host, port), deadline)
+            return self._query(ctx, params, (host, port), budget)
         if params.type in ("A", "AAAA"):
-            return self._system(ctx, params, deadline)
+            return self._system(ctx, params, budget)
         if params.type == "PTR":
-            return self._ptr(ctx, params, deadline)
+            return self._ptr(ctx, params, budget)
         conf = _resolv_conf(ctx, 0)
         try:
             answer = first_answer(ctx.target, conf, _absolute(params.name), params.type,
-                                  deadline)
+                                  budget)
         except ResolverFailed as exc:
             raise CouldNotObserve(_system_failed(ctx, exc)) from None
         via = f"system resolver {answer.server.rsplit(':', 1)[0]}"
         return _lookup_of(answer, via, {"resolver": via, "rcode": answer.rcode,
                                         "answer": list(answer.records)})
 
-    def _system(self, ctx: CheckContext, params: DnsParams, deadline: float) -> DnsLookup:
+    def _system(self, ctx: CheckContext, params: DnsParams, budget: float) -> DnsLookup:
         system = ctx.output(0, accept=(0, GETENT_NOT_FOUND))
         files = ctx.output(1, accept=(0, GETENT_NOT_FOUND))
         addresses = tuple(_first_column(system.stdout))
@@ -310,11 +310,11 @@ class DnsCheck(Check[DnsLookup]):
                 behind = self._dns_behind(ctx, params)
             return DnsLookup("system", addresses, from_hosts_file=from_files,
                              dns_behind=behind, details=details)
-        answer = self._confirm(ctx, params.name, params.type, deadline, search_list=True)
+        answer = self._confirm(ctx, params.name, params.type, budget, search_list=True)
         details.update(nameserver=answer.server, rcode=answer.rcode)
         return DnsLookup("system", (), NotFound(answer.rcode, answer.server), details=details)
 
-    def _ptr(self, ctx: CheckContext, params: DnsParams, deadline: float) -> DnsLookup:
+    def _ptr(self, ctx: CheckContext, params: DnsParams, budget: float) -> DnsLookup:
         result = ctx.output(0, accept=(0, GETENT_NOT_FOUND))
         names: list[str] = []
         for line in result.stdout.splitlines():
@@ -322,19 +322,19 @@ class DnsCheck(Check[DnsLookup]):
         details: dict[str, Any] = {"getent": result.stdout}
         if result.exit_status == 0 and names:
             return DnsLookup("ptr", tuple(names), details=details)
-        answer = self._confirm(ctx, params.name, "PTR", deadline, search_list=False,
+        answer = self._confirm(ctx, params.name, "PTR", budget, search_list=False,
                                conf_index=1)
         details.update(nameserver=answer.server, rcode=answer.rcode)
         return DnsLookup("ptr", (), NotFound(answer.rcode, answer.server), details=details)
 
-    def _confirm(self, ctx: CheckContext, name: str, record_type: str, deadline: float,
+    def _confirm(self, ctx: CheckContext, name: str, record_type: str, budget: float,
                  search_list: bool, conf_index: int = 3) -> StubAnswer:
         """The nameservers' own answer when getent found nothing: a not-found answer, or
         CouldNotObserve when the resolver failed or contradicts getent."""
         conf = _resolv_conf(ctx, conf_index)
         try:
-            answer = (search(ctx.target, conf, name, record_type, deadline) if search_list
-                      else first_answer(ctx.target, conf, name, record_type, deadline))
+            answer = (search(ctx.target, conf, name, record_type, budget) if search_list
+                      else first_answer(ctx.target, conf, name, record_type, budget))
         except ResolverFailed as exc:
             raise CouldNotObserve(_system_failed(ctx, exc)) from None
         if answer.values:
@@ -358,10 +358,10 @@ class DnsCheck(Check[DnsLookup]):
 
     @staticmethod
     def _query(ctx: CheckContext, params: DnsParams, server: tuple[str, int],
-               deadline: float) -> DnsLookup:
+               budget: float) -> DnsLookup:
         via = f"{params.resolver_label} ({server[0]}:{server[1]})"
         try:
-            response = ask(ctx.target, server, params.name, params.type, deadline)
+            response = ask(ctx.target, server, params.name, params.type, budget)
         except NoAnswer as exc:
             raise CouldNotObserve(f"resolver {via} {exc}") from None
         rcode = rcode_of(response)

@@ -55,12 +55,10 @@ _STREAM_CAUSES = {"refused": "refused the TCP connection",
 
 
 def ask(target: Target, server: tuple[str, int], name: str, record_type: str,
-        deadline: float) -> dns.message.Message:
+        timeout: float) -> dns.message.Message:
     """The answer of the nameserver at ``server`` to one query, asked over TCP from the
-    target before ``deadline`` (monotonic); NoAnswer when it gives none."""
-    timeout = deadline - time.monotonic()
-    if timeout <= 0:
-        raise NoAnswer("could not be asked: no time left in the check's timeout")
+    target within ``timeout`` seconds; NoAnswer when it gives none."""
+    deadline = time.monotonic() + timeout
     try:
         stream = target.open_stream(server[0], server[1], timeout)
     except StreamError as exc:
