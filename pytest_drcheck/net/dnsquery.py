@@ -71,7 +71,10 @@ def ask(target: Target, server: tuple[str, int], name: str, record_type: str,
                                  max(0.05, deadline - time.monotonic()))
     except StreamTimeout:
         raise NoAnswer(f"did not answer within {format_duration(timeout)}") from None
-    except (EOFError, OSError, ValueError, dns.exception.DNSException) as exc:
+    except EOFError:
+        # What dnsmasq does when its own upstream never answers a forwarded query.
+        raise NoAnswer("closed the TCP connection without answering") from None
+    except (OSError, ValueError, dns.exception.DNSException) as exc:
         raise NoAnswer(f"gave no usable answer: {exc}") from None
     finally:
         stream.close()

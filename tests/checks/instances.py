@@ -34,14 +34,18 @@ def _recv_exact(conn: socket.socket, size: int) -> bytes:
 class TcpDnsServer:
     """Answers from ``records`` {(name, type): [rdata text]}; a name with records of other
     types only is NOERROR without data; ``rcodes`` {name: rcode} forces an rcode (SERVFAIL);
-    anything else is NXDOMAIN. ``silent``: accepts and never answers."""
+    anything else is NXDOMAIN. ``silent``: accepts and never answers; ``closing``: closes
+    the connection after the query, without an answer."""
 
     def __init__(self, records: Mapping[tuple[str, str], Sequence[str]] | None = None,
-                 rcodes: Mapping[str, str] | None = None, silent: bool = False) -> None:
+                 rcodes: Mapping[str, str] | None = None, silent: bool = False,
+                 closing: bool = False) -> None:
         self.records = {(n.lower().rstrip("."), t): list(v)
                         for (n, t), v in (records or {}).items()}
         self.rcodes = {n.lower().rstrip("."): r for n, r in (rcodes or {}).items()}
         self.silent = silent
+        # Reads the query, then closes without answering (dnsmasq whose upstream is silent).
+        self.closing = closing
         self.asked: list[tuple[str, str]] = []
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.sock.getsockname()[1]
@@ -68,6 +72,9 @@ class TcpDnsServer:
         name = question.name.to_text().lower().rstrip(".")
         rtype = dns.rdatatype.to_text(question.rdtype)
         self.asked.append((name, rtype))
+        if self.closing:
+            conn.close()
+            return
         response = dns.message.make_response(query)
         if name in self.rcodes:
             response.set_rcode(dns.rcode.from_text(self.rcodes[name]))

@@ -297,6 +297,15 @@ def test_a_named_resolver_that_gives_no_answer_could_not_be_observed() -> None:
     assert cause({"name": "legacy.corp.example", "absent": True, "resolver": "onprem"}, [],
                  NameserverTarget({}), site=site) == (
         f"resolver onprem (127.0.0.1:{port}) refused the TCP connection")
+    closing = TcpDnsServer(closing=True)
+    try:
+        site = {"dns": {"resolvers": {"onprem": f"127.0.0.1:{closing.port}"}}}
+        assert cause({"name": "dc02.ad.corp.example", "resolver": "onprem"}, [],
+                     NameserverTarget({}), site=site) == (
+            f"resolver onprem (127.0.0.1:{closing.port}) closed the TCP connection without "
+            "answering")
+    finally:
+        closing.close()
     failing = TcpDnsServer(rcodes={"dc01.corp.example": "SERVFAIL"})
     try:
         site = {"dns": {"resolvers": {"onprem": f"127.0.0.1:{failing.port}"}}}

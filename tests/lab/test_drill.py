@@ -325,14 +325,16 @@ def test_a_hanging_name_errors_alone(lab: Lab, pytester: pytest.Pytester) -> Non
     # dns01 forwards ad.corp.example to dc02, whose DNS port now drops: only that name hangs.
     with lab.firewall("dc02", 53, "drop"):
         result, shown, elapsed = dns_drill(pytester)
-    hanging = {k: shown.pop(k) for k in ("app01 dns[dc02.ad.corp.example]",
-                                         "app01 dns[dc02.ad.corp.example@onprem]")}
-    assert hanging == {
-        "app01 dns[dc02.ad.corp.example]": "error: app01 dns dc02.ad.corp.example: could not "
-        "observe: `getent ahostsv4 dc02.ad.corp.example` timed out after 4 s on app01",
-        "app01 dns[dc02.ad.corp.example@onprem]": "error: app01 dns "
-        "dc02.ad.corp.example@onprem: could not observe: resolver onprem (10.77.0.53:53) "
-        "did not answer within 10 s"}
+    assert shown.pop("app01 dns[dc02.ad.corp.example]") == (
+        "error: app01 dns dc02.ad.corp.example: could not observe: `getent ahostsv4 "
+        "dc02.ad.corp.example` timed out after 4 s on app01")
+    # dnsmasq gives up on its silent upstream and closes the connection (seen in the lab
+    # before our 10 s); on a slower day we give up first. Both are the resolver's failure.
+    named = ("error: app01 dns dc02.ad.corp.example@onprem: could not observe: resolver onprem "
+             "(10.77.0.53:53) ")
+    assert shown.pop("app01 dns[dc02.ad.corp.example@onprem]") in (
+        named + "closed the TCP connection without answering",
+        named + "did not answer within 10 s")
     assert set(shown.values()) == {"passed"} and len(shown) == 13
     assert red(result) == 2
     assert elapsed < 30
