@@ -16,6 +16,7 @@ from pytest_drcheck.model import CouldNotObserve, Outcome
 from pytest_drcheck.net.http import connect_request, read_status
 from pytest_drcheck.net.streams import StreamTimeout
 from tests.checks.instances import InstanceTarget, closed_port, context, item_of
+from tests.plugin.sockets import Listener
 
 SITE = {"egress": {"proxies": {"corp": "10.77.0.60:3128"}, "policy": [
     {"destination": "http://www.example.com/", "via": "corp", "expect": "allowed"},
@@ -151,3 +152,17 @@ def test_a_destination_or_proxy_name_that_does_not_resolve_could_not_be_observed
         cell("http://www.example.com/", "allowed", "proxy.corp.example:3128")
     with pytest.raises(CouldNotObserve, match=r"sshd refused the channel"):
         cell("127.0.0.1:9", "denied")
+
+
+def test_a_proxy_that_accepts_and_never_answers_is_observed_not_a_denial() -> None:
+    silent = Listener()
+    try:
+        item = item_of(CHECK, {"destination": "http://blocked.example.org/", "via": "corp",
+                               "expect": "denied", "connect_timeout": "1s"},
+                       {"egress": {"proxies": {"corp": f"127.0.0.1:{silent.port}"}}},
+                       timeout=1.5)
+        verdict = CHECK.evaluate(context(item, InstanceTarget()))
+    finally:
+        silent.close()
+    assert (verdict.outcome, verdict.reason) == (
+        Outcome.FAILED, "expected denied via corp, observed no answer from the proxy")

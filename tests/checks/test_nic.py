@@ -197,3 +197,11 @@ def test_unreadable_interfaces_are_reported_once_and_the_properties_skipped(
         assert results[name].message == (f"app01 nic {name}: skipped: nic[interfaces] did not "
                                           f"pass (could not observe: {cause})")
     assert results["dns_servers"].outcome in (Outcome.PASSED, Outcome.FAILED)
+
+
+def test_a_default_route_that_could_not_be_read_is_not_no_default_route() -> None:
+    shown = verdicts({"default_gateway": None},
+                     outputs(route=ran(COMMANDS[1], timed_out=True)))
+    assert shown == {"interfaces": "passed: 2 (eth0, eth1)",
+                     "default_gateway": "error: `ip -j route show default` timed out after "
+                                        "10 s on app01"}
