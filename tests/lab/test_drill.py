@@ -280,7 +280,7 @@ def test_dnsmasq_killed_is_a_failed_resolver_never_a_pass(lab: Lab,
               "10.77.0.53:53 refused the TCP connection")
     named = "could not observe: resolver onprem (10.77.0.53:53) refused the TCP connection"
     # glibc gives up at once on an ICMP "port unreachable", but the kernel rate-limits those
-    # (icmp_ratelimit), so a lookup that gets no reset in time waits out glibc's
+    # (icmp_ratelimit), so a lookup whose reply is suppressed waits out glibc's
     # 5 s try: past the 4 s command timeout. Either ending is a true cause of the same
     # fault, and neither is a pass nor "does not resolve". SRV is asked over TCP only: a
     # reset, at once, every time.
