@@ -4,6 +4,17 @@ Through the instance's system resolver (glibc NSS via getent, so the hosts file 
 nsswitch.conf count exactly as they do for the applications) or through a named resolver
 queried over TCP through the instance's tunnel. An answer served by /etc/hosts is reported as
 such and fails unless allowed: a copied hosts file is not working DNS.
+
+"Does not resolve" is only ever an observed answer. getent exits 2 both for a name that does
+not exist and for a resolver that failed, so when it says 2 the nameservers of the instance's
+/etc/resolv.conf are asked directly, over TCP from the instance, as glibc asks them (see
+net.stubresolver): the name does not resolve only if they answer so; if none answers, the
+check could not observe (an error naming each nameserver's cause), never a pass of an
+``absent`` name nor a "does not resolve" failure. A named resolver that gives no answer
+(refused, timed out, SERVFAIL, REFUSED) could not be observed either.
+
+``absent`` means the name has no record of the asked type: NXDOMAIN, or NOERROR without a
+record of that type ("no data"), which is what applications see as "does not resolve" too.
 """
 
 from __future__ import annotations
@@ -11,24 +22,21 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
-import time
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
-
-import dns.exception
-import dns.rcode
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
-from pytest_drcheck.durations import format_duration
-from pytest_drcheck.model import Observation, PlanItem
-from pytest_drcheck.net.dnsquery import answers, normalise, query_over_stream
-from pytest_drcheck.net.streams import StreamTimeout
-from pytest_drcheck.targets.base import CommandResult, StreamError
+from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
+from pytest_drcheck.net.dnsquery import ANSWER_RCODES, NoAnswer, answers, ask, normalise, rcode_of
+from pytest_drcheck.net.resolvconf import ResolvConf, parse_resolv_conf
+from pytest_drcheck.net.stubresolver import ResolverFailed, StubAnswer, first_answer, search
 
 RECORD_TYPES = ["A", "AAAA", "CNAME", "SRV", "PTR"]
 SYSTEM = "system"
-# getent's "key not found" exit status.
+# getent's "key not found" exit status (also what it says when the resolver failed).
 GETENT_NOT_FOUND = 2
+RESOLV_CONF = "cat /etc/resolv.conf"
 _ANSWER = {"type": "string", "minLength": 1}
 _RESOLVER_ADDRESS = re.compile(r"^(?P<host>[0-9.]+|\[[0-9a-fA-F:]+\])(:(?P<port>\d+))?$")
 
@@ -60,19 +68,78 @@ def _first_column(stdout: str) -> list[str]:
     return list(seen)
 
 
-def _nameserver(resolv_conf: str) -> str | None:
-    for line in resolv_conf.splitlines():
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == "nameserver":
-            return parts[1]
-    return None
-
-
 def _shown(values: Sequence[str]) -> str:
     return ", ".join(values) if values else "nothing"
 
 
-class DnsCheck(Check[Any]):
+@dataclass(frozen=True)
+class DnsParams:
+    name: str
+    type: str
+    expect: tuple[str, ...] | None
+    match: Literal["exact", "subset"]
+    absent: bool
+    allow_hosts_file: bool
+    resolver_label: str
+    # (address, port) of a named resolver; None for the system resolver.
+    resolver: tuple[str, int] | None
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any]) -> DnsParams:
+        expect, resolver = params["expect"], params["resolver"]
+        return cls(params["name"], params["type"],
+                   tuple(expect) if expect is not None else None, params["match"],
+                   params["absent"], params["allow_hosts_file"], params["resolver_label"],
+                   (resolver[0], resolver[1]) if resolver is not None else None)
+
+    @property
+    def expected(self) -> str:
+        if self.absent:
+            return f"no {self.type} record (does not resolve)"
+        if self.expect is None:
+            return "any answer"
+        qualifier = "at least " if self.match == "subset" else ""
+        return qualifier + _shown(self.expect)
+
+    def matches(self, observed: Sequence[str]) -> bool:
+        if self.expect is None:
+            return bool(observed)
+        expected = {normalise(v) for v in self.expect}
+        seen = {normalise(v) for v in observed}
+        return expected <= seen if self.match == "subset" else expected == seen
+
+
+@dataclass(frozen=True)
+class NotFound:
+    """A nameserver's answer that the name has no record of the type."""
+
+    rcode: str  # NXDOMAIN, or NOERROR (no data)
+    server: str
+
+    def text(self, record_type: str) -> str:
+        if self.rcode == "NXDOMAIN":
+            return f"NXDOMAIN from {self.server}"
+        return f"no {record_type} record (NOERROR) from {self.server}"
+
+
+@dataclass(frozen=True)
+class DnsLookup:
+    """What a name resolved to on the instance."""
+
+    # system: glibc (getent) for A/AAAA; ptr: getent hosts ADDRESS; query: a DNS query.
+    how: Literal["system", "ptr", "query"]
+    values: tuple[str, ...]
+    # Why there is no value (a nameserver's answer); None when there are values.
+    not_found: NotFound | None = None
+    # For queries: the resolver asked, e.g. "onprem (10.77.0.53:53)".
+    via: str = ""
+    # For a system answer served by /etc/hosts (and not allowed): what DNS says behind it.
+    from_hosts_file: bool = False
+    dns_behind: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class DnsCheck(Check[DnsLookup]):
     type_name: ClassVar[str] = "dns"
     site_key: ClassVar[str | None] = "dns"
     default_timeout: ClassVar[float] = 10.0
@@ -194,150 +261,188 @@ class DnsCheck(Check[Any]):
     # --- observation -----------------------------------------------------------------------
 
     def commands(self, item: PlanItem) -> Sequence[str]:
-        params = item.params
-        if params["resolver"] is not None:
+        params = DnsParams.of(item.params)
+        if params.resolver is not None:
             return ()
-        name = shlex.quote(params["name"])
-        record_type = params["type"]
-        if record_type in ("A", "AAAA"):
-            database = "ahostsv4" if record_type == "A" else "ahostsv6"
+        name = shlex.quote(params.name)
+        if params.type in ("A", "AAAA"):
+            database = "ahostsv4" if params.type == "A" else "ahostsv6"
             return (f"getent {database} {name}", f"getent -s files hosts {name}",
-                    f"getent -s dns {database} {name}")
-        if record_type == "PTR":
-            return (f"getent hosts {name}",)
-        # SRV and CNAME have no NSS database: ask the instance's configured nameserver.
-        return ("cat /etc/resolv.conf",)
+                    f"getent -s dns {database} {name}", RESOLV_CONF)
+        if params.type == "PTR":
+            return (f"getent hosts {name}", RESOLV_CONF)
+        # SRV and CNAME have no NSS database: ask the instance's configured nameservers.
+        return (RESOLV_CONF,)
 
-    def evaluate(self, ctx: CheckContext) -> Observation:
-        params = ctx.params
-        if params["resolver"] is None and params["type"] in ("A", "AAAA"):
-            return self._evaluate_system(ctx)
-        if params["resolver"] is None and params["type"] == "PTR":
-            return self._evaluate_ptr(ctx)
-        if params["resolver"] is None:
-            server = _nameserver(ctx.outputs[0].stdout)
-            if server is None:
-                return Observation.failed(self._expected(params), "no nameserver",
-                                          "expected an answer, but /etc/resolv.conf on the "
-                                          "instance lists no nameserver")
-            return self._evaluate_query(ctx, (server, 53), f"system resolver {server}")
-        host, port = params["resolver"]
-        return self._evaluate_query(ctx, (host, port), f"{params['resolver_label']} "
-                                                       f"({host}:{port})")
+    def expected(self, item: PlanItem) -> str:
+        return DnsParams.of(item.params).expected
 
-    @staticmethod
-    def _expected(params: Mapping[str, Any]) -> str:
-        if params["absent"]:
-            return "no such name (NXDOMAIN)"
-        if params["expect"] is None:
-            return "any answer"
-        qualifier = "at least " if params["match"] == "subset" else ""
-        return qualifier + _shown(params["expect"])
+    def observe(self, ctx: CheckContext) -> DnsLookup:
+        # The check's timeout, shared by the nameservers it may have to ask.
+        budget = ctx.timeout
+        params = DnsParams.of(ctx.params)
+        if params.resolver is not None:
+            host, port = params.resolver
+            return self._query(ctx, params, (host, port), budget)
+        if params.type in ("A", "AAAA"):
+            return self._system(ctx, params, budget)
+        if params.type == "PTR":
+            return self._ptr(ctx, params, budget)
+        conf = _resolv_conf(ctx, 0)
+        try:
+            answer = first_answer(ctx.target, conf, _absolute(params.name), params.type,
+                                  budget)
+        except ResolverFailed as exc:
+            raise CouldNotObserve(_system_failed(ctx, exc)) from None
+        via = f"system resolver {answer.server.rsplit(':', 1)[0]}"
+        return _lookup_of(answer, via, {"resolver": via, "rcode": answer.rcode,
+                                        "answer": list(answer.records)})
 
-    @staticmethod
-    def _matches(params: Mapping[str, Any], observed: Sequence[str]) -> bool:
-        if params["expect"] is None:
-            return bool(observed)
-        expected = {normalise(v) for v in params["expect"]}
-        seen = {normalise(v) for v in observed}
-        return expected <= seen if params["match"] == "subset" else expected == seen
+    def _system(self, ctx: CheckContext, params: DnsParams, budget: float) -> DnsLookup:
+        system = ctx.output(0, accept=(0, GETENT_NOT_FOUND))
+        files = ctx.output(1, accept=(0, GETENT_NOT_FOUND))
+        addresses = tuple(_first_column(system.stdout))
+        from_files = bool(_first_column(files.stdout))
+        details: dict[str, Any] = {"getent": system.stdout, "hosts_file": files.stdout}
+        if system.exit_status == 0 and addresses:
+            behind = ""
+            if from_files and not params.allow_hosts_file and not params.absent:
+                behind = self._dns_behind(ctx, params)
+            return DnsLookup("system", addresses, from_hosts_file=from_files,
+                             dns_behind=behind, details=details)
+        answer = self._confirm(ctx, params.name, params.type, budget, search_list=True)
+        details.update(nameserver=answer.server, rcode=answer.rcode)
+        return DnsLookup("system", (), NotFound(answer.rcode, answer.server), details=details)
 
-    def _evaluate_system(self, ctx: CheckContext) -> Observation:
-        params = ctx.params
-        system, files, dns_only = ctx.outputs
-        expected = self._expected(params)
-        if system.timed_out:
-            return Observation.failed(expected, "timed out",
-                                      f"expected {expected}, the system resolver timed out")
-        addresses = _first_column(system.stdout)
-        from_files = _first_column(files.stdout)
-        details: dict[str, Any] = {"getent": system.stdout, "hosts_file": files.stdout,
-                                   "dns_only": dns_only.stdout}
-        if params["absent"]:
-            if system.exit_status == GETENT_NOT_FOUND:
-                return Observation.passed(expected, "does not resolve", **details)
-            source = " (from /etc/hosts)" if from_files else ""
-            return Observation.failed(expected, f"resolved {_shown(addresses)}{source}",
-                                      **details)
-        if system.exit_status == GETENT_NOT_FOUND or not addresses:
-            return Observation.failed(expected, "does not resolve",
-                                      f"expected {expected}, does not resolve "
-                                      "(NXDOMAIN or no address)", **details)
-        if not system.ok:
-            return Observation.failed(expected, f"getent failed: {system.stderr.strip()}",
-                                      **details)
-        if from_files:
-            observed = f"resolved {_shown(addresses)} (from /etc/hosts)"
-            if not params["allow_hosts_file"]:
-                dns_answer = _first_column(dns_only.stdout)
-                behind = (f"; DNS answers {_shown(dns_answer)}" if dns_answer
-                          else "; DNS does not resolve it")
-                return Observation.failed(expected, observed,
-                                          f"expected {expected}, {observed}{behind}",
-                                          **details)
-        else:
-            observed = f"resolved {_shown(addresses)}"
-        if self._matches(params, addresses):
-            return Observation.passed(expected, observed, **details)
-        return Observation.failed(expected, observed, f"expected {expected}, {observed}",
-                                  **details)
-
-    def _evaluate_ptr(self, ctx: CheckContext) -> Observation:
-        params = ctx.params
-        expected = self._expected(params)
-        result: CommandResult = ctx.outputs[0]
+    def _ptr(self, ctx: CheckContext, params: DnsParams, budget: float) -> DnsLookup:
+        result = ctx.output(0, accept=(0, GETENT_NOT_FOUND))
         names: list[str] = []
         for line in result.stdout.splitlines():
             names += line.split()[1:]
-        if params["absent"]:
-            if result.exit_status == GETENT_NOT_FOUND:
-                return Observation.passed(expected, "does not resolve")
-            return Observation.failed(expected, f"resolved {_shown(names)}")
-        if not names:
-            return Observation.failed(expected, "does not resolve",
-                                      f"expected {expected}, does not resolve")
-        observed = f"resolved {_shown(names)}"
-        if self._matches(params, names[:1]) or (
-                params["match"] == "subset" and self._matches(params, names)):
-            return Observation.passed(expected, observed)
-        return Observation.failed(expected, observed, f"expected {expected}, {observed}")
+        details: dict[str, Any] = {"getent": result.stdout}
+        if result.exit_status == 0 and names:
+            return DnsLookup("ptr", tuple(names), details=details)
+        answer = self._confirm(ctx, params.name, "PTR", budget, search_list=False,
+                               conf_index=1)
+        details.update(nameserver=answer.server, rcode=answer.rcode)
+        return DnsLookup("ptr", (), NotFound(answer.rcode, answer.server), details=details)
 
-    def _evaluate_query(self, ctx: CheckContext, server: tuple[str, int],
-                        via: str) -> Observation:
-        params = ctx.params
-        expected = self._expected(params)
-        started = time.monotonic()
+    def _confirm(self, ctx: CheckContext, name: str, record_type: str, budget: float,
+                 search_list: bool, conf_index: int = 3) -> StubAnswer:
+        """The nameservers' own answer when getent found nothing: a not-found answer, or
+        CouldNotObserve when the resolver failed or contradicts getent."""
+        conf = _resolv_conf(ctx, conf_index)
         try:
-            stream = ctx.target.open_stream(server[0], server[1], ctx.timeout)
-        except StreamError as exc:
-            return Observation.failed(expected, f"resolver {exc.outcome}",
-                                      f"expected {expected}, resolver {via} {exc.outcome}")
+            answer = (search(ctx.target, conf, name, record_type, budget) if search_list
+                      else first_answer(ctx.target, conf, name, record_type, budget))
+        except ResolverFailed as exc:
+            raise CouldNotObserve(_system_failed(ctx, exc)) from None
+        if answer.values:
+            raise CouldNotObserve(
+                f"the system resolver on {ctx.item.host} does not resolve {name} (getent "
+                f"exit 2) although nameserver {answer.server} answers {_shown(answer.values)} "
+                "over TCP; check nsswitch.conf and UDP to the nameserver")
+        return answer
+
+    @staticmethod
+    def _dns_behind(ctx: CheckContext, params: DnsParams) -> str:
+        """What DNS alone answers for a name /etc/hosts answered, in words, for the failure
+        (which the hosts-file answer decides; this only explains it)."""
+        dns_only = ctx.output(2, accept=(0, GETENT_NOT_FOUND))
+        values = _first_column(dns_only.stdout) if dns_only.exit_status == 0 else []
+        if values:
+            return f"DNS answers {_shown(values)}"
+        # Not asked again: getent's 2 is "no such name" or "no nameserver answered", and
+        # either way the name is served by the hosts file.
+        return "DNS alone does not resolve it (no such name, or no nameserver answered)"
+
+    @staticmethod
+    def _query(ctx: CheckContext, params: DnsParams, server: tuple[str, int],
+               budget: float) -> DnsLookup:
+        via = f"{params.resolver_label} ({server[0]}:{server[1]})"
         try:
-            response = query_over_stream(stream, params["name"], params["type"],
-                                         max(0.5, ctx.timeout - (time.monotonic() - started)))
-        except StreamTimeout:
-            return Observation.failed(
-                expected, "timed out", f"expected {expected}, no answer from {via} within "
-                f"{format_duration(ctx.timeout)}")
-        except (EOFError, OSError, ValueError, dns.exception.DNSException) as exc:
-            return Observation.failed(expected, f"bad answer: {exc}",
-                                      f"expected {expected}, {via} gave no usable answer: {exc}")
-        finally:
-            stream.close()
-        rcode = dns.rcode.to_text(response.rcode())
-        values = answers(response, params["type"])
-        details: dict[str, Any] = {"resolver": via, "rcode": rcode,
-                                   "answer": [str(r) for r in response.answer]}
-        if params["absent"]:
-            if rcode == "NXDOMAIN":
-                return Observation.passed(expected, f"NXDOMAIN from {via}", **details)
-            return Observation.failed(expected, f"{rcode} {_shown(values)} from {via}",
+            response = ask(ctx.target, server, params.name, params.type, budget)
+        except NoAnswer as exc:
+            raise CouldNotObserve(f"resolver {via} {exc}") from None
+        rcode = rcode_of(response)
+        if rcode not in ANSWER_RCODES:
+            raise CouldNotObserve(f"resolver {via} answered {rcode} for {params.name}")
+        answer = StubAnswer(params.name, rcode, tuple(answers(response, params.type)), via,
+                            tuple(str(r) for r in response.answer))
+        return _lookup_of(answer, via, {"resolver": via, "rcode": rcode,
+                                        "answer": list(answer.records)})
+
+    # --- judgement -------------------------------------------------------------------------
+
+    def judge(self, item: PlanItem, value: DnsLookup) -> Observation:
+        params = DnsParams.of(item.params)
+        expected = params.expected
+        details = dict(value.details)
+        if value.how == "query":
+            return self._judge_query(params, value, details)
+        source = " (from /etc/hosts)" if value.from_hosts_file else ""
+        if params.absent:
+            if value.not_found is not None:
+                return Observation.passed(
+                    expected, f"does not resolve ({value.not_found.text(params.type)})",
+                    **details)
+            return Observation.failed(expected, f"resolved {_shown(value.values)}{source}",
                                       **details)
-        if rcode != "NOERROR":
-            return Observation.failed(expected, f"{rcode} from {via}",
-                                      f"expected {expected}, {via} answered {rcode}", **details)
-        observed = f"resolved {_shown(values)} via {via}"
-        if self._matches(params, values):
+        if value.not_found is not None:
+            why = value.not_found.text(params.type)
+            return Observation.failed(expected, "does not resolve",
+                                      f"expected {expected}, does not resolve ({why})",
+                                      **details)
+        observed = f"resolved {_shown(value.values)}{source}"
+        if value.from_hosts_file and not params.allow_hosts_file:
+            return Observation.failed(expected, observed,
+                                      f"expected {expected}, {observed}; {value.dns_behind}",
+                                      **details)
+        if value.how == "ptr":
+            # The canonical name (first) must match; with subset, any of the names.
+            matched = params.matches(value.values[:1]) or (
+                params.match == "subset" and params.matches(value.values))
+        else:
+            matched = params.matches(value.values)
+        if matched:
             return Observation.passed(expected, observed, **details)
         return Observation.failed(expected, observed, f"expected {expected}, {observed}",
                                   **details)
+
+    @staticmethod
+    def _judge_query(params: DnsParams, value: DnsLookup,
+                     details: dict[str, Any]) -> Observation:
+        expected = params.expected
+        if params.absent:
+            if value.not_found is not None:
+                return Observation.passed(expected, value.not_found.text(params.type),
+                                          **details)
+            return Observation.failed(expected,
+                                      f"resolved {_shown(value.values)} via {value.via}",
+                                      **details)
+        if value.not_found is not None and value.not_found.rcode == "NXDOMAIN":
+            return Observation.failed(expected, f"NXDOMAIN from {value.via}",
+                                      f"expected {expected}, {value.via} answered NXDOMAIN",
+                                      **details)
+        observed = f"resolved {_shown(value.values)} via {value.via}"
+        if params.matches(value.values):
+            return Observation.passed(expected, observed, **details)
+        return Observation.failed(expected, observed, f"expected {expected}, {observed}",
+                                  **details)
+
+
+def _absolute(name: str) -> str:
+    return name if name.endswith(".") else name + "."
+
+
+def _lookup_of(answer: StubAnswer, via: str, details: Mapping[str, Any]) -> DnsLookup:
+    not_found = None if answer.values else NotFound(answer.rcode, via)
+    return DnsLookup("query", answer.values, not_found, via, details=details)
+
+
+def _resolv_conf(ctx: CheckContext, index: int) -> ResolvConf:
+    return parse_resolv_conf(ctx.output(index).stdout)
+
+
+def _system_failed(ctx: CheckContext, exc: ResolverFailed) -> str:
+    return f"the system resolver on {ctx.item.host} failed: {exc}"

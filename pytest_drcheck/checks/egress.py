@@ -4,13 +4,16 @@ Each cell is a destination x a path (a named proxy, or direct) x an expectation 
 denied), and is reported as one of: connected (with the HTTP status through a proxy), denied by
 the proxy (403...), refused, timed out, or a proxy error. Denied passes only when denial is
 expected; "the proxy could not reach it" (5xx) is not a denial: the proxy let it through.
+A destination or proxy name that does not resolve on the instance, or an sshd that will not
+forward, could not be observed: an error naming the cause, never "denied".
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pytest_drcheck.checks.base import (
@@ -20,9 +23,8 @@ from pytest_drcheck.checks.base import (
     Subject,
     site_service,
 )
-from pytest_drcheck.checks.reach import connect_timeout_of, parse_endpoint, probe
-from pytest_drcheck.durations import format_duration
-from pytest_drcheck.model import Observation
+from pytest_drcheck.checks.tcpprobe import connect_timeout_of, parse_endpoint, probe_tcp
+from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.net.http import connect_request, get_request, read_status
 from pytest_drcheck.net.streams import StreamTimeout
 from pytest_drcheck.targets.base import StreamError
@@ -54,7 +56,43 @@ def parse_destination(text: str) -> tuple[str, str, int, str | None] | None:
     return "tcp", endpoint[0], endpoint[1], None
 
 
-class EgressCheck(Check[Any]):
+# Outcomes that are a denial: the proxy said no, or nothing lets the connection through. "The
+# proxy could not reach it" (5xx) is not one: the proxy let it through.
+DENIALS = ("denied", "refused", "timed out", "unreachable")
+
+
+@dataclass(frozen=True)
+class EgressCell:
+    destination: str
+    host: str
+    port: int
+    url: str | None
+    via: str
+    proxy: tuple[str, int] | None
+    expect: Literal["allowed", "denied"]
+    connect_timeout: float
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any]) -> EgressCell:
+        proxy = params["proxy"]
+        return cls(params["destination"], params["host"], params["port"], params["url"],
+                   params["via"], (proxy[0], proxy[1]) if proxy is not None else None,
+                   params["expect"], params["connect_timeout"])
+
+    @property
+    def expected(self) -> str:
+        return f"{self.expect} {'via ' + self.via if self.proxy else 'direct'}"
+
+
+@dataclass(frozen=True)
+class EgressOutcome:
+    # connected, denied, refused, timed out, unreachable, or proxy ... (refused, timed out,
+    # error) when the path through the proxy failed.
+    outcome: str
+    observed: str
+
+
+class EgressCheck(Check[EgressOutcome]):
     type_name: ClassVar[str] = "egress"
     site_key: ClassVar[str | None] = "egress"
     default_timeout: ClassVar[float] = 15.0
@@ -115,52 +153,61 @@ class EgressCheck(Check[Any]):
             "url": url, "via": via, "proxy": proxy, "expect": cell["expect"],
             "connect_timeout": connect_timeout})
 
-    def evaluate(self, ctx: CheckContext) -> Observation:
-        params = ctx.params
-        connect_timeout = min(params["connect_timeout"], ctx.timeout)
-        if params["proxy"] is None:
-            outcome, observed = self._direct(ctx, connect_timeout)
-        else:
-            outcome, observed = self._proxied(ctx, connect_timeout)
-        expected = f"{params['expect']} {'via ' + params['via'] if params['proxy'] else 'direct'}"
-        allowed = outcome == "connected"
-        denied = outcome in ("denied", "refused", "timed out", "unreachable")
-        if (params["expect"] == "allowed" and allowed) or (
-                params["expect"] == "denied" and denied):
-            return Observation.passed(expected, observed, outcome=outcome)
-        return Observation.failed(expected, observed,
-                                  f"expected {expected}, observed {observed}", outcome=outcome)
+    def expected(self, item: PlanItem) -> str:
+        return EgressCell.of(item.params).expected
+
+    def observe(self, ctx: CheckContext) -> EgressOutcome:
+        cell = EgressCell.of(ctx.params)
+        connect_timeout = min(cell.connect_timeout, ctx.timeout)
+        if cell.proxy is None:
+            return self._direct(ctx, cell, connect_timeout)
+        return self._proxied(ctx, cell, cell.proxy, connect_timeout)
+
+    def judge(self, item: PlanItem, value: EgressOutcome) -> Observation:
+        cell = EgressCell.of(item.params)
+        allowed = value.outcome == "connected"
+        denied = value.outcome in DENIALS
+        if (cell.expect == "allowed" and allowed) or (cell.expect == "denied" and denied):
+            return Observation.passed(cell.expected, value.observed, outcome=value.outcome)
+        return Observation.failed(cell.expected, value.observed, outcome=value.outcome)
 
     @staticmethod
-    def _direct(ctx: CheckContext, connect_timeout: float) -> tuple[str, str]:
-        outcome, _ = probe(ctx, ctx.params["host"], ctx.params["port"], connect_timeout)
-        if outcome == "timed out":
-            return outcome, f"timed out after {format_duration(connect_timeout)}"
-        return outcome, outcome
+    def _direct(ctx: CheckContext, cell: EgressCell, connect_timeout: float) -> EgressOutcome:
+        probed = probe_tcp(ctx.target, cell.host, cell.port, connect_timeout)
+        observed = probed.observed if probed.outcome == "timed out" else probed.outcome
+        return EgressOutcome(probed.outcome, observed)
 
     @staticmethod
-    def _proxied(ctx: CheckContext, connect_timeout: float) -> tuple[str, str]:
-        params = ctx.params
-        proxy_host, proxy_port = params["proxy"]
+    def _proxied(ctx: CheckContext, cell: EgressCell, proxy: tuple[str, int],
+                 connect_timeout: float) -> EgressOutcome:
+        proxy_host, proxy_port = proxy
         try:
             stream = ctx.target.open_stream(proxy_host, proxy_port, connect_timeout)
         except StreamError as exc:
-            return "proxy " + exc.outcome, f"proxy {proxy_host}:{proxy_port} {exc.outcome}"
+            # The proxy not answering is what this path does (observed); a proxy whose name
+            # does not resolve, or an sshd that will not forward, says nothing about it.
+            if isinstance(exc, CouldNotObserve):
+                raise
+            if exc.outcome not in ("refused", "timed out", "unreachable"):
+                raise CouldNotObserve(str(exc)) from None
+            return EgressOutcome("proxy " + exc.outcome,
+                                 f"proxy {proxy_host}:{proxy_port} {exc.outcome}")
         deadline = time.monotonic() + max(0.5, ctx.timeout - connect_timeout)
         try:
-            if params["url"]:
-                stream.sendall(get_request(params["url"], params["host"]))
+            if cell.url:
+                stream.sendall(get_request(cell.url, cell.host))
             else:
-                stream.sendall(connect_request(params["host"], params["port"]))
+                stream.sendall(connect_request(cell.host, cell.port))
             status, reason = read_status(stream, deadline)
         except StreamTimeout:
-            return "proxy timed out", "no answer from the proxy"
+            return EgressOutcome("proxy timed out", "no answer from the proxy")
         except (EOFError, OSError, ValueError) as exc:
-            return "proxy error", f"proxy error: {exc}"
+            return EgressOutcome("proxy error", f"proxy error: {exc}")
         finally:
             stream.close()
         if 200 <= status < 400:
-            return "connected", f"connected (HTTP {status})"
+            return EgressOutcome("connected", f"connected (HTTP {status})")
         if status in (403, 407):
-            return "denied", f"denied by proxy (HTTP {status} {reason})".rstrip()
-        return "proxy error", f"proxy could not reach it (HTTP {status} {reason})".rstrip()
+            return EgressOutcome("denied", f"denied by proxy (HTTP {status} {reason})".rstrip())
+        return EgressOutcome("proxy error",
+                             f"proxy could not reach it (HTTP {status} {reason})".rstrip())

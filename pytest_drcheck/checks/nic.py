@@ -4,21 +4,40 @@ DR launches one NIC; secondary NICs and retained addresses come from post-launch
 the count, the addresses (retain-IP: equal to the source server's; change-IP: inside the
 target subnets), MTU, default route and DNS servers are each checked and reported on their own
 (a wrong MTU and a missing NIC are two findings, not one).
+
+Every entry also has an ``interfaces`` test: the one observation of the interfaces (``ip -j``)
+that count, names, addresses, MTU and the default gateway are judged from. It passes whenever
+the interfaces could be read, and those properties require it: when they cannot be read
+(iproute2 missing, the command timed out), that is reported once, as ``interfaces``, and the
+properties are skipped. It is a test of its own, not one of the properties, because a
+property that is observed *wrong* (one NIC instead of two) must not skip the others.
+``dns_servers`` comes from /etc/resolv.conf and stands alone.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
-from pytest_drcheck.model import Observation, PlanItem
+from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
+
+# Re-exported for families that still import it from here (directory).
+from pytest_drcheck.net.resolvconf import parse_nameservers as parse_nameservers
 
 COMMANDS = ("ip -j addr show", "ip -j route show default", "cat /etc/resolv.conf")
+ADDR, ROUTE, RESOLV = range(3)
 PROPERTIES = ("count", "names", "addresses", "mtu", "default_gateway", "dns_servers")
+# The subject that carries the observation of the interfaces, and the tests that need it.
+INTERFACES = "interfaces"
+NEEDS_INTERFACES = ("count", "names", "addresses", "mtu", "default_gateway")
+# A shell's status for a command it cannot find; cat's for a file it cannot read.
+_NOT_FOUND = 127
+_CAT_FAILED = 1
+T = TypeVar("T")
 _CIDR = {"type": "string", "minLength": 3, "x-expect": "an address with prefix, e.g. 10.0.1.5/24"}
 
 
@@ -48,17 +67,22 @@ def parse_default_gateways(ip_route_json: str) -> list[str]:
     return sorted({r["gateway"] for r in json.loads(ip_route_json or "[]") if "gateway" in r})
 
 
-def parse_nameservers(resolv_conf: str) -> list[str]:
-    return [parts[1] for parts in (line.split() for line in resolv_conf.splitlines())
-            if len(parts) >= 2 and parts[0] == "nameserver"]
-
-
 def _in_subnets(address: str, subnets: Sequence[str]) -> bool:
     ip = ipaddress.ip_interface(address).ip
     return any(ip in ipaddress.ip_network(subnet, strict=False) for subnet in subnets)
 
 
-class NicCheck(Check[Any]):
+@dataclass(frozen=True)
+class NicValue:
+    """What one nic test observed: the interfaces, and for default_gateway the gateways, for
+    dns_servers the nameservers (None where the test does not look)."""
+
+    interfaces: tuple[Interface, ...] | None = None
+    gateways: tuple[str, ...] | None = None
+    nameservers: tuple[str, ...] | None = None
+
+
+class NicCheck(Check[NicValue]):
     type_name: ClassVar[str] = "nic"
     default_timeout: ClassVar[float] = 10.0
     entry_schema: ClassVar[Mapping[str, Any]] = {
@@ -99,49 +123,88 @@ class NicCheck(Check[Any]):
                 except ValueError:
                     raise ExpansionError(f"'{value}' is not an address with prefix",
                                          f".{key}") from None
+        requires = (f"nic[{INTERFACES}]",)
         subjects = []
         for prop in PROPERTIES:
             if prop == "addresses" and ("addresses" in entry or "subnets" in entry):
                 subjects.append(Subject("addresses", {
                     "property": "addresses", "mode": mode or (
                         "retain" if "addresses" in entry else "change"),
-                    "addresses": entry.get("addresses"), "subnets": entry.get("subnets")}))
+                    "addresses": entry.get("addresses"), "subnets": entry.get("subnets")},
+                    requires))
             elif prop != "addresses" and prop in entry:
-                subjects.append(Subject(prop, {"property": prop, "value": entry[prop]}))
+                subjects.append(Subject(prop, {"property": prop, "value": entry[prop]},
+                                        requires if prop in NEEDS_INTERFACES else ()))
         if not subjects:
             raise ExpansionError("state at least one of count, names, mode with addresses or "
                                  "subnets, mtu, default_gateway, dns_servers")
+        if any(s.requires for s in subjects):
+            subjects.insert(0, Subject(INTERFACES, {"property": INTERFACES}))
         return subjects
 
     def commands(self, item: PlanItem) -> Sequence[str]:
+        # Every test names all three: the host's batch runs each command once.
         return COMMANDS
 
-    def evaluate(self, ctx: CheckContext) -> Observation:
-        addr, route, resolv = ctx.outputs
-        if not addr.ok:
-            return Observation.failed("interfaces readable", "unreadable",
-                                      f"cannot read interfaces: `ip -j addr` failed "
-                                      f"({addr.stderr.strip() or addr.exit_status}); is "
-                                      "iproute2 installed?")
-        interfaces = parse_interfaces(addr.stdout)
-        details = {"interfaces": [vars(i) for i in interfaces]}
+    def expected(self, item: PlanItem) -> str:
+        prop = item.params["property"]
+        if prop == INTERFACES:
+            return "the interfaces readable (ip -j addr show)"
+        if prop == "addresses":
+            if item.params["mode"] == "retain":
+                return f"retain {', '.join(sorted(item.params['addresses']))}"
+            return f"every address in {', '.join(item.params['subnets'])}"
+        if prop == "mtu":
+            wanted = item.params["value"]
+            return (f"MTU {wanted}" if isinstance(wanted, int)
+                    else ", ".join(f"{n} {m}" for n, m in sorted(wanted.items())))
+        if prop == "default_gateway":
+            return item.params["value"] or "no default route"
+        value = item.params["value"]
+        return ", ".join(sorted(value) if prop == "names" else value) if isinstance(
+            value, (list, tuple)) else str(value)
+
+    def observe(self, ctx: CheckContext) -> NicValue:
         prop = ctx.params["property"]
+        if prop == "dns_servers":
+            return NicValue(nameservers=tuple(parse_nameservers(_resolv_conf(ctx))))
+        addr = ctx.output(ADDR, accept=(0, _NOT_FOUND))
+        if addr.exit_status == _NOT_FOUND:
+            raise CouldNotObserve(f"cannot read interfaces: `ip` is not installed on "
+                                  f"{ctx.item.host} (command not found); is iproute2 "
+                                  "installed?")
+        interfaces = tuple(_parsed(parse_interfaces, addr.stdout, "ip -j addr show"))
+        if prop != "default_gateway":
+            return NicValue(interfaces=interfaces)
+        route = ctx.output(ROUTE)
+        gateways = tuple(_parsed(parse_default_gateways, route.stdout,
+                                 "ip -j route show default"))
+        return NicValue(interfaces=interfaces, gateways=gateways)
+
+    def judge(self, item: PlanItem, value: NicValue) -> Observation:
+        prop = item.params["property"]
+        interfaces = list(value.interfaces or ())
+        details = {"interfaces": [vars(i) for i in interfaces]}
+        if prop == INTERFACES:
+            shown = ", ".join(i.name for i in interfaces) or "none but lo"
+            return Observation.passed(self.expected(item), f"{len(interfaces)} ({shown})",
+                                      **details)
         if prop == "count":
-            return self._compare(str(ctx.params["value"]), str(len(interfaces)), details,
+            return self._compare(str(item.params["value"]), str(len(interfaces)), details,
                                  f"{len(interfaces)} ({', '.join(i.name for i in interfaces)})")
         if prop == "names":
-            return self._compare(", ".join(sorted(ctx.params["value"])),
+            return self._compare(", ".join(sorted(item.params["value"])),
                                  ", ".join(i.name for i in interfaces), details)
         if prop == "mtu":
-            return self._mtu(ctx.params["value"], interfaces, details)
+            return self._mtu(item.params["value"], interfaces, details)
         if prop == "default_gateway":
-            gateways = parse_default_gateways(route.stdout)
-            expected = ctx.params["value"] or "no default route"
-            return self._compare(expected, ", ".join(gateways) or "no default route", details)
+            expected = item.params["value"] or "no default route"
+            return self._compare(expected, ", ".join(value.gateways or ()) or "no default route",
+                                 details)
         if prop == "dns_servers":
-            return self._compare(", ".join(ctx.params["value"]),
-                                 ", ".join(parse_nameservers(resolv.stdout)) or "none", details)
-        return self._addresses(ctx.params, interfaces, details)
+            return self._compare(", ".join(item.params["value"]),
+                                 ", ".join(value.nameservers or ()) or "none", {})
+        return self._addresses(item.params, interfaces, details)
 
     @staticmethod
     def _compare(expected: str, observed: str, details: Mapping[str, Any],
@@ -152,14 +215,15 @@ class NicCheck(Check[Any]):
                                   f"expected {expected}, observed {shown or observed}",
                                   **details)
 
-    def _mtu(self, wanted: Any, interfaces: list[Interface],
+    @classmethod
+    def _mtu(cls, wanted: Any, interfaces: list[Interface],
              details: Mapping[str, Any]) -> Observation:
         by_name = {i.name: i.mtu for i in interfaces}
         expected = ({i.name: wanted for i in interfaces} if isinstance(wanted, int)
                     else dict(wanted))
         shown_expected = ", ".join(f"{n} {m}" for n, m in sorted(expected.items()))
         shown_observed = ", ".join(f"{n} {by_name.get(n, 'missing')}" for n in sorted(expected))
-        return self._compare(shown_expected, shown_observed, details)
+        return cls._compare(shown_expected, shown_observed, details)
 
     @staticmethod
     def _addresses(params: Mapping[str, Any], interfaces: list[Interface],
@@ -187,3 +251,21 @@ class NicCheck(Check[Any]):
                   else "no address at all")
         return Observation.failed(text, shown, f"expected {text}, observed {shown}: {reason}",
                                   **details)
+
+
+def _resolv_conf(ctx: CheckContext) -> str:
+    """/etc/resolv.conf of the host; a missing file is an empty configuration (no server)."""
+    result = ctx.output(RESOLV, accept=(0, _CAT_FAILED))
+    if result.exit_status == _CAT_FAILED and "No such file" not in result.stderr:
+        raise CouldNotObserve(f"cannot read /etc/resolv.conf on {ctx.item.host}: "
+                              f"{result.stderr.strip() or 'cat failed'}")
+    return result.stdout
+
+
+def _parsed(parse: Callable[[str], Sequence[T]], text: str, command: str) -> list[T]:
+    """``parse(text)``; output that is not what iproute2 prints could not be observed."""
+    try:
+        return list(parse(text))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CouldNotObserve(f"`{command}` printed something that is not iproute2's JSON "
+                              f"({type(exc).__name__}: {exc})") from None

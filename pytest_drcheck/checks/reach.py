@@ -1,54 +1,44 @@
-"""reach: a TCP connection made by the instance, with three observable outcomes.
+"""reach: a TCP connection made by the instance, with its observable outcome.
 
 connected, refused (something answered with a reset: a host is there, the port is closed or a
-firewall rejects) and timed out (nothing answered: a black-holing firewall or a missing route).
+firewall rejects), timed out (nothing answered: a black-holing firewall) or unreachable (no
+route). Open passes on connected only; closed on any of the others. A target given by name is
+resolved on the instance: a name that does not resolve there could not be observed (an error
+naming the name), never "closed".
 """
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
-from pytest_drcheck.durations import format_duration, parse_duration
-from pytest_drcheck.model import Observation
-from pytest_drcheck.targets.base import StreamError
+from pytest_drcheck.checks.tcpprobe import ENDPOINT as _ENDPOINT
+from pytest_drcheck.checks.tcpprobe import TcpProbe, connect_timeout_of, probe_tcp
 
-_ENDPOINT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
+# Re-exported for families that still import them from here (agent, backup); new code
+# imports checks.tcpprobe, since families do not import each other.
+from pytest_drcheck.checks.tcpprobe import parse_endpoint as parse_endpoint
+from pytest_drcheck.checks.tcpprobe import probe as probe
+from pytest_drcheck.model import Observation, PlanItem
+
 DEFAULT_CONNECT_TIMEOUT = 3.0
 
 
-def parse_endpoint(text: str) -> tuple[str, int] | None:
-    match = _ENDPOINT.match(text)
-    if not match or not 0 < int(match.group("port")) < 65536:
-        return None
-    return match.group("host").strip("[]"), int(match.group("port"))
+@dataclass(frozen=True)
+class ReachParams:
+    host: str
+    port: int
+    expect: Literal["open", "closed"]
+    connect_timeout: float
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any]) -> ReachParams:
+        return cls(params["host"], params["port"], params["expect"], params["connect_timeout"])
 
 
-def connect_timeout_of(entry: Mapping[str, Any], default: float) -> float:
-    """An entry's connect_timeout in seconds; a bad value is the entry's mistake."""
-    try:
-        return parse_duration(entry.get("connect_timeout", default))
-    except ValueError as exc:
-        raise ExpansionError(str(exc), ".connect_timeout") from None
-
-
-def probe(ctx: CheckContext, host: str, port: int, connect_timeout: float) -> tuple[str, float]:
-    """('connected'|'refused'|'timed out'|'unreachable'|'error: ...', seconds taken)."""
-    started = time.monotonic()
-    try:
-        stream = ctx.target.open_stream(host, port, connect_timeout)
-    except StreamError as exc:
-        outcome = exc.outcome if exc.outcome != "error" else f"error: {exc}"
-        return outcome, time.monotonic() - started
-    elapsed = time.monotonic() - started
-    stream.close()
-    return "connected", elapsed
-
-
-class ReachCheck(Check[Any]):
+class ReachCheck(Check[TcpProbe]):
     type_name: ClassVar[str] = "reach"
     default_timeout: ClassVar[float] = 10.0
     light: ClassVar[bool] = True
@@ -73,19 +63,16 @@ class ReachCheck(Check[Any]):
             "host": endpoint[0], "port": endpoint[1], "expect": entry.get("expect", "open"),
             "connect_timeout": connect_timeout})]
 
-    def evaluate(self, ctx: CheckContext) -> Observation:
-        params = ctx.params
-        connect_timeout = min(params["connect_timeout"], ctx.timeout)
-        outcome, seconds = probe(ctx, params["host"], params["port"], connect_timeout)
-        if outcome == "timed out":
-            observed = f"timed out after {format_duration(connect_timeout)}"
-        elif outcome == "connected":
-            observed = f"connected in {format_duration(seconds)}"
-        else:
-            observed = outcome
-        expected = params["expect"]
-        is_open = outcome == "connected"
-        if (expected == "open") == is_open and not outcome.startswith("error"):
-            return Observation.passed(expected, observed, outcome=outcome)
-        return Observation.failed(expected, observed, f"expected {expected}, observed {observed}",
-                                  outcome=outcome)
+    def expected(self, item: PlanItem) -> str:
+        return ReachParams.of(item.params).expect
+
+    def observe(self, ctx: CheckContext) -> TcpProbe:
+        params = ReachParams.of(ctx.params)
+        return probe_tcp(ctx.target, params.host, params.port,
+                         min(params.connect_timeout, ctx.timeout))
+
+    def judge(self, item: PlanItem, value: TcpProbe) -> Observation:
+        expected = ReachParams.of(item.params).expect
+        if (expected == "open") == (value.outcome == "connected"):
+            return Observation.passed(expected, value.observed, outcome=value.outcome)
+        return Observation.failed(expected, value.observed, outcome=value.outcome)

@@ -9,12 +9,24 @@ from __future__ import annotations
 import struct
 import time
 
+import dns.exception
 import dns.message
+import dns.rcode
 import dns.rdatatype
 import dns.reversename
 
-from pytest_drcheck.net.streams import recv_exact
-from pytest_drcheck.targets.base import Stream
+from pytest_drcheck.durations import format_duration
+from pytest_drcheck.net.streams import StreamTimeout, recv_exact
+from pytest_drcheck.targets.base import Stream, StreamError, Target
+
+# The answers a resolver gives about a name; any other rcode (SERVFAIL, REFUSED...) says the
+# resolver could not answer, not what the name is.
+ANSWER_RCODES = ("NOERROR", "NXDOMAIN")
+
+
+class NoAnswer(Exception):
+    """A nameserver gave no DNS answer; the message says why, after the server's name
+    ("refused the TCP connection", "did not answer within 3 s", ...)."""
 
 
 def make_query(name: str, record_type: str) -> dns.message.Message:
@@ -36,6 +48,40 @@ def query_over_stream(stream: Stream, name: str, record_type: str,
     if response.id != query.id:
         raise ValueError("DNS answer does not match the query id")
     return response
+
+
+_STREAM_CAUSES = {"refused": "refused the TCP connection",
+                  "unreachable": "is unreachable (no route)"}
+
+
+def ask(target: Target, server: tuple[str, int], name: str, record_type: str,
+        timeout: float) -> dns.message.Message:
+    """The answer of the nameserver at ``server`` to one query, asked over TCP from the
+    target within ``timeout`` seconds; NoAnswer when it gives none."""
+    deadline = time.monotonic() + timeout
+    try:
+        stream = target.open_stream(server[0], server[1], timeout)
+    except StreamError as exc:
+        if exc.outcome == "timed out":
+            raise NoAnswer(f"did not accept a TCP connection within "
+                           f"{format_duration(timeout)}") from None
+        raise NoAnswer(_STREAM_CAUSES.get(exc.outcome, f"could not be asked: {exc}")) from None
+    try:
+        return query_over_stream(stream, name, record_type,
+                                 max(0.05, deadline - time.monotonic()))
+    except StreamTimeout:
+        raise NoAnswer(f"did not answer within {format_duration(timeout)}") from None
+    except EOFError:
+        # What dnsmasq does when its own upstream never answers a forwarded query.
+        raise NoAnswer("closed the TCP connection without answering") from None
+    except (OSError, ValueError, dns.exception.DNSException) as exc:
+        raise NoAnswer(f"gave no usable answer: {exc}") from None
+    finally:
+        stream.close()
+
+
+def rcode_of(response: dns.message.Message) -> str:
+    return dns.rcode.to_text(response.rcode())
 
 
 def answers(response: dns.message.Message, record_type: str) -> list[str]:

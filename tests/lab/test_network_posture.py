@@ -118,7 +118,7 @@ hosts:
 
 
 def test_nic_green_then_each_mismatch(lab: Lab, pytester: pytest.Pytester) -> None:
-    run(pytester, NIC).assert_outcomes(passed=8)
+    run(pytester, NIC).assert_outcomes(passed=10)
     with extra_address(lab, "app01", "10.66.0.5/24"):
         outside = run(pytester, NIC, "-k", "app01")
     assert failure_lines(outside) == [
@@ -132,4 +132,4 @@ def test_nic_green_then_each_mismatch(lab: Lab, pytester: pytest.Pytester) -> No
         "db01 nic count: expected 2, observed 1 (eth0)",
         "db01 nic names: expected eth0, eth1, observed eth0",
     ]
-    run(pytester, NIC).assert_outcomes(passed=8)  # restored
+    run(pytester, NIC).assert_outcomes(passed=10)  # restored
