@@ -4,9 +4,20 @@ For each path the inventory names (``tcp``: straight to the collector over TCP, 
 made by the instance; ``udp``: a datagram the instance sends with ``logger``; ``local``: the
 instance's own logging path, ``logger`` to its syslog daemon, which must forward), the check
 emits a unique, timestamped marker and then polls a verifier until the marker shows up or the
-deadline passes. The verifier is a command run on the collector host through that host's own
-target (a search of the received log). A port that accepts connections but drops the messages
-therefore fails, with "reachable but not delivered".
+deadline (``within`` after the marker left) passes. The verifier is a command run on the
+collector host through that host's own target (a search of the received log): it prints the
+line(s) holding the marker and exits 0 (found) or 1 (not found), as grep does. A port that
+accepts connections but drops the messages therefore fails, with "reachable but not delivered".
+
+A failed delivery is only "searched N times until the deadline, marker absent": the search
+in flight at the deadline is waited for, so the last search looked after the deadline. When
+the collector could not be searched at all (its host unusable, the search command failing,
+missing or timing out, or not returning before the check's own timeout), delivery could not
+be observed: an error naming that cause, never "not delivered".
+
+The paths need nothing of each other (no ``requires``): a collector that refuses TCP may still
+take UDP, and the precondition they share, a collector that can be searched, is not a property
+of the instance; each test observes it itself (above) and says so when it fails.
 
 Every check waiting on the same collector host shares one poller: each polling round is ONE
 batched exec on the collector, whatever the number of markers outstanding.
@@ -23,7 +34,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 from pytest_drcheck.checks.base import (
     Check,
@@ -32,9 +43,10 @@ from pytest_drcheck.checks.base import (
     Subject,
     site_service,
 )
+from pytest_drcheck.checks.tcp_probe import OBSERVED_OUTCOMES
 from pytest_drcheck.durations import format_duration, parse_duration
-from pytest_drcheck.model import Observation
-from pytest_drcheck.targets.base import StreamError, Target, TargetError
+from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
+from pytest_drcheck.targets.base import CommandResult, StreamError, Target, TargetError
 
 VIAS = ("tcp", "udp", "local")
 DEFAULT_WITHIN = 10.0
@@ -42,6 +54,13 @@ DEFAULT_CONNECT_TIMEOUT = 3.0
 POLL_INTERVAL = 0.2
 # Timeout of one verifier command on the collector; a search of a log is quick or is stuck.
 VERIFY_COMMAND_TIMEOUT = 5.0
+# The verifier's exit statuses that mean it searched (grep: 0 found, 1 not found).
+SEARCHED = (0, 1)
+# Kept free at the end of the check's timeout so a result is reported before the engine's
+# watchdog gives up on the check.
+REPORT_MARGIN = 0.5
+# Longest wait for the marker to be sent (logger on the instance).
+SEND_TIMEOUT = 10.0
 # Markers searched for in one round (oldest first); more wait for the next round.
 MAX_MARKERS_PER_ROUND = 64
 MARKER_PLACEHOLDER = "{marker}"
@@ -120,10 +139,35 @@ class Sighting:
     # Monotonic time the search that found it returned (an upper bound of arrival).
     at: float = 0.0
     line: str = ""
+    # Searches that ran to the end (exit 0 or 1) with this marker among the searched.
     searches: int = 0
+    # The last of those searches started at or after the deadline.
+    looked_after_deadline: bool = False
     # Why the last search could not tell (verifier unreachable, command error...), if it could
-    # not.
+    # not; or why no search came back in time.
     trouble: str = ""
+
+
+def search_trouble(result: CommandResult, host: str) -> str:
+    """Why a verifier command did not search, or "" when it did (exit 0 or 1)."""
+    said = _last_line(result.stderr)
+    if result.timed_out or result.exit_status == 124:
+        why = f" ({said})" if said else ""
+        return (f"the search timed out after {format_duration(VERIFY_COMMAND_TIMEOUT)} on "
+                f"{host}{why}")
+    if result.exit_status in SEARCHED:
+        return ""
+    if result.exit_status == 127:
+        return f"the search command is not available on {host}: {said or 'command not found'}"
+    if result.exit_status == 125:
+        return f"the search did not run on {host}: {said or 'no output came back'}"
+    return f"the search failed on {host} (exit {result.exit_status})" + (
+        f": {said}" if said else "")
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:160] if lines else ""
 
 
 class _Watcher:
@@ -139,13 +183,22 @@ class _Watcher:
         self._pending: dict[str, str] = {}  # marker -> command
         self._found: dict[str, tuple[float, str]] = {}
         self._searches: dict[str, int] = {}
+        # Start of the last search that ran to the end, per marker.
+        self._last_started: dict[str, float] = {}
+        # Start of the last round that included the marker, whatever its outcome.
+        self._round_of: dict[str, float] = {}
         self._trouble: dict[str, str] = {}
+        # Markers the round in flight searches for.
+        self._in_round: set[str] = set()
         self._running = False
         # A marker arrived since the last round started: search again without pausing.
         self._fresh = False
         self._round_started: float | None = None
 
-    def wait(self, marker: str, command: str, deadline: float) -> Sighting:
+    def wait(self, marker: str, command: str, deadline: float, give_up: float) -> Sighting:
+        """Search until the marker is found, or until a search that started at or after
+        ``deadline`` has come back (so "not found" means absent at the deadline); never past
+        ``give_up``."""
         with self._cond:
             self._pending[marker] = command
             self._searches[marker] = 0
@@ -156,22 +209,24 @@ class _Watcher:
                 threading.Thread(target=self._loop, name=f"drcheck-verify-{self._target.name}",
                                  daemon=True).start()
             while marker not in self._found:
-                left = deadline - time.monotonic()
-                if left <= 0:
+                now = time.monotonic()
+                if now >= give_up or self._round_of.get(marker, 0.0) >= deadline:
                     break
-                self._cond.wait(left)
+                self._cond.wait((deadline if now < deadline else give_up) - now)
             self._pending.pop(marker, None)
             searches = self._searches.pop(marker, 0)
+            last_started = self._last_started.pop(marker, 0.0)
             trouble = self._trouble.pop(marker, "")
+            self._round_of.pop(marker, None)
             if marker in self._found:
                 at, line = self._found.pop(marker)
-                return Sighting(True, at, line, searches)
-            if self._round_started is not None and not trouble:
+                return Sighting(True, at, line, searches, last_started >= deadline)
+            if self._round_started is not None and marker in self._in_round:
                 stuck = time.monotonic() - self._round_started
-                if stuck > VERIFY_COMMAND_TIMEOUT:
-                    trouble = (f"the search on {self._target.name} has not returned for "
-                               f"{format_duration(stuck)}")
-            return Sighting(False, searches=searches, trouble=trouble)
+                trouble = (f"the search on {self._target.name} has not returned after "
+                           f"{format_duration(stuck)}")
+            return Sighting(False, searches=searches,
+                            looked_after_deadline=last_started >= deadline, trouble=trouble)
 
     def _loop(self) -> None:
         while True:
@@ -180,7 +235,8 @@ class _Watcher:
                     self._running = False
                     return
                 batch = list(self._pending.items())[:MAX_MARKERS_PER_ROUND]
-                self._round_started = time.monotonic()
+                started = self._round_started = time.monotonic()
+                self._in_round = {marker for marker, _ in batch}
                 self._fresh = False
             outputs: list[tuple[bool, str, str]] = []
             error = ""
@@ -189,9 +245,8 @@ class _Watcher:
                 results = self._target.run_batch([c for _, c in batch], VERIFY_COMMAND_TIMEOUT)
                 for (marker, _), result in zip(batch, results, strict=True):
                     lines = [line for line in result.stdout.splitlines() if marker in line]
-                    said = result.stderr.strip().splitlines()
-                    note = ("the search timed out" if result.timed_out else
-                            said[-1][:160] if said and not lines else "")
+                    # A line holding the unique marker is proof, whatever the exit status.
+                    note = "" if lines else search_trouble(result, self._target.name)
                     outputs.append((bool(lines), lines[0][:400] if lines else "", note))
             except TargetError as exc:
                 error = f"cannot reach {self._target.name}: {exc}"
@@ -200,10 +255,11 @@ class _Watcher:
             ended = time.monotonic()
             with self._cond:
                 self._round_started = None
+                self._in_round = set()
                 for index, (marker, _) in enumerate(batch):
                     if marker not in self._pending:
                         continue  # its check stopped waiting
-                    self._searches[marker] = self._searches.get(marker, 0) + 1
+                    self._round_of[marker] = started
                     if error:
                         self._trouble[marker] = error
                         continue
@@ -212,8 +268,10 @@ class _Watcher:
                         self._found[marker] = (ended, line)
                     if note:
                         self._trouble[marker] = note
-                    else:
-                        self._trouble.pop(marker, None)
+                        continue
+                    self._trouble.pop(marker, None)
+                    self._searches[marker] = self._searches.get(marker, 0) + 1
+                    self._last_started[marker] = started
                 self._cond.notify_all()
                 pause_until = time.monotonic() + POLL_INTERVAL
                 while not self._fresh and (left := pause_until - time.monotonic()) > 0:
@@ -234,10 +292,63 @@ def watcher_for(target: Target) -> _Watcher:
         return watcher
 
 
+# --- typed parameters and observed values ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoggingParams:
+    collector: str
+    via: str
+    address: str
+    port: int | None
+    verify_host: str
+    verify_command: str
+    within: float
+    connect_timeout: float
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any]) -> LoggingParams:
+        port = params["port"]
+        return cls(params["collector"], params["via"], params["address"],
+                   int(port) if port is not None else None, params["verify_host"],
+                   params["verify_command"], float(params["within"]),
+                   float(params["connect_timeout"]))
+
+    @property
+    def path(self) -> str:
+        if self.via == "local":
+            return "the instance's own syslog"
+        return f"{self.address}:{self.port}/{self.via}"
+
+
+@dataclass(frozen=True)
+class NotSent:
+    """The marker could not leave the instance: ``observed`` in short, ``why`` in the failure
+    line after "expected ..., "."""
+
+    observed: str
+    why: str
+    outcome: str = ""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A marker that left the instance, and what the collector's searches showed."""
+
+    marker: str
+    sent_at: str
+    sighting: Sighting
+    # Seconds from sending to the search that found it, or spent waiting in vain.
+    seconds: float
+
+
+LoggingValue: TypeAlias = NotSent | Delivery
+
+
 # --- the check -------------------------------------------------------------------------------
 
 
-class LoggingCheck(Check[Any]):
+class LoggingCheck(Check[LoggingValue]):
     type_name: ClassVar[str] = "logging"
     site_key: ClassVar[str | None] = "logging"
     default_timeout: ClassVar[float] = 20.0
@@ -299,97 +410,132 @@ class LoggingCheck(Check[Any]):
             "verify_command": collector["verify"]["command"], "within": within,
             "connect_timeout": connect_timeout}) for via in vias]
 
-    def evaluate(self, ctx: CheckContext) -> Observation:
-        params = ctx.params
-        started = time.monotonic()
-        budget = min(params["within"], max(0.5, ctx.timeout - 1.0))
-        expected = f"marker delivered to {params['collector']} within {format_duration(budget)}"
-        path = self._path(params)
+    def expected(self, item: PlanItem) -> str:
+        params = LoggingParams.of(item.params)
+        return f"marker delivered to {params.collector} within {format_duration(params.within)}"
+
+    def observe(self, ctx: CheckContext) -> LoggingValue:
+        params = LoggingParams.of(ctx.params)
+        # Everything below must end before the check's own timeout (the engine's watchdog).
+        give_up = time.monotonic() + max(0.5, ctx.timeout - REPORT_MARGIN)
         try:
-            verifier = ctx.target_of(params["verify_host"])
+            verifier = ctx.target_of(params.verify_host)
         except KeyError:
-            return Observation.failed(expected, "unverifiable", (
-                f"expected {expected}, but verify.host '{params['verify_host']}' is not a host "
-                "of this inventory; add the collector host under hosts:"))
+            raise CouldNotObserve(f"verify.host '{params.verify_host}' is not a host of this "
+                                  "inventory; add the collector host under hosts:") from None
         # Connected before the marker leaves: the verifier's first SSH handshake must not be
-        # counted as delivery time, and an unusable verifier makes the test unverifiable, not
-        # "not delivered".
+        # counted as delivery time, and an unusable verifier leaves delivery unobserved.
         try:
             verifier.connect()
         except TargetError as exc:
-            return Observation.failed(expected, "unverifiable",
-                                      f"expected {expected}, cannot search the collector: {exc}")
-        marker = new_marker(ctx.item.host, params["via"])
+            raise CouldNotObserve(f"cannot search the collector: {exc}") from None
+        marker = new_marker(ctx.item.host, params.via)
         sent_at = datetime.now(timezone.utc)
-        failure = self._send(ctx, marker, sent_at, expected)
-        if failure is not None:
-            return failure
+        not_sent = self._send(ctx, params, marker, sent_at, give_up)
+        if not_sent is not None:
+            return not_sent
         sent = time.monotonic()
-        deadline = started + budget
+        # `within` counts from the moment the marker left, not from the start of the check:
+        # connecting to the verifier and sending (a slow stream) are not delivery time.
+        deadline = min(sent + params.within, give_up)
         sighting = watcher_for(verifier).wait(
-            marker, verify_command(params["verify_command"], marker), deadline)
-        details = {"marker": marker, "sent_at": sent_at.isoformat(timespec="milliseconds"),
-                   "path": path, "verifier": params["verify_host"],
-                   "searches": sighting.searches}
+            marker, verify_command(params.verify_command, marker), deadline, give_up)
+        seconds = (sighting.at if sighting.found else time.monotonic()) - sent
+        if not sighting.found:
+            self._require_searched(params, sighting, seconds,
+                                   cut_short=deadline < sent + params.within)
+        return Delivery(marker, sent_at.isoformat(timespec="milliseconds"), sighting,
+                        max(0.0, seconds))
+
+    @staticmethod
+    def _require_searched(params: LoggingParams, sighting: Sighting, waited: float,
+                          cut_short: bool) -> None:
+        """A marker not found is "not delivered" only if a search that started at or after
+        the deadline came back; otherwise delivery was not observed, and the cause is named."""
+        host = params.verify_host
+        if sighting.searches == 0:
+            why = sighting.trouble or "no search came back"
+            raise CouldNotObserve(f"{host} could not be searched for the marker in "
+                                  f"{format_duration(waited)}: {why}")
+        if cut_short:
+            raise CouldNotObserve(
+                f"the check's timeout left {format_duration(waited)} of the "
+                f"{format_duration(params.within)} to wait for the marker ({sighting.searches} "
+                "searches, not found); raise the check's timeout")
+        if not sighting.looked_after_deadline:
+            raise CouldNotObserve(
+                f"{host} was not searched after the deadline ({sighting.searches} searches "
+                f"before it, not found); last search: {sighting.trouble or 'none came back'}")
+
+    def judge(self, item: PlanItem, value: LoggingValue) -> Observation:
+        params = LoggingParams.of(item.params)
+        expected = self.expected(item)
+        if isinstance(value, NotSent):
+            outcome = {"outcome": value.outcome} if value.outcome else {}
+            return Observation.failed(expected, value.observed,
+                                      f"expected {expected}, {value.why}", **outcome)
+        sighting = value.sighting
+        details: dict[str, Any] = {
+            "marker": value.marker, "sent_at": value.sent_at, "path": params.path,
+            "verifier": params.verify_host, "searches": sighting.searches}
         if sighting.found:
-            took = max(0.0, sighting.at - sent)
             return Observation.passed(
-                expected, f"delivered within {format_duration(took)}: {marker} via {path}, "
-                f"found by {params['verify_host']} (search {sighting.searches})",
-                delivery_seconds=round(took, 3), line=sighting.line, **details)
-        waited = format_duration(time.monotonic() - sent)
-        searched = (f"{params['verify_host']} did not find it in {waited} "
-                    f"({sighting.searches} searches)")
+                expected, f"delivered within {format_duration(value.seconds)}: {value.marker} "
+                f"via {params.path}, found by {params.verify_host} (search "
+                f"{sighting.searches})",
+                delivery_seconds=round(value.seconds, 3), line=sighting.line, **details)
+        searched = (f"{params.verify_host} did not find it in "
+                    f"{format_duration(value.seconds)} ({sighting.searches} searches)")
         if sighting.trouble:
             searched += f"; last search: {sighting.trouble}"
-        if params["via"] == "tcp":
-            observed = f"reachable but not delivered: {path} accepted {marker}, {searched}"
-        elif params["via"] == "udp":
-            observed = (f"not delivered: {marker} sent via {path} (UDP has no handshake: "
-                        f"arrival is the only proof), {searched}")
+        if params.via == "tcp":
+            observed = (f"reachable but not delivered: {params.path} accepted {value.marker}, "
+                        f"{searched}")
+        elif params.via == "udp":
+            observed = (f"not delivered: {value.marker} sent via {params.path} (UDP has no "
+                        f"handshake: arrival is the only proof), {searched}")
         else:
-            observed = (f"not delivered: the instance's syslog took {marker}, {searched}")
+            observed = f"not delivered: the instance's syslog took {value.marker}, {searched}"
         return Observation.failed(expected, observed, **details)
 
     @staticmethod
-    def _path(params: Mapping[str, Any]) -> str:
-        if params["via"] == "local":
-            return "the instance's own syslog"
-        return f"{params['address']}:{params['port']}/{params['via']}"
-
-    def _send(self, ctx: CheckContext, marker: str, sent_at: datetime,
-              expected: str) -> Observation | None:
-        """Emit the marker from the instance; an Observation when that already failed."""
-        params = ctx.params
-        path = self._path(params)
-        if params["via"] == "tcp":
-            connect_timeout = min(params["connect_timeout"], ctx.timeout)
+    def _send(ctx: CheckContext, params: LoggingParams, marker: str, sent_at: datetime,
+              give_up: float) -> NotSent | None:
+        """Emit the marker from the instance; NotSent when the instance could not send it."""
+        path = params.path
+        host = ctx.item.host
+        if params.via == "tcp" and params.port is not None:
+            connect_timeout = min(params.connect_timeout, ctx.timeout)
             try:
-                stream = ctx.target.open_stream(params["address"], params["port"],
-                                                connect_timeout)
+                stream = ctx.target.open_stream(params.address, params.port, connect_timeout)
             except StreamError as exc:
+                if exc.outcome not in OBSERVED_OUTCOMES:
+                    # Never attempted (sshd refused the channel, say): nothing was observed.
+                    raise CouldNotObserve(f"cannot open the collector connection: {exc}"
+                                          ) from None
                 shown = (f"timed out after {format_duration(connect_timeout)}"
                          if exc.outcome == "timed out" else exc.outcome)
-                return Observation.failed(expected, f"{path} {shown}",
-                                          f"expected {expected}, observed {path} {shown} "
-                                          "(collector unreachable)", outcome=exc.outcome)
+                return NotSent(f"{path} {shown}", f"observed {path} {shown} (collector "
+                               "unreachable)", exc.outcome)
             try:
                 stream.settimeout(connect_timeout)
-                stream.sendall(syslog_line(ctx.item.host, marker, sent_at))
+                stream.sendall(syslog_line(host, marker, sent_at))
             except OSError as exc:
-                return Observation.failed(expected, f"{path} send failed",
-                                          f"expected {expected}, observed {path} connected "
-                                          f"but sending failed: {exc}")
+                return NotSent(f"{path} send failed",
+                               f"observed {path} connected but sending failed: {exc}")
             finally:
                 stream.close()
             return None
-        command = logger_command(params["via"], marker, params["address"], params["port"])
-        result = ctx.target.run(command, min(ctx.timeout, 10.0))
+        command = logger_command(params.via, marker, params.address, params.port)
+        timeout = max(0.5, min(SEND_TIMEOUT, give_up - time.monotonic()))
+        result = ctx.target.run(command, timeout)
+        said = _last_line(result.stderr) or _last_line(result.stdout)
+        if result.timed_out or result.exit_status == 124:
+            raise CouldNotObserve(f"`logger` timed out after {format_duration(timeout)} on "
+                                  f"{host}: the marker could not be sent")
+        if result.exit_status == 127:
+            raise CouldNotObserve(said or f"logger is not available on {host}")
         if result.ok:
             return None
-        said = (result.stderr or result.stdout).strip().splitlines()
-        why = "timed out" if result.timed_out else (
-            said[-1][:200] if said else f"exit status {result.exit_status}")
-        return Observation.failed(expected, "not sent",
-                                  f"expected {expected}, the instance could not send the "
-                                  f"marker via {path}: {why}")
+        why = said or f"exit status {result.exit_status}"
+        return NotSent("not sent", f"the instance could not send the marker via {path}: {why}")
