@@ -43,7 +43,7 @@ from pytest_drcheck.checks.base import (
     Subject,
     site_service,
 )
-from pytest_drcheck.checks.tcp_probe import OBSERVED_OUTCOMES
+from pytest_drcheck.checks.tcp_probe import OBSERVED_OUTCOMES, require_responsive
 from pytest_drcheck.durations import format_duration, parse_duration
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.targets.base import CommandResult, StreamError, Target, TargetError
@@ -513,6 +513,8 @@ class LoggingCheck(Check[LoggingValue]):
                     # Never attempted (sshd refused the channel, say): nothing was observed.
                     raise CouldNotObserve(f"cannot open the collector connection: {exc}"
                                           ) from None
+                if exc.outcome == "timed out":
+                    require_responsive(ctx.target, str(exc), connect_timeout)
                 shown = (f"timed out after {format_duration(connect_timeout)}"
                          if exc.outcome == "timed out" else exc.outcome)
                 return NotSent(f"{path} {shown}", f"observed {path} {shown} (collector "
