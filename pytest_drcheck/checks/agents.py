@@ -265,6 +265,9 @@ def converse(stream: Stream, send: bytes, expect: bytes, deadline: float) -> Hea
                 ended = "closed the connection"
                 break
             received += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        # The agent hung up first: a reset is how a close looks when a request was in flight.
+        ended = "closed the connection"
     except OSError as exc:
         return HealthAnswer(False, f"connection failed after connecting: {exc}")
     shown = _printable(received)

@@ -351,6 +351,9 @@ class BackupCheck(Check[BackupValue]):
                 stream.sendall(struct.pack(">i", BNET_TERMINATE))
         except StreamTimeout:
             return Hello(client, None, "connected but no answer to the Director hello")
+        except (ConnectionResetError, BrokenPipeError):
+            # The agent hung up while the hello was in flight: a close, seen as a reset.
+            return Hello(client, None, "no hello answer: the agent reset the connection")
         except (EOFError, OSError, ValueError) as exc:
             return Hello(client, None, f"no hello answer: {exc}")
         finally:

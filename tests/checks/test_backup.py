@@ -172,9 +172,11 @@ def test_a_port_that_accepts_and_closes_gives_no_hello(tmp_path: Path) -> None:
         items = items_for(tmp_path, server.port, server.port)
         route = done(address_command("127.0.0.1"), 0, ROUTE)
         assert evaluate(items["backup[reverse]"], route).outcome is Outcome.PASSED
-        assert evaluate(items["backup[hello]"], route).reason == (
+        # Closed before the hello arrived (EOF) or while it was in flight (a reset).
+        assert evaluate(items["backup[hello]"], route).reason in (
             f"expected bacula agent answers backup01's hello on 127.0.0.1:{server.port}, "
-            "observed no hello answer: connection closed after 0 of 4 bytes")
+            f"observed no hello answer: {how}" for how in (
+                "connection closed after 0 of 4 bytes", "the agent reset the connection"))
     finally:
         server.close()
 

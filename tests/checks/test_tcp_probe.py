@@ -4,6 +4,7 @@ connection stalled, issue 14 item 2; a stream that is only the way to a property
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -93,13 +94,15 @@ def test_a_stalled_connection_is_not_a_timed_out_path(target: SshTarget, sshd: S
     stopped = descendants(sshd.process.pid)
     assert stopped, "no sshd serving the connection"
     for pid in stopped:
-        os.kill(pid, signal.SIGSTOP)
+        with contextlib.suppress(ProcessLookupError):  # a session that just ended
+            os.kill(pid, signal.SIGSTOP)
     try:
         with pytest.raises(CouldNotObserve) as info:
             connect(target, "127.0.0.1", server.port, 1.0)
     finally:
         for pid in stopped:
-            os.kill(pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
         server.close()
     assert str(info.value) == (
         f"127.0.0.1:{server.port} from app01: timed out after 1 s; app01's own connection did "
