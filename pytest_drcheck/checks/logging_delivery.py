@@ -533,8 +533,10 @@ class LoggingCheck(Check[LoggingValue]):
         result = ctx.target.run(command, timeout)
         said = _last_line(result.stderr) or _last_line(result.stdout)
         if result.timed_out or result.exit_status == 124:
+            # The target says why when the command never started (no SSH session in time).
+            how = f" ({said})" if said else ""
             raise CouldNotObserve(f"`logger` timed out after {format_duration(timeout)} on "
-                                  f"{host}: the marker could not be sent")
+                                  f"{host}{how}: the marker could not be sent")
         if result.exit_status == 127:
             raise CouldNotObserve(said or f"logger is not available on {host}")
         if result.ok:

@@ -3,9 +3,12 @@ tests expand, and contexts that hand a check recorded command outputs, as a batc
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,8 @@ from pytest_drcheck.inventory import InventoryError, load_plan
 from pytest_drcheck.model import PlanItem
 from pytest_drcheck.targets.base import CommandResult, Target
 from pytest_drcheck.targets.local import LocalTarget
+from pytest_drcheck.targets.ssh import SshSettings, SshTarget
+from tests.targets.sshd import Sshd
 
 SITE = """\
 version: 1
@@ -117,3 +122,50 @@ def closed_port() -> int:
     with socket.create_server(("127.0.0.1", 0)) as sock:
         port: int = sock.getsockname()[1]
     return port
+
+
+def ssh_target(sshd: Sshd, directory: Path, name: str = "app01") -> SshTarget:
+    """A connected target to the test sshd (tests.targets.sshd), as root."""
+    known = directory / f"known_hosts-{name}"
+    known.write_text(sshd.host_key_line + "\n")
+    target = SshTarget(SshSettings(name, "127.0.0.1", port=sshd.port, user="root",
+                                   identity_file=str(sshd.client_key), known_hosts=str(known),
+                                   connect_timeout=5.0))
+    target.connect()
+    return target
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat.rpartition(")")[2].split()[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _signal_all(pids: list[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):  # a session that just ended
+            os.kill(pid, signum)
+
+
+@contextlib.contextmanager
+def stalled(sshd: Sshd) -> Iterator[None]:
+    """Every sshd process serving a connection stopped until the block ends: what a client
+    sees while sshd resolves a name synchronously (issue 14 item 2), only longer."""
+    serving = _descendants(sshd.process.pid)
+    assert serving, "no sshd process serves a connection"
+    _signal_all(serving, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        _signal_all(serving, signal.SIGCONT)

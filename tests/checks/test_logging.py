@@ -4,6 +4,7 @@ a collector that could not be searched reported as not observed."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -29,8 +30,17 @@ from pytest_drcheck.model import CouldNotObserve, Observation, Outcome, PlanItem
 from pytest_drcheck.targets.base import Stream
 from pytest_drcheck.targets.local import LocalTarget
 from pytest_drcheck.targets.ssh import SshSettings, SshTarget
-from tests.checks.ops_site import SITE, closed_port, context, plan_items, problems_of
+from tests.checks.ops_site import (
+    SITE,
+    closed_port,
+    context,
+    plan_items,
+    problems_of,
+    ssh_target,
+    stalled,
+)
 from tests.plugin import daemons
+from tests.targets.sshd import Sshd, start_sshd
 
 CHECK = LoggingCheck()
 
@@ -63,7 +73,8 @@ def items(tmp_path: Path, collector: Collector, *, search: str | None = None,
     return plan_items(tmp_path, "logging:\n  - collector: central", site)
 
 
-def evaluate(item: PlanItem, instance: LocalTarget | None = None, timeout: float = 10.0,
+def evaluate(item: PlanItem, instance: LocalTarget | SshTarget | None = None,
+             timeout: float = 10.0,
              verifier: LocalTarget | SshTarget | None = None) -> Observation:
     others = {"logs01": verifier or LocalTarget("logs01")}
     return CHECK.evaluate(context(item, target=instance, timeout=timeout, others=others))
@@ -198,6 +209,39 @@ def test_a_refused_collector_is_unreachable(tmp_path: Path, collector: Collector
         Outcome.FAILED, f"expected marker delivered to central within 5 s, observed "
                         f"127.0.0.1:{closed}/tcp refused (collector unreachable)")
     assert verdict.details == {"outcome": "refused"}
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    if os.geteuid() != 0:
+        pytest.skip("sshd logins for the current user need root here")
+    server = start_sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
+def test_a_stalled_instance_connection_is_not_an_unreachable_collector(
+        tmp_path: Path, collector: Collector, sshd: Sshd) -> None:
+    """Issue 14 item 2: while the instance's sshd was stuck on a name lookup for another
+    channel, `logging central/tcp` read "timed out after 3 s (collector unreachable)". Here
+    the instance is reached over real SSH and its sshd stopped: nothing was observed about
+    the collector, and the cause says so; the UDP path's `logger` never started either."""
+    instance = ssh_target(sshd, tmp_path)
+    found = items(tmp_path, collector)
+    try:
+        with stalled(sshd):
+            tcp = could_not_observe(found["logging[central/tcp]"], instance=instance,
+                                    timeout=6.0)
+            udp = could_not_observe(found["logging[central/udp]"], instance=instance,
+                                    timeout=3.0)
+    finally:
+        instance.close()
+    assert tcp == (f"127.0.0.1:{collector.port} from app01: timed out after 3 s; app01's own "
+                   "connection did not run `true` in 3 s either (timed out opening an SSH "
+                   "session): the connection stalled, not the network path")
+    assert udp.startswith("`logger` timed out after ")
+    assert udp.endswith(" on app01 (timed out opening an SSH session): the marker could not "
+                        "be sent")
 
 
 def test_judge_is_pure(tmp_path: Path, collector: Collector) -> None:

@@ -4,9 +4,7 @@ connection stalled, issue 14 item 2; a stream that is only the way to a property
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +14,8 @@ import pytest
 from pytest_drcheck.checks.tcp_probe import Connection, connect, open_means
 from pytest_drcheck.model import CouldNotObserve
 from pytest_drcheck.targets.local import LocalTarget
-from pytest_drcheck.targets.ssh import SshSettings, SshTarget
-from tests.checks.ops_site import Server, closed_port
+from pytest_drcheck.targets.ssh import SshTarget
+from tests.checks.ops_site import Server, closed_port, ssh_target, stalled
 from tests.targets.sshd import Sshd, start_sshd
 
 
@@ -32,12 +30,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
 
 @pytest.fixture
 def target(sshd: Sshd, tmp_path: Path) -> Iterator[SshTarget]:
-    known = tmp_path / "known_hosts"
-    known.write_text(sshd.host_key_line + "\n")
-    made = SshTarget(SshSettings("app01", "127.0.0.1", port=sshd.port, user="root",
-                                 identity_file=str(sshd.client_key), known_hosts=str(known),
-                                 connect_timeout=5.0))
-    made.connect()
+    made = ssh_target(sshd, tmp_path)
     yield made
     made.close()
 
@@ -53,24 +46,6 @@ def blackhole_port() -> Iterator[int]:
     yield port
     filler.close()
     listener.close()
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rpartition(")")[2].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def test_connections_observed(target: SshTarget, blackhole_port: int) -> None:
@@ -91,18 +66,10 @@ def test_a_stalled_connection_is_not_a_timed_out_path(target: SshTarget, sshd: S
     every channel open times out; before, that read "backup server ... timed out". Here the
     instance's sshd is stopped outright: nothing about the path was observed."""
     server = Server(None)
-    stopped = descendants(sshd.process.pid)
-    assert stopped, "no sshd serving the connection"
-    for pid in stopped:
-        with contextlib.suppress(ProcessLookupError):  # a session that just ended
-            os.kill(pid, signal.SIGSTOP)
     try:
-        with pytest.raises(CouldNotObserve) as info:
+        with stalled(sshd), pytest.raises(CouldNotObserve) as info:
             connect(target, "127.0.0.1", server.port, 1.0)
     finally:
-        for pid in stopped:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
         server.close()
     assert str(info.value) == (
         f"127.0.0.1:{server.port} from app01: timed out after 1 s; app01's own connection did "
