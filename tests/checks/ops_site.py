@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -76,7 +76,7 @@ def done(command: str, status: int = 0, stdout: str = "", stderr: str = "") -> C
 
 def context(item: PlanItem, outputs: Sequence[CommandResult] = (),
             target: Target | None = None, timeout: float = 10.0,
-            others: dict[str, Target] | None = None) -> CheckContext:
+            others: Mapping[str, Target] | None = None) -> CheckContext:
     """A context as the engine builds it, with these outputs of the item's commands."""
     known = others or {}
 

@@ -29,6 +29,7 @@ from pytest_drcheck.checks.running import (
 )
 from pytest_drcheck.checks.tcp_probe import Connection
 from pytest_drcheck.model import CouldNotObserve, Outcome, PlanItem
+from pytest_drcheck.targets.base import CommandResult
 from tests.checks.ops_site import Server, closed_port, context, done, plan_items, problems_of
 
 CHECK = AgentCheck()
@@ -46,15 +47,14 @@ def items(tmp_path: Path) -> dict[str, PlanItem]:
     return plan_items(tmp_path, "agent:\n  - agent: clamav")
 
 
-def outcome_of(item: PlanItem, *outputs: object, **kwargs: object) -> tuple[Outcome, str]:
-    ctx = context(item, list(outputs), **kwargs)  # type: ignore[arg-type]
-    verdict = CHECK.evaluate(ctx)
+def outcome_of(item: PlanItem, *outputs: CommandResult) -> tuple[Outcome, str]:
+    verdict = CHECK.evaluate(context(item, outputs))
     return verdict.outcome, verdict.reason or verdict.observed
 
 
-def could_not_observe(item: PlanItem, *outputs: object, **kwargs: object) -> str:
+def could_not_observe(item: PlanItem, *outputs: CommandResult) -> str:
     with pytest.raises(CouldNotObserve) as info:
-        CHECK.evaluate(context(item, list(outputs), **kwargs))  # type: ignore[arg-type]
+        CHECK.evaluate(context(item, outputs))
     return str(info.value)
 
 

@@ -23,6 +23,7 @@ from pytest_drcheck.checks.backup import (
 )
 from pytest_drcheck.checks.running import PROCESS_TABLE
 from pytest_drcheck.model import CouldNotObserve, Observation, Outcome, PlanItem
+from pytest_drcheck.targets.base import CommandResult, Target
 from pytest_drcheck.targets.local import LocalTarget
 from pytest_drcheck.targets.ssh import SshSettings, SshTarget
 from tests.checks.ops_site import (
@@ -39,12 +40,12 @@ CHECK = BackupCheck()
 ROUTE = "127.0.0.1 dev lo src 127.0.0.1 uid 0 \\    cache"
 
 
-def evaluate(item: PlanItem, *outputs: object) -> Observation:
-    others = {"backup01": LocalTarget("backup01")}
-    return CHECK.evaluate(context(item, list(outputs), others=others))  # type: ignore[arg-type]
+def evaluate(item: PlanItem, *outputs: CommandResult) -> Observation:
+    others: dict[str, Target] = {"backup01": LocalTarget("backup01")}
+    return CHECK.evaluate(context(item, outputs, others=others))
 
 
-def could_not_observe(item: PlanItem, *outputs: object) -> str:
+def could_not_observe(item: PlanItem, *outputs: CommandResult) -> str:
     with pytest.raises(CouldNotObserve) as info:
         evaluate(item, *outputs)
     return str(info.value)

@@ -80,9 +80,11 @@ def evaluate(item: PlanItem, instance: LocalTarget | SshTarget | None = None,
     return CHECK.evaluate(context(item, target=instance, timeout=timeout, others=others))
 
 
-def could_not_observe(item: PlanItem, **kwargs: object) -> str:
+def could_not_observe(item: PlanItem, instance: LocalTarget | SshTarget | None = None,
+                      timeout: float = 10.0,
+                      verifier: LocalTarget | SshTarget | None = None) -> str:
     with pytest.raises(CouldNotObserve) as info:
-        evaluate(item, **kwargs)  # type: ignore[arg-type]
+        evaluate(item, instance, timeout, verifier)
     return str(info.value)
 
 
