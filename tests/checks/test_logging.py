@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from pytest_drcheck.checks.collector_search import Sighting
 from pytest_drcheck.checks.logging_delivery import (
     Delivery,
     LoggingCheck,
     NotSent,
-    Sighting,
     logger_command,
     new_marker,
     syslog_line,
