@@ -2,13 +2,20 @@
 the instance, one result per property:
 
 - ``running``: the systemd unit is active (running) where systemd is the init system, otherwise
-  a process of that name is in the instance's process table;
+  a process of that name is in the instance's process table (``checks.running``, shared with
+  the backup check);
 - ``version``: the agent's version (from a command or the package database) meets a constraint;
 - ``manager``: the agent's manager endpoint accepts a TCP connection made by the instance;
 - ``health``: the agent's own health probe answers (a command, or a request over TCP such as
-  clamd's ``zPING`` -> ``PONG``); skipped, not stacked as a second failure, when not running.
+  clamd's ``zPING`` -> ``PONG``). It requires ``running``: when the agent does not run, the
+  probe is skipped naming that, not stacked as a second failure.
 
-The running-state helpers are shared with the backup check (its agent is an agent too).
+Could not observe (an error naming the cause, never a pass or a wrong value): a command that
+timed out or is missing (``systemctl``, the version command, the health command), an
+unreadable process table, a health probe whose connection could not be opened, a manager
+connection that could not even be attempted (sshd refused the channel, a name that does not
+resolve on the instance). Refused, timed out and unreachable are what the manager subject
+observes: that connection is the property.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import shlex
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 from pytest_drcheck.checks.base import (
     Check,
@@ -27,26 +34,30 @@ from pytest_drcheck.checks.base import (
     Subject,
     site_service,
 )
-from pytest_drcheck.checks.reach import parse_endpoint, probe
-from pytest_drcheck.durations import format_duration, parse_duration
-from pytest_drcheck.model import Observation, PlanItem
-from pytest_drcheck.targets.base import CommandResult, StreamError
+from pytest_drcheck.checks.reach import parse_endpoint
+from pytest_drcheck.checks.running import (
+    Running,
+    judge_running,
+    observe_running,
+    running_commands,
+)
+from pytest_drcheck.checks.tcp_probe import Connection, connect, open_means
+from pytest_drcheck.durations import parse_duration
+from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
+from pytest_drcheck.targets.base import Stream
 
 DEFAULT_CONNECT_TIMEOUT = 3.0
-# One line per process, "pid (name) state ppid pgrp session ...": /proc exists on every Linux,
-# ps may not; the state tells a zombie (a dead agent its parent has not reaped) from a live
-# process. The first line, marked "self", is the reader's own: the other commands of the same
-# batch run in its session (one SSH exec) at the same moment, and one of them may well be the
-# agent's binary (`clamd --version`); they are left out, or a stopped agent would pass.
-PROCESS_TABLE = "printf 'self '; cat /proc/self/stat /proc/[0-9]*/stat 2>/dev/null; true"
-DEAD_STATES = ("Z", "X", "x")
-NO_SYSTEMD = "drcheck: no systemd"
-# The kernel keeps 15 characters of a process name (TASK_COMM_LEN - 1).
-COMM_LENGTH = 15
 _VERSION = re.compile(r"\d+(?:\.\d+)+")
 _CONSTRAINT = re.compile(r"^\s*(>=|<=|==|!=|>|<)?\s*(\d+(?:\.\d+)*)(\.\*)?\s*$")
 # Enough of an answer to find a short token like PONG; a probe is not a download.
 MAX_PROBE_BYTES = 65536
+# Exit statuses of a health command that are its answer (0 healthy, others not); 124 (timed
+# out), 125 (lost from the batch), 126 (not executable) and 127 (missing) say it never answered.
+HEALTH_ANSWERS = frozenset(range(256)) - {124, 125, 126, 127}
+# dpkg-query -W and rpm -q exit 1 for a package that is not installed: an answer, not a failure.
+PACKAGE_NOT_INSTALLED = 1
+# What the package query exits with on an instance that has neither dpkg nor rpm.
+NO_PACKAGE_DATABASE = 3
 
 DURATION: dict[str, Any] = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}],
                             "x-expect": "a duration such as 3 or 3s"}
@@ -86,124 +97,6 @@ AGENT_PROPERTIES: dict[str, Any] = {
 }
 
 
-# --- running: systemd unit or process table ------------------------------------------------
-
-
-def systemd_command(unit: str) -> str:
-    """Unit state where systemd is PID 1 (the /run/systemd/system test is sd_booted())."""
-    return (f"if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then "
-            f"systemctl show --no-pager --property=LoadState,ActiveState,SubState,MainPID "
-            f"-- {shlex.quote(unit)}; else echo '{NO_SYSTEMD}'; fi")
-
-
-def running_commands(service: str | None) -> tuple[str, ...]:
-    return ((systemd_command(service),) if service else ()) + (PROCESS_TABLE,)
-
-
-def _stat_line(line: str) -> tuple[int, str, list[str]] | None:
-    """(pid, name, fields after the name) of a /proc/<pid>/stat line."""
-    # The name sits between the first "(" and the LAST ")": it may hold both.
-    head, sep, rest = line.rpartition(")")
-    pid, paren, name = head.partition(" (")
-    fields = rest.split()
-    if not (sep and paren and pid.strip().isdigit() and len(fields) >= 4):
-        return None
-    return int(pid), name, fields
-
-
-def parse_process_table(text: str) -> list[tuple[int, str]]:
-    """(pid, name) of live processes from ``PROCESS_TABLE`` output: zombies, and the
-    processes of the reader's own session (the batch it runs in), left out."""
-    lines = text.splitlines()
-    own_session = None
-    if lines and lines[0].startswith("self "):
-        own = _stat_line(lines.pop(0)[len("self "):])
-        own_session = own[2][3] if own else None
-    processes = []
-    for line in lines:
-        parsed = _stat_line(line)
-        if parsed is None:
-            continue
-        pid, name, fields = parsed
-        if fields[0] in DEAD_STATES or (own_session is not None and fields[3] == own_session):
-            continue
-        processes.append((pid, name))
-    return processes
-
-
-def parse_systemctl_show(text: str) -> dict[str, str] | None:
-    """Properties of ``systemctl show``; None when the host does not run systemd."""
-    if NO_SYSTEMD in text:
-        return None
-    values = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            values[key.strip()] = value.strip()
-    return values
-
-
-@dataclass(frozen=True)
-class Running:
-    running: bool
-    observed: str
-    # How it was observed: "systemd" or "process table".
-    source: str
-    pids: tuple[int, ...] = ()
-
-
-def observe_running(service: str | None, process: str | None,
-                    outputs: Sequence[CommandResult]) -> Running:
-    """Interpret ``running_commands(service)`` outputs, in order."""
-    table = outputs[-1]
-    if service:
-        unit = parse_systemctl_show(outputs[0].stdout)
-        if unit is not None:
-            return _unit_state(service, unit, outputs[0])
-    if not process:
-        return Running(False, f"no systemd on the instance to ask about {service}, and no "
-                              "process name to look for (add process:)", "process table")
-    if table.timed_out:
-        return Running(False, "reading the process table timed out", "process table")
-    processes = parse_process_table(table.stdout)
-    if not processes:
-        return Running(False, "the process table could not be read (/proc)", "process table")
-    name = process[:COMM_LENGTH]
-    pids = tuple(sorted(pid for pid, comm in processes if comm == name))
-    where = "process table" + ("" if service is None else ", no systemd")
-    if pids:
-        shown = ", ".join(str(p) for p in pids[:5]) + (" ..." if len(pids) > 5 else "")
-        return Running(True, f"{process} running (pid {shown}; {where})", "process table", pids)
-    return Running(False, f"no {process} process ({where}, {len(processes)} processes)",
-                   "process table")
-
-
-
-def running_observation(expected: str, service: str | None, process: str | None,
-                        outputs: Sequence[CommandResult]) -> Observation:
-    """Pass/fail on whether the agent runs, with where that was read (systemd or /proc)."""
-    state = observe_running(service, process, outputs)
-    details: dict[str, Any] = {"source": state.source, "pids": list(state.pids)}
-    if state.running:
-        return Observation.passed(expected, state.observed, **details)
-    return Observation.failed(expected, state.observed, **details)
-
-def _unit_state(service: str, unit: Mapping[str, str], result: CommandResult) -> Running:
-    if result.timed_out:
-        return Running(False, f"systemctl show {service} timed out", "systemd")
-    load = unit.get("LoadState", "")
-    if load != "loaded":
-        return Running(False, f"unit {service} {load or 'unknown'}"
-                              f"{': ' + result.stderr.strip() if result.stderr.strip() else ''}",
-                       "systemd")
-    active, sub = unit.get("ActiveState", "?"), unit.get("SubState", "?")
-    main_pid = unit.get("MainPID", "0")
-    pids = (int(main_pid),) if main_pid.isdigit() and int(main_pid) > 0 else ()
-    pid_text = f", pid {pids[0]}" if pids else ""
-    observed = f"unit {service} {active} ({sub}{pid_text}; systemd)"
-    return Running(active == "active" and sub == "running", observed, "systemd", pids)
-
-
 # --- versions --------------------------------------------------------------------------------
 
 
@@ -215,7 +108,7 @@ def version_command(spec: Mapping[str, Any]) -> str:
             f"dpkg-query -W -f='${{Version}}' {package}; "
             "elif command -v rpm >/dev/null 2>&1; then "
             f"rpm -q --qf '%{{VERSION}}-%{{RELEASE}}' {package}; "
-            "else echo 'no package database (dpkg or rpm) on the instance' >&2; exit 127; fi")
+            f"else exit {NO_PACKAGE_DATABASE}; fi")
 
 
 def extract_version(text: str, pattern: str | None) -> str | None:
@@ -266,28 +159,96 @@ def satisfies(version: str, constraint: str) -> bool:
     return True
 
 
-# --- TCP health probes -----------------------------------------------------------------------
+# --- typed parameters and observed values ---------------------------------------------------
 
 
-def describe_connect(outcome: str, seconds: float, connect_timeout: float) -> str:
-    if outcome == "timed out":
-        return f"timed out after {format_duration(connect_timeout)}"
-    if outcome == "connected":
-        return f"connected in {format_duration(seconds)}"
-    return outcome
+@dataclass(frozen=True)
+class VersionSpec:
+    constraint: str
+    command: str | None
+    package: str | None
+    pattern: str | None
+
+    @property
+    def source(self) -> str:
+        return f"`{self.command}`" if self.command is not None else f"package {self.package}"
 
 
-def ask_over_tcp(ctx: CheckContext, host: str, port: int, send: bytes, expect: bytes,
-                 connect_timeout: float, deadline: float) -> tuple[bool, str]:
-    """Open a stream from the host, send, read until ``expect`` shows up, EOF or the deadline.
-    (answered as expected, what was observed)."""
-    try:
-        stream = ctx.target.open_stream(host, port, connect_timeout)
-    except StreamError as exc:
-        shown = (f"timed out after {format_duration(connect_timeout)}"
-                 if exc.outcome == "timed out" else exc.outcome)
-        return False, f"{host}:{port} {shown}"
+@dataclass(frozen=True)
+class HealthProbe:
+    kind: str  # "command" or "tcp"
+    expect: str | None
+    command: str = ""
+    host: str = ""
+    port: int = 0
+    send: str = ""
+
+
+@dataclass(frozen=True)
+class AgentParams:
+    """One agent test's parameters (``expand`` output), typed."""
+
+    prop: str
+    agent: str
+    service: str | None
+    process: str | None
+    connect_timeout: float
+    version: VersionSpec | None = None
+    manager: tuple[str, int] | None = None
+    health: HealthProbe | None = None
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any]) -> AgentParams:
+        version = params.get("version")
+        health = params.get("health")
+        return cls(
+            params["property"], params["agent"], params["service"], params["process"],
+            float(params["connect_timeout"]),
+            VersionSpec(version["constraint"], version.get("command"), version.get("package"),
+                        version.get("pattern")) if version is not None else None,
+            (params["host"], int(params["port"])) if "host" in params else None,
+            HealthProbe(health["kind"], health.get("expect"), health.get("command", ""),
+                        health.get("host", ""), int(health.get("port", 0)),
+                        health.get("send", "")) if health is not None else None)
+
+
+@dataclass(frozen=True)
+class VersionSeen:
+    """The agent's version as the instance reports it; None: the package is not installed."""
+
+    version: str | None
+    source: str
+
+
+@dataclass(frozen=True)
+class HealthAnswer:
+    healthy: bool
+    observed: str
+    # The failure line's part after "expected ..., " (when not healthy).
+    why: str = ""
+
+
+AgentValue: TypeAlias = Running | VersionSeen | Connection | HealthAnswer
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip()[:120]
+    return ""
+
+
+def _printable(data: bytes) -> str:
+    text = data.decode("utf-8", "replace").replace("\x00", "").strip()
+    text = " ".join(text.split())
+    return f"'{text[:80]}{'...' if len(text) > 80 else ''}'"
+
+
+def converse(stream: Stream, send: bytes, expect: bytes, deadline: float) -> HealthAnswer:
+    """Send the probe's request and read until ``expect`` shows up, EOF or the deadline: what
+    the agent answered on a connection that was opened (closing it is the caller's)."""
     received = b""
+    ended = "no answer"
     try:
         if send:
             stream.sendall(send)
@@ -301,24 +262,22 @@ def ask_over_tcp(ctx: CheckContext, host: str, port: int, send: bytes, expect: b
             except TimeoutError:
                 break
             if not chunk:
+                ended = "closed the connection"
                 break
             received += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        # The agent hung up first: a reset is how a close looks when a request was in flight.
+        ended = "closed the connection"
     except OSError as exc:
-        return False, f"{host}:{port} connection failed: {exc}"
-    finally:
-        stream.close()
+        return HealthAnswer(False, f"connection failed after connecting: {exc}")
     shown = _printable(received)
     if expect in received:
-        return True, f"answered {shown}"
+        return HealthAnswer(True, f"answered {shown}")
     if not received:
-        return False, "connected, no answer"
-    return False, f"answered {shown}"
-
-
-def _printable(data: bytes) -> str:
-    text = data.decode("utf-8", "replace").replace("\x00", "").strip()
-    text = " ".join(text.split())
-    return f"'{text[:80]}{'...' if len(text) > 80 else ''}'"
+        what = ("connected, then the agent closed the connection without answering"
+                if ended == "closed the connection" else "connected, no answer")
+        return HealthAnswer(False, what)
+    return HealthAnswer(False, f"answered {shown}")
 
 
 # --- the check -------------------------------------------------------------------------------
@@ -339,7 +298,7 @@ def agent_spec(entry: Mapping[str, Any], site: Mapping[str, Any]) -> tuple[str, 
     return entry["name"], overrides
 
 
-class AgentCheck(Check[Any]):
+class AgentCheck(Check[AgentValue]):
     type_name: ClassVar[str] = "agent"
     site_key: ClassVar[str | None] = "agents"
     default_timeout: ClassVar[float] = 10.0
@@ -397,8 +356,10 @@ class AgentCheck(Check[Any]):
             subjects.append(Subject(f"{label}/manager", {
                 **common, "property": "manager", "host": endpoint[0], "port": endpoint[1]}))
         if "health" in spec:
+            # A probe of an agent that does not run would only fail again for the same cause.
             subjects.append(Subject(f"{label}/health", {
-                **common, "property": "health", "health": self._health(spec["health"])}))
+                **common, "property": "health", "health": self._health(spec["health"])},
+                requires=(f"agent[{label}/running]",)))
         return subjects
 
     @staticmethod
@@ -422,95 +383,105 @@ class AgentCheck(Check[Any]):
         return {"kind": "command", "command": health["command"],
                 "expect": health.get("expect")}
 
+
     def commands(self, item: PlanItem) -> Sequence[str]:
-        params = item.params
-        prop = params["property"]
-        if prop == "running":
-            return running_commands(params["service"])
-        if prop == "version":
-            return (version_command(params["version"]),)
-        if prop == "health":
-            health = params["health"]
-            extra = (health["command"],) if health["kind"] == "command" else ()
-            return running_commands(params["service"]) + extra
+        params = AgentParams.of(item.params)
+        if params.prop == "running":
+            return running_commands(params.service)
+        if params.version is not None:
+            return (version_command(item.params["version"]),)
+        if params.health is not None and params.health.kind == "command":
+            return (params.health.command,)
         return ()
 
-    def evaluate(self, ctx: CheckContext) -> Observation:
-        prop = ctx.params["property"]
-        if prop == "running":
-            return self._running(ctx)
-        if prop == "version":
-            return self._version(ctx)
-        if prop == "manager":
-            return self._manager(ctx)
-        return self._health_probe(ctx)
-
-    def _running(self, ctx: CheckContext) -> Observation:
-        params = ctx.params
-        return running_observation(f"{params['agent']} running", params["service"],
-                                   params["process"], ctx.outputs)
-
-    @staticmethod
-    def _version(ctx: CheckContext) -> Observation:
-        spec = ctx.params["version"]
-        result = ctx.outputs[0]
-        expected = f"version {spec['constraint']}"
-        source = f"`{spec['command']}`" if "command" in spec else f"package {spec['package']}"
-        if result.timed_out:
-            return Observation.failed(expected, "timed out", f"expected {expected}, {source} "
-                                      "timed out")
-        text = result.stdout + "\n" + result.stderr
-        version = extract_version(text, spec.get("pattern"))
-        if version is None or not _VERSION.search(version):
-            said = (result.stderr or result.stdout).strip().splitlines()
-            hint = f": {said[0][:120]}" if said else f" (exit status {result.exit_status})"
-            return Observation.failed(expected, "no version",
-                                      f"expected {expected}, {source} gave no version{hint}")
-        observed = f"version {version} ({source})"
-        if satisfies(version, spec["constraint"]):
-            return Observation.passed(expected, observed, version=version)
-        return Observation.failed(expected, observed, version=version)
-
-    @staticmethod
-    def _manager(ctx: CheckContext) -> Observation:
-        params = ctx.params
-        connect_timeout = min(params["connect_timeout"], ctx.timeout)
-        endpoint = f"{params['host']}:{params['port']}"
-        outcome, seconds = probe(ctx, params["host"], params["port"], connect_timeout)
-        observed = describe_connect(outcome, seconds, connect_timeout)
-        expected = f"manager {endpoint} open"
-        if outcome == "connected":
-            return Observation.passed(expected, f"manager {endpoint} {observed}",
-                                      outcome=outcome)
-        return Observation.failed(expected, observed, outcome=outcome)
-
-    def _health_probe(self, ctx: CheckContext) -> Observation:
-        params = ctx.params
-        health = params["health"]
-        count = len(running_commands(params["service"]))
-        state = observe_running(params["service"], params["process"], ctx.outputs[:count])
-        expected = (f"health probe answers {health['expect']}" if health["expect"]
+    def expected(self, item: PlanItem) -> str:
+        params = AgentParams.of(item.params)
+        if params.version is not None:
+            return f"version {params.version.constraint}"
+        if params.manager is not None:
+            return f"manager {params.manager[0]}:{params.manager[1]} open"
+        if params.health is not None:
+            return (f"health probe answers {params.health.expect}" if params.health.expect
                     else "health probe succeeds")
-        if not state.running:
-            return Observation.skipped(expected, f"not probed: {params['agent']} is not "
-                                                 f"running ({state.observed})")
-        if health["kind"] == "command":
-            result = ctx.outputs[count]
+        return f"{params.agent} running"
+
+    def observe(self, ctx: CheckContext) -> AgentValue:
+        params = AgentParams.of(ctx.params)
+        if params.version is not None:
+            return self._observe_version(ctx, params.version)
+        if params.manager is not None:
+            host, port = params.manager
+            return connect(ctx.target, host, port, min(params.connect_timeout, ctx.timeout))
+        if params.health is not None:
+            return self._observe_health(ctx, params, params.health)
+        return observe_running(ctx, params.service, params.process)
+
+    def judge(self, item: PlanItem, value: AgentValue) -> Observation:
+        params = AgentParams.of(item.params)
+        expected = self.expected(item)
+        if isinstance(value, Running):
+            return judge_running(expected, value)
+        if isinstance(value, VersionSeen) and params.version is not None:
+            return self._judge_version(params.version, expected, value)
+        if isinstance(value, Connection) and params.manager is not None:
+            endpoint = f"{params.manager[0]}:{params.manager[1]}"
+            if value.connected:
+                return Observation.passed(expected, f"manager {endpoint} {value.describe()}",
+                                          outcome=value.outcome)
+            return Observation.failed(expected, value.describe(), outcome=value.outcome)
+        if not isinstance(value, HealthAnswer):
+            raise TypeError(f"{type(value).__name__} is not a value of {item.subject}")
+        if value.healthy:
+            return Observation.passed(expected, value.observed)
+        return Observation.failed(expected, value.observed,
+                                  f"expected {expected}, {value.why}" if value.why else None)
+
+    @staticmethod
+    def _observe_version(ctx: CheckContext, spec: VersionSpec) -> VersionSeen:
+        host = ctx.item.host
+        if spec.package is not None:
+            result = ctx.output(0, accept=(0, PACKAGE_NOT_INSTALLED, NO_PACKAGE_DATABASE))
+            if result.exit_status == NO_PACKAGE_DATABASE:
+                raise CouldNotObserve(f"{host} has no package database (dpkg or rpm) to ask "
+                                      f"about {spec.package}")
+            if result.exit_status == PACKAGE_NOT_INSTALLED or not result.stdout.strip():
+                return VersionSeen(None, spec.source)
+        else:
+            result = ctx.output(0)
+        text = result.stdout + "\n" + result.stderr
+        version = extract_version(text, spec.pattern)
+        if version is None or not _VERSION.search(version):
+            said = _first_line(result.stdout) or _first_line(result.stderr) or "no output"
+            raise CouldNotObserve(f"{spec.source} gave no version on {host}: {said}")
+        return VersionSeen(version, spec.source)
+
+    @staticmethod
+    def _judge_version(spec: VersionSpec, expected: str, seen: VersionSeen) -> Observation:
+        if seen.version is None:
+            return Observation.failed(expected, "not installed",
+                                      f"expected {expected}, {seen.source} is not installed")
+        observed = f"version {seen.version} ({seen.source})"
+        if satisfies(seen.version, spec.constraint):
+            return Observation.passed(expected, observed, version=seen.version)
+        return Observation.failed(expected, observed, version=seen.version)
+
+    @staticmethod
+    def _observe_health(ctx: CheckContext, params: AgentParams,
+                        probe: HealthProbe) -> HealthAnswer:
+        if probe.kind == "command":
+            result = ctx.output(0, accept=HEALTH_ANSWERS)
             said = " ".join((result.stdout + " " + result.stderr).split())[:120]
-            if result.timed_out:
-                return Observation.failed(expected, "timed out",
-                                          f"expected {expected}, `{health['command']}` "
-                                          "timed out")
-            if result.ok and (not health["expect"] or health["expect"] in result.stdout):
-                return Observation.passed(expected, f"`{health['command']}` said {said!r}")
-            return Observation.failed(expected, f"exit status {result.exit_status}: {said!r}",
-                                      f"expected {expected}, `{health['command']}` exited "
-                                      f"{result.exit_status}: {said!r}")
-        connect_timeout = min(params["connect_timeout"], ctx.timeout)
-        deadline = time.monotonic() + min(ctx.timeout, 2 * connect_timeout)
-        ok, observed = ask_over_tcp(ctx, health["host"], health["port"],
-                                    health["send"].encode("utf-8"),
-                                    health["expect"].encode("utf-8"), connect_timeout, deadline)
-        if ok:
-            return Observation.passed(expected, observed)
-        return Observation.failed(expected, observed)
+            if result.exit_status == 0 and (not probe.expect or probe.expect in result.stdout):
+                return HealthAnswer(True, f"`{probe.command}` said {said!r}")
+            return HealthAnswer(False, f"exit status {result.exit_status}: {said!r}",
+                                f"`{probe.command}` exited {result.exit_status}: {said!r}")
+        connect_timeout = min(params.connect_timeout, ctx.timeout)
+        stream = open_means(ctx.target, probe.host, probe.port, connect_timeout,
+                            "the health probe")
+        try:
+            # The answer may take a little longer than the connection did, not forever.
+            deadline = time.monotonic() + min(ctx.timeout, 2 * connect_timeout)
+            return converse(stream, probe.send.encode("utf-8"),
+                            (probe.expect or "").encode("utf-8"), deadline)
+        finally:
+            stream.close()

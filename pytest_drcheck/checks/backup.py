@@ -1,14 +1,22 @@
 """backup: backups keep working from the DR site, in both directions.
 
-- ``agent``: the backup agent runs on the instance (systemd unit or process table);
+- ``agent``: the backup agent runs on the instance (systemd unit or process table,
+  ``checks.running``, shared with the agent check);
 - ``server``: the backup server's endpoint accepts a TCP connection made by the instance (for
   Bacula, the storage daemon the file daemon sends data to);
 - ``reverse``: the instance's agent port accepts a TCP connection made BY THE BACKUP SERVER,
   observed through the server's own target: most backup products connect server -> client,
-  and a DR firewall that only opened the outbound direction breaks every backup silently;
+  and a DR firewall that only opened the outbound direction breaks every backup silently.
+  Requires ``agent``: a port nobody listens on would only fail again for the same cause;
 - ``hello`` (optional, where cheap): over that reverse connection, the agent answers a
   protocol hello as it would answer the server (Bacula: a Director hello gets a cram-md5
-  challenge). Skipped when the reverse connection itself fails.
+  challenge). Requires ``agent`` and ``reverse``.
+
+``server`` and ``reverse`` observe connections: refused, timed out and unreachable are their
+findings. Could not observe (an error naming the cause): the instance's address toward the
+server could not be read (``ip route get`` failed or timed out, the server's name does not
+resolve on the instance), the backup server's own connection is unusable, sshd refused to open
+the channel, the hello's connection could not be opened, a command timed out or is missing.
 """
 
 from __future__ import annotations
@@ -19,16 +27,10 @@ import shlex
 import struct
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeAlias
 
-from pytest_drcheck.checks.agents import (
-    DEFAULT_CONNECT_TIMEOUT,
-    DURATION,
-    ENDPOINT,
-    describe_connect,
-    running_commands,
-    running_observation,
-)
+from pytest_drcheck.checks.agents import DEFAULT_CONNECT_TIMEOUT, DURATION, ENDPOINT
 from pytest_drcheck.checks.base import (
     Check,
     CheckContext,
@@ -37,10 +39,17 @@ from pytest_drcheck.checks.base import (
     site_service,
 )
 from pytest_drcheck.checks.reach import parse_endpoint
+from pytest_drcheck.checks.running import (
+    Running,
+    judge_running,
+    observe_running,
+    running_commands,
+)
+from pytest_drcheck.checks.tcp_probe import Connection, connect, open_means
 from pytest_drcheck.durations import parse_duration
-from pytest_drcheck.model import Observation, PlanItem
+from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.net.streams import StreamTimeout, recv_exact
-from pytest_drcheck.targets.base import CommandResult, Stream, StreamError, Target, TargetError
+from pytest_drcheck.targets.base import Stream, Target, TargetError
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 PLACEHOLDERS = ("{host}", "{address}")
@@ -115,7 +124,58 @@ def read_bacula_message(stream: Stream, deadline: float) -> str:
     return recv_exact(stream, length, deadline).decode("utf-8", "replace").strip()
 
 
-class BackupCheck(Check[Any]):
+@dataclass(frozen=True)
+class BackupParams:
+    """One backup test's parameters (``expand`` output), typed."""
+
+    prop: str
+    system: str
+    server_host: str
+    endpoint: tuple[str, int] | None
+    service: str | None
+    process: str | None
+    port: int
+    client: str
+    director: str | None
+    connect_timeout: float
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any]) -> BackupParams:
+        endpoint = params["endpoint"]
+        probe = params["probe"]
+        return cls(params["property"], params["system"], params["server_host"],
+                   (endpoint[0], int(endpoint[1])) if endpoint is not None else None,
+                   params["service"], params["process"], int(params["port"]), params["client"],
+                   probe["director"] if probe is not None else None,
+                   float(params["connect_timeout"]))
+
+    def client_of(self, host: str) -> str:
+        """The client address as far as it is known without asking the instance."""
+        return self.client.replace("{host}", host).replace("{address}", host)
+
+
+@dataclass(frozen=True)
+class Reverse:
+    """The backup server's connection to the agent on ``client``."""
+
+    client: str
+    connection: Connection
+
+
+@dataclass(frozen=True)
+class Hello:
+    """What the agent answered the Director hello on ``client`` (``answer`` None: nothing,
+    ``trouble`` says why)."""
+
+    client: str
+    answer: str | None
+    trouble: str = ""
+
+
+BackupValue: TypeAlias = Running | Connection | Reverse | Hello
+
+
+class BackupCheck(Check[BackupValue]):
     type_name: ClassVar[str] = "backup"
     site_key: ClassVar[str | None] = "backup"
     default_timeout: ClassVar[float] = 10.0
@@ -178,116 +238,111 @@ class BackupCheck(Check[Any]):
         subjects = [Subject("agent", {**common, "property": "agent"})]
         if endpoint is not None:
             subjects.append(Subject("server", {**common, "property": "server"}))
-        subjects.append(Subject("reverse", {**common, "property": "reverse"}))
+        # Through a port nobody listens on, the server could only fail for the same cause.
+        subjects.append(Subject("reverse", {**common, "property": "reverse"},
+                                requires=("backup[agent]",)))
         if agent.get("probe"):
-            subjects.append(Subject("hello", {**common, "property": "hello"}))
+            subjects.append(Subject("hello", {**common, "property": "hello"},
+                                    requires=("backup[agent]", "backup[reverse]")))
         return subjects
 
     def commands(self, item: PlanItem) -> Sequence[str]:
-        params = item.params
-        if params["property"] == "agent":
-            return running_commands(params["service"])
-        if params["property"] in ("reverse", "hello") and "{address}" in params["client"]:
-            return (address_command(params["endpoint"][0]),)
+        params = BackupParams.of(item.params)
+        if params.prop == "agent":
+            return running_commands(params.service)
+        if (params.prop in ("reverse", "hello") and "{address}" in params.client
+                and params.endpoint is not None):
+            return (address_command(params.endpoint[0]),)
         return ()
 
-    def evaluate(self, ctx: CheckContext) -> Observation:
-        prop = ctx.params["property"]
-        if prop == "agent":
-            return self._agent(ctx)
-        if prop == "server":
-            return self._server(ctx)
-        return self._reverse(ctx, hello=prop == "hello")
+    def expected(self, item: PlanItem) -> str:
+        params = BackupParams.of(item.params)
+        return self._expected(params, item.host, params.client_of(item.host))
 
     @staticmethod
-    def _agent(ctx: CheckContext) -> Observation:
-        params = ctx.params
-        return running_observation(
-            f"backup agent {params['service'] or params['process']} running",
-            params["service"], params["process"], ctx.outputs)
+    def _expected(params: BackupParams, host: str, client: str) -> str:
+        if params.prop == "agent":
+            return f"backup agent {params.service or params.process} running"
+        if params.prop == "server" and params.endpoint is not None:
+            return (f"{host} -> {params.server_host} {params.endpoint[0]}:"
+                    f"{params.endpoint[1]} open")
+        if params.prop == "hello":
+            return (f"bacula agent answers {params.server_host}'s hello on "
+                    f"{client}:{params.port}")
+        return f"{params.server_host} -> {client}:{params.port} open"
 
-    @staticmethod
-    def _server(ctx: CheckContext) -> Observation:
-        params = ctx.params
-        host, port = params["endpoint"]
-        connect_timeout = min(params["connect_timeout"], ctx.timeout)
-        started = time.monotonic()
+    def observe(self, ctx: CheckContext) -> BackupValue:
+        params = BackupParams.of(ctx.params)
+        connect_timeout = min(params.connect_timeout, ctx.timeout)
+        if params.prop == "agent":
+            return observe_running(ctx, params.service, params.process)
+        if params.prop == "server" and params.endpoint is not None:
+            host, port = params.endpoint
+            return connect(ctx.target, host, port, connect_timeout)
+        client = self._client(ctx, params)
+        server = self._server_target(ctx, params.server_host)
         try:
-            ctx.target.open_stream(host, port, connect_timeout).close()
-            outcome = "connected"
-        except StreamError as exc:
-            outcome = exc.outcome if exc.outcome != "error" else f"error: {exc}"
-        observed = describe_connect(outcome, time.monotonic() - started, connect_timeout)
-        expected = f"{ctx.item.host} -> {params['server_host']} {host}:{port} open"
-        if outcome == "connected":
-            return Observation.passed(expected, f"{ctx.item.host} -> {host}:{port} {observed}",
-                                      outcome=outcome)
-        return Observation.failed(expected, observed, outcome=outcome)
-
-    @staticmethod
-    def _client(ctx: CheckContext) -> tuple[str | None, str]:
-        """(the address the server connects to, or None with the reason)."""
-        params = ctx.params
-        client = params["client"].replace("{host}", ctx.item.host)
-        if "{address}" in client:
-            result: CommandResult = ctx.outputs[0]
-            source = parse_route_source(result.stdout) if result.ok else None
-            if source is None:
-                said = (result.stderr or result.stdout).strip().splitlines()
-                why = said[-1] if said else f"exit status {result.exit_status}"
-                return None, (f"could not tell the instance's address toward "
-                              f"{params['endpoint'][0]} (ip route get): {why}; set client:")
-            client = client.replace("{address}", source)
-        return client, ""
-
-    def _reverse(self, ctx: CheckContext, hello: bool) -> Observation:
-        params = ctx.params
-        server = params["server_host"]
-        client, why = self._client(ctx)
-        port = params["port"]
-        expected = f"{server} -> {client or '?'}:{port} open"
-        if hello:
-            expected = (f"{params['probe']['protocol']} agent answers {server}'s hello on "
-                        f"{client or '?'}:{port}")
-        if client is None:
-            return Observation.failed(expected, "unknown client address",
-                                      f"expected {expected}, {why}")
-        try:
-            server_target: Target = ctx.target_of(server)
-        except KeyError:
-            return Observation.failed(expected, "no server target", (
-                f"expected {expected}, but server.host '{server}' is not a host of this "
-                "inventory; add the backup server under hosts: (the reverse probe runs "
-                "through its connection)"))
-        connect_timeout = min(params["connect_timeout"], ctx.timeout)
-        started = time.monotonic()
-        try:
-            server_target.connect()
-            stream = server_target.open_stream(client, port, connect_timeout)
+            server.connect()
+            if params.prop == "reverse":
+                return Reverse(client, connect(server, client, params.port, connect_timeout))
+            stream = open_means(server, client, params.port, connect_timeout,
+                                f"{params.server_host}'s Director hello")
         except TargetError as exc:
-            return Observation.failed(expected, f"{server} unusable",
-                                      f"expected {expected}, cannot use {server} to probe: "
-                                      f"{exc}")
-        except StreamError as exc:
-            outcome = exc.outcome if exc.outcome != "error" else f"error: {exc}"
-            observed = describe_connect(outcome, 0.0, connect_timeout)
-            if hello:
-                return Observation.skipped(expected, f"not probed: {server} -> {client}:"
-                                                     f"{port} {observed} (see reverse)")
-            return Observation.failed(expected, observed, outcome=outcome, observed_from=server)
-        seconds = time.monotonic() - started
-        if not hello:
-            stream.close()
-            observed = describe_connect("connected", seconds, connect_timeout)
-            return Observation.passed(expected, f"{server} -> {client}:{port} {observed}",
-                                      outcome="connected", observed_from=server)
-        return self._bacula_hello(stream, params["probe"]["director"], expected,
-                                  time.monotonic() + max(0.5, min(ctx.timeout,
-                                                                  2 * connect_timeout)))
+            raise CouldNotObserve(f"cannot use {params.server_host} to probe: {exc}"
+                                  ) from None
+        deadline = time.monotonic() + max(0.5, min(ctx.timeout, 2 * connect_timeout))
+        return self._bacula_hello(stream, client, params.director or "", deadline)
+
+    def judge(self, item: PlanItem, value: BackupValue) -> Observation:
+        params = BackupParams.of(item.params)
+        if isinstance(value, Running):
+            return judge_running(self.expected(item), value)
+        if isinstance(value, Connection):
+            expected = self.expected(item)
+            if value.connected and params.endpoint is not None:
+                host, port = params.endpoint
+                return Observation.passed(expected, f"{item.host} -> {host}:{port} "
+                                                    f"{value.describe()}", outcome=value.outcome)
+            return Observation.failed(expected, value.describe(), outcome=value.outcome)
+        expected = self._expected(params, item.host, value.client)
+        if isinstance(value, Reverse):
+            connection = value.connection
+            observed = connection.describe()
+            if connection.connected:
+                observed = f"{params.server_host} -> {value.client}:{params.port} {observed}"
+                return Observation.passed(expected, observed, outcome=connection.outcome,
+                                          observed_from=params.server_host)
+            return Observation.failed(expected, observed, outcome=connection.outcome,
+                                      observed_from=params.server_host)
+        return self._judge_hello(expected, params.director or "", value)
 
     @staticmethod
-    def _bacula_hello(stream: Stream, director: str, expected: str,
-                      deadline: float) -> Observation:
+    def _client(ctx: CheckContext, params: BackupParams) -> str:
+        """The address the server connects to: ``client`` with {host} and {address} filled
+        ({address}: the instance's source address on its route toward the server)."""
+        client = params.client.replace("{host}", ctx.item.host)
+        if "{address}" not in client or params.endpoint is None:
+            return client
+        result = ctx.output(0)
+        source = parse_route_source(result.stdout)
+        if source is None:
+            said = " ".join(result.stdout.split())[:120] or "no output"
+            raise CouldNotObserve(f"could not tell {ctx.item.host}'s address toward "
+                                  f"{params.endpoint[0]} from `ip route get` ({said}); set "
+                                  "client:")
+        return client.replace("{address}", source)
+
+    @staticmethod
+    def _server_target(ctx: CheckContext, server: str) -> Target:
+        try:
+            return ctx.target_of(server)
+        except KeyError:
+            raise CouldNotObserve(f"server.host '{server}' is not a host of this inventory; "
+                                  "add the backup server under hosts: (the reverse probe runs "
+                                  "through its connection)") from None
+
+    @staticmethod
+    def _bacula_hello(stream: Stream, client: str, director: str, deadline: float) -> Hello:
         try:
             stream.sendall(bacula_hello(director))
             answer = read_bacula_message(stream, deadline)
@@ -295,16 +350,24 @@ class BackupCheck(Check[Any]):
             with contextlib.suppress(OSError):
                 stream.sendall(struct.pack(">i", BNET_TERMINATE))
         except StreamTimeout:
-            return Observation.failed(expected, "no answer", f"expected {expected}, observed "
-                                      "connected but no answer to the Director hello")
+            return Hello(client, None, "connected but no answer to the Director hello")
+        except (ConnectionResetError, BrokenPipeError):
+            # The agent hung up while the hello was in flight: a close, seen as a reset.
+            return Hello(client, None, "no hello answer: the agent reset the connection")
         except (EOFError, OSError, ValueError) as exc:
-            return Observation.failed(expected, f"no hello answer: {exc}",
-                                      f"expected {expected}, observed no hello answer: {exc}")
+            return Hello(client, None, f"no hello answer: {exc}")
         finally:
             stream.close()
-        shown = " ".join(answer.split())[:160]
-        if answer.startswith("auth cram-md5"):
-            who = re.search(r"@([^>]+)>", answer)
+        return Hello(client, " ".join(answer.split())[:160])
+
+    @staticmethod
+    def _judge_hello(expected: str, director: str, hello: Hello) -> Observation:
+        if hello.answer is None:
+            return Observation.failed(expected, hello.trouble,
+                                      f"expected {expected}, observed {hello.trouble}")
+        shown = hello.answer
+        if shown.startswith("auth cram-md5"):
+            who = re.search(r"@([^>]+)>", shown)
             name = f" {who.group(1)}" if who else ""
             return Observation.passed(expected, f"bacula-fd{name} answered Director {director} "
                                                 "with a cram-md5 challenge", answer=shown)
@@ -312,4 +375,3 @@ class BackupCheck(Check[Any]):
             f"expected {expected}, observed '{shown}'"
             + (f" (the agent does not know Director {director})" if "rejected" in shown
                else "")), answer=shown)
-

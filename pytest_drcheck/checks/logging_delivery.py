@@ -4,12 +4,23 @@ For each path the inventory names (``tcp``: straight to the collector over TCP, 
 made by the instance; ``udp``: a datagram the instance sends with ``logger``; ``local``: the
 instance's own logging path, ``logger`` to its syslog daemon, which must forward), the check
 emits a unique, timestamped marker and then polls a verifier until the marker shows up or the
-deadline passes. The verifier is a command run on the collector host through that host's own
-target (a search of the received log). A port that accepts connections but drops the messages
-therefore fails, with "reachable but not delivered".
+deadline (``within`` after the marker left) passes. The verifier is a command run on the
+collector host through that host's own target (a search of the received log): it prints the
+line(s) holding the marker and exits 0 (found) or 1 (not found), as grep does. A port that
+accepts connections but drops the messages therefore fails, with "reachable but not delivered".
 
-Every check waiting on the same collector host shares one poller: each polling round is ONE
-batched exec on the collector, whatever the number of markers outstanding.
+A failed delivery is only "searched N times until the deadline, marker absent": the search
+in flight at the deadline is waited for, so the last search looked after the deadline. When
+the collector could not be searched at all (its host unusable, the search command failing,
+missing or timing out, or not returning before the check's own timeout), delivery could not
+be observed: an error naming that cause, never "not delivered".
+
+The paths need nothing of each other (no ``requires``): a collector that refuses TCP may still
+take UDP, and the precondition they share, a collector that can be searched, is not a property
+of the instance; each test observes it itself (above) and says so when it fails.
+
+The searching is ``checks.collector_search``: one poller per collector host, one batched exec
+per round whatever the number of markers outstanding.
 """
 
 from __future__ import annotations
@@ -17,13 +28,11 @@ from __future__ import annotations
 import re
 import secrets
 import shlex
-import threading
 import time
-import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 from pytest_drcheck.checks.base import (
     Check,
@@ -32,18 +41,20 @@ from pytest_drcheck.checks.base import (
     Subject,
     site_service,
 )
+from pytest_drcheck.checks.collector_search import Sighting, last_line, watcher_for
+from pytest_drcheck.checks.tcp_probe import OBSERVED_OUTCOMES, require_responsive
 from pytest_drcheck.durations import format_duration, parse_duration
-from pytest_drcheck.model import Observation
-from pytest_drcheck.targets.base import StreamError, Target, TargetError
+from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
+from pytest_drcheck.targets.base import StreamError, TargetError
 
 VIAS = ("tcp", "udp", "local")
 DEFAULT_WITHIN = 10.0
 DEFAULT_CONNECT_TIMEOUT = 3.0
-POLL_INTERVAL = 0.2
-# Timeout of one verifier command on the collector; a search of a log is quick or is stuck.
-VERIFY_COMMAND_TIMEOUT = 5.0
-# Markers searched for in one round (oldest first); more wait for the next round.
-MAX_MARKERS_PER_ROUND = 64
+# Kept free at the end of the check's timeout so a result is reported before the engine's
+# watchdog gives up on the check.
+REPORT_MARGIN = 0.5
+# Longest wait for the marker to be sent (logger on the instance).
+SEND_TIMEOUT = 10.0
 MARKER_PLACEHOLDER = "{marker}"
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
@@ -111,133 +122,63 @@ def verify_command(template: str, marker: str) -> str:
     return template.replace(MARKER_PLACEHOLDER, shlex.quote(marker))
 
 
-# --- the shared poller -----------------------------------------------------------------------
+# --- typed parameters and observed values ---------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Sighting:
-    found: bool
-    # Monotonic time the search that found it returned (an upper bound of arrival).
-    at: float = 0.0
-    line: str = ""
-    searches: int = 0
-    # Why the last search could not tell (verifier unreachable, command error...), if it could
-    # not.
-    trouble: str = ""
+class LoggingParams:
+    collector: str
+    via: str
+    address: str
+    port: int | None
+    verify_host: str
+    verify_command: str
+    within: float
+    connect_timeout: float
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any]) -> LoggingParams:
+        port = params["port"]
+        return cls(params["collector"], params["via"], params["address"],
+                   int(port) if port is not None else None, params["verify_host"],
+                   params["verify_command"], float(params["within"]),
+                   float(params["connect_timeout"]))
+
+    @property
+    def path(self) -> str:
+        if self.via == "local":
+            return "the instance's own syslog"
+        return f"{self.address}:{self.port}/{self.via}"
 
 
-class _Watcher:
-    """Searches one collector host for every outstanding marker, one batched exec per round.
+@dataclass(frozen=True)
+class NotSent:
+    """The marker could not leave the instance: ``observed`` in short, ``why`` in the failure
+    line after "expected ..., "."""
 
-    Rounds run in a background thread that lives while markers are outstanding, so a check
-    waiting on it never blocks past its own deadline, even when the collector host hangs.
-    """
-
-    def __init__(self, target: Target) -> None:
-        self._target = target
-        self._cond = threading.Condition()
-        self._pending: dict[str, str] = {}  # marker -> command
-        self._found: dict[str, tuple[float, str]] = {}
-        self._searches: dict[str, int] = {}
-        self._trouble: dict[str, str] = {}
-        self._running = False
-        # A marker arrived since the last round started: search again without pausing.
-        self._fresh = False
-        self._round_started: float | None = None
-
-    def wait(self, marker: str, command: str, deadline: float) -> Sighting:
-        with self._cond:
-            self._pending[marker] = command
-            self._searches[marker] = 0
-            self._fresh = True
-            self._cond.notify_all()
-            if not self._running:
-                self._running = True
-                threading.Thread(target=self._loop, name=f"drcheck-verify-{self._target.name}",
-                                 daemon=True).start()
-            while marker not in self._found:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(left)
-            self._pending.pop(marker, None)
-            searches = self._searches.pop(marker, 0)
-            trouble = self._trouble.pop(marker, "")
-            if marker in self._found:
-                at, line = self._found.pop(marker)
-                return Sighting(True, at, line, searches)
-            if self._round_started is not None and not trouble:
-                stuck = time.monotonic() - self._round_started
-                if stuck > VERIFY_COMMAND_TIMEOUT:
-                    trouble = (f"the search on {self._target.name} has not returned for "
-                               f"{format_duration(stuck)}")
-            return Sighting(False, searches=searches, trouble=trouble)
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                if not self._pending:
-                    self._running = False
-                    return
-                batch = list(self._pending.items())[:MAX_MARKERS_PER_ROUND]
-                self._round_started = time.monotonic()
-                self._fresh = False
-            outputs: list[tuple[bool, str, str]] = []
-            error = ""
-            try:
-                self._target.connect()
-                results = self._target.run_batch([c for _, c in batch], VERIFY_COMMAND_TIMEOUT)
-                for (marker, _), result in zip(batch, results, strict=True):
-                    lines = [line for line in result.stdout.splitlines() if marker in line]
-                    said = result.stderr.strip().splitlines()
-                    note = ("the search timed out" if result.timed_out else
-                            said[-1][:160] if said and not lines else "")
-                    outputs.append((bool(lines), lines[0][:400] if lines else "", note))
-            except TargetError as exc:
-                error = f"cannot reach {self._target.name}: {exc}"
-            except Exception as exc:  # a broken verifier must end in a message, not a hang
-                error = f"the search on {self._target.name} failed: {type(exc).__name__}: {exc}"
-            ended = time.monotonic()
-            with self._cond:
-                self._round_started = None
-                for index, (marker, _) in enumerate(batch):
-                    if marker not in self._pending:
-                        continue  # its check stopped waiting
-                    self._searches[marker] = self._searches.get(marker, 0) + 1
-                    if error:
-                        self._trouble[marker] = error
-                        continue
-                    found, line, note = outputs[index]
-                    if found:
-                        self._found[marker] = (ended, line)
-                    if note:
-                        self._trouble[marker] = note
-                    else:
-                        self._trouble.pop(marker, None)
-                self._cond.notify_all()
-                pause_until = time.monotonic() + POLL_INTERVAL
-                while not self._fresh and (left := pause_until - time.monotonic()) > 0:
-                    self._cond.wait(left)
+    observed: str
+    why: str
+    outcome: str = ""
 
 
-# Run-scoped state keyed by the run's own target objects (weakly: a finished run's targets,
-# and their watchers, go away with it), so checks of one run share one poller per collector.
-_WATCHERS: weakref.WeakKeyDictionary[Target, _Watcher] = weakref.WeakKeyDictionary()
-_WATCHERS_LOCK = threading.Lock()
+@dataclass(frozen=True)
+class Delivery:
+    """A marker that left the instance, and what the collector's searches showed."""
+
+    marker: str
+    sent_at: str
+    sighting: Sighting
+    # Seconds from sending to the search that found it, or spent waiting in vain.
+    seconds: float
 
 
-def watcher_for(target: Target) -> _Watcher:
-    with _WATCHERS_LOCK:
-        watcher = _WATCHERS.get(target)
-        if watcher is None:
-            watcher = _WATCHERS[target] = _Watcher(target)
-        return watcher
+LoggingValue: TypeAlias = NotSent | Delivery
 
 
 # --- the check -------------------------------------------------------------------------------
 
 
-class LoggingCheck(Check[Any]):
+class LoggingCheck(Check[LoggingValue]):
     type_name: ClassVar[str] = "logging"
     site_key: ClassVar[str | None] = "logging"
     default_timeout: ClassVar[float] = 20.0
@@ -299,97 +240,136 @@ class LoggingCheck(Check[Any]):
             "verify_command": collector["verify"]["command"], "within": within,
             "connect_timeout": connect_timeout}) for via in vias]
 
-    def evaluate(self, ctx: CheckContext) -> Observation:
-        params = ctx.params
-        started = time.monotonic()
-        budget = min(params["within"], max(0.5, ctx.timeout - 1.0))
-        expected = f"marker delivered to {params['collector']} within {format_duration(budget)}"
-        path = self._path(params)
+    def expected(self, item: PlanItem) -> str:
+        params = LoggingParams.of(item.params)
+        return f"marker delivered to {params.collector} within {format_duration(params.within)}"
+
+    def observe(self, ctx: CheckContext) -> LoggingValue:
+        params = LoggingParams.of(ctx.params)
+        # Everything below must end before the check's own timeout (the engine's watchdog).
+        give_up = time.monotonic() + max(0.5, ctx.timeout - REPORT_MARGIN)
         try:
-            verifier = ctx.target_of(params["verify_host"])
+            verifier = ctx.target_of(params.verify_host)
         except KeyError:
-            return Observation.failed(expected, "unverifiable", (
-                f"expected {expected}, but verify.host '{params['verify_host']}' is not a host "
-                "of this inventory; add the collector host under hosts:"))
+            raise CouldNotObserve(f"verify.host '{params.verify_host}' is not a host of this "
+                                  "inventory; add the collector host under hosts:") from None
         # Connected before the marker leaves: the verifier's first SSH handshake must not be
-        # counted as delivery time, and an unusable verifier makes the test unverifiable, not
-        # "not delivered".
+        # counted as delivery time, and an unusable verifier leaves delivery unobserved.
         try:
             verifier.connect()
         except TargetError as exc:
-            return Observation.failed(expected, "unverifiable",
-                                      f"expected {expected}, cannot search the collector: {exc}")
-        marker = new_marker(ctx.item.host, params["via"])
+            raise CouldNotObserve(f"cannot search the collector: {exc}") from None
+        marker = new_marker(ctx.item.host, params.via)
         sent_at = datetime.now(timezone.utc)
-        failure = self._send(ctx, marker, sent_at, expected)
-        if failure is not None:
-            return failure
+        not_sent = self._send(ctx, params, marker, sent_at, give_up)
+        if not_sent is not None:
+            return not_sent
         sent = time.monotonic()
-        deadline = started + budget
+        # `within` counts from the moment the marker left, not from the start of the check:
+        # connecting to the verifier and sending (a slow stream) are not delivery time.
+        deadline = min(sent + params.within, give_up)
         sighting = watcher_for(verifier).wait(
-            marker, verify_command(params["verify_command"], marker), deadline)
-        details = {"marker": marker, "sent_at": sent_at.isoformat(timespec="milliseconds"),
-                   "path": path, "verifier": params["verify_host"],
-                   "searches": sighting.searches}
+            marker, verify_command(params.verify_command, marker), deadline, give_up)
+        seconds = (sighting.at if sighting.found else time.monotonic()) - sent
+        if not sighting.found:
+            self._require_searched(params, sighting, seconds,
+                                   cut_short=deadline < sent + params.within)
+        return Delivery(marker, sent_at.isoformat(timespec="milliseconds"), sighting,
+                        max(0.0, seconds))
+
+    @staticmethod
+    def _require_searched(params: LoggingParams, sighting: Sighting, waited: float,
+                          cut_short: bool) -> None:
+        """A marker not found is "not delivered" only if a search that started at or after
+        the deadline came back; otherwise delivery was not observed, and the cause is named."""
+        host = params.verify_host
+        if sighting.searches == 0:
+            why = sighting.trouble or "no search came back"
+            raise CouldNotObserve(f"{host} could not be searched for the marker in "
+                                  f"{format_duration(waited)}: {why}")
+        if cut_short:
+            raise CouldNotObserve(
+                f"the check's timeout left {format_duration(waited)} of the "
+                f"{format_duration(params.within)} to wait for the marker ({sighting.searches} "
+                "searches, not found); raise the check's timeout")
+        if not sighting.looked_after_deadline:
+            raise CouldNotObserve(
+                f"{host} was not searched after the deadline ({sighting.searches} searches "
+                f"before it, not found); last search: {sighting.trouble or 'none came back'}")
+
+    def judge(self, item: PlanItem, value: LoggingValue) -> Observation:
+        params = LoggingParams.of(item.params)
+        expected = self.expected(item)
+        if isinstance(value, NotSent):
+            outcome = {"outcome": value.outcome} if value.outcome else {}
+            return Observation.failed(expected, value.observed,
+                                      f"expected {expected}, {value.why}", **outcome)
+        sighting = value.sighting
+        details: dict[str, Any] = {
+            "marker": value.marker, "sent_at": value.sent_at, "path": params.path,
+            "verifier": params.verify_host, "searches": sighting.searches}
         if sighting.found:
-            took = max(0.0, sighting.at - sent)
             return Observation.passed(
-                expected, f"delivered within {format_duration(took)}: {marker} via {path}, "
-                f"found by {params['verify_host']} (search {sighting.searches})",
-                delivery_seconds=round(took, 3), line=sighting.line, **details)
-        waited = format_duration(time.monotonic() - sent)
-        searched = (f"{params['verify_host']} did not find it in {waited} "
-                    f"({sighting.searches} searches)")
+                expected, f"delivered within {format_duration(value.seconds)}: {value.marker} "
+                f"via {params.path}, found by {params.verify_host} (search "
+                f"{sighting.searches})",
+                delivery_seconds=round(value.seconds, 3), line=sighting.line, **details)
+        searched = (f"{params.verify_host} did not find it in "
+                    f"{format_duration(value.seconds)} ({sighting.searches} searches)")
         if sighting.trouble:
             searched += f"; last search: {sighting.trouble}"
-        if params["via"] == "tcp":
-            observed = f"reachable but not delivered: {path} accepted {marker}, {searched}"
-        elif params["via"] == "udp":
-            observed = (f"not delivered: {marker} sent via {path} (UDP has no handshake: "
-                        f"arrival is the only proof), {searched}")
+        if params.via == "tcp":
+            observed = (f"reachable but not delivered: {params.path} accepted {value.marker}, "
+                        f"{searched}")
+        elif params.via == "udp":
+            observed = (f"not delivered: {value.marker} sent via {params.path} (UDP has no "
+                        f"handshake: arrival is the only proof), {searched}")
         else:
-            observed = (f"not delivered: the instance's syslog took {marker}, {searched}")
+            observed = f"not delivered: the instance's syslog took {value.marker}, {searched}"
         return Observation.failed(expected, observed, **details)
 
     @staticmethod
-    def _path(params: Mapping[str, Any]) -> str:
-        if params["via"] == "local":
-            return "the instance's own syslog"
-        return f"{params['address']}:{params['port']}/{params['via']}"
-
-    def _send(self, ctx: CheckContext, marker: str, sent_at: datetime,
-              expected: str) -> Observation | None:
-        """Emit the marker from the instance; an Observation when that already failed."""
-        params = ctx.params
-        path = self._path(params)
-        if params["via"] == "tcp":
-            connect_timeout = min(params["connect_timeout"], ctx.timeout)
+    def _send(ctx: CheckContext, params: LoggingParams, marker: str, sent_at: datetime,
+              give_up: float) -> NotSent | None:
+        """Emit the marker from the instance; NotSent when the instance could not send it."""
+        path = params.path
+        host = ctx.item.host
+        if params.via == "tcp" and params.port is not None:
+            connect_timeout = min(params.connect_timeout, ctx.timeout)
             try:
-                stream = ctx.target.open_stream(params["address"], params["port"],
-                                                connect_timeout)
+                stream = ctx.target.open_stream(params.address, params.port, connect_timeout)
             except StreamError as exc:
+                if exc.outcome not in OBSERVED_OUTCOMES:
+                    # Never attempted (sshd refused the channel, say): nothing was observed.
+                    raise CouldNotObserve(f"cannot open the collector connection: {exc}"
+                                          ) from None
+                if exc.outcome == "timed out":
+                    require_responsive(ctx.target, str(exc), connect_timeout)
                 shown = (f"timed out after {format_duration(connect_timeout)}"
                          if exc.outcome == "timed out" else exc.outcome)
-                return Observation.failed(expected, f"{path} {shown}",
-                                          f"expected {expected}, observed {path} {shown} "
-                                          "(collector unreachable)", outcome=exc.outcome)
+                return NotSent(f"{path} {shown}", f"observed {path} {shown} (collector "
+                               "unreachable)", exc.outcome)
             try:
                 stream.settimeout(connect_timeout)
-                stream.sendall(syslog_line(ctx.item.host, marker, sent_at))
+                stream.sendall(syslog_line(host, marker, sent_at))
             except OSError as exc:
-                return Observation.failed(expected, f"{path} send failed",
-                                          f"expected {expected}, observed {path} connected "
-                                          f"but sending failed: {exc}")
+                return NotSent(f"{path} send failed",
+                               f"observed {path} connected but sending failed: {exc}")
             finally:
                 stream.close()
             return None
-        command = logger_command(params["via"], marker, params["address"], params["port"])
-        result = ctx.target.run(command, min(ctx.timeout, 10.0))
+        command = logger_command(params.via, marker, params.address, params.port)
+        timeout = max(0.5, min(SEND_TIMEOUT, give_up - time.monotonic()))
+        result = ctx.target.run(command, timeout)
+        said = last_line(result.stderr) or last_line(result.stdout)
+        if result.timed_out or result.exit_status == 124:
+            # The target says why when the command never started (no SSH session in time).
+            how = f" ({said})" if said else ""
+            raise CouldNotObserve(f"`logger` timed out after {format_duration(timeout)} on "
+                                  f"{host}{how}: the marker could not be sent")
+        if result.exit_status == 127:
+            raise CouldNotObserve(said or f"logger is not available on {host}")
         if result.ok:
             return None
-        said = (result.stderr or result.stdout).strip().splitlines()
-        why = "timed out" if result.timed_out else (
-            said[-1][:200] if said else f"exit status {result.exit_status}")
-        return Observation.failed(expected, "not sent",
-                                  f"expected {expected}, the instance could not send the "
-                                  f"marker via {path}: {why}")
+        why = said or f"exit status {result.exit_status}"
+        return NotSent("not sent", f"the instance could not send the marker via {path}: {why}")
