@@ -34,14 +34,13 @@ from pytest_drcheck.checks.base import (
     Subject,
     site_service,
 )
-from pytest_drcheck.checks.reach import parse_endpoint
 from pytest_drcheck.checks.running import (
     Running,
     judge_running,
     observe_running,
     running_commands,
 )
-from pytest_drcheck.checks.tcp_probe import Connection, connect, open_means
+from pytest_drcheck.checks.tcp_probe import Connection, connect, open_means, parse_endpoint
 from pytest_drcheck.durations import parse_duration
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.targets.base import Stream
@@ -426,9 +425,9 @@ class AgentCheck(Check[AgentValue]):
         if isinstance(value, Connection) and params.manager is not None:
             endpoint = f"{params.manager[0]}:{params.manager[1]}"
             if value.connected:
-                return Observation.passed(expected, f"manager {endpoint} {value.describe()}",
+                return Observation.passed(expected, f"manager {endpoint} {value.observed}",
                                           outcome=value.outcome)
-            return Observation.failed(expected, value.describe(), outcome=value.outcome)
+            return Observation.failed(expected, value.observed, outcome=value.outcome)
         if not isinstance(value, HealthAnswer):
             raise TypeError(f"{type(value).__name__} is not a value of {item.subject}")
         if value.healthy:

@@ -38,14 +38,13 @@ from pytest_drcheck.checks.base import (
     Subject,
     site_service,
 )
-from pytest_drcheck.checks.reach import parse_endpoint
 from pytest_drcheck.checks.running import (
     Running,
     judge_running,
     observe_running,
     running_commands,
 )
-from pytest_drcheck.checks.tcp_probe import Connection, connect, open_means
+from pytest_drcheck.checks.tcp_probe import Connection, connect, open_means, parse_endpoint
 from pytest_drcheck.durations import parse_duration
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.net.streams import StreamTimeout, recv_exact
@@ -302,12 +301,12 @@ class BackupCheck(Check[BackupValue]):
             if value.connected and params.endpoint is not None:
                 host, port = params.endpoint
                 return Observation.passed(expected, f"{item.host} -> {host}:{port} "
-                                                    f"{value.describe()}", outcome=value.outcome)
-            return Observation.failed(expected, value.describe(), outcome=value.outcome)
+                                                    f"{value.observed}", outcome=value.outcome)
+            return Observation.failed(expected, value.observed, outcome=value.outcome)
         expected = self._expected(params, item.host, value.client)
         if isinstance(value, Reverse):
             connection = value.connection
-            observed = connection.describe()
+            observed = connection.observed
             if connection.connected:
                 observed = f"{params.server_host} -> {value.client}:{params.port} {observed}"
                 return Observation.passed(expected, observed, outcome=connection.outcome,

@@ -23,7 +23,7 @@ from pytest_drcheck.checks.base import (
     Subject,
     site_service,
 )
-from pytest_drcheck.checks.tcpprobe import connect_timeout_of, parse_endpoint, probe_tcp
+from pytest_drcheck.checks.tcp_probe import connect, connect_timeout_of, parse_endpoint
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.net.http import connect_request, get_request, read_status
 from pytest_drcheck.net.streams import StreamTimeout
@@ -173,7 +173,7 @@ class EgressCheck(Check[EgressOutcome]):
 
     @staticmethod
     def _direct(ctx: CheckContext, cell: EgressCell, connect_timeout: float) -> EgressOutcome:
-        probed = probe_tcp(ctx.target, cell.host, cell.port, connect_timeout)
+        probed = connect(ctx.target, cell.host, cell.port, connect_timeout)
         observed = probed.observed if probed.outcome == "timed out" else probed.outcome
         return EgressOutcome(probed.outcome, observed)
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
-from pytest_drcheck.checks.tcpprobe import ENDPOINT as _ENDPOINT
-from pytest_drcheck.checks.tcpprobe import TcpProbe, connect_timeout_of, probe_tcp
-
-# Re-exported for families that still import them from here (agent, backup); new code
-# imports checks.tcpprobe, since families do not import each other.
-from pytest_drcheck.checks.tcpprobe import parse_endpoint as parse_endpoint
-from pytest_drcheck.checks.tcpprobe import probe as probe
+from pytest_drcheck.checks.tcp_probe import ENDPOINT as _ENDPOINT
+from pytest_drcheck.checks.tcp_probe import (
+    Connection,
+    connect,
+    connect_timeout_of,
+    parse_endpoint,
+)
 from pytest_drcheck.model import Observation, PlanItem
 
 DEFAULT_CONNECT_TIMEOUT = 3.0
@@ -38,7 +38,7 @@ class ReachParams:
         return cls(params["host"], params["port"], params["expect"], params["connect_timeout"])
 
 
-class ReachCheck(Check[TcpProbe]):
+class ReachCheck(Check[Connection]):
     type_name: ClassVar[str] = "reach"
     default_timeout: ClassVar[float] = 10.0
     light: ClassVar[bool] = True
@@ -66,12 +66,12 @@ class ReachCheck(Check[TcpProbe]):
     def expected(self, item: PlanItem) -> str:
         return ReachParams.of(item.params).expect
 
-    def observe(self, ctx: CheckContext) -> TcpProbe:
+    def observe(self, ctx: CheckContext) -> Connection:
         params = ReachParams.of(ctx.params)
-        return probe_tcp(ctx.target, params.host, params.port,
+        return connect(ctx.target, params.host, params.port,
                          min(params.connect_timeout, ctx.timeout))
 
-    def judge(self, item: PlanItem, value: TcpProbe) -> Observation:
+    def judge(self, item: PlanItem, value: Connection) -> Observation:
         expected = ReachParams.of(item.params).expect
         if (expected == "open") == (value.outcome == "connected"):
             return Observation.passed(expected, value.observed, outcome=value.outcome)

@@ -1,4 +1,9 @@
-"""TCP connections made by a host, for the agent, backup and logging checks.
+"""TCP connections made by a host: the one probe every stream-based family shares (reach,
+egress, agent managers, backup, logging).
+
+A connection made by the instance has four observable outcomes: connected, refused (something
+answered with a reset: a host is there, the port is closed or a firewall rejects), timed out
+(nothing answered: a black-holing firewall) and unreachable (no route: nothing was sent).
 
 Two kinds of use, told apart because a failure means different things:
 
@@ -15,15 +20,37 @@ Two kinds of use, told apart because a failure means different things:
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from pytest_drcheck.durations import format_duration
+from pytest_drcheck.checks.base import ExpansionError
+from pytest_drcheck.durations import format_duration, parse_duration
 from pytest_drcheck.model import CouldNotObserve
 from pytest_drcheck.targets.base import Stream, StreamError, Target
 
+ENDPOINT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
+
 # The network outcomes of a connection attempt that was made; "error" is not one of them.
 OBSERVED_OUTCOMES = ("refused", "timed out", "unreachable")
+
+
+def parse_endpoint(text: str) -> tuple[str, int] | None:
+    """(host, port) of ``host:port`` / ``[v6]:port``, or None when it is not one."""
+    match = ENDPOINT.match(text)
+    if not match or not 0 < int(match.group("port")) < 65536:
+        return None
+    return match.group("host").strip("[]"), int(match.group("port"))
+
+
+def connect_timeout_of(entry: Mapping[str, Any], default: float) -> float:
+    """An entry's connect_timeout in seconds; a bad value is the entry's mistake."""
+    try:
+        return parse_duration(entry.get("connect_timeout", default))
+    except ValueError as exc:
+        raise ExpansionError(str(exc), ".connect_timeout") from None
 
 
 @dataclass(frozen=True)
@@ -38,7 +65,8 @@ class Connection:
     def connected(self) -> bool:
         return self.outcome == "connected"
 
-    def describe(self) -> str:
+    @property
+    def observed(self) -> str:
         if self.outcome == "timed out":
             return f"timed out after {format_duration(self.connect_timeout)}"
         if self.outcome == "connected":
@@ -53,6 +81,9 @@ def connect(target: Target, host: str, port: int, connect_timeout: float) -> Con
     try:
         target.open_stream(host, port, connect_timeout).close()
     except StreamError as exc:
+        # A failed name lookup on the instance is reported as such, whatever its base class.
+        if isinstance(exc, CouldNotObserve):
+            raise
         if exc.outcome not in OBSERVED_OUTCOMES:
             raise CouldNotObserve(str(exc)) from None
         seconds = time.monotonic() - started

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from pytest_drcheck.checks.reach import ReachCheck
-from pytest_drcheck.checks.tcpprobe import TcpProbe, parse_endpoint, probe_tcp
+from pytest_drcheck.checks.tcp_probe import Connection, connect, parse_endpoint
 from pytest_drcheck.model import CouldNotObserve, Outcome
 from pytest_drcheck.targets.local import LocalTarget
 from tests.checks.instances import InstanceTarget, closed_port, context, item_of
@@ -43,10 +43,10 @@ def test_connected_and_refused_against_open_and_closed(listener: Listener) -> No
 
 def test_judged_timeouts_and_unreachable() -> None:
     item = item_of(CHECK, {"target": "10.77.0.53:53", "connect_timeout": "2s"})
-    timed_out = CHECK.judge(item, TcpProbe("timed out", 2.0, 2.0))
+    timed_out = CHECK.judge(item, Connection("timed out", 2.0, 2.0))
     assert timed_out.reason == "expected open, observed timed out after 2 s"
     closed = item_of(CHECK, {"target": "10.77.0.53:53", "expect": "closed"})
-    assert CHECK.judge(closed, TcpProbe("unreachable", 0.01, 3.0)).outcome is Outcome.PASSED
+    assert CHECK.judge(closed, Connection("unreachable", 0.01, 3.0)).outcome is Outcome.PASSED
 
 
 def test_a_name_that_does_not_resolve_is_not_a_closed_port() -> None:
@@ -62,7 +62,7 @@ def test_a_channel_the_instances_sshd_refuses_is_not_refused_by_the_destination(
 
 
 def test_probe_reports_the_seconds_it_took(listener: Listener) -> None:
-    result = probe_tcp(LocalTarget("app01"), "127.0.0.1", listener.port, 2.0)
+    result = connect(LocalTarget("app01"), "127.0.0.1", listener.port, 2.0)
     assert result.outcome == "connected" and 0 <= result.seconds < 2.0
 
 

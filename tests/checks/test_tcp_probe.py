@@ -58,7 +58,7 @@ def test_connections_observed(target: SshTarget, blackhole_port: int) -> None:
     # A path that drops: the connection answers `true` at once, so the timeout is the path's.
     dropped = connect(target, "127.0.0.1", blackhole_port, 1.0)
     assert dropped == Connection("timed out", dropped.seconds, 1.0)
-    assert dropped.describe() == "timed out after 1 s"
+    assert dropped.observed == "timed out after 1 s"
 
 
 def test_a_stalled_connection_is_not_a_timed_out_path(target: SshTarget, sshd: Sshd) -> None:
