@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
 from typing import Protocol
+
+from pytest_drcheck.targets.batch import run_batch
+from pytest_drcheck.targets.result import CommandResult
+
+__all__ = ["CommandResult", "Stream", "StreamError", "Target", "TargetError"]
 
 
 class TargetError(Exception):
@@ -24,20 +28,6 @@ class StreamError(Exception):
     def __init__(self, outcome: str, message: str) -> None:
         super().__init__(message)
         self.outcome = outcome
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    command: str
-    exit_status: int
-    stdout: str
-    stderr: str
-    # True when our per-command timeout killed it; exit_status is then 124.
-    timed_out: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_status == 0 and not self.timed_out
 
 
 class Stream(Protocol):
@@ -70,8 +60,6 @@ class Target(abc.ABC):
 
     def run_batch(self, commands: list[str], timeout: float) -> list[CommandResult]:
         """Run several commands in as few round trips as the target allows (one, for shells)."""
-        from pytest_drcheck.targets.batch import run_batch
-
         return run_batch(self, commands, timeout)
 
     @abc.abstractmethod

@@ -14,7 +14,7 @@ import secrets
 import shlex
 from typing import TYPE_CHECKING
 
-from pytest_drcheck.targets.base import CommandResult
+from pytest_drcheck.targets.result import CommandResult
 
 if TYPE_CHECKING:
     from pytest_drcheck.targets.base import Target
