@@ -11,6 +11,7 @@ from typing import Protocol
 
 import paramiko
 
+from pytest_drcheck.durations import format_duration
 from pytest_drcheck.targets.base import TargetError
 from pytest_drcheck.targets.result import CommandResult
 from pytest_drcheck.targets.ssh.errors import OpenRejected
@@ -31,7 +32,7 @@ class SessionHost(Protocol):
 
     def live_transport(self) -> paramiko.Transport: ...
 
-    def acquire_session(self, deadline: float) -> bool: ...
+    def acquire_session(self, patience: float) -> bool: ...
 
     def release_session(self) -> None: ...
 
@@ -43,11 +44,15 @@ class SessionHost(Protocol):
 
 def run_command(host: SessionHost, command: str, timeout: float) -> CommandResult:
     transport = host.live_transport()
+    # The wait for a free session is not the command's time on the host: its timeout starts
+    # once it has a session. The wait ends early only if no session was freed for as long as
+    # the command itself may take (see SessionSlots).
+    patience = timeout + CLIENT_GRACE_SECONDS
+    if not host.acquire_session(patience):
+        return timed_out(command, "", f"no free SSH session on {host.name}: none was freed "
+                                      f"in {format_duration(patience)}")
     started = time.monotonic()
     deadline = started + timeout + CLIENT_GRACE_SECONDS
-    # Waiting for a free session counts against the command's own timeout.
-    if not host.acquire_session(deadline):
-        return timed_out(command, "", f"no free SSH session on {host.name} in time")
     try:
         return _run_session(host, transport, command, timeout, started, deadline)
     finally:

@@ -29,6 +29,7 @@ from pytest_drcheck.targets.ssh.errors import (
 )
 from pytest_drcheck.targets.ssh.exec import run_command
 from pytest_drcheck.targets.ssh.settings import Endpoint, SshSettings
+from pytest_drcheck.targets.ssh.slots import SessionSlots
 
 
 class SshTarget(Target):
@@ -50,7 +51,7 @@ class SshTarget(Target):
         self._endpoint_cache: Endpoint | None = None
         self._resolve_lock = threading.Lock()
         self._owned_jump: SshTarget | None = None
-        self._sessions = threading.BoundedSemaphore(settings.max_sessions)
+        self._sessions = SessionSlots(settings.max_sessions)
 
     def __repr__(self) -> str:
         return f"SshTarget({self.vantage})"
@@ -209,8 +210,8 @@ class SshTarget(Target):
     def run(self, command: str, timeout: float) -> CommandResult:
         return run_command(self, command, timeout)
 
-    def acquire_session(self, deadline: float) -> bool:
-        return self._sessions.acquire(timeout=max(0.0, deadline - time.monotonic()))
+    def acquire_session(self, patience: float) -> bool:
+        return self._sessions.acquire(patience)
 
     def release_session(self) -> None:
         self._sessions.release()
