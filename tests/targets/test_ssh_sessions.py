@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import socket
 import statistics
 import threading
 import time
@@ -110,3 +111,26 @@ def test_a_waiting_command_is_not_starved_by_a_loop_of_short_ones(
     assert (result.stdout, result.ok) == ("my turn\n", True)
     assert finished_before_the_loop
     assert looped == [True] * loops
+
+
+def nodelay(target: object) -> int:
+    sock = target.transport.sock  # type: ignore[attr-defined]
+    value: int = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    return value
+
+
+def test_the_ssh_socket_sends_small_messages_at_once(make_target: MakeTarget) -> None:
+    # Without TCP_NODELAY each exec and channel open waits out Nagle + delayed ACK (~40 ms);
+    # benchmarks/ssh_costs.py shows the cost.
+    target = make_target()
+    target.connect()
+    assert nodelay(target) != 0
+
+
+def test_a_jump_hosts_socket_sends_small_messages_at_once(make_target: MakeTarget) -> None:
+    bastion = make_target(name="bastion")
+    app01 = make_target(jump=bastion)
+    assert app01.run("echo through", 5).stdout == "through\n"
+    # app01's own transport rides on a channel of the bastion's: the bastion's TCP socket is
+    # the one on the wire.
+    assert nodelay(bastion) != 0

@@ -54,7 +54,7 @@ def open_socket(messages: ConnectMessages, endpoint: Endpoint, deadline: float
     left = max(0.05, deadline - time.monotonic())
     address = (endpoint.hostname, endpoint.port)
     try:
-        return socket.create_connection(address, timeout=left)
+        sock = socket.create_connection(address, timeout=left)
     except TimeoutError:
         raise TargetError(messages.timed_out(
             endpoint, "(nothing answered: wrong address, or a firewall/security group "
@@ -66,6 +66,11 @@ def open_socket(messages: ConnectMessages, endpoint: Endpoint, deadline: float
                           f"{exc.strerror}; check the address") from None
     except OSError as exc:
         raise TargetError(messages.socket_error(endpoint, exc)) from None
+    # Every exec and channel open is a few small messages each way; with Nagle's algorithm
+    # meeting the peer's delayed ACK each one stalls ~40 ms (bare paramiko on loopback: exec
+    # 48 ms -> 3.5 ms, direct-tcpip open 44 ms -> 0.33 ms). OpenSSH's ssh sets it too.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def handshake(client: paramiko.SSHClient, sock: socket.socket | paramiko.Channel,

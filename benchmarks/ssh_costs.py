@@ -1,0 +1,117 @@
+"""What one SSH connection costs per exec and per direct-tcpip open, with TCP_NODELAY off
+(paramiko's default, what drcheck did before) and on (what SshTarget does), side by side in one
+run: interleaved rounds against a real sshd on 127.0.0.1, medians and ratios.
+
+Needs root (the test sshd logs in as root with a throwaway key).
+Usage: python benchmarks/ssh_costs.py [rounds]
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from pytest_drcheck.targets.base import Stream  # noqa: E402
+from pytest_drcheck.targets.ssh import SshSettings, SshTarget  # noqa: E402
+from tests.targets.sshd import Sshd, start_sshd  # noqa: E402
+
+EXECS_PER_ROUND = 10
+OPENS_PER_ROUND = 50
+
+
+def request_server() -> int:
+    server = socket.create_server(("127.0.0.1", 0), backlog=512)
+
+    def echo(conn: socket.socket) -> None:
+        # Answers each 7-byte request whole, as a server that reads a length-prefixed message
+        # before replying: the client's second piece is not answered until it arrives.
+        with conn:
+            buffered = b""
+            while data := conn.recv(65536):
+                buffered += data
+                while len(buffered) >= 7:
+                    conn.sendall(buffered[:7])
+                    buffered = buffered[7:]
+
+    def loop() -> None:
+        while True:
+            conn, _ = server.accept()
+            threading.Thread(target=echo, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+    port: int = server.getsockname()[1]
+    return port
+
+
+def target(sshd: Sshd, nodelay: bool) -> SshTarget:
+    made = SshTarget(SshSettings(
+        name=f"nodelay-{'on' if nodelay else 'off'}", address="127.0.0.1", port=sshd.port,
+        user="root", identity_file=str(sshd.client_key), known_hosts=str(sshd.known_hosts())))
+    made.connect()
+    made.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, int(nodelay))
+    return made
+
+
+def each(action: Callable[[], object], times: int) -> list[float]:
+    samples = []
+    for _ in range(times):
+        started = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def request_reply(stream: Stream) -> None:
+    """A protocol exchange written in two small pieces (a length prefix, then the message),
+    as DNS over TCP and LDAP clients often send them."""
+    stream.sendall(b"\x00\x05")
+    stream.sendall(b"hello")
+    received = b""
+    while len(received) < 7:
+        received += stream.recv(64)
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    with tempfile.TemporaryDirectory(prefix="drcheck-bench-") as directory:
+        sshd = start_sshd(Path(directory))
+        try:
+            measure(sshd, rounds)
+        finally:
+            sshd.stop()
+
+
+def measure(sshd: Sshd, rounds: int) -> None:
+    port = request_server()
+    targets = {"off": target(sshd, False), "on": target(sshd, True)}
+    execs: dict[str, list[float]] = {"off": [], "on": []}
+    opens: dict[str, list[float]] = {"off": [], "on": []}
+    exchanges: dict[str, list[float]] = {"off": [], "on": []}
+    streams = {key: made.open_stream("127.0.0.1", port, 5) for key, made in targets.items()}
+    for _ in range(rounds):
+        for key, made in targets.items():  # interleaved: both see the same machine load
+            execs[key] += each(lambda m=made: m.run("true", 10), EXECS_PER_ROUND)
+            opens[key] += each(lambda m=made: m.open_stream("127.0.0.1", port, 5).close(),
+                               OPENS_PER_ROUND)
+            exchanges[key] += each(lambda k=key: request_reply(streams[k]), OPENS_PER_ROUND)
+    for made in targets.values():
+        made.close()
+    print(f"one SSH connection to a loopback sshd, {rounds} interleaved rounds (medians)")
+    print(f"{'':34}{'NODELAY off':>14}{'NODELAY on':>14}{'ratio':>9}")
+    for label, samples in (("exec `true` (run)", execs), ("direct-tcpip open + close", opens),
+                           ("stream request/reply (2 writes)", exchanges)):
+        off, on = statistics.median(samples["off"]), statistics.median(samples["on"])
+        print(f"  {label:32}{off * 1000:11.2f} ms{on * 1000:11.2f} ms{off / on:8.1f}x")
+
+
+if __name__ == "__main__":
+    main()
