@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import abc
+import threading
 from typing import Protocol
 
 from pytest_drcheck.targets.batch import run_batch
+from pytest_drcheck.targets.names import (
+    NameCache,
+    NameNotResolved,
+    is_address,
+    lookup_command,
+    parse_getent,
+)
 from pytest_drcheck.targets.result import CommandResult
 
-__all__ = ["CommandResult", "Stream", "StreamError", "Target", "TargetError"]
+__all__ = ["CommandResult", "NameNotResolved", "Stream", "StreamError", "Target", "TargetError"]
+
+
+_NAMES_LOCK = threading.Lock()
 
 
 class TargetError(Exception):
@@ -44,6 +55,7 @@ class Target(abc.ABC):
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self._names = NameCache(name)
 
     @property
     @abc.abstractmethod
@@ -64,7 +76,50 @@ class Target(abc.ABC):
 
     @abc.abstractmethod
     def open_stream(self, host: str, port: int, timeout: float) -> Stream:
-        """Open a TCP connection made *by the host* to host:port; raise StreamError."""
+        """Open a TCP connection made *by the host* to host:port; raise StreamError.
+
+        A name is resolved on the host first (``resolve``), never by the stream layer, and
+        NameNotResolved (a CouldNotObserve) says so when it does not resolve.
+        """
+
+    def resolve(self, name: str, timeout: float) -> tuple[str, ...]:
+        """The addresses ``name`` has on the host, as its own resolver answers (/etc/hosts, DNS).
+
+        Looked up once per name for the life of the target, in a command of its own so that a
+        slow resolver delays only the callers that need this name; concurrent callers share
+        the lookup. Raises NameNotResolved (a CouldNotObserve) naming the name, the host and
+        why, or TargetError when the host cannot be used. An address is returned as it is.
+        """
+        if is_address(name):
+            return (name.strip("[]"),)
+        holder = self.unwrap()
+        if holder is not self:
+            return holder.resolve(name, timeout)
+        return self._name_cache().resolve(name, timeout, self._look_up)
+
+    def remember_addresses(self, name: str, addresses: tuple[str, ...]) -> None:
+        """Seed ``resolve`` with an answer learnt elsewhere (e.g. the host's batched commands)."""
+        holder = self.unwrap()
+        if holder is not self:
+            holder.remember_addresses(name, addresses)
+            return
+        self._name_cache().remember(name, addresses)
+
+    def name_lookup_command(self, name: str) -> str:
+        """The command that resolves ``name`` on the host, printing ``getent ahosts`` lines."""
+        return lookup_command(name)
+
+    def _look_up(self, name: str, timeout: float) -> tuple[str, ...]:
+        result = self.run(self.name_lookup_command(name), timeout)
+        return parse_getent(name, self.name, result, timeout)
+
+    def _name_cache(self) -> NameCache:
+        # Subclasses written before resolve() existed may not call Target.__init__.
+        cache: NameCache | None = self.__dict__.get("_names")
+        if cache is None:
+            with _NAMES_LOCK:
+                cache = self.__dict__.setdefault("_names", NameCache(self.name))
+        return cache
 
     @abc.abstractmethod
     def close(self) -> None:

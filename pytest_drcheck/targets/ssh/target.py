@@ -17,6 +17,7 @@ import paramiko
 
 from pytest_drcheck.durations import format_duration
 from pytest_drcheck.targets.base import CommandResult, Stream, StreamError, Target, TargetError
+from pytest_drcheck.targets.dial import open_resolved
 from pytest_drcheck.targets.ssh import connection
 from pytest_drcheck.targets.ssh.channels import TrackingTransport
 from pytest_drcheck.targets.ssh.config import proxy_jump_chain, resolve_endpoint
@@ -246,9 +247,15 @@ class SshTarget(Target):
     # -- streams -----------------------------------------------------------------------------
 
     def open_stream(self, host: str, port: int, timeout: float) -> Stream:
-        where = f"{host}:{port} from {self.name}"
+        # Never a name to direct-tcpip: sshd would resolve it synchronously and stall every
+        # other channel of the connection while the lookup hangs (see targets.names).
+        return open_resolved(self, host, port, timeout,
+                             lambda address, left, where: self._open_address(
+                                 address, port, left, where))
+
+    def _open_address(self, address: str, port: int, timeout: float, where: str) -> Stream:
         try:
-            return self._tcp_channel(host, port, timeout)
+            return self._tcp_channel(address, port, timeout)
         except OpenRejected as exc:
             raise StreamError(classify_open_failure(exc.text), f"{where}: {exc.describe()}"
                               ) from None

@@ -1,0 +1,285 @@
+"""Names are resolved on the host, once per name, and never by sshd's direct-tcpip."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from pytest_drcheck.model import CouldNotObserve
+from pytest_drcheck.targets.base import CommandResult, StreamError, TargetError
+from pytest_drcheck.targets.local import LocalTarget
+from pytest_drcheck.targets.names import NameCache, NameNotResolved, is_address, parse_getent
+from pytest_drcheck.targets.ssh import SshTarget
+from pytest_drcheck.targets.ssh.channels import TrackingTransport
+from tests.targets.conftest import EchoServer, MakeTarget
+from tests.targets.test_ssh_sessions import command_round_trip
+
+NO_ANSWER = "getent: no answer; the name does not exist or the resolver failed"
+
+
+def getent(status: int, stdout: str = "", stderr: str = "", timed_out: bool = False
+           ) -> CommandResult:
+    return CommandResult("getent ahosts x", status, stdout, stderr, timed_out=timed_out)
+
+
+# -- parsing getent -------------------------------------------------------------------------------
+
+
+def test_addresses_come_in_the_resolvers_order_once_each() -> None:
+    out = ("10.77.0.10      STREAM dc01.corp.example\n10.77.0.10      DGRAM  \n"
+           "10.77.0.10      RAW    \nfd00::10        STREAM \n10.78.0.10      STREAM \n")
+    assert parse_getent("dc01", "app01", getent(0, out), 3) == (
+        "10.77.0.10", "fd00::10", "10.78.0.10")
+
+
+@pytest.mark.parametrize(("result", "why"), [
+    (getent(2), NO_ANSWER),
+    (getent(124, timed_out=True), "the lookup timed out after 3 s"),
+    (getent(127, stderr="sh: 1: getent: not found"), "getent is not installed there, exit 127"),
+    (getent(1, stderr="Unknown database: ahosts\n"), "getent exit 1: Unknown database: ahosts"),
+    (getent(0, "garbage\n"), "getent printed no address"),
+])
+def test_each_way_a_lookup_fails_is_named(result: CommandResult, why: str) -> None:
+    with pytest.raises(NameNotResolved) as caught:
+        parse_getent("dc01.corp.example", "app01", result, 3)
+    assert str(caught.value) == f"dc01.corp.example does not resolve on app01 ({why})"
+    assert isinstance(caught.value, CouldNotObserve)
+    assert not isinstance(caught.value, StreamError)  # never read as a closed port
+
+
+def test_addresses_are_not_looked_up() -> None:
+    assert [is_address(h) for h in ("10.0.0.1", "::1", "[fd00::1]", "dc01", "10.0.0.1.nip")] == [
+        True, True, True, False, False]
+
+
+# -- the cache ------------------------------------------------------------------------------------
+
+
+def test_concurrent_callers_share_one_lookup_and_its_answer() -> None:
+    cache = NameCache("app01")
+    calls: list[str] = []
+    release = threading.Event()
+
+    def lookup(name: str, timeout: float) -> tuple[str, ...]:
+        calls.append(name)
+        release.wait(10)
+        return ("10.0.0.5",)
+
+    answers: list[tuple[str, ...]] = []
+    threads = [threading.Thread(target=lambda: answers.append(cache.resolve("db", 10, lookup)))
+               for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.05)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert answers == [("10.0.0.5",)] * 10
+    assert calls == ["db"]
+    assert cache.resolve("db", 1, lookup) == ("10.0.0.5",) and calls == ["db"]
+
+
+def test_a_failure_is_shared_by_those_waiting_but_looked_up_again_later() -> None:
+    cache = NameCache("app01")
+    calls: list[str] = []
+    release = threading.Event()
+
+    def lookup(name: str, timeout: float) -> tuple[str, ...]:
+        calls.append(name)
+        release.wait(10)
+        raise NameNotResolved(name, "app01", "getent: no answer")
+
+    errors: list[str] = []
+
+    def ask() -> None:
+        try:
+            cache.resolve("db", 10, lookup)
+        except NameNotResolved as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=ask) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.05)
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert errors == ["db does not resolve on app01 (getent: no answer)"] * 5
+    assert calls == ["db"]
+    ask()
+    assert calls == ["db", "db"]
+
+
+def test_a_remembered_answer_needs_no_lookup() -> None:
+    target = LocalTarget("runner")
+    target.remember_addresses("db.corp.example", ("127.0.0.1",))
+    assert target.resolve("db.corp.example", 3) == ("127.0.0.1",)
+
+
+# -- local target ---------------------------------------------------------------------------------
+
+
+class LocalWithLookup(LocalTarget):
+    """The runner, resolving names with a given command (a resolver we can make fail)."""
+
+    def __init__(self, command: str) -> None:
+        super().__init__("runner")
+        self.command = command
+
+    def name_lookup_command(self, name: str) -> str:
+        return self.command
+
+
+def test_local_streams_to_a_name_go_to_its_address(echo_server: EchoServer,
+                                                   closed_port: int) -> None:
+    target = LocalTarget("runner")
+    stream = target.open_stream("localhost", echo_server.port, 3)
+    stream.settimeout(3)
+    stream.sendall(b"hi")
+    assert stream.recv(10) == b"hi"
+    stream.close()
+    with pytest.raises(StreamError) as caught:
+        target.open_stream("localhost", closed_port, 3)
+    assert str(caught.value) == (
+        f"localhost:{closed_port} (127.0.0.1) from runner: connection refused")
+
+
+def test_a_name_that_does_not_resolve_on_the_runner_is_could_not_observe() -> None:
+    with pytest.raises(NameNotResolved) as caught:
+        LocalWithLookup("exit 2").open_stream("dc01.corp.example", 389, 3)
+    assert str(caught.value) == f"dc01.corp.example does not resolve on runner ({NO_ANSWER})"
+
+
+# -- ssh target -----------------------------------------------------------------------------------
+
+
+class SshWithLookup(SshTarget):
+    lookup = "getent ahosts"
+
+    def name_lookup_command(self, name: str) -> str:
+        return f"{self.lookup} {name}"
+
+
+@pytest.fixture
+def destinations(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every destination this process asks an sshd to connect to (direct-tcpip)."""
+    seen: list[Any] = []
+    original = TrackingTransport.open_tracked
+
+    def spy(self: TrackingTransport, kind: str, dest: Any, timeout: float) -> Any:
+        if kind == "direct-tcpip":
+            seen.append(dest)
+        return original(self, kind, dest, timeout)
+
+    monkeypatch.setattr(TrackingTransport, "open_tracked", spy)
+    return seen
+
+
+def test_sshd_is_never_given_a_name(make_target: MakeTarget, echo_server: EchoServer,
+                                    destinations: list[Any]) -> None:
+    stream = make_target().open_stream("localhost", echo_server.port, 3)
+    stream.settimeout(3)
+    stream.sendall(b"ping")
+    assert stream.recv(10) == b"ping"
+    stream.close()
+    assert destinations == [("127.0.0.1", echo_server.port)]
+
+
+def test_a_name_is_looked_up_once_per_host_by_concurrent_streams(
+        make_target: MakeTarget, echo_server: EchoServer, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    target = make_target()
+    target.connect()
+    commands: list[str] = []
+    original = SshTarget.run
+
+    def counting(self: SshTarget, command: str, timeout: float) -> CommandResult:
+        commands.append(command)
+        return original(self, command, timeout)
+
+    monkeypatch.setattr(SshTarget, "run", counting)
+    opened: list[bool] = []
+    barrier = threading.Barrier(20)
+
+    def stream() -> None:
+        barrier.wait()
+        target.open_stream("localhost", echo_server.port, 10).close()
+        opened.append(True)
+
+    threads = [threading.Thread(target=stream) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert opened == [True] * 20
+    assert commands == ["getent ahosts localhost"]
+
+
+def make_lookup_target(make_target: MakeTarget, lookup: str) -> SshTarget:
+    made = make_target()
+    target = SshWithLookup(made.settings)
+    target.lookup = lookup
+    return target
+
+
+def test_a_slow_lookup_stalls_nothing_else_on_the_host(
+        make_target: MakeTarget, echo_server: EchoServer) -> None:
+    probe = make_target()
+    probe.connect()
+    round_trip = command_round_trip(probe)
+    # Much longer than what runs meanwhile, however loaded the machine is.
+    slow = max(2.0, 20 * round_trip)
+    target = make_lookup_target(make_target, f"sleep {slow:.2f}; getent ahosts")
+    try:
+        target.connect()
+        looked_up = threading.Event()
+        slow_outcome: list[str] = []
+
+        def slow_stream() -> None:
+            target.open_stream("localhost", echo_server.port, slow + 30).close()
+            slow_outcome.append("opened")
+            looked_up.set()
+
+        thread = threading.Thread(target=slow_stream)
+        thread.start()
+        time.sleep(round_trip)  # the lookup is under way
+        other = target.open_stream("127.0.0.1", echo_server.port, 10)
+        other.settimeout(10)
+        other.sendall(b"x")
+        assert other.recv(1) == b"x"
+        other.close()
+        assert target.run("echo unaffected", 10).stdout == "unaffected\n"
+        assert not looked_up.is_set()  # all of that happened while the name was being resolved
+        thread.join(slow + 60)
+        assert slow_outcome == ["opened"]
+    finally:
+        target.close()
+
+
+@pytest.mark.parametrize(("lookup", "timeout", "why"), [
+    ("exit 2; :", 5, NO_ANSWER),
+    ("sleep 30; :", 1, "the lookup timed out after 1 s"),
+    ("no-such-getent-here", 5, "getent is not installed there, exit 127"),
+])
+def test_a_name_that_does_not_resolve_on_the_instance_says_so(
+        make_target: MakeTarget, lookup: str, timeout: float, why: str,
+        destinations: list[Any]) -> None:
+    target = make_lookup_target(make_target, lookup)
+    try:
+        with pytest.raises(NameNotResolved) as caught:
+            target.open_stream("dc01.corp.example", 636, timeout)
+    finally:
+        target.close()
+    assert str(caught.value) == f"dc01.corp.example does not resolve on app01 ({why})"
+    assert destinations == []  # nothing was dialled
+
+
+def test_a_lost_host_is_a_target_error_not_a_name_error(make_target: MakeTarget) -> None:
+    target = make_target()
+    target.connect()
+    target.transport.close()
+    with pytest.raises(TargetError, match="was lost"):
+        target.resolve("localhost", 3)
