@@ -10,10 +10,10 @@ import socket
 import subprocess
 
 from pytest_drcheck.durations import format_duration
-from pytest_drcheck.targets.base import CommandResult, Stream, StreamError, Target
+from pytest_drcheck.targets.base import Stream, StreamError, Target
 from pytest_drcheck.targets.dial import open_resolved
+from pytest_drcheck.targets.result import TIMEOUT_STATUS, CommandResult
 
-TIMEOUT_STATUS = 124
 # After the process group is killed, how long to wait for pipes a detached grandchild may hold.
 _DRAIN_SECONDS = 1.0
 _UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH}
@@ -31,6 +31,9 @@ class LocalTarget(Target):
         """Nothing to open: the runner is always reachable from itself."""
 
     def run(self, command: str, timeout: float) -> CommandResult:
+        return self._run(command, timeout).on(self.name, timeout)
+
+    def _run(self, command: str, timeout: float) -> CommandResult:
         # A session of its own, so that a timeout kills everything the command started, not
         # only the shell.
         process = subprocess.Popen(

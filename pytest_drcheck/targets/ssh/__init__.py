@@ -6,9 +6,10 @@ transport that keeps each refusal's reason), ``exec`` (one command in a session)
 (one-line messages) and ``target`` (SshTarget, which ties them together).
 """
 
+from pytest_drcheck.targets.result import TIMEOUT_STATUS
 from pytest_drcheck.targets.ssh.connection import KEEPALIVE_SECONDS
 from pytest_drcheck.targets.ssh.errors import classify_open_failure
-from pytest_drcheck.targets.ssh.exec import CLIENT_GRACE_SECONDS, TIMEOUT_STATUS
+from pytest_drcheck.targets.ssh.exec import CLIENT_GRACE_SECONDS
 from pytest_drcheck.targets.ssh.settings import (
     DEFAULT_MAX_SESSIONS,
     HOST_KEY_POLICIES,

@@ -13,10 +13,9 @@ import paramiko
 
 from pytest_drcheck.durations import format_duration
 from pytest_drcheck.targets.base import TargetError
-from pytest_drcheck.targets.result import CommandResult
+from pytest_drcheck.targets.result import TIMEOUT_STATUS, CommandResult
 from pytest_drcheck.targets.ssh.errors import OpenRejected
 
-TIMEOUT_STATUS = 124
 # The client-side deadline trails the remote `timeout` a little so that, when the host has
 # coreutils, the command is stopped there first and its partial output and 124 come back.
 CLIENT_GRACE_SECONDS = 0.25

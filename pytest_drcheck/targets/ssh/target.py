@@ -209,7 +209,7 @@ class SshTarget(Target):
     # -- commands ----------------------------------------------------------------------------
 
     def run(self, command: str, timeout: float) -> CommandResult:
-        return run_command(self, command, timeout)
+        return run_command(self, command, timeout).on(self.name, timeout)
 
     def acquire_session(self, patience: float) -> bool:
         return self._sessions.acquire(patience)
