@@ -1,6 +1,8 @@
 """What one SSH connection costs per exec and per direct-tcpip open, with TCP_NODELAY off
 (paramiko's default, what drcheck did before) and on (what SshTarget does), side by side in one
-run: interleaved rounds against a real sshd on 127.0.0.1, medians and ratios.
+run: interleaved rounds against a real sshd on 127.0.0.1, medians and ratios. Then what reading
+known_hosts costs per connection: paramiko's load_host_keys (before) against the per-run index
+(targets.ssh.hostkeys.KnownHosts: the first connection parses, later ones only look up).
 
 Needs root (the test sshd logs in as root with a throwaway key).
 Usage: python benchmarks/ssh_costs.py [rounds]
@@ -17,11 +19,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import paramiko
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from pytest_drcheck.targets.base import Stream  # noqa: E402
 from pytest_drcheck.targets.ssh import SshSettings, SshTarget  # noqa: E402
+from pytest_drcheck.targets.ssh.hostkeys import KnownHosts  # noqa: E402
 from tests.targets.sshd import Sshd, start_sshd  # noqa: E402
 
 EXECS_PER_ROUND = 10
@@ -86,8 +91,37 @@ def main() -> None:
         sshd = start_sshd(Path(directory))
         try:
             measure(sshd, rounds)
+            measure_known_hosts(sshd, Path(directory), rounds)
         finally:
             sshd.stop()
+
+
+def measure_known_hosts(sshd: Sshd, directory: Path, rounds: int) -> None:
+    kind, blob = sshd.host_key_line.split()[1:3]
+    name = f"[127.0.0.1]:{sshd.port}"
+    print(f"known_hosts per connection, {rounds * 5} samples (medians)")
+    print(f"{'entries':>9}{'paramiko load':>16}{'index: first':>15}{'index: later':>15}"
+          f"{'ratio':>9}")
+    for entries in (10, 200, 1000):
+        path = directory / f"known_hosts_{entries}"
+        lines = [f"host{i}.example,10.1.{i // 250}.{i % 250} {kind} {blob}"
+                 for i in range(entries - 1)]
+        path.write_text("\n".join([*lines, f"{name} {kind} {blob}"]) + "\n")
+        loads, firsts, laters = [], [], []
+        for _ in range(rounds * 5):
+            started = time.perf_counter()
+            assert paramiko.HostKeys(str(path)).lookup(name) is not None
+            loads.append(time.perf_counter() - started)
+            index = KnownHosts(str(path))
+            started = time.perf_counter()
+            assert index.keys_for(name)
+            firsts.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            assert index.keys_for(name)
+            laters.append(time.perf_counter() - started)
+        load, first, later = (statistics.median(x) for x in (loads, firsts, laters))
+        print(f"{entries:>9}{load * 1000:13.2f} ms{first * 1000:12.2f} ms{later * 1000:12.3f} ms"
+              f"{load / later:8.0f}x")
 
 
 def measure(sshd: Sshd, rounds: int) -> None:

@@ -15,7 +15,12 @@ import paramiko
 from pytest_drcheck.targets.base import TargetError
 from pytest_drcheck.targets.ssh.channels import TrackingTransport
 from pytest_drcheck.targets.ssh.errors import ConnectMessages
-from pytest_drcheck.targets.ssh.hostkeys import AcceptNewPolicy, StrictPolicy
+from pytest_drcheck.targets.ssh.hostkeys import (
+    AcceptNewPolicy,
+    InvalidKnownHostsLine,
+    StrictPolicy,
+    trust_known_keys,
+)
 from pytest_drcheck.targets.ssh.settings import Endpoint, SshSettings
 
 # Keeps NAT and stateful firewalls between the runner and the instance from dropping an idle
@@ -23,17 +28,18 @@ from pytest_drcheck.targets.ssh.settings import Endpoint, SshSettings
 KEEPALIVE_SECONDS = 30
 
 
-def new_client(settings: SshSettings) -> paramiko.SSHClient:
+def new_client(settings: SshSettings, endpoint: Endpoint) -> paramiko.SSHClient:
     client = paramiko.SSHClient()
     # Only this file: never ~/.ssh/known_hosts or /etc/ssh (load_system_host_keys), so the
-    # trust decision is the inventory's alone.
+    # trust decision is the inventory's alone. Read once per run and indexed by host.
     known_hosts = os.path.expanduser(settings.known_hosts)
-    if os.path.exists(known_hosts):
-        try:
-            client.load_host_keys(known_hosts)
-        except OSError as exc:
-            raise TargetError(f"{settings.name}: cannot read known_hosts {known_hosts}: "
-                              f"{exc.strerror}") from None
+    try:
+        trust_known_keys(client, known_hosts, endpoint.hostname, endpoint.port)
+    except OSError as exc:
+        raise TargetError(f"{settings.name}: cannot read known_hosts {known_hosts}: "
+                          f"{exc.strerror}") from None
+    except InvalidKnownHostsLine as exc:
+        raise TargetError(f"{settings.name}: {exc}") from None
     client.set_missing_host_key_policy(
         AcceptNewPolicy(known_hosts) if settings.host_key_policy == "accept-new"
         else StrictPolicy())

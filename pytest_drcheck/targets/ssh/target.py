@@ -151,7 +151,7 @@ class SshTarget(Target):
         if jump is not None:
             # The jump host's own connect_timeout bounds this; ours starts once it is up.
             self._connect_jump(jump)
-        client = connection.new_client(self.settings)
+        client = connection.new_client(self.settings, endpoint)
         # Before the clock starts: a secret store's latency is not the host's.
         password = connection.resolve_password(self.settings)
         deadline = time.monotonic() + self.settings.connect_timeout
