@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -41,12 +42,46 @@ def ssh_config_options(name: str, path: str | None, host: str) -> dict[str, Any]
         return {}
     full = os.path.expanduser(path)
     try:
+        refuse_match_exec(name, full)
         config = paramiko.SSHConfig.from_path(full)
     except OSError as exc:
         raise TargetError(f"{name}: cannot read ssh_config {full}: {exc.strerror}") from None
     except paramiko.SSHException as exc:
         raise TargetError(f"{name}: ssh_config {full} is not valid: {exc}") from None
     return dict(config.lookup(host))
+
+
+# Match criteria that take no argument (the others are followed by one).
+_BARE_CRITERIA = {"all", "canonical", "final"}
+
+
+def refuse_match_exec(name: str, path: str) -> None:
+    """TargetError if the file has a ``Match exec`` block.
+
+    paramiko would run that command on this machine for every lookup that reaches the block,
+    through invoke, with no timeout, reading the runner's stdin (under pytest that fails with
+    ThreadException, and every check of the host became ``internal error: ThreadException``).
+    A drill does not run local commands from a config file: it says so, once, per host.
+    """
+    with open(path, encoding="utf-8", errors="replace") as file:
+        lines = file.read().splitlines()
+    for number, line in enumerate(lines, start=1):
+        words = line.strip().replace("=", " ", 1).split(None, 1)
+        if len(words) < 2 or words[0].lower() != "match":
+            continue
+        try:
+            tokens = shlex.split(words[1])
+        except ValueError:
+            continue  # paramiko reports the malformed line itself
+        while tokens:
+            keyword = tokens.pop(0).lower().lstrip("!")
+            if keyword == "exec":
+                raise TargetError(
+                    f"{name}: ssh_config {path} line {number} uses `Match exec`, which "
+                    "pytest-drcheck does not run (it would run a local command for every "
+                    "host); give the inventory an ssh_config without it, e.g. with Host blocks")
+            if keyword not in _BARE_CRITERIA and tokens:
+                tokens.pop(0)
 
 
 def proxy_jump_chain(settings: SshSettings, spec: str,
