@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +11,20 @@ import paramiko
 from paramiko.common import MSG_CHANNEL_OPEN_FAILURE, MSG_CHANNEL_OPEN_SUCCESS
 
 from pytest_drcheck.targets.ssh.errors import OpenRejected, OpenTimedOut, TransportGone
+
+# Parent of the per-host loggers: pytest_drcheck.ssh.<host>.
+LOG_CHANNEL = "pytest_drcheck.ssh"
+# How paramiko's transport words the failures that reach the caller as TargetError/StreamError.
+_REPORTED_BY_THE_TARGET = ("Exception (client)", "Socket exception", "Secsh channel ")
+
+
+def transport_factory(host: str) -> Callable[..., TrackingTransport]:
+    """What SSHClient.connect calls to build the transport of ``host``."""
+
+    def build(*args: Any, **kwargs: Any) -> TrackingTransport:
+        return TrackingTransport(*args, host=host, **kwargs)
+
+    return build
 
 
 class TrackingTransport(paramiko.Transport):
@@ -22,8 +37,10 @@ class TrackingTransport(paramiko.Transport):
     keep the TCP connection its sshd made for us.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, host: str = "", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # One log channel per host, so that a record can be told apart from other hosts'.
+        self.set_log_channel(f"{LOG_CHANNEL}.{host or 'unnamed'}")
         self._drc_opener = threading.local()
         self._drc_rejected: dict[int, tuple[int, str]] = {}
         self._drc_abandoned: dict[int, paramiko.Channel] = {}
@@ -37,6 +54,22 @@ class TrackingTransport(paramiko.Transport):
         self._drc_parent_failure = handlers[MSG_CHANNEL_OPEN_FAILURE]
         handlers[MSG_CHANNEL_OPEN_SUCCESS] = self._drc_open_success
         handlers[MSG_CHANNEL_OPEN_FAILURE] = self._drc_open_failure
+
+    def _log(self, level: int, msg: Any, *args: Any) -> None:
+        """paramiko's logging, minus what the target reports itself.
+
+        The transport thread logs a failed connection (``Error reading SSH protocol banner``,
+        a reset socket) as ERROR followed by its traceback, line by line, and every refused
+        channel as ERROR; the target turns each into one TargetError or StreamError line. With
+        no logging configured, Python would print those records on stderr; under pytest they
+        landed in other tests' reports. Kept, at levels nobody sees by default.
+        """
+        if isinstance(msg, list):  # a traceback
+            level = min(level, logging.DEBUG)
+        elif level >= logging.WARNING and isinstance(msg, str) and msg.startswith(
+                _REPORTED_BY_THE_TARGET):
+            level = logging.INFO
+        super()._log(level, msg, *args)  # type: ignore[misc]
 
     def _next_channel(self) -> int:
         # Called by open_channel in the opening thread, under self.lock.

@@ -13,7 +13,7 @@ from typing import Any
 import paramiko
 
 from pytest_drcheck.targets.base import TargetError
-from pytest_drcheck.targets.ssh.channels import TrackingTransport
+from pytest_drcheck.targets.ssh.channels import transport_factory
 from pytest_drcheck.targets.ssh.errors import ConnectMessages
 from pytest_drcheck.targets.ssh.hostkeys import (
     AcceptNewPolicy,
@@ -80,7 +80,7 @@ def open_socket(messages: ConnectMessages, endpoint: Endpoint, deadline: float
 
 
 def handshake(client: paramiko.SSHClient, sock: socket.socket | paramiko.Channel,
-              endpoint: Endpoint, password: str | None, deadline: float) -> None:
+              endpoint: Endpoint, password: str | None, deadline: float, host: str) -> None:
     left = max(0.1, deadline - time.monotonic())
     bare = not endpoint.key_files and password is None
     # paramiko takes a list of key files; its type stubs only admit one.
@@ -91,7 +91,7 @@ def handshake(client: paramiko.SSHClient, sock: socket.socket | paramiko.Channel
         timeout=left, banner_timeout=left, auth_timeout=left, channel_timeout=left,
         # Like ssh: the agent and ~/.ssh keys only when nothing was configured, so that a
         # configured key that fails is reported instead of silently replaced.
-        allow_agent=bare, look_for_keys=bare, transport_factory=TrackingTransport)
+        allow_agent=bare, look_for_keys=bare, transport_factory=transport_factory(host))
 
 
 def keep_alive(client: paramiko.SSHClient) -> None:

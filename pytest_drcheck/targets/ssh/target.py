@@ -163,7 +163,7 @@ class SshTarget(Target):
         with self._state:
             self._abort_attempt = watchdog.fire
         try:
-            connection.handshake(client, sock, endpoint, password, deadline)
+            connection.handshake(client, sock, endpoint, password, deadline, self.name)
         except Exception as exc:
             fired = not watchdog.disarm()
             phase = connection.phase(client)
