@@ -7,25 +7,27 @@ import socket
 import statistics
 import threading
 import time
+from collections.abc import Callable
 
-from pytest_drcheck.targets.ssh import CLIENT_GRACE_SECONDS
+from pytest_drcheck.targets.base import Target
+from pytest_drcheck.targets.ssh import CLIENT_GRACE_SECONDS, SshTarget
 from pytest_drcheck.targets.ssh.slots import SessionSlots
 from tests.targets.conftest import MakeTarget
 
 
-def command_round_trip(target: object, rounds: int = 3) -> float:
+def command_round_trip(target: Target, rounds: int = 3) -> float:
     """Median seconds of one `true` on this connection, as the machine is loaded right now."""
     samples = []
     for _ in range(rounds):
         started = time.monotonic()
-        assert target.run("true", 10).ok  # type: ignore[attr-defined]
+        assert target.run("true", 10).ok
         samples.append(time.monotonic() - started)
     return statistics.median(samples)
 
 
-def wait_until(condition: object, seconds: float) -> None:
+def wait_until(condition: Callable[[], bool], seconds: float) -> None:
     deadline = time.monotonic() + seconds
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, "condition not reached"
         time.sleep(0.001)
 
@@ -113,8 +115,8 @@ def test_a_waiting_command_is_not_starved_by_a_loop_of_short_ones(
     assert looped == [True] * loops
 
 
-def nodelay(target: object) -> int:
-    sock = target.transport.sock  # type: ignore[attr-defined]
+def nodelay(target: SshTarget) -> int:
+    sock = target.transport.sock
     value: int = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
     return value
 
