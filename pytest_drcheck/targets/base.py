@@ -53,6 +53,9 @@ class Stream(Protocol):
 class Target(abc.ABC):
     """One host's connection: opened lazily, shared by every check of the host, closed once."""
 
+    # The program that answers `getent ahosts NAME` on the host (resolve() runs it there).
+    getent = "getent"
+
     def __init__(self, name: str) -> None:
         self.name = name
         self._names = NameCache(name)
@@ -105,12 +108,8 @@ class Target(abc.ABC):
             return
         self._name_cache().remember(name, addresses)
 
-    def name_lookup_command(self, name: str) -> str:
-        """The command that resolves ``name`` on the host, printing ``getent ahosts`` lines."""
-        return lookup_command(name)
-
     def _look_up(self, name: str, timeout: float) -> tuple[str, ...]:
-        result = self.run(self.name_lookup_command(name), timeout)
+        result = self.run(lookup_command(self.getent, name), timeout)
         return parse_getent(name, self.name, result, timeout)
 
     def _name_cache(self) -> NameCache:

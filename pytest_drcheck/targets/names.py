@@ -48,8 +48,8 @@ def is_address(host: str) -> bool:
     return True
 
 
-def lookup_command(name: str) -> str:
-    return f"getent ahosts {shlex.quote(name)}"
+def lookup_command(getent: str, name: str) -> str:
+    return f"{shlex.quote(getent)} ahosts {shlex.quote(name)}"
 
 
 def parse_getent(name: str, host: str, result: CommandResult, timeout: float

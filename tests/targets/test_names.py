@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -119,18 +120,38 @@ def test_a_remembered_answer_needs_no_lookup() -> None:
     assert target.resolve("db.corp.example", 3) == ("127.0.0.1",)
 
 
+# -- fake resolvers on the host ------------------------------------------------------------------
+
+
+def program(directory: Path, name: str, body: str) -> str:
+    """A stand-in for getent on the host (the test sshd's host is this machine)."""
+    path = directory / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.fixture
+def resolvers(tmp_path: Path) -> dict[str, str]:
+    return {
+        "no answer": program(tmp_path, "noanswer", "exit 2"),
+        "hangs": program(tmp_path, "hangs", "exec sleep 30"),
+        "missing": str(tmp_path / "no-such-getent"),
+        # slow.example resolves like localhost after the pause written in the file "pause".
+        "slow": program(tmp_path, "slow", f'case "$2" in slow.*) sleep "$(cat {tmp_path}/pause)"; '
+                                          'exec getent ahosts localhost;; esac; exec getent "$@"'),
+    }
+
+
 # -- local target ---------------------------------------------------------------------------------
 
 
-class LocalWithLookup(LocalTarget):
-    """The runner, resolving names with a given command (a resolver we can make fail)."""
+class LocalWithResolver(LocalTarget):
+    """The runner, resolving names with a given getent (a resolver we can make fail)."""
 
-    def __init__(self, command: str) -> None:
+    def __init__(self, getent: str) -> None:
         super().__init__("runner")
-        self.command = command
-
-    def name_lookup_command(self, name: str) -> str:
-        return self.command
+        self.getent = getent
 
 
 def test_local_streams_to_a_name_go_to_its_address(echo_server: EchoServer,
@@ -147,20 +168,14 @@ def test_local_streams_to_a_name_go_to_its_address(echo_server: EchoServer,
         f"localhost:{closed_port} (127.0.0.1) from runner: connection refused")
 
 
-def test_a_name_that_does_not_resolve_on_the_runner_is_could_not_observe() -> None:
+def test_a_name_that_does_not_resolve_on_the_runner_is_could_not_observe(
+        resolvers: dict[str, str]) -> None:
     with pytest.raises(NameNotResolved) as caught:
-        LocalWithLookup("exit 2").open_stream("dc01.corp.example", 389, 3)
+        LocalWithResolver(resolvers["no answer"]).open_stream("dc01.corp.example", 389, 3)
     assert str(caught.value) == f"dc01.corp.example does not resolve on runner ({NO_ANSWER})"
 
 
 # -- ssh target -----------------------------------------------------------------------------------
-
-
-class SshWithLookup(SshTarget):
-    lookup = "getent ahosts"
-
-    def name_lookup_command(self, name: str) -> str:
-        return f"{self.lookup} {name}"
 
 
 @pytest.fixture
@@ -178,6 +193,20 @@ def destinations(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return seen
 
 
+@pytest.fixture
+def execs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every command an SshTarget runs as an exec of its own."""
+    commands: list[str] = []
+    original = SshTarget.run
+
+    def counting(self: SshTarget, command: str, timeout: float) -> CommandResult:
+        commands.append(command)
+        return original(self, command, timeout)
+
+    monkeypatch.setattr(SshTarget, "run", counting)
+    return commands
+
+
 def test_sshd_is_never_given_a_name(make_target: MakeTarget, echo_server: EchoServer,
                                     destinations: list[Any]) -> None:
     stream = make_target().open_stream("localhost", echo_server.port, 3)
@@ -189,18 +218,18 @@ def test_sshd_is_never_given_a_name(make_target: MakeTarget, echo_server: EchoSe
 
 
 def test_a_name_is_looked_up_once_per_host_by_concurrent_streams(
-        make_target: MakeTarget, echo_server: EchoServer, monkeypatch: pytest.MonkeyPatch
-        ) -> None:
+        make_target: MakeTarget, echo_server: EchoServer, monkeypatch: pytest.MonkeyPatch,
+        execs: list[str]) -> None:
     target = make_target()
     target.connect()
-    commands: list[str] = []
-    original = SshTarget.run
+    lookups: list[str] = []
+    original = SshTarget._look_up
 
-    def counting(self: SshTarget, command: str, timeout: float) -> CommandResult:
-        commands.append(command)
-        return original(self, command, timeout)
+    def counting(self: SshTarget, name: str, timeout: float) -> tuple[str, ...]:
+        lookups.append(name)
+        return original(self, name, timeout)
 
-    monkeypatch.setattr(SshTarget, "run", counting)
+    monkeypatch.setattr(SshTarget, "_look_up", counting)
     opened: list[bool] = []
     barrier = threading.Barrier(20)
 
@@ -215,66 +244,74 @@ def test_a_name_is_looked_up_once_per_host_by_concurrent_streams(
     for thread in threads:
         thread.join(30)
     assert opened == [True] * 20
-    assert commands == ["getent ahosts localhost"]
+    assert lookups == ["localhost"]
+    # Through the helper session: no exec of its own.
+    assert execs == []
 
 
-def make_lookup_target(make_target: MakeTarget, lookup: str) -> SshTarget:
-    made = make_target()
-    target = SshWithLookup(made.settings)
-    target.lookup = lookup
+def test_with_few_sessions_a_lookup_is_an_exec_of_its_own(make_target: MakeTarget,
+                                                          execs: list[str]) -> None:
+    target = make_target(max_sessions=2)
+    assert target.resolve("localhost", 5) == ("127.0.0.1",)
+    assert execs == ["getent ahosts localhost"]
+
+
+def ssh_with_resolver(make_target: MakeTarget, getent: str, **settings: Any) -> SshTarget:
+    target = make_target(**settings)
+    target.getent = getent
     return target
 
 
 def test_a_slow_lookup_stalls_nothing_else_on_the_host(
-        make_target: MakeTarget, echo_server: EchoServer) -> None:
+        make_target: MakeTarget, echo_server: EchoServer, resolvers: dict[str, str],
+        tmp_path: Path) -> None:
     probe = make_target()
     probe.connect()
     round_trip = command_round_trip(probe)
     # Much longer than what runs meanwhile, however loaded the machine is.
     slow = max(2.0, 20 * round_trip)
-    target = make_lookup_target(make_target, f"sleep {slow:.2f}; getent ahosts")
-    try:
-        target.connect()
-        looked_up = threading.Event()
-        slow_outcome: list[str] = []
+    (tmp_path / "pause").write_text(f"{slow:.2f}")
+    target = ssh_with_resolver(make_target, resolvers["slow"])
+    target.connect()
+    looked_up = threading.Event()
+    slow_outcome: list[str] = []
 
-        def slow_stream() -> None:
-            target.open_stream("localhost", echo_server.port, slow + 30).close()
-            slow_outcome.append("opened")
-            looked_up.set()
+    def slow_stream() -> None:
+        target.open_stream("slow.example", echo_server.port, slow + 30).close()
+        slow_outcome.append("opened")
+        looked_up.set()
 
-        thread = threading.Thread(target=slow_stream)
-        thread.start()
-        time.sleep(round_trip)  # the lookup is under way
-        other = target.open_stream("127.0.0.1", echo_server.port, 10)
-        other.settimeout(10)
-        other.sendall(b"x")
-        assert other.recv(1) == b"x"
-        other.close()
-        assert target.run("echo unaffected", 10).stdout == "unaffected\n"
-        assert not looked_up.is_set()  # all of that happened while the name was being resolved
-        thread.join(slow + 60)
-        assert slow_outcome == ["opened"]
-    finally:
-        target.close()
+    thread = threading.Thread(target=slow_stream)
+    thread.start()
+    time.sleep(round_trip)  # the lookup is under way
+    assert target.resolve("localhost", 10) == ("127.0.0.1",)  # another name, same helper
+    other = target.open_stream("127.0.0.1", echo_server.port, 10)
+    other.settimeout(10)
+    other.sendall(b"x")
+    assert other.recv(1) == b"x"
+    other.close()
+    assert target.run("echo unaffected", 10).stdout == "unaffected\n"
+    assert not looked_up.is_set()  # all of that happened while the name was being resolved
+    thread.join(slow + 60)
+    assert slow_outcome == ["opened"]
 
 
-@pytest.mark.parametrize(("lookup", "timeout", "why"), [
-    ("exit 2; :", 5, NO_ANSWER),
-    ("sleep 30; :", 1, "the lookup timed out after 1 s"),
-    ("no-such-getent-here", 5, "getent is not installed there, exit 127"),
+@pytest.mark.parametrize("sessions", [8, 2], ids=["helper", "exec"])
+@pytest.mark.parametrize(("resolver", "timeout", "why"), [
+    ("no answer", 5, NO_ANSWER),
+    ("hangs", 1, "the lookup timed out after 1 s"),
+    ("missing", 5, "getent is not installed there, exit 127"),
 ])
 def test_a_name_that_does_not_resolve_on_the_instance_says_so(
-        make_target: MakeTarget, lookup: str, timeout: float, why: str,
-        destinations: list[Any]) -> None:
-    target = make_lookup_target(make_target, lookup)
-    try:
-        with pytest.raises(NameNotResolved) as caught:
-            target.open_stream("dc01.corp.example", 636, timeout)
-    finally:
-        target.close()
+        make_target: MakeTarget, resolvers: dict[str, str], resolver: str, timeout: float,
+        why: str, sessions: int, destinations: list[Any]) -> None:
+    target = ssh_with_resolver(make_target, resolvers[resolver], max_sessions=sessions)
+    started = time.monotonic()
+    with pytest.raises(NameNotResolved) as caught:
+        target.open_stream("dc01.corp.example", 636, timeout)
     assert str(caught.value) == f"dc01.corp.example does not resolve on app01 ({why})"
     assert destinations == []  # nothing was dialled
+    assert time.monotonic() - started < timeout + 30
 
 
 def test_a_lost_host_is_a_target_error_not_a_name_error(make_target: MakeTarget) -> None:
@@ -283,3 +320,11 @@ def test_a_lost_host_is_a_target_error_not_a_name_error(make_target: MakeTarget)
     target.transport.close()
     with pytest.raises(TargetError, match="was lost"):
         target.resolve("localhost", 3)
+
+
+def test_closing_ends_the_helper_and_later_lookups_say_closed(make_target: MakeTarget) -> None:
+    target = make_target()
+    assert target.resolve("localhost", 5) == ("127.0.0.1",)
+    target.close()
+    with pytest.raises(TargetError, match="closed"):
+        target.resolve("other-name.example", 3)

@@ -64,7 +64,7 @@ def _run_session(host: SessionHost, transport: paramiko.Transport, command: str,
     if chan is None:
         return timed_out(command, "", "timed out opening an SSH session")
     try:
-        if not _exec(host, transport, chan, remote_command(command, timeout), deadline):
+        if not start_command(host, transport, chan, remote_command(command, timeout), deadline):
             return timed_out(command, "", "timed out starting the command")
         out, err, finished = collect(chan, deadline)
     finally:
@@ -107,7 +107,7 @@ def _open_session(host: SessionHost, transport: paramiko.Transport, deadline: fl
         pause = min(pause * 2, SESSION_RETRY_MAX_SECONDS)
 
 
-def _exec(host: SessionHost, transport: paramiko.Transport, chan: paramiko.Channel,
+def start_command(host: SessionHost, transport: paramiko.Transport, chan: paramiko.Channel,
           command: str, deadline: float) -> bool:
     """Start the command; False if the deadline passed first."""
     # exec_command waits for the server's reply without a timeout. Setting the event it

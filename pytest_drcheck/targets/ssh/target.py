@@ -18,6 +18,7 @@ import paramiko
 from pytest_drcheck.durations import format_duration
 from pytest_drcheck.targets.base import CommandResult, Stream, StreamError, Target, TargetError
 from pytest_drcheck.targets.dial import open_resolved
+from pytest_drcheck.targets.names import parse_getent
 from pytest_drcheck.targets.ssh import connection
 from pytest_drcheck.targets.ssh.channels import TrackingTransport
 from pytest_drcheck.targets.ssh.config import proxy_jump_chain, resolve_endpoint
@@ -28,9 +29,13 @@ from pytest_drcheck.targets.ssh.errors import (
     TransportGone,
     classify_open_failure,
 )
-from pytest_drcheck.targets.ssh.exec import run_command
+from pytest_drcheck.targets.ssh.exec import run_command, start_command
+from pytest_drcheck.targets.ssh.resolver import HelperGone, ResolverHelper, can_ask, helper_script
 from pytest_drcheck.targets.ssh.settings import Endpoint, SshSettings
 from pytest_drcheck.targets.ssh.slots import SessionSlots
+
+# The resolver helper takes one session slot for good; with fewer slots it would starve commands.
+_HELPER_MIN_SESSIONS = 3
 
 
 class SshTarget(Target):
@@ -53,6 +58,12 @@ class SshTarget(Target):
         self._resolve_lock = threading.Lock()
         self._owned_jump: SshTarget | None = None
         self._sessions = SessionSlots(settings.max_sessions)
+        # Name lookups (see resolver.py): started on the first lookup; _no_helper says why
+        # lookups take the exec path instead.
+        self._helper_lock = threading.Lock()
+        self._helper: ResolverHelper | None = None
+        self._no_helper: str | None = (
+            None if settings.max_sessions >= _HELPER_MIN_SESSIONS else "too few sessions")
 
     def __repr__(self) -> str:
         return f"SshTarget({self.vantage})"
@@ -244,6 +255,60 @@ class SshTarget(Target):
         except TransportGone:
             raise TargetError(self.lost_message()) from None
 
+    # -- names -------------------------------------------------------------------------------
+
+    def _look_up(self, name: str, timeout: float) -> tuple[str, ...]:
+        helper = self._resolver_helper(timeout) if can_ask(name) else None
+        if helper is not None:
+            try:
+                result = helper.look_up(name, timeout)
+            except HelperGone:
+                pass  # the exec path below still answers
+            else:
+                return parse_getent(name, self.name, result.on(self.name, timeout), timeout)
+        return super()._look_up(name, timeout)
+
+    def _resolver_helper(self, timeout: float) -> ResolverHelper | None:
+        """The running helper, started on first use; None when lookups must use an exec."""
+        with self._helper_lock:
+            if self._helper is not None or self._no_helper is not None:
+                return self._helper
+            # The helper keeps one session for the life of the connection: it takes one of the
+            # target's slots for good, so the host never sees more sessions than max_sessions.
+            if not self._sessions.acquire(timeout):
+                return None  # busy right now: an exec this time, the helper next time
+            try:
+                helper = self._start_helper(timeout)
+            except TargetError as exc:
+                helper, self._no_helper = None, str(exc)
+            if helper is None:
+                self._sessions.release()
+            with self._state:
+                if self._closed and helper is not None:
+                    helper.close()
+                    helper = None
+            self._helper = helper
+            return helper
+
+    def _start_helper(self, timeout: float) -> ResolverHelper | None:
+        transport = self.live_transport()
+        deadline = time.monotonic() + timeout
+        chan = self.open_channel(transport, "session", None, timeout)
+        if chan is None:
+            return None
+        try:
+            started = start_command(self, transport, chan, helper_script(self.getent), deadline)
+        except OpenRejected as exc:
+            chan.close()
+            raise TargetError(exc.describe()) from None
+        except TargetError:
+            chan.close()
+            raise
+        if not started:
+            chan.close()
+            return None
+        return ResolverHelper(chan, self.getent)
+
     # -- streams -----------------------------------------------------------------------------
 
     def open_stream(self, host: str, port: int, timeout: float) -> Stream:
@@ -281,6 +346,9 @@ class SshTarget(Target):
             abort = self._abort_attempt
         if abort is not None:
             abort()
+        helper = self._helper
+        if helper is not None:
+            helper.close()
         if client is not None:
             # Commands in flight see their channels close and raise TargetError; nothing hangs.
             client.close()
