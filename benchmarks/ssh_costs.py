@@ -2,7 +2,10 @@
 (paramiko's default, what drcheck did before) and on (what SshTarget does), side by side in one
 run: interleaved rounds against a real sshd on 127.0.0.1, medians and ratios. Then what reading
 known_hosts costs per connection: paramiko's load_host_keys (before) against the per-run index
-(targets.ssh.hostkeys.KnownHosts: the first connection parses, later ones only look up).
+(targets.ssh.hostkeys.KnownHosts: the first connection parses, later ones only look up). And
+what resolving a name on the host costs: an exec per lookup against the helper session
+(targets.ssh.resolver), uncached (the target caches answers, so a real run pays this once per
+name per host).
 
 Needs root (the test sshd logs in as root with a throwaway key).
 Usage: python benchmarks/ssh_costs.py [rounds]
@@ -91,9 +94,28 @@ def main() -> None:
         sshd = start_sshd(Path(directory))
         try:
             measure(sshd, rounds)
+            measure_lookups(sshd, rounds)
             measure_known_hosts(sshd, Path(directory), rounds)
         finally:
             sshd.stop()
+
+
+def measure_lookups(sshd: Sshd, rounds: int) -> None:
+    settings = {"address": "127.0.0.1", "port": sshd.port, "user": "root",
+                "identity_file": str(sshd.client_key), "known_hosts": str(sshd.known_hosts())}
+    by_exec = SshTarget(SshSettings(name="exec", max_sessions=2, **settings))  # no helper
+    by_helper = SshTarget(SshSettings(name="helper", **settings))
+    samples: dict[str, list[float]] = {"exec": [], "helper": []}
+    for _ in range(rounds):
+        for key, made in (("exec", by_exec), ("helper", by_helper)):
+            # _look_up: the lookup itself, without the per-target cache in front of it.
+            samples[key] += each(lambda m=made: m._look_up("localhost", 10), EXECS_PER_ROUND)
+    by_exec.close()
+    by_helper.close()
+    exec_median, helper_median = (statistics.median(samples[k]) for k in ("exec", "helper"))
+    print(f"name lookup on the host, {rounds * EXECS_PER_ROUND} samples each (medians)")
+    print(f"  exec per lookup {exec_median * 1000:9.2f} ms   helper session "
+          f"{helper_median * 1000:7.2f} ms   ratio {exec_median / helper_median:.0f}x")
 
 
 def measure_known_hosts(sshd: Sshd, directory: Path, rounds: int) -> None:
