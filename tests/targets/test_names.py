@@ -328,3 +328,17 @@ def test_closing_ends_the_helper_and_later_lookups_say_closed(make_target: MakeT
     target.close()
     with pytest.raises(TargetError, match="closed"):
         target.resolve("other-name.example", 3)
+
+
+def test_a_helper_that_dies_gives_its_slot_back_and_lookups_go_on(
+        make_target: MakeTarget, execs: list[str]) -> None:
+    target = make_target(max_sessions=3)
+    assert target.resolve("localhost", 5) == ("127.0.0.1",)
+    helper = target._helper
+    assert helper is not None
+    helper._chan.close()  # as when the host kills the helper's shell
+    target._names = type(target._names)("app01")  # forget the answer: look up again
+    assert target.resolve("localhost", 5) == ("127.0.0.1",)
+    assert execs == ["getent ahosts localhost"]
+    # The slot came back: all three are free again.
+    assert [target._sessions.acquire(0.01) for _ in range(4)] == [True, True, True, False]

@@ -262,8 +262,8 @@ class SshTarget(Target):
         if helper is not None:
             try:
                 result = helper.look_up(name, timeout)
-            except HelperGone:
-                pass  # the exec path below still answers
+            except HelperGone as exc:
+                self._retire_helper(helper, str(exc))  # the exec path below still answers
             else:
                 return parse_getent(name, self.name, result.on(self.name, timeout), timeout)
         return super()._look_up(name, timeout)
@@ -289,6 +289,15 @@ class SshTarget(Target):
                     helper = None
             self._helper = helper
             return helper
+
+    def _retire_helper(self, helper: ResolverHelper, why: str) -> None:
+        """Forget a helper that ended (its session is gone): its slot is free again."""
+        with self._helper_lock:
+            if self._helper is not helper:
+                return
+            self._helper, self._no_helper = None, why
+        helper.close()
+        self._sessions.release()
 
     def _start_helper(self, timeout: float) -> ResolverHelper | None:
         transport = self.live_transport()
