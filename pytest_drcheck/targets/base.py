@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass
+import threading
 from typing import Protocol
+
+from pytest_drcheck.targets.batch import run_batch
+from pytest_drcheck.targets.names import (
+    NameCache,
+    NameNotResolved,
+    is_address,
+    lookup_command,
+    parse_getent,
+)
+from pytest_drcheck.targets.result import CommandResult
+
+__all__ = ["CommandResult", "NameNotResolved", "Stream", "StreamError", "Target", "TargetError"]
+
+
+_NAMES_LOCK = threading.Lock()
 
 
 class TargetError(Exception):
@@ -26,20 +41,6 @@ class StreamError(Exception):
         self.outcome = outcome
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    command: str
-    exit_status: int
-    stdout: str
-    stderr: str
-    # True when our per-command timeout killed it; exit_status is then 124.
-    timed_out: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.exit_status == 0 and not self.timed_out
-
-
 class Stream(Protocol):
     """The part of a socket that protocol code over a tunnel needs (socket and paramiko Channel)."""
 
@@ -52,8 +53,12 @@ class Stream(Protocol):
 class Target(abc.ABC):
     """One host's connection: opened lazily, shared by every check of the host, closed once."""
 
+    # The program that answers `getent ahosts NAME` on the host (resolve() runs it there).
+    getent = "getent"
+
     def __init__(self, name: str) -> None:
         self.name = name
+        self._names = NameCache(name)
 
     @property
     @abc.abstractmethod
@@ -70,13 +75,50 @@ class Target(abc.ABC):
 
     def run_batch(self, commands: list[str], timeout: float) -> list[CommandResult]:
         """Run several commands in as few round trips as the target allows (one, for shells)."""
-        from pytest_drcheck.targets.batch import run_batch
-
         return run_batch(self, commands, timeout)
 
     @abc.abstractmethod
     def open_stream(self, host: str, port: int, timeout: float) -> Stream:
-        """Open a TCP connection made *by the host* to host:port; raise StreamError."""
+        """Open a TCP connection made *by the host* to host:port; raise StreamError.
+
+        A name is resolved on the host first (``resolve``), never by the stream layer, and
+        NameNotResolved (a CouldNotObserve) says so when it does not resolve.
+        """
+
+    def resolve(self, name: str, timeout: float) -> tuple[str, ...]:
+        """The addresses ``name`` has on the host, as its own resolver answers (/etc/hosts, DNS).
+
+        Looked up once per name for the life of the target, in a command of its own so that a
+        slow resolver delays only the callers that need this name; concurrent callers share
+        the lookup. Raises NameNotResolved (a CouldNotObserve) naming the name, the host and
+        why, or TargetError when the host cannot be used. An address is returned as it is.
+        """
+        if is_address(name):
+            return (name.strip("[]"),)
+        holder = self.unwrap()
+        if holder is not self:
+            return holder.resolve(name, timeout)
+        return self._name_cache().resolve(name, timeout, self._look_up)
+
+    def remember_addresses(self, name: str, addresses: tuple[str, ...]) -> None:
+        """Seed ``resolve`` with an answer learnt elsewhere (e.g. the host's batched commands)."""
+        holder = self.unwrap()
+        if holder is not self:
+            holder.remember_addresses(name, addresses)
+            return
+        self._name_cache().remember(name, addresses)
+
+    def _look_up(self, name: str, timeout: float) -> tuple[str, ...]:
+        result = self.run(lookup_command(self.getent, name), timeout)
+        return parse_getent(name, self.name, result, timeout)
+
+    def _name_cache(self) -> NameCache:
+        # Subclasses written before resolve() existed may not call Target.__init__.
+        cache: NameCache | None = self.__dict__.get("_names")
+        if cache is None:
+            with _NAMES_LOCK:
+                cache = self.__dict__.setdefault("_names", NameCache(self.name))
+        return cache
 
     @abc.abstractmethod
     def close(self) -> None:

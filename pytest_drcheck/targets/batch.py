@@ -14,13 +14,15 @@ import secrets
 import shlex
 from typing import TYPE_CHECKING
 
-from pytest_drcheck.targets.base import CommandResult
+from pytest_drcheck.durations import format_duration
+from pytest_drcheck.targets.result import TIMEOUT_STATUS, CommandResult
+
+__all__ = ["SCRIPT_SLACK_SECONDS", "TIMEOUT_STATUS", "batch_script", "parse_batch_output",
+           "run_batch"]
 
 if TYPE_CHECKING:
     from pytest_drcheck.targets.base import Target
 
-# coreutils `timeout` exits 124 when it had to stop the command.
-TIMEOUT_STATUS = 124
 # Slack on top of the per-command timeout for the script's own start-up and framing.
 SCRIPT_SLACK_SECONDS = 5.0
 
@@ -66,7 +68,7 @@ def parse_batch_output(commands: list[str], stdout: str, token: str) -> list[Com
                 commands[index], status, out.decode("utf-8", "replace"),
                 err.decode("utf-8", "replace"), timed_out=status == TIMEOUT_STATUS)
     return [
-        found.get(i) or CommandResult(command, 125, "", "no output came back from the batch")
+        found.get(i) or CommandResult.not_run(command, "no output came back from the batch")
         for i, command in enumerate(commands)
     ]
 
@@ -78,9 +80,12 @@ def run_batch(target: Target, commands: list[str], timeout: float) -> list[Comma
     script = batch_script(commands, timeout, token)
     whole = target.run(script, timeout + SCRIPT_SLACK_SECONDS)
     if whole.timed_out:
-        return [CommandResult(c, TIMEOUT_STATUS, "", "", timed_out=True) for c in commands]
-    results = parse_batch_output(commands, whole.stdout, token)
-    if whole.exit_status == 97:
-        return [CommandResult(c, 125, "", "the host could not create a temporary directory")
-                for c in commands]
-    return results
+        why = (f"the batch of {len(commands)} commands timed out after "
+               f"{format_duration(timeout + SCRIPT_SLACK_SECONDS)}")
+        results = [CommandResult.not_run(c, why, timed_out=True) for c in commands]
+    elif whole.exit_status == 97:
+        results = [CommandResult.not_run(c, "the host could not create a temporary directory")
+                   for c in commands]
+    else:
+        results = parse_batch_output(commands, whole.stdout, token)
+    return [result.on(target.name, timeout) for result in results]

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from pytest_drcheck.model import CouldNotObserve
 from pytest_drcheck.targets.base import Stream, StreamError, Target, TargetError
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,10 @@ def local_forward(target: Target, host: str, port: int, timeout: float
 
     ``timeout`` bounds opening each relayed stream. A stream that cannot be opened closes the
     accepted connection (the client sees EOF) and is logged with the StreamError's message.
+    A name is resolved on the target here, in the caller's thread, so that NameNotResolved (a
+    CouldNotObserve) reaches the check instead of dying in a relay thread.
     """
+    target.resolve(host, timeout)
     relay = _Relay(target, host, port, timeout)
     try:
         yield relay.address
@@ -76,7 +80,7 @@ class _Relay:
             return
         try:
             stream = self._target.open_stream(self._host, self._port, self._timeout)
-        except (StreamError, TargetError) as exc:
+        except (StreamError, TargetError, CouldNotObserve) as exc:
             log.warning("forward to %s:%s via %s: %s", self._host, self._port,
                         self._target.name, exc)
             self._release(conn)

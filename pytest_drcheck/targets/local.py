@@ -10,9 +10,10 @@ import socket
 import subprocess
 
 from pytest_drcheck.durations import format_duration
-from pytest_drcheck.targets.base import CommandResult, Stream, StreamError, Target
+from pytest_drcheck.targets.base import Stream, StreamError, Target
+from pytest_drcheck.targets.dial import open_resolved
+from pytest_drcheck.targets.result import TIMEOUT_STATUS, CommandResult
 
-TIMEOUT_STATUS = 124
 # After the process group is killed, how long to wait for pipes a detached grandchild may hold.
 _DRAIN_SECONDS = 1.0
 _UNREACHABLE = {errno.EHOSTUNREACH, errno.ENETUNREACH}
@@ -30,6 +31,9 @@ class LocalTarget(Target):
         """Nothing to open: the runner is always reachable from itself."""
 
     def run(self, command: str, timeout: float) -> CommandResult:
+        return self._run(command, timeout).on(self.name, timeout)
+
+    def _run(self, command: str, timeout: float) -> CommandResult:
         # A session of its own, so that a timeout kills everything the command started, not
         # only the shell.
         process = subprocess.Popen(
@@ -42,26 +46,30 @@ class LocalTarget(Target):
         return CommandResult(command, process.returncode, _text(out), _text(err))
 
     def open_stream(self, host: str, port: int, timeout: float) -> Stream:
-        where = f"{host}:{port} from {self.name}"
-        try:
-            sock = socket.create_connection((host, port), timeout=timeout)
-        except TimeoutError:
-            raise StreamError("timed out", f"{where}: timed out after {format_duration(timeout)}"
-                              ) from None
-        except ConnectionRefusedError:
-            raise StreamError("refused", f"{where}: connection refused") from None
-        except socket.gaierror as exc:
-            raise StreamError("error", f"{where}: cannot resolve {host}: {exc.strerror}"
-                              ) from None
-        except OSError as exc:
-            outcome = "unreachable" if exc.errno in _UNREACHABLE else "error"
-            raise StreamError(outcome, f"{where}: {exc.strerror or exc}") from None
-        # Like a fresh SSH channel: blocking until the caller sets its own timeout.
-        sock.settimeout(None)
-        return sock
+        # A name is resolved by a getent of its own, as on every target: the same messages,
+        # and a lookup that hangs holds only its own process.
+        return open_resolved(self, host, port, timeout,
+                             lambda address, left, where: _connect(address, port, left, where))
 
     def close(self) -> None:
         """Nothing to release: every command and stream is closed when it is done."""
+
+
+def _connect(host: str, port: int, timeout: float, where: str) -> Stream:
+    """A socket connected to an address (never a name: open_resolved resolved it)."""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except TimeoutError:
+        raise StreamError("timed out", f"{where}: timed out after {format_duration(timeout)}"
+                          ) from None
+    except ConnectionRefusedError:
+        raise StreamError("refused", f"{where}: connection refused") from None
+    except OSError as exc:
+        outcome = "unreachable" if exc.errno in _UNREACHABLE else "error"
+        raise StreamError(outcome, f"{where}: {exc.strerror or exc}") from None
+    # Like a fresh SSH channel: blocking until the caller sets its own timeout.
+    sock.settimeout(None)
+    return sock
 
 
 def _stop(process: subprocess.Popen[bytes], command: str) -> CommandResult:

@@ -28,10 +28,10 @@ from pytest_drcheck.durations import format_duration
 from pytest_drcheck.targets.base import CommandResult, Stream, Target, TargetError
 from pytest_drcheck.targets.batch import (
     SCRIPT_SLACK_SECONDS,
-    TIMEOUT_STATUS,
     batch_script,
     parse_batch_output,
 )
+from pytest_drcheck.targets.result import TIMEOUT_STATUS
 
 DOCUMENT = "AWS-RunShellScript"
 # GetCommandInvocation returns at most this many characters of stdout (stderr: 8,000).
@@ -118,7 +118,7 @@ class SsmTarget(Target):
 
     def run(self, command: str, timeout: float) -> CommandResult:
         result, _ = self._invoke(command, timeout)
-        return result
+        return result.on(self.name, timeout)
 
     def _invoke(self, command: str, timeout: float) -> tuple[CommandResult, bool]:
         """(result, stdout truncated by Run Command's inline limit)."""
@@ -191,7 +191,9 @@ class SsmTarget(Target):
     def run_batch(self, commands: list[str], timeout: float) -> list[CommandResult]:
         if not commands:
             return []
-        return self._batch(commands, timeout, time.monotonic() + timeout + SCRIPT_SLACK_SECONDS)
+        results = self._batch(commands, timeout,
+                              time.monotonic() + timeout + SCRIPT_SLACK_SECONDS)
+        return [result.on(self.name, timeout) for result in results]
 
     def _batch(self, commands: list[str], timeout: float, deadline: float
                ) -> list[CommandResult]:
@@ -199,9 +201,10 @@ class SsmTarget(Target):
         remaining = max(1.0, deadline - time.monotonic())
         whole, truncated = self._invoke(batch_script(commands, timeout, token), remaining)
         if whole.timed_out:
-            return [CommandResult(c, TIMEOUT_STATUS, "", "", timed_out=True) for c in commands]
+            why = f"the batch of {len(commands)} commands timed out on Run Command"
+            return [CommandResult.not_run(c, why, timed_out=True) for c in commands]
         if whole.exit_status == 97:
-            return [CommandResult(c, 125, "", "the host could not create a temporary directory")
+            return [CommandResult.not_run(c, "the host could not create a temporary directory")
                     for c in commands]
         stdout = whole.stdout
         if truncated:
@@ -216,7 +219,7 @@ class SsmTarget(Target):
         if not missing:
             return results
         if len(commands) == 1:
-            return [CommandResult(commands[0], 125, "", (
+            return [CommandResult.not_run(commands[0], (
                 f"the output is larger than Run Command's {STDOUT_LIMIT}-character inline "
                 "limit; reach this host over ssh for this check"))]
         # Re-send what did not come back, in halves, at the same time.

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from pathlib import Path
 
 import pytest
 
 from pytest_drcheck.targets.forward import local_forward
 from pytest_drcheck.targets.local import LocalTarget
+from pytest_drcheck.targets.names import NameNotResolved
 from tests.targets.conftest import EchoServer, MakeTarget
+from tests.targets.test_names import NO_ANSWER, LocalWithResolver, program
 
 
 def round_trip(address: tuple[str, int], payload: bytes) -> bytes:
@@ -77,3 +80,12 @@ def test_the_listener_is_gone_after_the_block(echo_server: EchoServer) -> None:
     held.settimeout(2)
     assert held.recv(1) == b""  # relayed connections are closed too
     held.close()
+
+
+def test_a_name_that_does_not_resolve_is_raised_to_the_caller_not_lost_in_a_thread(
+        tmp_path: Path) -> None:
+    getent = program(tmp_path, "noanswer", "exit 2")
+    with pytest.raises(NameNotResolved) as caught, local_forward(
+            LocalWithResolver(getent), "dc01.corp.example", 389, 3):
+        raise AssertionError("the forward must not start")
+    assert str(caught.value) == f"dc01.corp.example does not resolve on runner ({NO_ANSWER})"

@@ -217,15 +217,6 @@ def test_a_stream_confirmed_after_its_timeout_is_closed(make_target: MakeTarget)
         filler.close()
         listener.close()
 
-def test_open_stream_with_an_unresolvable_name_is_an_error_with_the_servers_text(
-        make_target: MakeTarget) -> None:
-    with pytest.raises(StreamError) as caught:
-        make_target().open_stream("no-such-host.invalid", 80, 3)
-    assert caught.value.outcome == "error"
-    assert str(caught.value).startswith("no-such-host.invalid:80 from app01: ")
-    assert "unknown" in str(caught.value).lower() or "not known" in str(caught.value).lower()
-
-
 def test_concurrent_refusals_each_get_their_own_reason(
         make_target: MakeTarget, closed_port: int, echo_server: EchoServer) -> None:
     target = make_target()

@@ -1,0 +1,44 @@
+"""Opening a stream to host:port where host may be a name: resolved on the host, then dialled."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from pytest_drcheck.durations import format_duration
+from pytest_drcheck.targets.base import Stream, StreamError, Target
+from pytest_drcheck.targets.names import is_address
+
+# Opens a stream to (address, port) within a timeout; ``where`` starts its error messages.
+OpenAddress = Callable[[str, float, str], Stream]
+
+
+def open_resolved(target: Target, host: str, port: int, timeout: float,
+                  open_address: OpenAddress) -> Stream:
+    """A stream to host:port made by ``target``; a name is resolved on the target first.
+
+    The lookup and the connection share ``timeout``. The addresses are tried in the resolver's
+    order while they are refused or unreachable (as ssh, and sshd given the name, would), never
+    after a timeout: waiting again would only multiply the time. parse_getent never returns
+    an empty tuple, so there is always a failure to raise.
+    """
+    if is_address(host):
+        return open_address(host.strip("[]"), timeout, f"{host}:{port} from {target.name}")
+    started = time.monotonic()
+    addresses = target.resolve(host, timeout)
+    failures: list[StreamError] = []
+    for address in addresses:
+        where = f"{host}:{port} ({address}) from {target.name}"
+        left = timeout - (time.monotonic() - started)
+        if left <= 0:
+            raise StreamError("timed out", f"{where}: timed out after "
+                                           f"{format_duration(timeout)}, most of it resolving "
+                                           f"{host} on {target.name}")
+        try:
+            return open_address(address, left, where)
+        except StreamError as exc:
+            if exc.outcome == "timed out":
+                raise
+            failures.append(exc)
+    # A refusal is the destination's own answer: the most telling of several failures.
+    raise next((f for f in failures if f.outcome == "refused"), failures[0])
