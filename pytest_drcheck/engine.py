@@ -333,7 +333,7 @@ class Engine:
             results = call_with_deadline(lambda: target.run_batch(commands, timeout),
                                          timeout + 5 + WATCHDOG_SLACK, f"batch-{host.name}")
         except (TargetError, DeadlineExceeded) as exc:
-            results = [CommandResult(c, 125, "", f"the batch did not complete: {exc}")
+            results = [CommandResult.not_run(c, f"the batch did not complete: {exc}")
                        for c in commands]
         by_command = dict(zip(commands, results, strict=True))
         return {key: [by_command[c] for c in cmds] for key, cmds in wanted.items()}

@@ -23,8 +23,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pytest_drcheck.durations import format_duration
-from pytest_drcheck.model import CouldNotObserve, Observation, Outcome, PlanItem
+from pytest_drcheck.model import Observation, Outcome, PlanItem
 from pytest_drcheck.targets.base import CommandResult, Target
 
 
@@ -61,25 +60,6 @@ class Subject:
     requires: tuple[str, ...] = ()
 
 
-# coreutils `timeout` exits 124 when it stops a command; a shell exits 127 for a missing
-# command; the batch runner reports 125 for a command whose output never came back.
-_TIMED_OUT = 124
-_NOT_RUN = 125
-_NOT_FOUND = 127
-
-
-def _shown_command(command: str) -> str:
-    first = command.strip().splitlines()[0] if command.strip() else command
-    return first if len(first) <= 60 else first[:57] + "..."
-
-
-def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            return line.strip()[:200]
-    return ""
-
-
 @dataclass(frozen=True)
 class CheckContext:
     item: PlanItem
@@ -101,24 +81,7 @@ class CheckContext:
         """The ``index``-th command's result, if it was observed: exited with a status in
         ``accept``. Otherwise raise ``CouldNotObserve`` naming the command and the cause
         (timed out, not found on the host, lost from the batch, failed with its stderr)."""
-        result = self.outputs[index]
-        command = f"`{_shown_command(result.command)}`"
-        host = self.item.host
-        if result.timed_out or (result.exit_status == _TIMED_OUT and _TIMED_OUT not in accept):
-            after = (f" after {format_duration(self.command_timeout)}"
-                     if self.command_timeout else "")
-            raise CouldNotObserve(f"{command} timed out{after} on {host}")
-        if result.exit_status in accept:
-            return result
-        cause = _first_line(result.stderr)
-        if result.exit_status == _NOT_RUN:
-            raise CouldNotObserve(f"{command} did not run on {host}: "
-                                  f"{cause or 'no output came back'}")
-        if result.exit_status == _NOT_FOUND:
-            raise CouldNotObserve(f"{command} is not available on {host} (command not found)")
-        detail = f": {cause}" if cause else ""
-        raise CouldNotObserve(f"{command} failed on {host} (exit {result.exit_status})"
-                              f"{detail}")
+        return self.outputs[index].on(self.item.host, self.command_timeout).require(accept)
 
 
 ValueT = TypeVar("ValueT")

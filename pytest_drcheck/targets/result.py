@@ -79,34 +79,39 @@ class CommandResult:
         not complete, or that exited with a status not in ``allowed_statuses`` observed
         nothing, and must not be read as data (an empty ``cat`` is not "no nameserver").
         The message names the command, the host and the cause in one line, e.g.
-        ``the command `ip -j addr` timed out after 10 s on app01``.
+        ```ip -j addr` timed out after 10 s on app01``.
         """
-        shown, where = self._shown(), self.host or "the host"
+        shown, where = f"`{self._shown()}`", self.host or "the host"
         if self.batch_failure is not None:
             raise CommandNotObserved(
-                "batch failure", f"the batch did not complete on {where}: "
-                                 f"{_one_line(self.batch_failure)} (so `{shown}` gave no result)")
-        if self.timed_out:
-            after = f" after {format_duration(self.timeout)}" if self.timeout is not None else ""
-            raise CommandNotObserved("timed out",
-                                     f"the command `{shown}` timed out{after} on {where}")
-        if self.missing and NOT_FOUND_STATUS not in allowed_statuses:
-            detail = f": {_one_line(self.stderr)}" if self.stderr.strip() else ""
+                "batch failure", f"{shown} did not run on {where}: "
+                                 f"{_one_line(self.batch_failure)}")
+        if self.timed_out or (self.exit_status == TIMEOUT_STATUS
+                              and TIMEOUT_STATUS not in allowed_statuses):
+            after = f" after {format_duration(self.timeout)}" if self.timeout else ""
+            raise CommandNotObserved("timed out", f"{shown} timed out{after} on {where}")
+        if self.exit_status in allowed_statuses:
+            return self
+        if self.missing:
             raise CommandNotObserved(
-                "not found", f"the command `{shown}` was not found on {where} "
-                             f"(exit {NOT_FOUND_STATUS}{detail})")
-        if self.exit_status not in allowed_statuses:
-            detail = f": {_one_line(self.stderr)}" if self.stderr.strip() else ""
-            raise CommandNotObserved(
-                "exit status", f"the command `{shown}` failed on {where} "
-                               f"(exit {self.exit_status}{detail})")
-        return self
+                "not found", f"{shown} is not available on {where} (command not found)")
+        detail = f": {_first_line(self.stderr)}" if self.stderr.strip() else ""
+        raise CommandNotObserved(
+            "exit status", f"{shown} failed on {where} (exit {self.exit_status}){detail}")
 
     def _shown(self) -> str:
         text = _one_line(self.command)
         if len(text) > _SHOWN_COMMAND_CHARS:
             return text[:_SHOWN_COMMAND_CHARS - 3] + "..."
         return text
+
+
+def _first_line(text: str) -> str:
+    """The first non-blank line of a command's stderr (its error, without the noise after)."""
+    for line in text.splitlines():
+        if line.strip():
+            return _one_line(line)
+    return ""
 
 
 def _one_line(text: str) -> str:

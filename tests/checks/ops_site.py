@@ -71,6 +71,8 @@ def problems_of(tmp_path: Path, checks: str, site: str = SITE) -> str:
 
 
 def done(command: str, status: int = 0, stdout: str = "", stderr: str = "") -> CommandResult:
+    if status == 125:  # what the batch gives a command whose result never came back
+        return CommandResult.not_run(command, stderr)
     return CommandResult(command, status, stdout, stderr, timed_out=status == 124)
 
 

@@ -139,21 +139,22 @@ def test_a_timed_out_systemctl_is_not_a_stopped_agent(items: dict[str, PlanItem]
     running = items["agent[clamav/running]"]
     cause = could_not_observe(running, SYSTEMD, done(systemctl_command("clamav-daemon"), 124),
                               TABLE)
-    assert cause == ("`systemctl show clamav-daemon --property=LoadState,ActiveS...` "
-                     "timed out after 10 s on app01")
+    assert cause == ("`systemctl show clamav-daemon --property=LoadState,ActiveState,SubState,"
+                     "MainPID --no-pager` timed out after 10 s on app01")
     assert CHECK.expected(running) == "clamav running"
 
 
 def test_a_timed_out_process_table_is_not_a_stopped_agent(tmp_path: Path) -> None:
     item = plan_items(tmp_path, "agent:\n  - {name: x, process: xd}")["agent[x/running]"]
     assert could_not_observe(item, done(PROCESS_TABLE, 124)) == (
-        "`printf 'self '; cat /proc/self/stat /proc/[0-9]*/stat 2>/...` timed out after 10 s "
-        "on app01")
+        "`printf 'self '; cat /proc/self/stat /proc/[0-9]*/stat 2>/dev/null; true` timed out "
+        "after 10 s on app01")
     assert could_not_observe(item, done(PROCESS_TABLE, 0, "")) == (
         "the process table of app01 could not be read (/proc)")
     assert could_not_observe(item, done(PROCESS_TABLE, 125, "", "the batch did not complete")
                              ) == ("`printf 'self '; cat /proc/self/stat /proc/[0-9]*/stat "
-                                   "2>/...` did not run on app01: the batch did not complete")
+                                   "2>/dev/null; true` did not run on app01: the batch did "
+                                   "not complete")
 
 
 def test_systemd_tools_missing_or_no_systemd_and_no_process(tmp_path: Path,
