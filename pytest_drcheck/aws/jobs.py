@@ -15,12 +15,12 @@ FAILURE_EVENTS = ("SNAPSHOT_FAIL", "USING_PREVIOUS_SNAPSHOT_FAILED", "CONVERSION
                   "LAUNCH_FAILED", "CLEANUP_FAIL")
 
 
-def describe_job(clients: AwsClients, job_id: str) -> Mapping[str, Any]:
+def describe_job(clients: AwsClients, job_id: str, label: str = "job") -> Mapping[str, Any]:
     """The job as DescribeJobs has it now; DiscoveryError when DRS does not know it."""
     for job in clients.pages("drs", "describe_jobs", "items", filters={"jobIDs": [job_id]}):
         if job.get("jobID") == job_id:
             return job
-    raise DiscoveryError(f"job {job_id} not found in Elastic Disaster Recovery "
+    raise DiscoveryError(f"{label} {job_id} not found in Elastic Disaster Recovery "
                          f"({clients.settings.region})")
 
 

@@ -83,6 +83,13 @@ class FakeAws:
         self.latency = 0.0
         self.page_size = 100
         self.ssm_mode = "agent"
+        # DRS lists page over everything, then filter each page (an empty first page with a
+        # nextToken is legal): only clients that follow nextToken find what they asked for.
+        self.page_before_filter = False
+        # Seconds between bytes of every DRS answer (0: all at once): a trickling endpoint.
+        self.trickle = 0.0
+        # Called with (service, operation) before each DRS answer: tests change state here.
+        self.on_drs_call: Any = None
 
     def close(self) -> None:
         self.server.shutdown()
@@ -94,19 +101,20 @@ class FakeAws:
         model = DRS_MODEL.operation_model(operation)
         validate(body, model.input_shape, f"DRS {operation} request")
         filters = body.get("filters", {})
+        if self.on_drs_call is not None:
+            self.on_drs_call(operation, body)
         if operation == "DescribeSourceServers":
             ids = filters.get("sourceServerIDs")
-            items = [s for k, s in sorted(self.source_servers.items()) if not ids or k in ids]
-            result = self._page(items, body)
+            result = self._listing(sorted(self.source_servers.items()),
+                                   lambda k, s: not ids or k in ids, body)
         elif operation == "DescribeRecoveryInstances":
             ids, sources = filters.get("recoveryInstanceIDs"), filters.get("sourceServerIDs")
-            items = [r for k, r in sorted(self.recovery_instances.items())
-                     if (not ids or k in ids) and (not sources or r["sourceServerID"] in sources)]
-            result = self._page(items, body)
+            result = self._listing(sorted(self.recovery_instances.items()), lambda k, r: (
+                (not ids or k in ids) and (not sources or r["sourceServerID"] in sources)), body)
         elif operation == "DescribeJobs":
             ids = filters.get("jobIDs")
-            result = self._page([j for k, j in sorted(self.jobs.items()) if not ids or k in ids],
-                                body)
+            result = self._listing(sorted(self.jobs.items()), lambda k, j: not ids or k in ids,
+                                   body)
         elif operation == "DescribeJobLogItems":
             if body["jobID"] not in self.jobs:
                 return 404, {"message": f"job {body['jobID']} not found",
@@ -123,6 +131,14 @@ class FakeAws:
                          "__type": "ValidationException"}
         validate(result, model.output_shape, f"DRS {operation} response")
         return 200, result
+
+    def _listing(self, entries: list[tuple[str, Any]], wanted: Any,
+                 body: Mapping[str, Any]) -> dict[str, Any]:
+        if not self.page_before_filter:
+            return self._page([v for k, v in entries if wanted(k, v)], body)
+        page = self._page(entries, body)
+        page["items"] = [v for k, v in page["items"] if wanted(k, v)]
+        return page
 
     def _page(self, items: list[Any], body: Mapping[str, Any]) -> dict[str, Any]:
         start = int(body.get("nextToken") or 0)
@@ -351,6 +367,8 @@ class _Handler(BaseHTTPRequestHandler):
                 operation = path.strip("/")
                 fake.calls.append(("drs", operation))
                 status, answer = fake.drs(operation, json.loads(body or b"{}"))
+                if fake.trickle:
+                    return self._trickle(status, json.dumps(answer).encode())
                 return self._json(status, answer, rest=True)
             if target.startswith("AmazonSSM."):
                 operation = target.split(".", 1)[1]
@@ -368,6 +386,25 @@ class _Handler(BaseHTTPRequestHandler):
         except ShapeError as exc:
             fake.errors.append(str(exc))
             self._json(400, {"__type": "ValidationException", "message": str(exc)}, rest=True)
+
+    def _trickle(self, status: int, data: bytes) -> None:
+        """Headers at once, then one byte per ``fake.trickle`` seconds (until reset)."""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.flush()
+        for index in range(len(data)):
+            delay = self.fake.trickle
+            if not delay:
+                self.close_connection = True
+                return  # reset: give up (the client sees a short read)
+            time.sleep(delay)
+            try:
+                self.wfile.write(data[index:index + 1])
+                self.wfile.flush()
+            except OSError:
+                return
 
     def _json(self, status: int, answer: Mapping[str, Any], rest: bool = False) -> None:
         headers = {}
