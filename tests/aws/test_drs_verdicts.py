@@ -307,3 +307,73 @@ def test_wait_sees_a_post_launch_action_finish(pytester: pytest.Pytester, drill:
     assert cases["app01::drs_launch[post_launch]"]["dr.observed"] == "join-domain succeeded"
     assert int(cases["app01::drs_launch[post_launch]"]["dr.attempts"]) >= 2
     assert len(reads) >= 3  # launch, post_launch's first look, its retries
+
+
+# --- could not observe: an API error, an endpoint that refuses --------------------------
+
+
+def test_api_errors_are_could_not_observe(pytester: pytest.Pytester, drill: Drill,
+                                          fake: FakeAws) -> None:
+    # Before the contract: "failed" with the API's message, as if the property were wrong.
+    host = drill.add("app01")
+    del fake.launch_configurations[host.sid]
+    write_inventory(pytester.path / "site.yaml", fake, f"""\
+        app01:
+          drs: {{source_server_id: {host.sid}}}
+          checks: {{drs_instance_type: [{{of: configured}}]}}
+        """)
+    result = run(pytester)
+    assert outcomes(result) == {"site.yaml::app01::drs_instance_type[configured]": "FAILED"}
+    assert ("app01 drs_instance_type configured: could not observe: GetLaunchConfiguration "
+            "failed: ResourceNotFoundException: source server not found") in result.stdout.str()
+    assert "drill 'aws-drill': FAILED (1 error)" in result.stdout.str()
+
+
+def test_refusing_endpoint_is_named_once_and_not_dialled_again(
+        pytester: pytest.Pytester, drill: Drill, fake: FakeAws) -> None:
+    host = drill.add("app01")
+    closed = "http://127.0.0.1:9"  # discard port: nothing listens
+    write_inventory(pytester.path / "site.yaml", fake, f"""\
+        app01:
+          drs: {{source_server_id: {host.sid}}}
+          checks: {{drs_replication: [{{}}], drs_launch: [{{}}]}}
+        """)
+    site = pytester.path / "site.yaml"
+    site.write_text(site.read_text().replace(f"endpoint_url: {fake.url}",
+                                             f"endpoint_url: {closed}"))
+    result = run(pytester)
+    text = result.stdout.str()
+    assert outcomes(result) == {"site.yaml::app01::drs_launch[launch]": "FAILED",
+                                "site.yaml::app01::drs_launch[post_launch]": "SKIPPED",
+                                "site.yaml::app01::drs_replication[lag]": "FAILED",
+                                "site.yaml::app01::drs_replication[state]": "FAILED"}
+    cause = ("DescribeSourceServers: cannot reach the AWS endpoint (Could not connect to the "
+             f"endpoint URL: \"{closed}/DescribeSourceServers\"); check aws.region and "
+             "aws.endpoint_url")
+    for subject in ("drs_launch launch", "drs_replication lag", "drs_replication state"):
+        assert f"app01 {subject}: could not observe: {cause}\n" in text
+    # The leftover listing is not sent to an endpoint known dead.
+    assert (f"could not list them: DescribeRecoveryInstances not sent: {closed} is not "
+            f"answering ({cause})") in text
+
+
+@pytest.mark.xfail(strict=True, reason="needs the engine change described in the fam-aws report: "
+                   "Engine._rerun returns () without target.connect() for items whose check "
+                   "does not need_connection (runner-observed)")
+def test_wait_retries_of_api_checks_never_dial_the_instance(
+        pytester: pytest.Pytester, drill: Drill, fake: FakeAws) -> None:
+    # Today each --dr-wait retry of an API-observed check reconnects the host's target first:
+    # for an ssm host, that is polling for its SSM agent (DescribeInstanceInformation) for
+    # connect_timeout, for nothing.
+    host = drill.add("app01", state="BACKLOG")
+    write_inventory(pytester.path / "site.yaml", fake, f"""\
+        app01:
+          drs: {{source_server_id: {host.sid}}}
+          connection: {{type: ssm, connect_timeout: 1s}}
+          checks: {{drs_replication: [{{states: [CONTINUOUS]}}]}}
+        """)
+    result = run(pytester, "-k", "state", "--dr-wait=3s", "--junitxml=drill.xml")
+    assert outcomes(result) == {"site.yaml::app01::drs_replication[state]": "FAILED"}
+    assert int(case_properties(pytester.path / "drill.xml")[
+        "app01::drs_replication[state]"]["dr.attempts"]) >= 2
+    assert ("ssm", "DescribeInstanceInformation") not in fake.calls
