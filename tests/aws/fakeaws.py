@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -90,6 +91,13 @@ class FakeAws:
         self.trickle = 0.0
         # Called with (service, operation) before each DRS answer: tests change state here.
         self.on_drs_call: Any = None
+        # The drill lifecycle: recovery snapshots per source server, how long a launch takes,
+        # source servers whose launch fails (with the job log's rawError), what was terminated.
+        self.snapshots: dict[str, list[dict[str, Any]]] = {}
+        self.launch_delay = 0.3
+        self.launch_fail: dict[str, str] = {}
+        self.terminated: list[str] = []
+        self._launchers: list[threading.Thread] = []
 
     def close(self) -> None:
         self.server.shutdown()
@@ -120,6 +128,12 @@ class FakeAws:
                 return 404, {"message": f"job {body['jobID']} not found",
                              "__type": "ResourceNotFoundException"}
             result = self._page(self.job_logs.get(body["jobID"], []), body)
+        elif operation == "StartRecovery":
+            return self._start_recovery(body, model)
+        elif operation == "TerminateRecoveryInstances":
+            return self._terminate(body, model)
+        elif operation == "DescribeRecoverySnapshots":
+            result = self._page(self.snapshots.get(body["sourceServerID"], []), body)
         elif operation == "GetLaunchConfiguration":
             config = self.launch_configurations.get(body["sourceServerID"])
             if config is None:
@@ -130,6 +144,98 @@ class FakeAws:
             return 400, {"message": f"fake DRS does not implement {operation}",
                          "__type": "ValidationException"}
         validate(result, model.output_shape, f"DRS {operation} response")
+        return 200, result
+
+    # --- DRS drill lifecycle -----------------------------------------------------------------
+
+    def _start_recovery(self, body: dict[str, Any], model: Any) -> tuple[int, dict[str, Any]]:
+        for entry in body["sourceServers"]:
+            sid = entry["sourceServerID"]
+            if sid not in self.source_servers:
+                return 404, {"message": f"source server {sid} not found",
+                             "__type": "ResourceNotFoundException"}
+            snapshot = entry.get("recoverySnapshotID")
+            if snapshot and snapshot not in {s["snapshotID"] for s in self.snapshots.get(sid, [])}:
+                return 404, {"message": f"snapshot {snapshot} not found",
+                             "__type": "ResourceNotFoundException"}
+        drill = bool(body.get("isDrill"))
+        job_id = "drsjob-" + uuid.uuid4().hex[:17]
+        now = datetime.now(timezone.utc).isoformat()
+        job: dict[str, Any] = {
+            "jobID": job_id, "arn": f"arn:aws:drs:eu-west-1:123456789012:job/{job_id}",
+            "type": "LAUNCH", "initiatedBy": "START_DRILL" if drill else "START_RECOVERY",
+            "creationDateTime": now, "status": "PENDING", "tags": dict(body.get("tags", {})),
+            "participatingServers": [{"sourceServerID": e["sourceServerID"],
+                                      "launchStatus": "PENDING"}
+                                     for e in body["sourceServers"]]}
+        self.jobs[job_id] = job
+        for entry in body["sourceServers"]:
+            self.source_servers[entry["sourceServerID"]]["lifeCycle"]["lastLaunch"] = {
+                "initiated": {"jobID": job_id, "type": "DRILL" if drill else "RECOVERY",
+                              "apiCallDateTime": now},
+                "status": "PENDING"}
+        launcher = threading.Thread(target=self._launch, args=(job, drill), daemon=True)
+        self._launchers.append(launcher)
+        launcher.start()
+        result = {"job": job}
+        validate(result, model.output_shape, "DRS StartRecovery response")
+        return 200, result
+
+    def _launch(self, job: dict[str, Any], drill: bool) -> None:
+        time.sleep(self.launch_delay)
+        job["status"] = "STARTED"
+        ec2 = boto3.client("ec2", endpoint_url=self.moto_url, region_name="eu-west-1")
+        for entry in job["participatingServers"]:
+            sid = entry["sourceServerID"]
+            server = self.source_servers[sid]
+            if sid in self.launch_fail:
+                entry["launchStatus"] = "FAILED"
+                server["lifeCycle"]["lastLaunch"]["status"] = "FAILED"
+                self.job_logs.setdefault(job["jobID"], []).append(
+                    {"event": "LAUNCH_FAILED", "logDateTime": job["creationDateTime"],
+                     "eventData": {"sourceServerID": sid, "rawError": self.launch_fail[sid]}})
+                continue
+            name = server["sourceProperties"]["identificationHints"]["hostname"]
+            instance_id = ec2.run_instances(
+                ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="m5.large",
+                TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                    {"Key": "Name", "Value": name}]}])["Instances"][0]["InstanceId"]
+            self.recovery_instances[instance_id] = {
+                "recoveryInstanceID": instance_id, "ec2InstanceID": instance_id,
+                "ec2InstanceState": "RUNNING", "jobID": job["jobID"], "sourceServerID": sid,
+                "isDrill": drill,
+                "arn": f"arn:aws:drs:eu-west-1:123456789012:recovery-instance/{instance_id}",
+                "pointInTimeSnapshotDateTime": job["creationDateTime"],
+                "recoveryInstanceProperties": {"identificationHints": {"hostname": name}}}
+            entry.update(launchStatus="LAUNCHED", recoveryInstanceID=instance_id)
+            server["lifeCycle"]["lastLaunch"]["status"] = "LAUNCHED"
+        job["status"] = "COMPLETED"
+
+    def wait_for_launches(self) -> None:
+        for launcher in self._launchers:
+            launcher.join(timeout=30)
+
+    def _terminate(self, body: dict[str, Any], model: Any) -> tuple[int, dict[str, Any]]:
+        ids = body["recoveryInstanceIDs"]
+        unknown = [i for i in ids if i not in self.recovery_instances]
+        if unknown:
+            return 404, {"message": f"recovery instances not found: {unknown}",
+                         "__type": "ResourceNotFoundException"}
+        ec2 = boto3.client("ec2", endpoint_url=self.moto_url, region_name="eu-west-1")
+        ec2.terminate_instances(InstanceIds=[self.recovery_instances[i]["ec2InstanceID"]
+                                             for i in ids])
+        for instance_id in ids:
+            self.recovery_instances[instance_id]["ec2InstanceState"] = "TERMINATED"
+            self.terminated.append(instance_id)
+        job_id = "drsjob-" + uuid.uuid4().hex[:17]
+        job = {"jobID": job_id, "type": "TERMINATE",
+               "initiatedBy": "TERMINATE_RECOVERY_INSTANCES", "status": "COMPLETED",
+               "participatingServers": [
+                   {"sourceServerID": self.recovery_instances[i]["sourceServerID"],
+                    "recoveryInstanceID": i, "launchStatus": "TERMINATED"} for i in ids]}
+        self.jobs[job_id] = job
+        result = {"job": job}
+        validate(result, model.output_shape, "DRS TerminateRecoveryInstances response")
         return 200, result
 
     def _listing(self, entries: list[tuple[str, Any]], wanted: Any,
