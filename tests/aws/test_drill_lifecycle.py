@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+import xml.etree.ElementTree as ET
 from datetime import datetime
 from pathlib import Path
 
@@ -149,3 +150,44 @@ def test_named_snapshot_must_exist(drill: Drill, fake: FakeAws, tmp_path: Path,
                     f"{app.sid}=pit-0123456789abcdef0"]) == 0
     assert outputs(capsys.readouterr().out)["job"].startswith("drsjob-")
     fake.wait_for_launches()
+
+
+def test_pytest_launches_checks_and_terminates_the_drill(pytester: pytest.Pytester,
+                                                         drill: Drill, fake: FakeAws) -> None:
+    app = drill.add("app01", launched=False, last_job=None)
+    other = drill.add("other", job=OLD_JOB)  # another drill, up: never terminated
+    inventory(pytester.path / "site.yaml", fake, {"app01": app.sid})
+    result = pytester.runpytest("--dr-inventory=site.yaml", "-v", "--dr-launch-drill",
+                                "--dr-terminate-drill", "--dr-wait=30s", "--junitxml=drill.xml")
+    assert outcomes(result) == {
+        "site.yaml::app01::drs_instance_type[launched]": "PASSED",
+        "site.yaml::app01::drs_launch[launch]": "PASSED",
+        "site.yaml::app01::drs_launch[post_launch]": "SKIPPED",
+    }
+    (job,) = [j for j, v in fake.jobs.items() if v.get("tags", {}).get("drcheck") == "drill"]
+    (ours,) = [i for i, r in fake.recovery_instances.items() if r["jobID"] == job]
+    text = result.stdout.str()
+    assert f"drcheck: launched drill job {job} (1 source servers) at " in text
+    assert f"drcheck: AWS eu-west-1, drill job {job}" in text
+    assert "measured RTO" in text and "from --dr-launched-at to last green" in text
+    result.stdout.fnmatch_lines(["*= drcheck: drill terminated =*",
+                                 f"job {job}: terminated {ours}"])
+    assert fake.terminated == [ours]
+    assert fake.recovery_instances[str(other.instance_id)]["ec2InstanceState"] == "RUNNING"
+    # Terminated before the leftover listing: only the other drill is left over.
+    assert f"{other.instance_id} (other, job {OLD_JOB}, running)" in text
+    assert f"{ours} (app01" not in text
+    suite = ET.parse(pytester.path / "drill.xml").getroot().find("testsuite")
+    assert suite is not None
+    properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert (properties["dr.aws.drill_job"], properties["dr.aws.terminated_instances"]) == (
+        job, ours)
+    assert properties["dr.aws.drs_job"] == job
+    # With a drill of app01 up again, --dr-launch-drill refuses to start a second one.
+    again = drill.instance("app01-again")["InstanceId"]
+    fake.recovery_instances[again] = {**fake.recovery_instances[ours], "recoveryInstanceID": again,
+                                      "ec2InstanceID": again, "ec2InstanceState": "RUNNING"}
+    refused = pytester.runpytest("--dr-inventory=site.yaml", "--dr-launch-drill")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--dr-launch-drill: a drill of these source servers is already up: " in (
+        refused.stderr.str())
