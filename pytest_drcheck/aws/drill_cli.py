@@ -1,9 +1,10 @@
 """``drcheck drill launch|status|terminate INVENTORY``: the drill lifecycle from a shell or a
 scheduled CI job, with the inventory's ``aws:`` settings and its hosts' source servers.
 
-``launch`` prints ``key=value`` lines a CI step can append to its outputs
-(``>> "$GITHUB_OUTPUT"``): ``job``, ``launched_at`` (DRS's job creation time, for
-``--dr-launched-at``: the measured RTO starts there) and ``servers``. Then::
+``launch`` prints only ``key=value`` lines on stdout, which a CI step can append to its
+outputs (``>> "$GITHUB_OUTPUT"``, a GitLab dotenv report): ``job``, ``launched_at`` (DRS's job
+creation time, for ``--dr-launched-at``: the measured RTO starts there) and ``servers``; with
+``--wait``, the launches' status goes to stderr. Then::
 
     pytest --dr-inventory=site.yaml --dr-drs-job=$job --dr-launched-at=$launched_at --dr-wait=20m
     drcheck drill terminate site.yaml --job $job       # always, even when the drill failed
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from pytest_drcheck.durations import format_duration, parse_duration
 
@@ -110,17 +111,19 @@ def _launch(args: argparse.Namespace, clients: Any, sources: dict[str, str],
     print(f"servers={','.join(sorted(sources))}")
     if wait is None:
         return 0
-    return _status(clients, job.job_id, sources, wait)
+    return _status(clients, job.job_id, sources, wait, sys.stderr)
 
 
-def _status(clients: Any, job_id: str, sources: dict[str, str], wait: float | None) -> int:
+def _status(clients: Any, job_id: str, sources: dict[str, str], wait: float | None,
+            out: TextIO | None = None) -> int:
     from pytest_drcheck.aws.drill import launch_failures, status
     from pytest_drcheck.aws.drill import wait as wait_for
 
     job = wait_for(clients, job_id, wait) if wait is not None else status(clients, job_id)
     failures = launch_failures(clients, job)
+    out = out or sys.stdout
     print(f"job {job.job_id}: {job.status.lower()}"
-          f"{', created ' + job.created_at.isoformat() if job.created_at else ''}")
+          f"{', created ' + job.created_at.isoformat() if job.created_at else ''}", file=out)
     for server in sorted(job.servers, key=lambda s: s.source_server_id):
         host = sources.get(server.source_server_id, "not in the inventory")
         line = f"{server.source_server_id} ({host}): {server.launch_status.lower()}"
@@ -128,7 +131,7 @@ def _status(clients: Any, job_id: str, sources: dict[str, str], wait: float | No
             line += f" {server.recovery_instance_id}"
         if server.source_server_id in failures:
             line += f": {failures[server.source_server_id]}"
-        print(line)
+        print(line, file=out)
     if wait is not None and not job.ended:
         return _fail("status", f"job {job_id} has not ended after {format_duration(wait)}")
     return 1 if failures else 0

@@ -120,9 +120,12 @@ def test_failed_launch_says_why(drill: Drill, fake: FakeAws, tmp_path: Path,
     fake.launch_fail[app.sid] = "InsufficientInstanceCapacity for m5.large"
     site = inventory(tmp_path / "site.yaml", fake, {"app01": app.sid})
     assert drcheck(["drill", "launch", str(site), "--wait", "30s"]) == 1
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    # stdout stays key=value only (a CI output file); the status is on stderr.
+    assert [line.split("=")[0] for line in out.splitlines()] == ["job", "launched_at",
+                                                                 "servers"]
     assert (f"{app.sid} (app01): failed: LAUNCH_FAILED: InsufficientInstanceCapacity for "
-            "m5.large") in out
+            "m5.large") in err
 
 
 def test_terminate_refuses_a_recovery_job(drill: Drill, fake: FakeAws, tmp_path: Path,
