@@ -5,6 +5,9 @@ start a drill of the inventory's DRS source servers (see aws.drill), wait for ev
 end (within --dr-wait, default 30 min), then run the checks against that job exactly as with
 ``--dr-drs-job`` and measure the RTO from the job's creation time in DRS (``--dr-launched-at``).
 
+Secrets: every ``aws-secretsmanager:``/``aws-ssm:`` value the run resolves is handed to the
+evidence redactor.
+
 ``--dr-terminate-drill``: at the end, whatever the outcome, terminate exactly the recovery
 instances of that job (the launched one, or ``--dr-drs-job``), before the leftover listing,
 and record it: a terminal section and the JUnit suite properties ``dr.aws.drill_job`` and
@@ -113,6 +116,18 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{created.isoformat(timespec='seconds')}",
         *(f"drcheck: launch of {server} failed: {why}" for server, why in sorted(
             failures.items()))]
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_configure")
+def pytest_drcheck_aws_redactor(config: pytest.Config) -> None:
+    """Every AWS secret this run resolves goes to the evidence redactor (after the drcheck
+    plugin made both; in every process, xdist workers included)."""
+    from pytest_drcheck.plugin import EVIDENCE_KEY, RUN_KEY
+
+    run = config.stash.get(RUN_KEY, None)
+    evidence = config.stash.get(EVIDENCE_KEY, None)
+    if run is not None and run.aws is not None and evidence is not None:
+        run.aws.redact_with(evidence.redactor.add)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

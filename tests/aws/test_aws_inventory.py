@@ -348,3 +348,23 @@ def test_recorded_addresses_follow_the_launch_configuration(tmp_path: Path, dril
             recorded_addresses(run.engine.target("ghost"), 5)
     finally:
         run.close()
+
+
+def test_a_drill_run_redacts_aws_secrets_in_its_evidence(pytester: pytest.Pytester,
+                                                         fake: FakeAws) -> None:
+    client(fake, "ssm").put_parameter(Name="/dr/pw", Value="run-canary", Type="SecureString")
+    (pytester.path / "site.yaml").write_text(
+        f"version: 1\ndrill: {{name: t}}\naws: {{region: {REGION}, endpoint_url: "
+        f"'{fake.url}'}}\nhosts:\n  app01: {{address: 10.0.0.1}}\n")
+    pytester.makeconftest("""
+        from pytest_drcheck.inventory.secrets import SecretRef
+        from pytest_drcheck.plugin import EVIDENCE_KEY
+
+        def pytest_collection_finish(session):
+            value = SecretRef.parse("aws-ssm:/dr/pw").resolve()
+            redactor = session.config.stash[EVIDENCE_KEY].redactor
+            with open("redacted.txt", "w") as out:
+                out.write(redactor.text(f"seen {value}"))
+        """)
+    pytester.runpytest("--dr-inventory=site.yaml", "--collect-only", "-q")
+    assert (pytester.path / "redacted.txt").read_text() == "seen [redacted aws-ssm:/dr/pw]"
