@@ -134,8 +134,26 @@ class Discovery:
     def found(self, host: str, timeout: float) -> Found:
         """The host's instance; DiscoveryError with the reason if it cannot be checked."""
         self.start([host])
-        result: Found = _wait(self._found[host], host, timeout)
+        with self._lock:
+            future = self._found[host]
+        try:
+            result: Found = _wait(future, host, timeout)
+        except NoInstance as exc:
+            if exc.pending:  # the launch is under way: the next look asks DRS again
+                self.refresh(host, future)
+            raise
         return result
+
+    def refresh(self, host: str, seen: Future[Found] | None = None) -> None:
+        """Forget the host's finished discovery (the one ``seen``, if given) so that the next
+        look discovers it again: an instance still launching or booting (--dr-wait)."""
+        with self._lock:
+            current = self._found.get(host)
+            if current is None or not current.done() or (seen is not None and current
+                                                         is not seen):
+                return
+            del self._found[host]
+            self._source.pop(host, None)
 
     def source_server(self, host: str, timeout: float) -> Mapping[str, Any]:
         """The host's DRS source server (available before, and even without, its instance)."""
@@ -193,6 +211,17 @@ class Discovery:
         return NoInstance(f"the drill launch of source server {source_id} in job {job} "
                           f"failed: {why}; no recovery instance to check")
 
+    def _pending_launch(self, server: Mapping[str, Any]) -> NoInstance | None:
+        last = server.get("lifeCycle", {}).get("lastLaunch", {})
+        initiated = last.get("initiated", {})
+        job = initiated.get("jobID")
+        if last.get("status") not in ("PENDING", "IN_PROGRESS") or (self.job and job != self.job):
+            return None
+        kind = str(initiated.get("type", "launch")).lower()
+        return NoInstance(f"the {kind} launch of source server {server['sourceServerID']} in "
+                          f"job {job} is {str(last['status']).lower().replace('_', ' ')}: no "
+                          "recovery instance yet", pending=True)
+
     def _by_source_server(self, name: str, source_server_id: str,
                           source_future: Future[Mapping[str, Any]]) -> Found:
         server = self._describe_source_server(source_server_id)
@@ -203,7 +232,7 @@ class Discovery:
                       for r in recovery if r.get("ec2InstanceState") not in GONE_STATES]
         try:
             if not candidates:
-                failed = self._failed_launch(server)
+                failed = self._failed_launch(server) or self._pending_launch(server)
                 if failed is not None:
                     raise failed
             chosen = choose(f"source server {source_server_id}", candidates, self.job,

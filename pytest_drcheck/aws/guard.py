@@ -29,7 +29,12 @@ class DiscoveryError(CouldNotObserve):
 
 class NoInstance(DiscoveryError):
     """The host has no recovery instance at all (never launched, launch failed or pending):
-    its launch can still be judged from the source server's last drill launch."""
+    its launch can still be judged from the source server's last drill launch. ``pending``:
+    the launch is still under way, so a later look may find the instance."""
+
+    def __init__(self, message: str, pending: bool = False) -> None:
+        super().__init__(message)
+        self.pending = pending
 
 
 class Refused(DiscoveryError):

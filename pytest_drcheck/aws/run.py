@@ -227,6 +227,8 @@ class AwsHostTarget(Target):
                 except (DiscoveryError, AwsError) as exc:
                     raise TargetError(str(exc)) from None
                 if found.state != "running":
+                    # Still booting (or stopped): the next connect (--dr-wait) looks again.
+                    self.aws.discovery.refresh(self.name)
                     raise TargetError(f"instance {found.instance_id} is {found.state}, not "
                                       "running")
                 self._inner = self.aws.inner_target(self.spec, found, self._target_of)

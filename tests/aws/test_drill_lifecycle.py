@@ -194,3 +194,29 @@ def test_pytest_launches_checks_and_terminates_the_drill(pytester: pytest.Pytest
     assert refused.ret == pytest.ExitCode.USAGE_ERROR
     assert "--dr-launch-drill: a drill of these source servers is already up: " in (
         refused.stderr.str())
+
+
+def test_wait_covers_a_launch_still_under_way(pytester: pytest.Pytester, drill: Drill,
+                                              fake: FakeAws,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: discovery ran once; a launch still pending at session start was "no recovery
+    # instance found ... (last drill: ..., status PENDING)" for the whole --dr-wait.
+    app = drill.add("app01", launched=False, last_job=None)
+    site = inventory(pytester.path / "site.yaml", fake, {"app01": app.sid})
+    fake.launch_delay = 3.0
+    assert drcheck(["drill", "launch", str(site)]) == 0
+    launched = outputs(capsys.readouterr().out)
+    result = pytester.runpytest("--dr-inventory=site.yaml", "-v",
+                                f"--dr-drs-job={launched['job']}",
+                                f"--dr-launched-at={launched['launched_at']}", "--dr-wait=60s",
+                                "--junitxml=drill.xml")
+    assert outcomes(result) == {
+        "site.yaml::app01::drs_instance_type[launched]": "PASSED",
+        "site.yaml::app01::drs_launch[launch]": "PASSED",
+        "site.yaml::app01::drs_launch[post_launch]": "SKIPPED",
+    }
+    attempts = {c.get("name"): int(p.get("value") or 0)
+                for c in ET.parse(pytester.path / "drill.xml").getroot().iter("testcase")
+                for p in c.iter("property") if p.get("name") == "dr.attempts"}
+    assert attempts["drs_launch[launch]"] >= 2  # pending at first, launched later
+    fake.wait_for_launches()
