@@ -323,8 +323,10 @@ class DrsInstanceTypeCheck(AwsCheck[InstanceType]):
         props: Mapping[str, Any] = server.get("sourceProperties", {})
         os_name = str(props.get("os", {}).get("fullString", ""))
         supports = props.get("supportsNitroInstances")
+        from pytest_drcheck.aws.ec2types import describe_instance_type
+
         described = aws.memo(("ec2-instance-type", instance_type),
-                             lambda: self._describe_type(aws, instance_type))
+                             lambda: describe_instance_type(aws.clients, instance_type))
         return InstanceType(instance_type, origin, ostype.is_nitro(instance_type, described),
                             os_name, supports if isinstance(supports, bool) else None)
 
@@ -367,14 +369,3 @@ class DrsInstanceTypeCheck(AwsCheck[InstanceType]):
                         f"launch template {template} configures {instance_type}")
         raise CouldNotObserve(f"launch template {template} of {_source_name(server)} names "
                               "no instance type")
-
-    @staticmethod
-    def _describe_type(aws: AwsRun, instance_type: str) -> Mapping[str, Any] | None:
-        from pytest_drcheck.aws.clients import AwsError
-
-        try:
-            found = list(aws.clients.pages("ec2", "describe_instance_types", "InstanceTypes",
-                                           InstanceTypes=[instance_type]))
-        except AwsError:
-            return None  # the family table decides
-        return found[0] if found else None

@@ -95,6 +95,8 @@ class FakeAws:
         # source servers whose launch fails (with the job log's rawError), what was terminated.
         self.snapshots: dict[str, list[dict[str, Any]]] = {}
         self.launch_delay = 0.3
+        # When set, launches also wait for it (a test decides when they end, whatever the load).
+        self.launch_gate: threading.Event | None = None
         self.launch_fail: dict[str, str] = {}
         self.terminated: list[str] = []
         self._launchers: list[threading.Thread] = []
@@ -183,6 +185,8 @@ class FakeAws:
 
     def _launch(self, job: dict[str, Any], drill: bool) -> None:
         time.sleep(self.launch_delay)
+        if self.launch_gate is not None:
+            self.launch_gate.wait(60)
         job["status"] = "STARTED"
         ec2 = boto3.client("ec2", endpoint_url=self.moto_url, region_name="eu-west-1")
         for entry in job["participatingServers"]:

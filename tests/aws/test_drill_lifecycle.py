@@ -6,6 +6,7 @@ DRS's clock), terminate exactly the job's drill instances."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 import xml.etree.ElementTree as ET
 from datetime import datetime
@@ -40,6 +41,7 @@ def test_launch_wait_verify_terminate(pytester: pytest.Pytester, drill: Drill, f
     fake.recovery_instances[str(real.instance_id)]["sourceServerID"] = app.sid
     site = inventory(pytester.path / "site.yaml", fake, {"app01": app.sid, "db01": db.sid})
 
+    fake.launch_gate = threading.Event()  # the launch ends when the test says so
     fake.calls.clear()
     started = time.monotonic()
     assert drcheck(["drill", "launch", str(site)]) == 0
@@ -58,6 +60,7 @@ def test_launch_wait_verify_terminate(pytester: pytest.Pytester, drill: Drill, f
     # A second drill of the same servers is refused, while launching and once up.
     assert drcheck(["drill", "launch", str(site)]) == 1
     assert "a drill of these source servers is being launched" in capsys.readouterr().err
+    fake.launch_gate.set()
     fake.wait_for_launches()
     assert drcheck(["drill", "launch", str(site)]) == 1
     refused = capsys.readouterr().err
