@@ -59,6 +59,8 @@ class FakeAws:
         self.calls: list[tuple[str, str]] = []
         self.errors: list[str] = []
         self.ssm_mode = "agent"  # or "moto"
+        self.lock = threading.Lock()
+        self.in_flight = 0  # requests in the endpoint now (not reset: a late one still counts)
         self.reset()
         handler = type("Handler", (_Handler,), {"fake": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -84,6 +86,8 @@ class FakeAws:
         self.latency = 0.0
         self.page_size = 100
         self.ssm_mode = "agent"
+        # The most requests in the endpoint at once (concurrency, shown without clocks).
+        self.max_in_flight = 0
         # DRS lists page over everything, then filter each page (an empty first page with a
         # nextToken is legal): only clients that follow nextToken find what they asked for.
         self.page_before_filter = False
@@ -464,8 +468,15 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        if fake.latency:
-            time.sleep(fake.latency)
+        with fake.lock:
+            fake.in_flight += 1
+            fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+        try:
+            if fake.latency:
+                time.sleep(fake.latency)
+        finally:
+            with fake.lock:
+                fake.in_flight -= 1
         path = urlparse(self.path).path
         try:
             if path.startswith("/latest/"):

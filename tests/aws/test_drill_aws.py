@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -106,14 +105,13 @@ def test_hosts_are_discovered_concurrently(pytester: pytest.Pytester, drill: Dri
     write_inventory(pytester.path / "site.yaml", fake, "".join(
         f"{h.name}:\n  drs: {{source_server_id: {h.sid}}}\n"
         "  checks: {drs_instance_type: [{of: launched}]}\n" for h in hosts))
-    fake.latency = 0.15  # every request; discovery is 3 requests per host
-    started = time.monotonic()
+    fake.latency = 0.15  # every request held: concurrent discoveries overlap in the endpoint
     result = run(pytester)
-    elapsed = time.monotonic() - started
     assert set(outcomes(result).values()) == {"PASSED"}
     assert len(outcomes(result)) == 8
-    # Sequentially: 8 hosts x 3 discovery requests x 0.15 s = 3.6 s before any check.
-    assert elapsed < 2.5, elapsed
+    # Sequential discovery never has two requests in the endpoint at once (a measure that
+    # holds on an overloaded machine, unlike a wall-clock bound).
+    assert fake.max_in_flight >= 4, fake.max_in_flight
 
 
 def test_collect_only_makes_no_aws_call(pytester: pytest.Pytester, drill: Drill,
