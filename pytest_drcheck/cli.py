@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_argument("--endpoint", action="append", default=[], metavar="SERVICE=URL",
                           help="endpoint for one service, e.g. drs=https://... (repeatable)")
     discover.set_defaults(handler=_discover)
+    from pytest_drcheck.aws.drill_cli import add_drill_command
+
+    add_drill_command(commands)
     lab = commands.add_parser("lab", help="the local sandbox DR site (root)")
     lab.add_argument("action", choices=["up", "down", "status"])
     lab.add_argument("rest", nargs=argparse.REMAINDER)

@@ -3,6 +3,15 @@
 The only module of the package that imports boto3/botocore, and only when the first client is
 made. Every client gets connect and read timeouts and a bounded number of attempts (botocore's
 standard retry mode: throttling and transient errors are retried with backoff, then reported).
+
+Connect and read timeouts bound each socket operation, not a call: an endpoint that trickles a
+byte now and then keeps one call alive for minutes. So every request (every page of a listing)
+also runs under a total deadline (``aws.call_timeout``), and an endpoint that timed out or could
+not be reached is remembered as dead for the rest of the run: later calls to it fail at once
+with that cause instead of each waiting out its own timeouts.
+
+An ``AwsError`` is a ``CouldNotObserve``: a check whose API call failed reports "could not
+observe" with the call and the endpoint, never a pass and never a wrong value.
 """
 
 from __future__ import annotations
@@ -15,6 +24,9 @@ from urllib.parse import urlparse
 
 from pytest_drcheck import __version__
 from pytest_drcheck.aws.inventory import INSTALL_HINT, AwsSettings
+from pytest_drcheck.deadline import DeadlineExceeded, call_with_deadline
+from pytest_drcheck.durations import format_duration
+from pytest_drcheck.model import CouldNotObserve
 
 # Tests set this so that no client can ever reach a real AWS endpoint: a client whose endpoint
 # is not on the loopback interface is refused before it sends anything.
@@ -22,7 +34,11 @@ LOOPBACK_ONLY_ENV = "DRCHECK_AWS_LOOPBACK_ONLY"
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-class AwsError(Exception):
+# Failures that say the endpoint itself is not answering (as opposed to an API error).
+_DEAD_CODES = frozenset({"Timeout", "EndpointConnectionError", "Deadline"})
+
+
+class AwsError(CouldNotObserve):
     """An AWS call failed; the message is one line for the user (never a secret value)."""
 
     def __init__(self, message: str, code: str = "") -> None:
@@ -69,6 +85,8 @@ class AwsClients:
         self._clients: dict[str, Any] = {}
         self._session: Any = None
         self._lock = threading.Lock()
+        # Endpoint URL -> why it is dead (the first call that timed out or could not connect).
+        self._dead: dict[str, str] = {}
 
     def client(self, service: str) -> Any:
         with self._lock:
@@ -109,23 +127,48 @@ class AwsClients:
                                "LoopbackOnly")
         return client
 
+    def dead_endpoints(self) -> dict[str, str]:
+        """Endpoints given up on in this run, with the cause (for the evidence)."""
+        with self._lock:
+            return dict(self._dead)
+
     def call(self, service: str, operation: str, **params: Any) -> Mapping[str, Any]:
-        """``client.<operation>(**params)`` with failures as AwsError (one line)."""
+        """``client.<operation>(**params)`` under the total deadline, failures as AwsError."""
         client = self.client(service)
         what = client.meta.method_to_api_mapping.get(operation, operation)
-        try:
-            response: Mapping[str, Any] = getattr(client, operation)(**params)
-        except Exception as exc:
-            raise describe_error(exc, what) from None
+        response: Mapping[str, Any] = self._bounded(
+            client, what, lambda: getattr(client, operation)(**params))
         return response
 
     def pages(self, service: str, operation: str, key: str, **params: Any
               ) -> Iterator[Mapping[str, Any]]:
-        """Every item under ``key`` across all pages of a paginated operation."""
+        """Every item under ``key`` across all pages of a paginated operation (each page's
+        request under the total deadline)."""
         client = self.client(service)
         what = client.meta.method_to_api_mapping.get(operation, operation)
+        pages = iter(client.get_paginator(operation).paginate(**params))  # lazy: no request
+        done = object()
+        while True:
+            page = self._bounded(client, what, lambda: next(pages, done))
+            if page is done:
+                return
+            yield from page.get(key, [])
+
+    def _bounded(self, client: Any, what: str, request: Any) -> Any:
+        endpoint = str(client.meta.endpoint_url)
+        with self._lock:
+            dead = self._dead.get(endpoint)
+        if dead is not None:
+            raise AwsError(f"{what} not sent: {endpoint} is not answering ({dead})", "Dead")
+        limit = self.settings.call_timeout
         try:
-            for page in client.get_paginator(operation).paginate(**params):
-                yield from page.get(key, [])
+            return call_with_deadline(request, limit, f"aws-{what}")
+        except DeadlineExceeded:
+            error = AwsError(f"{what}: no complete answer from {endpoint} within "
+                             f"{format_duration(limit)} (aws.call_timeout)", "Deadline")
         except Exception as exc:
-            raise describe_error(exc, what) from None
+            error = describe_error(exc, what)
+        if error.code in _DEAD_CODES:
+            with self._lock:
+                self._dead.setdefault(endpoint, str(error))
+        raise error

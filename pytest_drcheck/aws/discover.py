@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from pytest_drcheck.aws.clients import AwsClients, AwsError
-from pytest_drcheck.aws.guard import GONE_STATES
+from pytest_drcheck.aws.guard import GONE_STATES, DiscoveryError
+from pytest_drcheck.aws.jobs import describe_job
 from pytest_drcheck.aws.retain import source_addresses
 
 _CHUNK = 200  # DRS filters take at most 200 ids
@@ -41,14 +42,29 @@ def _chunks(values: Sequence[str]) -> list[list[str]]:
     return [list(values[i:i + _CHUNK]) for i in range(0, len(values), _CHUNK)]
 
 
+def instant(value: Any) -> datetime:
+    """A DRS timestamp as a datetime, whatever its form (``...Z``, ``...00.5Z``, ``+00:00``,
+    or a datetime already); naive ones are UTC. Unparseable or missing: the distant past."""
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            return datetime.min.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
 def gather(clients: AwsClients, job: str | None) -> list[dict[str, Any]]:
-    """Per source server: the server, its drill instance (of the job) and that EC2 instance."""
+    """Per source server: the server, its drill instance (of the job) and that EC2 instance.
+    Without a job and with several drills of a server up, the newest is kept (compared as
+    datetimes) and the row says how many were up."""
     if job:
-        jobs = clients.call("drs", "describe_jobs", filters={"jobIDs": [job]}).get("items", [])
-        if not jobs:
-            raise AwsError(f"drill job {job} not found in Elastic Disaster Recovery "
-                           f"({clients.settings.region})")
-        ids = sorted({str(p["sourceServerID"]) for p in jobs[0].get("participatingServers", [])
+        try:
+            found = describe_job(clients, job, "drill job")
+        except DiscoveryError as exc:
+            raise AwsError(str(exc)) from None
+        ids = sorted({str(p["sourceServerID"]) for p in found.get("participatingServers", [])
                       if p.get("sourceServerID")})
         servers = [s for chunk in _chunks(ids) for s in clients.pages(
             "drs", "describe_source_servers", "items", filters={"sourceServerIDs": chunk})]
@@ -56,6 +72,7 @@ def gather(clients: AwsClients, job: str | None) -> list[dict[str, Any]]:
         servers = list(clients.pages("drs", "describe_source_servers", "items", filters={}))
     ids = [str(s["sourceServerID"]) for s in servers]
     drills: dict[str, Mapping[str, Any]] = {}
+    up: dict[str, int] = {}
     for chunk in _chunks(ids):
         for item in clients.pages("drs", "describe_recovery_instances", "items",
                                   filters={"sourceServerIDs": chunk}):
@@ -63,9 +80,10 @@ def gather(clients: AwsClients, job: str | None) -> list[dict[str, Any]]:
                     or (job and item.get("jobID") != job)):
                 continue
             source = str(item["sourceServerID"])
+            up[source] = up.get(source, 0) + 1
             # The newest drill when several are up (no job given).
-            if source not in drills or str(item.get("pointInTimeSnapshotDateTime", "")) > str(
-                    drills[source].get("pointInTimeSnapshotDateTime", "")):
+            if source not in drills or instant(item.get("pointInTimeSnapshotDateTime")) > (
+                    instant(drills[source].get("pointInTimeSnapshotDateTime"))):
                 drills[source] = item
     instance_ids = sorted(str(d.get("ec2InstanceID") or d["recoveryInstanceID"])
                           for d in drills.values())
@@ -81,7 +99,8 @@ def gather(clients: AwsClients, job: str | None) -> list[dict[str, Any]]:
         instance_id = str(drill.get("ec2InstanceID") or drill["recoveryInstanceID"]) if (
             drill) else None
         rows.append({"server": server, "drill": drill,
-                     "instance": instances.get(instance_id or "")})
+                     "instance": instances.get(instance_id or ""),
+                     "drills_up": up.get(str(server["sourceServerID"]), 0)})
     return rows
 
 
@@ -108,6 +127,9 @@ def skeleton(rows: Sequence[Mapping[str, Any]], region: str, job: str | None,
                        f"source IPs {', '.join(ips) or 'unknown'}")
         if drill is None:
             description += "; no drill instance is up"
+        elif row.get("drills_up", 1) > 1:
+            description += (f"; {row['drills_up']} drills are up: the newest is shown (job "
+                            f"{attributes['drill_job']}); run the drill with --dr-drs-job")
         if "windows" in os_name.lower() and connection == "ssm":
             description += ("; Windows: the ssm connection runs shell scripts only, give this "
                             "host another connection")

@@ -21,9 +21,12 @@ from pytest_drcheck.aws.guard import (
     GONE_STATES,
     Candidate,
     DiscoveryError,
+    NoInstance,
+    Refused,
     choose,
     last_launch_reason,
 )
+from pytest_drcheck.aws.jobs import failure_reasons, failure_text
 from pytest_drcheck.durations import format_duration
 from pytest_drcheck.inventory.plan import HostSpec
 
@@ -131,8 +134,26 @@ class Discovery:
     def found(self, host: str, timeout: float) -> Found:
         """The host's instance; DiscoveryError with the reason if it cannot be checked."""
         self.start([host])
-        result: Found = _wait(self._found[host], host, timeout)
+        with self._lock:
+            future = self._found[host]
+        try:
+            result: Found = _wait(future, host, timeout)
+        except NoInstance as exc:
+            if exc.pending:  # the launch is under way: the next look asks DRS again
+                self.refresh(host, future)
+            raise
         return result
+
+    def refresh(self, host: str, seen: Future[Found] | None = None) -> None:
+        """Forget the host's finished discovery (the one ``seen``, if given) so that the next
+        look discovers it again: an instance still launching or booting (--dr-wait)."""
+        with self._lock:
+            current = self._found.get(host)
+            if current is None or not current.done() or (seen is not None and current
+                                                         is not seen):
+                return
+            del self._found[host]
+            self._source.pop(host, None)
 
     def source_server(self, host: str, timeout: float) -> Mapping[str, Any]:
         """The host's DRS source server (available before, and even without, its instance)."""
@@ -167,26 +188,61 @@ class Discovery:
                         f"internal error while finding {name}: {type(exc).__name__}: {exc}"))
 
     def _describe_source_server(self, source_server_id: str) -> Mapping[str, Any]:
-        items = self.clients.call("drs", "describe_source_servers",
-                                  filters={"sourceServerIDs": [source_server_id]}).get("items", [])
-        if not items:
-            raise DiscoveryError(
-                f"source server {source_server_id} not found in Elastic Disaster Recovery "
-                f"({self.clients.settings.region}); check drs.source_server_id and aws.region")
-        server: Mapping[str, Any] = items[0]
-        return server
+        # Paginated: an endpoint may page before it filters (an empty first page with a
+        # nextToken), so a single request could miss the server.
+        for server in self.clients.pages("drs", "describe_source_servers", "items",
+                                         filters={"sourceServerIDs": [source_server_id]}):
+            if server.get("sourceServerID") == source_server_id:
+                return server
+        raise DiscoveryError(
+            f"source server {source_server_id} not found in Elastic Disaster Recovery "
+            f"({self.clients.settings.region}); check drs.source_server_id and aws.region")
+
+    def _failed_launch(self, server: Mapping[str, Any]) -> NoInstance | None:
+        """Why there is no instance, when the server's last drill launch failed."""
+        last = server.get("lifeCycle", {}).get("lastLaunch", {})
+        initiated = last.get("initiated", {})
+        job = initiated.get("jobID")
+        if (last.get("status") != "FAILED" or initiated.get("type") != "DRILL" or not job
+                or (self.job and job != self.job)):
+            return None
+        source_id = str(server["sourceServerID"])
+        why = failure_text(failure_reasons(self.clients, str(job), source_id))
+        return NoInstance(f"the drill launch of source server {source_id} in job {job} "
+                          f"failed: {why}; no recovery instance to check")
+
+    def _pending_launch(self, server: Mapping[str, Any]) -> NoInstance | None:
+        last = server.get("lifeCycle", {}).get("lastLaunch", {})
+        initiated = last.get("initiated", {})
+        job = initiated.get("jobID")
+        if last.get("status") not in ("PENDING", "IN_PROGRESS") or (self.job and job != self.job):
+            return None
+        kind = str(initiated.get("type", "launch")).lower()
+        return NoInstance(f"the {kind} launch of source server {server['sourceServerID']} in "
+                          f"job {job} is {str(last['status']).lower().replace('_', ' ')}: no "
+                          "recovery instance yet", pending=True)
 
     def _by_source_server(self, name: str, source_server_id: str,
                           source_future: Future[Mapping[str, Any]]) -> Found:
         server = self._describe_source_server(source_server_id)
-        source_future.set_result(server)
         recovery = list(self.clients.pages(
             "drs", "describe_recovery_instances", "items",
             filters={"sourceServerIDs": [source_server_id]}))
         candidates = [Candidate(str(r.get("ec2InstanceID") or r["recoveryInstanceID"]), r)
                       for r in recovery if r.get("ec2InstanceState") not in GONE_STATES]
-        chosen = choose(f"source server {source_server_id}", candidates, self.job,
-                        self.allow_non_drill, last_launch_reason(server))
+        try:
+            if not candidates:
+                failed = self._failed_launch(server) or self._pending_launch(server)
+                if failed is not None:
+                    raise failed
+            chosen = choose(f"source server {source_server_id}", candidates, self.job,
+                            self.allow_non_drill, last_launch_reason(server))
+        except Refused:
+            raise  # the source server's own checks report the refusal too
+        except DiscoveryError:
+            source_future.set_result(server)  # no instance, but the server is the host's
+            raise
+        source_future.set_result(server)
         instance = self._instances(InstanceIds=[chosen.instance_id])
         if not instance:
             raise DiscoveryError(f"recovery instance {chosen.instance_id} of source server "

@@ -28,7 +28,9 @@ _AWS_SECRET_PREFIXES = ("aws-secretsmanager:", "aws-ssm:")
 
 @dataclass(frozen=True)
 class AwsSettings:
-    """The ``aws:`` section. Timeouts and attempts bound every AWS call (botocore Config)."""
+    """The ``aws:`` section. Timeouts and attempts bound every socket operation (botocore
+    Config); ``call_timeout`` bounds each request as a whole, retries included (default: one
+    connect and one read timeout)."""
 
     region: str
     profile: str | None = None
@@ -37,6 +39,13 @@ class AwsSettings:
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
     max_attempts: int = 4
+    call_timeout_setting: float | None = None
+
+    @property
+    def call_timeout(self) -> float:
+        if self.call_timeout_setting is not None:
+            return self.call_timeout_setting
+        return self.connect_timeout + self.read_timeout
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> AwsSettings:
@@ -48,6 +57,8 @@ class AwsSettings:
             connect_timeout=parse_duration(section.get("connect_timeout", 5.0)),
             read_timeout=parse_duration(section.get("read_timeout", 20.0)),
             max_attempts=int(section.get("max_attempts", 4)),
+            call_timeout_setting=(parse_duration(section["call_timeout"])
+                                  if "call_timeout" in section else None),
         )
 
     @classmethod
@@ -119,7 +130,7 @@ def aws_problems(doc: Document, data: Mapping[str, Any], hosts: Mapping[str, Hos
                 problems.append(doc.problem(where, (
                     "connection type ssm needs the instance: add drs: {source_server_id: ...} "
                     "or ec2: {instance_id: ...} (or tags:)")))
-    aws_items: list[tuple[PlanItem, AwsCheck]] = []
+    aws_items: list[tuple[PlanItem, AwsCheck[Any]]] = []
     for item in items:
         check = registry.get(item.check)
         if isinstance(check, AwsCheck):

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from pytest_drcheck.aws import secrets
 from pytest_drcheck.aws.clients import AwsClients, AwsError
 from pytest_drcheck.aws.discovery import Discovery, Found
-from pytest_drcheck.aws.guard import DiscoveryError
+from pytest_drcheck.aws.guard import DiscoveryError, NoInstance
 from pytest_drcheck.aws.inventory import AwsSettings
 from pytest_drcheck.aws.leftovers import Leftover, find_leftovers, leftover_report
 from pytest_drcheck.inventory.plan import HostSpec, Plan
@@ -27,6 +27,16 @@ from pytest_drcheck.targets.base import CommandResult, Stream, Target, TargetErr
 
 T = TypeVar("T")
 TargetBuilder = Callable[[HostSpec, Callable[[str], Target]], Target]
+
+
+@dataclass(frozen=True)
+class DrillLaunch:
+    """Which launch of a host's source server is the drill's: the job of its drill instance,
+    or (no instance: the launch failed or is pending) the server's last drill launch."""
+
+    source_server: Mapping[str, Any]
+    job_id: str
+    found: Found | None
 
 
 @dataclass(frozen=True)
@@ -57,8 +67,14 @@ class AwsRun:
                          if isinstance(registry.get(item.check), AwsCheck)}
         self._leftovers: list[Leftover] | None = None
         self._memo: dict[Hashable, Future[Any]] = {}
+        self._in_flight: dict[Hashable, Future[Any]] = {}
         self._memo_lock = threading.Lock()
         secrets.use(self.clients)
+
+    def redact_with(self, add: Callable[[str, str], None]) -> None:
+        """Hand every AWS secret this run resolves to the evidence redactor
+        (``Redactor.add(label, value)``), so its value never reaches the evidence."""
+        secrets.redact_with(self.clients, add)
 
     def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
         """compute() once per run for this key, even when many checks ask at the same time
@@ -74,6 +90,26 @@ class AwsRun:
                 future.set_result(compute())
             except Exception as exc:
                 future.set_exception(exc)
+        result: T = future.result()
+        return result
+
+    def fresh(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """compute() now, shared with the checks asking for the same key at the same time,
+        never reused afterwards: state that changes during a drill (a DRS job, its post-launch
+        actions) is read again by every later look, e.g. each --dr-wait retry."""
+        with self._memo_lock:
+            future = self._in_flight.get(key)
+            owner = future is None
+            if future is None:
+                future = self._in_flight[key] = Future()
+        if owner:
+            try:
+                future.set_result(compute())
+            except Exception as exc:
+                future.set_exception(exc)
+            finally:
+                with self._memo_lock:
+                    self._in_flight.pop(key, None)
         result: T = future.result()
         return result
 
@@ -118,6 +154,24 @@ class AwsRun:
 
     def source_server(self, host: str, timeout: float) -> Mapping[str, Any]:
         return self.discovery.source_server(host, timeout)
+
+    def drill_launch(self, host: str, timeout: float) -> DrillLaunch:
+        """The host's drill launch. The guard's verdicts hold: a refused host, or a server
+        with two drills up and no --dr-drs-job, raise like every other check of the host."""
+        server = self.source_server(host, timeout)
+        try:
+            found = self.found(host, timeout)
+        except NoInstance:
+            initiated = server.get("lifeCycle", {}).get("lastLaunch", {}).get("initiated", {})
+            job = initiated.get("jobID")
+            wanted = self.options.job_id
+            if initiated.get("type") != "DRILL" or not job or (wanted and job != wanted):
+                raise
+            return DrillLaunch(server, str(job), None)
+        if found.source_server is None or not found.job_id:
+            raise DiscoveryError(f"{found.instance_id} is not a DRS recovery instance: it has "
+                                 "no launch job")
+        return DrillLaunch(server, found.job_id, found)
 
     # --- end of run ------------------------------------------------------------------------
 
@@ -173,6 +227,8 @@ class AwsHostTarget(Target):
                 except (DiscoveryError, AwsError) as exc:
                     raise TargetError(str(exc)) from None
                 if found.state != "running":
+                    # Still booting (or stopped): the next connect (--dr-wait) looks again.
+                    self.aws.discovery.refresh(self.name)
                     raise TargetError(f"instance {found.instance_id} is {found.state}, not "
                                       "running")
                 self._inner = self.aws.inner_target(self.spec, found, self._target_of)

@@ -38,6 +38,7 @@ AWS_SECTION: dict[str, Any] = {
         "connect_timeout": _DURATION,
         "read_timeout": _DURATION,
         "max_attempts": {"type": "integer", "minimum": 1, "maximum": 10},
+        "call_timeout": _DURATION,
     },
 }
 

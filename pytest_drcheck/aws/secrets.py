@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 
 from pytest_drcheck.aws.clients import AwsClients, AwsError
 from pytest_drcheck.aws.inventory import AwsSettings
@@ -22,6 +23,10 @@ from pytest_drcheck.inventory.secrets import SecretError
 
 _lock = threading.Lock()
 _active: list[AwsClients] = []
+# Per run (its clients): where resolved values go, e.g. the evidence Redactor's add(label, value).
+_redactors: dict[int, list[Callable[[str, str], None]]] = {}
+# Values resolved before a redactor was attached, handed to it when it is.
+_resolved: list[tuple[str, str]] = []
 
 
 def use(clients: AwsClients) -> None:
@@ -34,6 +39,28 @@ def release(clients: AwsClients) -> None:
     with _lock:
         if clients in _active:
             _active.remove(clients)
+        _redactors.pop(id(clients), None)
+        if not _active:
+            _resolved.clear()
+
+
+def redact_with(clients: AwsClients, add: Callable[[str, str], None]) -> None:
+    """Give ``add(label, value)`` every AWS secret value resolved in this run: those resolved
+    already and every later one (label: the reference, e.g. ``aws-ssm:/dr/password``)."""
+    with _lock:
+        _redactors.setdefault(id(clients), []).append(add)
+        known = list(_resolved)
+    for label, value in known:
+        add(label, value)
+
+
+def _remember(reference: str, value: str) -> str:
+    with _lock:
+        _resolved.append((reference, value))
+        sinks = [add for adds in _redactors.values() for add in adds]
+    for add in sinks:
+        add(reference, value)
+    return value
 
 
 def _clients_for(reference: str, locator: str) -> AwsClients:
@@ -52,7 +79,12 @@ def _clients_for(reference: str, locator: str) -> AwsClients:
 
 
 def resolve_aws_secret(kind: str, locator: str) -> str:
+    """The secret's value; every value resolved is handed to the run's redactor first."""
     reference = f"{kind}:{locator}"
+    return _remember(reference, _resolve(kind, locator, reference))
+
+
+def _resolve(kind: str, locator: str, reference: str) -> str:
     clients = _clients_for(reference, locator)
     try:
         if kind == "aws-ssm":

@@ -1,24 +1,32 @@
 """What AWS-side check types share: they observe through the AWS APIs from the runner (no
-connection to the instance needed, so they still explain a host that cannot be reached), they
-need the host found in AWS, and a host that cannot be found or is refused by the drill guard
-fails them with that reason. No boto3 import here: the registry loads check classes to build
-the inventory schema on machines without the aws extra."""
+connection to the instance needed, so they still explain a host that cannot be reached) and
+need the host found in AWS.
+
+Observing: an API call that failed or timed out (``AwsError``), a host that cannot be found or
+that the drill guard refused (``DiscoveryError``, ``Refused``) are all ``CouldNotObserve``: the
+engine reports them as errors naming the call, the endpoint or the refusal. So a refused host
+never shows green, its source server's checks included. Judging is pure, per family.
+
+No boto3 import here: the registry loads check classes to build the inventory schema on
+machines without the aws extra.
+"""
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pytest_drcheck.checks.base import Check, CheckContext
-from pytest_drcheck.model import Observation, PlanItem
+from pytest_drcheck.model import CouldNotObserve, PlanItem
 
 if TYPE_CHECKING:
     from pytest_drcheck.aws.run import AwsHostTarget
     from pytest_drcheck.inventory.plan import HostSpec
 
+ValueT = TypeVar("ValueT")
 
-class AwsCheck(Check[Any]):
+
+class AwsCheck(Check[ValueT]):
     # Whether every entry needs the host found in AWS (drs: or ec2:).
     needs_aws_host: ClassVar[bool] = True
     # API calls from the runner cost the host nothing: the engine's larger pool.
@@ -38,26 +46,8 @@ class AwsCheck(Check[Any]):
     @staticmethod
     def aws_target(ctx: CheckContext) -> AwsHostTarget:
         from pytest_drcheck.aws.run import AwsHostTarget
-        from pytest_drcheck.targets.base import TargetError
 
         target = ctx.target
         if not isinstance(target, AwsHostTarget):
-            raise TargetError(f"{ctx.item.host} is not a host found in AWS (no drs:/ec2:)")
+            raise CouldNotObserve(f"{ctx.item.host} is not a host found in AWS (no drs:/ec2:)")
         return target
-
-    def evaluate(self, ctx: CheckContext) -> Observation:
-        from pytest_drcheck.aws.clients import AwsError
-        from pytest_drcheck.aws.guard import DiscoveryError
-
-        try:
-            return self.observe_api(ctx, self.aws_target(ctx))
-        except (AwsError, DiscoveryError) as exc:
-            return Observation.failed(self.expectation(ctx.item), "not observed", str(exc))
-
-    @abc.abstractmethod
-    def expectation(self, item: PlanItem) -> str:
-        """The expected value in words (also used when nothing could be observed)."""
-
-    @abc.abstractmethod
-    def observe_api(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
-        """Observe through the APIs; AwsError/DiscoveryError become a failure with the reason."""

@@ -1,24 +1,25 @@
 """The Elastic Disaster Recovery side of a drill, observed through the APIs from the runner.
 
 drs_replication  replication state and lag against the drill's RPO, per source server
-drs_launch       the drill launch of the host's instance, and every post-launch action
+drs_launch       the drill launch of the host's instance, and every post-launch action (skipped
+                 when the launch did not pass: its reason is the launch's)
 drs_instance_type  the launched and the configured instance type against the source OS
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_drcheck.checks.aws_base import AwsCheck
 from pytest_drcheck.checks.base import CheckContext, Subject
 from pytest_drcheck.durations import DURATION_PATTERN, format_duration, parse_duration
-from pytest_drcheck.model import Observation, PlanItem
+from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 
 if TYPE_CHECKING:
-    from pytest_drcheck.aws.discovery import Found
-    from pytest_drcheck.aws.run import AwsHostTarget, AwsRun
+    from pytest_drcheck.aws.run import AwsRun
     from pytest_drcheck.inventory.plan import HostSpec
 
 REPLICATION_STATES = ["STOPPED", "INITIATING", "INITIAL_SYNC", "BACKLOG", "CREATING_SNAPSHOT",
@@ -29,9 +30,6 @@ _DURATION: dict[str, Any] = {
 }
 _ISO_DURATION = re.compile(r"^P(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?"
                            r"(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
-# Job log events that explain a failed launch.
-_FAILURE_EVENTS = ("SNAPSHOT_FAIL", "USING_PREVIOUS_SNAPSHOT_FAILED", "CONVERSION_FAIL",
-                   "LAUNCH_FAILED", "CLEANUP_FAIL")
 
 
 def parse_iso_duration(text: str) -> float:
@@ -50,7 +48,22 @@ def _source_name(server: Mapping[str, Any]) -> str:
     return f"{ident} ({name})" if name else str(ident)
 
 
-class DrsReplicationCheck(AwsCheck):
+@dataclass(frozen=True)
+class Replication:
+    """A source server's replication as DRS reports it."""
+
+    source: str  # "s-... (hostname)"
+    state: str
+    # Seconds behind; None when DRS gives no lag figure.
+    lag: float | None
+    # " (error CODE: raw)" when DRS records a replication error, else "".
+    error: str
+    # The drill's RPO in seconds (the default limit for lag).
+    rpo: float | None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class DrsReplicationCheck(AwsCheck[Replication]):
     type_name: ClassVar[str] = "drs_replication"
     default_timeout: ClassVar[float] = 30.0
     entry_schema: ClassVar[Mapping[str, Any]] = {
@@ -75,61 +88,82 @@ class DrsReplicationCheck(AwsCheck):
                     "drill.rpo (e.g. rpo: 15m) or max_lag on the entry")
         return super().plan_problem(item, host, drill)
 
-    def expectation(self, item: PlanItem) -> str:
+    def expected(self, item: PlanItem) -> str:
         if item.params["property"] == "state":
             return "replication " + " or ".join(s.lower() for s in item.params["states"])
         return "replication lag within the RPO"
 
-    def observe_api(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
+    def observe(self, ctx: CheckContext) -> Replication:
+        target = self.aws_target(ctx)
         server = target.aws.source_server(ctx.item.host, ctx.timeout)
         info: Mapping[str, Any] = server.get("dataReplicationInfo", {})
         state = str(info.get("dataReplicationState", "unknown"))
-        details = {"source_server": server.get("sourceServerID"), "state": state,
-                   "lag": info.get("lagDuration")}
-        if ctx.params["property"] == "state":
-            wanted = list(ctx.params["states"])
-            expected = "replication " + " or ".join(s.lower() for s in wanted)
+        raw = info.get("lagDuration")
+        lag = None
+        if raw is not None:
+            try:
+                lag = parse_iso_duration(str(raw))
+            except ValueError as exc:
+                raise CouldNotObserve(f"DRS reported lag {exc}") from None
+        error = info.get("dataReplicationError", {})
+        why = ""
+        if error:
+            text = str(error.get("rawError", "")).strip()
+            why = f" (error {error.get('error', 'unknown')}{': ' + text if text else ''})"
+        return Replication(_source_name(server), state, lag, why,
+                           target.aws.plan.drill.rpo_seconds,
+                           {"source_server": server.get("sourceServerID"), "state": state,
+                            "lag": raw})
+
+    def judge(self, item: PlanItem, value: Replication) -> Observation:
+        details = dict(value.details)
+        state = value.state
+        if item.params["property"] == "state":
+            wanted = list(item.params["states"])
+            expected = self.expected(item)
             if state in wanted:
                 return Observation.passed(expected, state.lower(), **details)
-            error = info.get("dataReplicationError", {})
-            why = ""
-            if error:
-                raw = str(error.get("rawError", "")).strip()
-                why = f" (error {error.get('error', 'unknown')}{': ' + raw if raw else ''})"
             return Observation.failed(expected, state.lower(), (
-                f"expected {expected} for source server {_source_name(server)}, observed "
-                f"{state.lower()}{why}"), **details)
-        return self._lag(ctx, target.aws, server, info, state, details)
-
-    @staticmethod
-    def _lag(ctx: CheckContext, aws: AwsRun, server: Mapping[str, Any],
-             info: Mapping[str, Any], state: str, details: Mapping[str, Any]) -> Observation:
-        limit = ctx.params["max_lag"]
+                f"expected {expected} for source server {value.source}, observed "
+                f"{state.lower()}{value.error}"), **details)
+        limit = item.params["max_lag"]
         label = "max_lag"
         if limit is None:
-            limit, label = aws.plan.drill.rpo_seconds or 0.0, "RPO"
+            limit, label = value.rpo or 0.0, "RPO"
         expected = f"lag at most {format_duration(limit)} ({label})"
-        raw = info.get("lagDuration")
-        if raw is None:
+        if value.lag is None:
             if state == "CONTINUOUS":
                 return Observation.passed(expected, "no lag (continuous)", **details)
             return Observation.failed(expected, "unknown", (
                 f"expected {expected}, observed no lag figure while replication of "
-                f"{_source_name(server)} is {state.lower()}"), **details)
-        try:
-            lag = parse_iso_duration(str(raw))
-        except ValueError as exc:
-            return Observation.failed(expected, str(raw), f"DRS reported lag {exc}", **details)
-        observed = f"lag {format_duration(lag)}"
-        if lag <= limit:
+                f"{value.source} is {state.lower()}"), **details)
+        observed = f"lag {format_duration(value.lag)}"
+        if value.lag <= limit:
             return Observation.passed(expected, observed, **details)
         return Observation.failed(expected, observed, (
             f"expected {expected}, observed {observed} for source server "
-            f"{_source_name(server)}: {format_duration(lag - limit)} of changes would be lost"),
+            f"{value.source}: {format_duration(value.lag - limit)} of changes would be lost"),
             **details)
 
 
-class DrsLaunchCheck(AwsCheck):
+@dataclass(frozen=True)
+class Launch:
+    """The host's drill launch, as its DRS job records it now."""
+
+    source: str  # "s-... (hostname)"
+    job_id: str
+    initiated_by: str | None
+    # The job's launchStatus for this source server (LAUNCHED, FAILED, PENDING, ...).
+    status: str
+    instance_id: str | None
+    # Why it failed, from the job log (only read for a failed launch).
+    failure: str
+    # Post-launch action runs as DRS lists them.
+    runs: tuple[Mapping[str, Any], ...]
+    agent_discovered: str | None
+
+
+class DrsLaunchCheck(AwsCheck[Launch]):
     type_name: ClassVar[str] = "drs_launch"
     default_timeout: ClassVar[float] = 30.0
     entry_schema: ClassVar[Mapping[str, Any]] = {
@@ -143,112 +177,82 @@ class DrsLaunchCheck(AwsCheck):
 
     def expand(self, entry: Mapping[str, Any], site: Mapping[str, Any]) -> list[Subject]:
         return [Subject("launch", {"property": "launch"}),
+                # Post-launch actions run on a launched instance: a failed launch is one
+                # failure (the launch's), not a second one about actions that never ran.
                 Subject("post_launch", {"property": "post_launch",
-                                        "actions": list(entry.get("actions", []))})]
+                                        "actions": list(entry.get("actions", []))},
+                        requires=("drs_launch[launch]",))]
 
-    def expectation(self, item: PlanItem) -> str:
+    def expected(self, item: PlanItem) -> str:
         if item.params["property"] == "launch":
             return "launched"
         return "every post-launch action succeeded"
 
-    def observe_api(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
+    def observe(self, ctx: CheckContext) -> Launch:
         from pytest_drcheck.aws.guard import DiscoveryError
+        from pytest_drcheck.aws.jobs import describe_job, failure_reasons, failure_text
 
-        aws = target.aws
-        found: Found | None = None
-        try:
-            found = target.found(ctx.timeout)
-            server = found.source_server
-            if server is None:
-                raise DiscoveryError(f"{found.instance_id} is not a DRS recovery instance")
-            job_id = found.job_id
-        except DiscoveryError as exc:
-            # No instance to check (e.g. the launch failed): the launch itself can still say
-            # why, if the source server's last launch is this drill's.
-            server, job_id = self._last_drill_launch(ctx, aws, exc)
-        if not job_id:
-            raise DiscoveryError(f"no launch job is recorded for {_source_name(server)}")
-        job = aws.memo(("drs-job", job_id), lambda: self._job(aws, job_id))
+        aws = self.aws_target(ctx).aws
+        launch = aws.drill_launch(ctx.item.host, ctx.timeout)
+        server, job_id = launch.source_server, launch.job_id
+        # Read afresh on every look (shared only with checks asking at the same moment):
+        # under --dr-wait a launch or an action still in progress must be seen to finish.
+        job = aws.fresh(("drs-job", job_id), lambda: describe_job(aws.clients, job_id))
         source_id = str(server["sourceServerID"])
         entry = next((p for p in job.get("participatingServers", [])
                       if p.get("sourceServerID") == source_id), None)
         if entry is None:
             raise DiscoveryError(f"job {job_id} has no record of {_source_name(server)}")
-        if ctx.params["property"] == "launch":
-            return self._launch(aws, job, entry, found, server)
-        return self._post_launch(ctx, job_id, entry)
-
-    @staticmethod
-    def _last_drill_launch(ctx: CheckContext, aws: AwsRun, exc: Exception
-                           ) -> tuple[Mapping[str, Any], str | None]:
-        from pytest_drcheck.aws.guard import DiscoveryError, Refused
-
-        if isinstance(exc, Refused):
-            raise exc
-        server = aws.source_server(ctx.item.host, ctx.timeout)
-        initiated = server.get("lifeCycle", {}).get("lastLaunch", {}).get("initiated", {})
-        job_id = initiated.get("jobID")
-        wanted = aws.options.job_id
-        if initiated.get("type") != "DRILL" or not job_id or (wanted and job_id != wanted):
-            raise DiscoveryError(str(exc)) from None
-        return server, str(job_id)
-
-    @staticmethod
-    def _job(aws: AwsRun, job_id: str) -> Mapping[str, Any]:
-        from pytest_drcheck.aws.guard import DiscoveryError
-
-        jobs = aws.clients.call("drs", "describe_jobs", filters={"jobIDs": [job_id]})
-        for job in jobs.get("items", []):
-            if job.get("jobID") == job_id:
-                found: Mapping[str, Any] = job
-                return found
-        raise DiscoveryError(f"job {job_id} not found in Elastic Disaster Recovery")
-
-    @staticmethod
-    def _launch(aws: AwsRun, job: Mapping[str, Any], entry: Mapping[str, Any],
-                found: Found | None, server: Mapping[str, Any]) -> Observation:
-        job_id = str(job["jobID"])
         status = str(entry.get("launchStatus", "unknown"))
-        details = {"job": job_id, "launch_status": status,
-                   "initiated_by": job.get("initiatedBy"),
-                   "recovery_instance": entry.get("recoveryInstanceID")}
-        if status == "LAUNCHED":
-            instance = found.instance_id if found else entry.get("recoveryInstanceID", "?")
-            return Observation.passed("launched", f"launched {instance} (job {job_id})",
-                                      **details)
-        if status == "FAILED":
-            source_id = str(server["sourceServerID"])
-            log = aws.memo(("drs-job-log", job_id), lambda: list(aws.clients.pages(
-                "drs", "describe_job_log_items", "items", jobID=job_id)))
-            errors = [f"{item['event']}: {item.get('eventData', {}).get('rawError', '').strip()}"
-                      .rstrip(": ")
-                      for item in log if item.get("event") in _FAILURE_EVENTS
-                      and item.get("eventData", {}).get("sourceServerID") in (source_id, None)]
-            why = "; ".join(errors) or "the job log gives no reason"
+        failure = ""
+        if status == "FAILED" and ctx.params["property"] == "launch":
+            failure = failure_text(aws.fresh(("drs-job-log", job_id, source_id),
+                                             lambda: failure_reasons(aws.clients, job_id,
+                                                                     source_id)))
+        actions: Mapping[str, Any] = entry.get("launchActionsStatus", {})
+        instance = (launch.found.instance_id if launch.found is not None
+                    else entry.get("recoveryInstanceID"))
+        return Launch(_source_name(server), job_id, job.get("initiatedBy"), status,
+                      str(instance) if instance else None, failure,
+                      tuple(actions.get("runs", [])), actions.get("ssmAgentDiscoveryDatetime"))
+
+    def judge(self, item: PlanItem, value: Launch) -> Observation:
+        if item.params["property"] == "launch":
+            return self._launch(value)
+        return self._post_launch(item, value)
+
+    @staticmethod
+    def _launch(value: Launch) -> Observation:
+        details = {"job": value.job_id, "launch_status": value.status,
+                   "initiated_by": value.initiated_by, "recovery_instance": value.instance_id}
+        if value.status == "LAUNCHED":
+            return Observation.passed("launched", f"launched {value.instance_id or '?'} (job "
+                                                  f"{value.job_id})", **details)
+        if value.status == "FAILED":
             return Observation.failed("launched", "failed", (
-                f"the launch of {_source_name(server)} in job {job_id} failed: {why}"),
+                f"the launch of {value.source} in job {value.job_id} failed: {value.failure}"),
                 **details)
-        return Observation.failed("launched", status.lower(), (
-            f"the launch of {_source_name(server)} in job {job_id} is {status.lower()}, "
+        return Observation.failed("launched", value.status.lower(), (
+            f"the launch of {value.source} in job {value.job_id} is {value.status.lower()}, "
             "not launched"), **details)
 
     @staticmethod
-    def _post_launch(ctx: CheckContext, job_id: str, entry: Mapping[str, Any]) -> Observation:
-        expected_names: Sequence[str] = ctx.params["actions"]
+    def _post_launch(item: PlanItem, value: Launch) -> Observation:
+        expected_names: list[str] = list(item.params["actions"])
         expected = ("post-launch actions " + ", ".join(expected_names) + " succeeded"
                     if expected_names else "every post-launch action succeeded")
-        status: Mapping[str, Any] = entry.get("launchActionsStatus", {})
-        runs: Sequence[Mapping[str, Any]] = status.get("runs", [])
-        by_name = {str(r.get("action", {}).get("name", r.get("runId", "?"))): r for r in runs}
-        details = {"job": job_id, "actions": {n: r.get("status") for n, r in by_name.items()},
-                   "ssm_agent_discovered": status.get("ssmAgentDiscoveryDatetime")}
-        if not runs and not expected_names:
-            return Observation.skipped(expected, f"no post-launch action ran in job {job_id}",
-                                       **details)
+        by_name = {str(r.get("action", {}).get("name", r.get("runId", "?"))): r
+                   for r in value.runs}
+        details = {"job": value.job_id,
+                   "actions": {n: r.get("status") for n, r in by_name.items()},
+                   "ssm_agent_discovered": value.agent_discovered}
+        if not value.runs and not expected_names:
+            return Observation.skipped(expected, f"no post-launch action ran in job "
+                                                 f"{value.job_id}", **details)
         problems = []
         for name in expected_names:
             if name not in by_name:
-                why = ("" if status.get("ssmAgentDiscoveryDatetime") else
+                why = ("" if value.agent_discovered else
                        " (the SSM agent was never discovered on the instance: post-launch "
                        "actions need it)")
                 problems.append(f"'{name}' did not run{why}")
@@ -272,7 +276,19 @@ class DrsLaunchCheck(AwsCheck):
                                   **details)
 
 
-class DrsInstanceTypeCheck(AwsCheck):
+@dataclass(frozen=True)
+class InstanceType:
+    """An instance type (launched, or configured for a real recovery) and the source OS."""
+
+    instance_type: str
+    # Where the type comes from, e.g. "launched i-..." or "launch template lt-... configures".
+    origin: str
+    nitro: bool
+    os_name: str
+    supports_nitro: bool | None
+
+
+class DrsInstanceTypeCheck(AwsCheck[InstanceType]):
     type_name: ClassVar[str] = "drs_instance_type"
     default_timeout: ClassVar[float] = 30.0
     entry_schema: ClassVar[Mapping[str, Any]] = {
@@ -288,14 +304,14 @@ class DrsInstanceTypeCheck(AwsCheck):
         names = ["launched", "configured"] if which == "both" else [which]
         return [Subject(name, {"property": name}) for name in names]
 
-    def expectation(self, item: PlanItem) -> str:
+    def expected(self, item: PlanItem) -> str:
         return "an instance type the source OS boots on"
 
-    def observe_api(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
+    def observe(self, ctx: CheckContext) -> InstanceType:
         from pytest_drcheck.aws import ostype
 
+        target = self.aws_target(ctx)
         aws = target.aws
-        expected = self.expectation(ctx.item)
         if ctx.params["property"] == "launched":
             found = target.found(ctx.timeout)
             server = found.source_server or aws.source_server(ctx.item.host, ctx.timeout)
@@ -307,21 +323,32 @@ class DrsInstanceTypeCheck(AwsCheck):
         props: Mapping[str, Any] = server.get("sourceProperties", {})
         os_name = str(props.get("os", {}).get("fullString", ""))
         supports = props.get("supportsNitroInstances")
+        from pytest_drcheck.aws.ec2types import describe_instance_type
+
         described = aws.memo(("ec2-instance-type", instance_type),
-                             lambda: self._describe_type(aws, instance_type))
-        nitro = ostype.is_nitro(instance_type, described)
-        verdict = ostype.compatible(instance_type, nitro, os_name, supports)
-        observed = f"{instance_type} ({'nitro' if nitro else 'xen'}) for {os_name or 'unknown OS'}"
-        details = {"instance_type": instance_type, "nitro": nitro, "os": os_name,
-                   "supports_nitro": supports, "origin": origin}
+                             lambda: describe_instance_type(aws.clients, instance_type))
+        return InstanceType(instance_type, origin, ostype.is_nitro(instance_type, described),
+                            os_name, supports if isinstance(supports, bool) else None)
+
+    def judge(self, item: PlanItem, value: InstanceType) -> Observation:
+        from pytest_drcheck.aws import ostype
+
+        verdict = ostype.compatible(value.instance_type, value.nitro, value.os_name,
+                                    value.supports_nitro)
+        observed = (f"{value.instance_type} ({'nitro' if value.nitro else 'xen'}) for "
+                    f"{ostype.short_name(value.os_name) or 'unknown OS'}")
+        details = {"instance_type": value.instance_type, "nitro": value.nitro,
+                   "os": value.os_name, "supports_nitro": value.supports_nitro,
+                   "origin": value.origin, "decided_by": verdict.decided_by}
+        expected = self.expected(item)
         if verdict.compatible:
-            return Observation.passed(expected, observed, **details)
-        return Observation.failed(expected, observed, f"{origin}: {verdict.reason}", **details)
+            return Observation.passed(expected, f"{observed} (decided by "
+                                                f"{verdict.decided_by})", **details)
+        return Observation.failed(expected, observed, f"{value.origin}: {verdict.reason}",
+                                  **details)
 
     @staticmethod
     def _configured(aws: AwsRun, server: Mapping[str, Any]) -> tuple[str, str]:
-        from pytest_drcheck.aws.guard import DiscoveryError
-
         source_id = str(server["sourceServerID"])
         config = aws.clients.call("drs", "get_launch_configuration", sourceServerID=source_id)
         sizing = config.get("targetInstanceTypeRightSizingMethod", "NONE")
@@ -331,25 +358,14 @@ class DrsInstanceTypeCheck(AwsCheck):
                 return str(recommended), f"right-sizing {sizing} picks {recommended}"
         template = config.get("ec2LaunchTemplateID")
         if not template:
-            raise DiscoveryError(f"the launch configuration of {_source_name(server)} has no "
-                                 "EC2 launch template")
-        versions = aws.clients.call("ec2", "describe_launch_template_versions",
-                                    LaunchTemplateId=str(template), Versions=["$Default"])
-        for version in versions.get("LaunchTemplateVersions", []):
+            raise CouldNotObserve(f"the launch configuration of {_source_name(server)} has no "
+                                  "EC2 launch template")
+        for version in aws.clients.pages("ec2", "describe_launch_template_versions",
+                                         "LaunchTemplateVersions",
+                                         LaunchTemplateId=str(template), Versions=["$Default"]):
             instance_type = version.get("LaunchTemplateData", {}).get("InstanceType")
             if instance_type:
-                return str(instance_type), f"launch template {template} configures " \
-                                           f"{instance_type}"
-        raise DiscoveryError(f"launch template {template} of {_source_name(server)} names no "
-                             "instance type")
-
-    @staticmethod
-    def _describe_type(aws: AwsRun, instance_type: str) -> Mapping[str, Any] | None:
-        from pytest_drcheck.aws.clients import AwsError
-
-        try:
-            found = aws.clients.call("ec2", "describe_instance_types",
-                                     InstanceTypes=[instance_type]).get("InstanceTypes", [])
-        except AwsError:
-            return None  # the family table decides
-        return found[0] if found else None
+                return (str(instance_type),
+                        f"launch template {template} configures {instance_type}")
+        raise CouldNotObserve(f"launch template {template} of {_source_name(server)} names "
+                              "no instance type")

@@ -16,22 +16,24 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_drcheck.checks.aws_base import AwsCheck
 from pytest_drcheck.checks.base import CheckContext, ExpansionError, Subject
-from pytest_drcheck.model import Observation, PlanItem
+from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 
 if TYPE_CHECKING:
-    from pytest_drcheck.aws.run import AwsHostTarget, AwsRun
+    from pytest_drcheck.aws.run import AwsRun
 
 IMDS = "http://169.254.169.254"
 _ACTION = {"type": "string", "pattern": r"^[A-Za-z0-9-]+:[A-Za-z0-9*?]+$",
            "x-expect": "an IAM action such as s3:GetObject"}
 _MARK = "--drcheck-imds--"
-# Exit statuses of the imds probe, and what they mean.
+_CURL_MISSING = 127
+# Exit statuses of the imds probe that are observations (the instance does not get the role
+# from its metadata service), and what they mean.
 _IMDS_FAILURES = {
-    127: "curl is not installed on the instance",
     3: "the IMDSv2 token request failed (metadata service disabled, IMDSv2 hop limit too "
        "low, or not an EC2 instance)",
     4: "the metadata service has no IAM information (no instance profile as the instance "
@@ -69,7 +71,30 @@ def _name_of(arn: str) -> str:
     return arn.rsplit("/", 1)[-1]
 
 
-class IamRoleCheck(AwsCheck):
+@dataclass(frozen=True)
+class Imds:
+    """What the metadata service told the instance: an answer, or why there was none."""
+
+    profile_arn: str | None = None
+    roles: tuple[str, ...] = ()
+    # One of _IMDS_FAILURES' texts when the probe got no IAM answer.
+    failure: str = ""
+
+
+@dataclass(frozen=True)
+class IamRole:
+    """The instance's profile and role as IAM has them, and what was asked of them."""
+
+    instance_id: str
+    profile_arn: str | None
+    # Role ARNs of the instance profile (empty: a profile without a role).
+    roles: tuple[str, ...] = ()
+    # allow:/deny: subjects: the simulation's results for the action, by resource.
+    decisions: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    imds: Imds | None = None
+
+
+class IamRoleCheck(AwsCheck[IamRole]):
     type_name: ClassVar[str] = "iam_role"
     default_timeout: ClassVar[float] = 30.0
     entry_schema: ClassVar[Mapping[str, Any]] = {
@@ -113,7 +138,7 @@ class IamRoleCheck(AwsCheck):
             return (imds_command(item.params["endpoint"]),)
         return ()
 
-    def expectation(self, item: PlanItem) -> str:
+    def expected(self, item: PlanItem) -> str:
         prop = item.params["property"]
         role = item.params["role"] or "the instance profile's role"
         if prop == "profile":
@@ -122,26 +147,41 @@ class IamRoleCheck(AwsCheck):
             return f"IMDSv2 names role {role}"
         return f"{item.params['action']} {'allowed' if prop == 'allow' else 'denied'}"
 
-    def observe_api(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
-        aws = target.aws
-        found = target.found(ctx.timeout)
+    def observe(self, ctx: CheckContext) -> IamRole:
+        aws = self.aws_target(ctx).aws
+        found = self.aws_target(ctx).found(ctx.timeout)
         prop = ctx.params["property"]
-        expected = self.expectation(ctx.item)
         profile_arn = found.instance_profile_arn
         if not profile_arn:
-            return Observation.failed(expected, "no instance profile", (
-                f"{found.instance_id} has no instance profile attached; attach one with the "
-                "role post-launch actions and applications need"))
+            return IamRole(found.instance_id, None)
         profile_name = _name_of(profile_arn)
-        roles = aws.memo(("iam-profile", profile_name),
-                         lambda: self._profile_roles(aws, profile_name))
+        roles = tuple(aws.memo(("iam-profile", profile_name),
+                               lambda: self._profile_roles(aws, profile_name)))
+        value = IamRole(found.instance_id, profile_arn, roles)
         if not roles:
+            return value
+        if prop == "imds":
+            return IamRole(found.instance_id, profile_arn, roles, imds=self._imds(ctx))
+        if prop in ("allow", "deny"):
+            return IamRole(found.instance_id, profile_arn, roles,
+                           self._simulate(ctx, aws, roles[0]))
+        return value
+
+    def judge(self, item: PlanItem, value: IamRole) -> Observation:
+        prop = item.params["property"]
+        expected = self.expected(item)
+        if not value.profile_arn:
+            return Observation.failed(expected, "no instance profile", (
+                f"{value.instance_id} has no instance profile attached; attach one with the "
+                "role post-launch actions and applications need"))
+        profile_name = _name_of(value.profile_arn)
+        if not value.roles:
             return Observation.failed(expected, f"profile {profile_name} without role", (
-                f"instance profile {profile_name} of {found.instance_id} has no role"))
-        role_arn = roles[0]
+                f"instance profile {profile_name} of {value.instance_id} has no role"))
+        role_arn = value.roles[0]
         role = _name_of(role_arn)
-        wanted = ctx.params["role"]
-        details = {"instance_profile": profile_arn, "role": role_arn}
+        wanted = item.params["role"]
+        details = {"instance_profile": value.profile_arn, "role": role_arn}
         if prop == "profile":
             observed = f"instance profile {profile_name} with role {role}"
             if wanted and wanted != role:
@@ -149,8 +189,8 @@ class IamRoleCheck(AwsCheck):
                     f"expected role {wanted}, observed {observed}"), **details)
             return Observation.passed(expected, observed, **details)
         if prop == "imds":
-            return self._imds(ctx, role, profile_arn, expected, details)
-        return self._simulate(ctx, aws, role_arn, role, expected, details)
+            return self._judge_imds(item, value, role, expected, details)
+        return self._judge_simulation(item, value, role, expected, details)
 
     @staticmethod
     def _profile_roles(aws: AwsRun, profile_name: str) -> list[str]:
@@ -159,8 +199,8 @@ class IamRoleCheck(AwsCheck):
         return [str(r["Arn"]) for r in profile.get("Roles", [])]
 
     @staticmethod
-    def _simulate(ctx: CheckContext, aws: AwsRun, role_arn: str, role: str, expected: str,
-                  details: Mapping[str, Any]) -> Observation:
+    def _simulate(ctx: CheckContext, aws: AwsRun, role_arn: str
+                  ) -> dict[str, Mapping[str, Any]]:
         actions: tuple[str, ...] = tuple(ctx.params["actions"])
         resources: tuple[str, ...] = tuple(ctx.params["resources"])
 
@@ -170,20 +210,27 @@ class IamRoleCheck(AwsCheck):
                 PolicySourceArn=role_arn, ActionNames=list(actions),
                 ResourceArns=list(resources)))
 
+        # One simulation for all of an entry's actions.
         results = aws.memo(("iam-simulate", role_arn, actions, resources), simulate)
         action = ctx.params["action"]
         decisions = {str(r.get("EvalResourceName", "*")): r for r in results
                      if str(r.get("EvalActionName", "")).lower() == action.lower()}
         if not decisions:
-            return Observation.failed(expected, "no decision", (
-                f"the policy simulation returned no decision for {action}"), **details)
+            raise CouldNotObserve(f"the policy simulation returned no decision for {action}")
+        return decisions
+
+    @staticmethod
+    def _judge_simulation(item: PlanItem, value: IamRole, role: str, expected: str,
+                          details: Mapping[str, Any]) -> Observation:
+        decisions = value.decisions
+        action = item.params["action"]
         shown = ", ".join(f"{res}: {r.get('EvalDecision')}" for res, r in
                           sorted(decisions.items())) if len(decisions) > 1 else str(
             next(iter(decisions.values())).get("EvalDecision"))
         allowed = all(r.get("EvalDecision") == "allowed" for r in decisions.values())
-        on = ", ".join(resources)
+        on = ", ".join(item.params["resources"])
         full = {**details, "decisions": {k: v.get("EvalDecision") for k, v in decisions.items()}}
-        if ctx.params["property"] == "allow":
+        if item.params["property"] == "allow":
             if allowed:
                 return Observation.passed(expected, shown, **full)
             why = []
@@ -206,27 +253,32 @@ class IamRoleCheck(AwsCheck):
             "the role's policies"), **full)
 
     @staticmethod
-    def _imds(ctx: CheckContext, role: str, profile_arn: str, expected: str,
-              details: Mapping[str, Any]) -> Observation:
-        (result,) = ctx.outputs
-        if result.timed_out:
-            return Observation.failed(expected, "timed out", "the metadata probe timed out")
+    def _imds(ctx: CheckContext) -> Imds:
+        result = ctx.output(0, accept=(0, _CURL_MISSING, *_IMDS_FAILURES))
+        if result.exit_status == _CURL_MISSING:
+            raise CouldNotObserve(f"curl is not installed on {ctx.item.host} (the metadata "
+                                  "probe needs it)")
         if result.exit_status != 0:
-            why = _IMDS_FAILURES.get(result.exit_status, (
-                f"the metadata probe failed ({result.exit_status}: "
-                f"{result.stderr.strip()[:200] or 'no message'})"))
-            return Observation.failed(expected, "no answer", why, **details)
-        seen_profile, seen_roles = parse_imds(result.stdout)
-        observed = f"role {', '.join(seen_roles) or 'none'}"
-        if seen_roles != [role]:
+            return Imds(failure=_IMDS_FAILURES[result.exit_status])
+        profile, roles = parse_imds(result.stdout)
+        return Imds(profile, tuple(roles))
+
+    @staticmethod
+    def _judge_imds(item: PlanItem, value: IamRole, role: str, expected: str,
+                    details: Mapping[str, Any]) -> Observation:
+        imds = value.imds or Imds()
+        if imds.failure:
+            return Observation.failed(expected, "no answer", imds.failure, **details)
+        observed = f"role {', '.join(imds.roles) or 'none'}"
+        if list(imds.roles) != [role]:
             return Observation.failed(expected, observed, (
                 f"IMDSv2 on the instance names {observed}, but its instance profile carries "
                 f"role {role}"), **details)
-        if seen_profile and seen_profile != profile_arn:
+        if imds.profile_arn and imds.profile_arn != value.profile_arn:
             return Observation.failed(expected, observed, (
-                f"IMDSv2 names instance profile {seen_profile}, EC2 says {profile_arn}"),
-                **details)
-        wanted = ctx.params["role"]
+                f"IMDSv2 names instance profile {imds.profile_arn}, EC2 says "
+                f"{value.profile_arn}"), **details)
+        wanted = item.params["role"]
         if wanted and wanted != role:
             return Observation.failed(expected, observed, f"expected role {wanted}, observed "
                                       f"{observed}", **details)

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_drcheck.checks.aws_base import AwsCheck
 from pytest_drcheck.checks.base import CheckContext, ExpansionError, Subject
-from pytest_drcheck.model import Observation, PlanItem
+from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 
 if TYPE_CHECKING:
-    from pytest_drcheck.aws.run import AwsHostTarget, AwsRun
+    from pytest_drcheck.aws.run import AwsRun
     from pytest_drcheck.inventory.plan import HostSpec
 
 _ZONE = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*"
@@ -43,7 +44,17 @@ def _target(text: str, resolvers: Mapping[str, str]) -> str:
     return f"{host}:{int(port) if port else 53}"
 
 
-class ResolverRuleCheck(AwsCheck):
+@dataclass(frozen=True)
+class ResolverRules:
+    """The region's Resolver rules for the zone and their associations, and the DR VPC."""
+
+    vpc: str
+    region: str
+    rules: tuple[Mapping[str, Any], ...]  # every rule for the zone, any type
+    associations: tuple[Mapping[str, Any], ...]  # every association of the region
+
+
+class ResolverRuleCheck(AwsCheck[ResolverRules]):
     type_name: ClassVar[str] = "route53_resolver"
     default_timeout: ClassVar[float] = 30.0
     entry_schema: ClassVar[Mapping[str, Any]] = {
@@ -75,35 +86,44 @@ class ResolverRuleCheck(AwsCheck):
         return (f"route53_resolver on host {item.host} needs the DR VPC: add vpc: to the entry "
                 "or drs:/ec2: to the host (its instance's VPC is used)")
 
-    def expectation(self, item: PlanItem) -> str:
+    def expected(self, item: PlanItem) -> str:
         return (f"a forwarding rule for {item.params['zone']} to "
                 f"{', '.join(item.params['targets'])}, associated with the DR VPC")
 
-    def observe_api(self, ctx: CheckContext, target: AwsHostTarget) -> Observation:
+    def observe(self, ctx: CheckContext) -> ResolverRules:
+        target = self.aws_target(ctx)
         aws = target.aws
         zone: str = ctx.params["zone"]
-        wanted: Sequence[str] = ctx.params["targets"]
         vpc = ctx.params["vpc"] or target.found(ctx.timeout).vpc_id
+        if not vpc:
+            raise CouldNotObserve(f"the recovery instance of {ctx.item.host} has no VPC; give "
+                                  "vpc: on the entry")
+        rules = tuple(r for r in aws.memo("resolver-rules", lambda: self._rules(aws))
+                      if normalise_zone(str(r.get("DomainName", ""))) == zone)
+        associations = tuple(aws.memo("resolver-associations",
+                                      lambda: self._associations(aws)))
+        return ResolverRules(str(vpc), aws.settings.region, rules, associations)
+
+    def judge(self, item: PlanItem, value: ResolverRules) -> Observation:
+        zone: str = item.params["zone"]
+        wanted: list[str] = list(item.params["targets"])
+        vpc = value.vpc
         expected = f"rule for {zone} -> {', '.join(wanted)} associated with {vpc}"
-        rules = [r for r in aws.memo("resolver-rules", lambda: self._rules(aws))
-                 if normalise_zone(str(r.get("DomainName", ""))) == zone]
-        forward = [r for r in rules if r.get("RuleType") == "FORWARD"]
-        region = aws.settings.region
+        forward = [r for r in value.rules if r.get("RuleType") == "FORWARD"]
         if not forward:
-            other = f" (only {', '.join(r.get('RuleType', '?') for r in rules)} rules)" if (
-                rules) else ""
+            other = f" (only {', '.join(r.get('RuleType', '?') for r in value.rules)} rules)" if (
+                value.rules) else ""
             return Observation.failed(expected, "no rule", (
-                f"no Route 53 Resolver FORWARD rule for {zone} in {region}{other}; create "
+                f"no Route 53 Resolver FORWARD rule for {zone} in {value.region}{other}; create "
                 f"one forwarding to {', '.join(wanted)}"))
-        associations = aws.memo("resolver-associations", lambda: self._associations(aws))
-        attached = {str(a.get("ResolverRuleId")): a for a in associations
+        attached = {str(a.get("ResolverRuleId")): a for a in value.associations
                     if a.get("VPCId") == vpc}
         mine = [r for r in forward if str(r.get("Id")) in attached]
         if not mine:
             names = ", ".join(str(r.get("Id")) for r in forward)
-            elsewhere = sorted({str(a.get("VPCId")) for a in associations
-                                if str(a.get("ResolverRuleId")) in {str(r.get("Id"))
-                                                                    for r in forward}})
+            ids = {str(r.get("Id")) for r in forward}
+            elsewhere = sorted({str(a.get("VPCId")) for a in value.associations
+                                if str(a.get("ResolverRuleId")) in ids})
             where = ", ".join(elsewhere) if elsewhere else "no VPC"
             return Observation.failed(expected, f"not associated with {vpc}", (
                 f"forwarding rule {names} for {zone} is not associated with {vpc} (associated "

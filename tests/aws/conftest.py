@@ -172,7 +172,8 @@ class Drill:
             **server: Any) -> Host:
         self.count += 1
         sid = source_id(self.count)
-        self.fake.source_servers[sid] = source_server(sid, name, last_job=job, **server)
+        last_job = server.pop("last_job", job)  # None: never launched
+        self.fake.source_servers[sid] = source_server(sid, name, last_job=last_job, **server)
         self.fake.launch_configurations[sid] = {
             "sourceServerID": sid, "copyPrivateIp": False, "launchDisposition": "STARTED",
             "targetInstanceTypeRightSizingMethod": "NONE", "name": name}

@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -58,6 +59,8 @@ class FakeAws:
         self.calls: list[tuple[str, str]] = []
         self.errors: list[str] = []
         self.ssm_mode = "agent"  # or "moto"
+        self.lock = threading.Lock()
+        self.in_flight = 0  # requests in the endpoint now (not reset: a late one still counts)
         self.reset()
         handler = type("Handler", (_Handler,), {"fake": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -83,6 +86,24 @@ class FakeAws:
         self.latency = 0.0
         self.page_size = 100
         self.ssm_mode = "agent"
+        # The most requests in the endpoint at once (concurrency, shown without clocks).
+        self.max_in_flight = 0
+        # DRS lists page over everything, then filter each page (an empty first page with a
+        # nextToken is legal): only clients that follow nextToken find what they asked for.
+        self.page_before_filter = False
+        # Seconds between bytes of every DRS answer (0: all at once): a trickling endpoint.
+        self.trickle = 0.0
+        # Called with (service, operation) before each DRS answer: tests change state here.
+        self.on_drs_call: Any = None
+        # The drill lifecycle: recovery snapshots per source server, how long a launch takes,
+        # source servers whose launch fails (with the job log's rawError), what was terminated.
+        self.snapshots: dict[str, list[dict[str, Any]]] = {}
+        self.launch_delay = 0.3
+        # When set, launches also wait for it (a test decides when they end, whatever the load).
+        self.launch_gate: threading.Event | None = None
+        self.launch_fail: dict[str, str] = {}
+        self.terminated: list[str] = []
+        self._launchers: list[threading.Thread] = []
 
     def close(self) -> None:
         self.server.shutdown()
@@ -94,24 +115,31 @@ class FakeAws:
         model = DRS_MODEL.operation_model(operation)
         validate(body, model.input_shape, f"DRS {operation} request")
         filters = body.get("filters", {})
+        if self.on_drs_call is not None:
+            self.on_drs_call(operation, body)
         if operation == "DescribeSourceServers":
             ids = filters.get("sourceServerIDs")
-            items = [s for k, s in sorted(self.source_servers.items()) if not ids or k in ids]
-            result = self._page(items, body)
+            result = self._listing(sorted(self.source_servers.items()),
+                                   lambda k, s: not ids or k in ids, body)
         elif operation == "DescribeRecoveryInstances":
             ids, sources = filters.get("recoveryInstanceIDs"), filters.get("sourceServerIDs")
-            items = [r for k, r in sorted(self.recovery_instances.items())
-                     if (not ids or k in ids) and (not sources or r["sourceServerID"] in sources)]
-            result = self._page(items, body)
+            result = self._listing(sorted(self.recovery_instances.items()), lambda k, r: (
+                (not ids or k in ids) and (not sources or r["sourceServerID"] in sources)), body)
         elif operation == "DescribeJobs":
             ids = filters.get("jobIDs")
-            result = self._page([j for k, j in sorted(self.jobs.items()) if not ids or k in ids],
-                                body)
+            result = self._listing(sorted(self.jobs.items()), lambda k, j: not ids or k in ids,
+                                   body)
         elif operation == "DescribeJobLogItems":
             if body["jobID"] not in self.jobs:
                 return 404, {"message": f"job {body['jobID']} not found",
                              "__type": "ResourceNotFoundException"}
             result = self._page(self.job_logs.get(body["jobID"], []), body)
+        elif operation == "StartRecovery":
+            return self._start_recovery(body, model)
+        elif operation == "TerminateRecoveryInstances":
+            return self._terminate(body, model)
+        elif operation == "DescribeRecoverySnapshots":
+            result = self._page(self.snapshots.get(body["sourceServerID"], []), body)
         elif operation == "GetLaunchConfiguration":
             config = self.launch_configurations.get(body["sourceServerID"])
             if config is None:
@@ -123,6 +151,108 @@ class FakeAws:
                          "__type": "ValidationException"}
         validate(result, model.output_shape, f"DRS {operation} response")
         return 200, result
+
+    # --- DRS drill lifecycle -----------------------------------------------------------------
+
+    def _start_recovery(self, body: dict[str, Any], model: Any) -> tuple[int, dict[str, Any]]:
+        for entry in body["sourceServers"]:
+            sid = entry["sourceServerID"]
+            if sid not in self.source_servers:
+                return 404, {"message": f"source server {sid} not found",
+                             "__type": "ResourceNotFoundException"}
+            snapshot = entry.get("recoverySnapshotID")
+            if snapshot and snapshot not in {s["snapshotID"] for s in self.snapshots.get(sid, [])}:
+                return 404, {"message": f"snapshot {snapshot} not found",
+                             "__type": "ResourceNotFoundException"}
+        drill = bool(body.get("isDrill"))
+        job_id = "drsjob-" + uuid.uuid4().hex[:17]
+        now = datetime.now(timezone.utc).isoformat()
+        job: dict[str, Any] = {
+            "jobID": job_id, "arn": f"arn:aws:drs:eu-west-1:123456789012:job/{job_id}",
+            "type": "LAUNCH", "initiatedBy": "START_DRILL" if drill else "START_RECOVERY",
+            "creationDateTime": now, "status": "PENDING", "tags": dict(body.get("tags", {})),
+            "participatingServers": [{"sourceServerID": e["sourceServerID"],
+                                      "launchStatus": "PENDING"}
+                                     for e in body["sourceServers"]]}
+        self.jobs[job_id] = job
+        for entry in body["sourceServers"]:
+            self.source_servers[entry["sourceServerID"]]["lifeCycle"]["lastLaunch"] = {
+                "initiated": {"jobID": job_id, "type": "DRILL" if drill else "RECOVERY",
+                              "apiCallDateTime": now},
+                "status": "PENDING"}
+        launcher = threading.Thread(target=self._launch, args=(job, drill), daemon=True)
+        self._launchers.append(launcher)
+        launcher.start()
+        result = {"job": job}
+        validate(result, model.output_shape, "DRS StartRecovery response")
+        return 200, result
+
+    def _launch(self, job: dict[str, Any], drill: bool) -> None:
+        time.sleep(self.launch_delay)
+        if self.launch_gate is not None:
+            self.launch_gate.wait(60)
+        job["status"] = "STARTED"
+        ec2 = boto3.client("ec2", endpoint_url=self.moto_url, region_name="eu-west-1")
+        for entry in job["participatingServers"]:
+            sid = entry["sourceServerID"]
+            server = self.source_servers[sid]
+            if sid in self.launch_fail:
+                entry["launchStatus"] = "FAILED"
+                server["lifeCycle"]["lastLaunch"]["status"] = "FAILED"
+                self.job_logs.setdefault(job["jobID"], []).append(
+                    {"event": "LAUNCH_FAILED", "logDateTime": job["creationDateTime"],
+                     "eventData": {"sourceServerID": sid, "rawError": self.launch_fail[sid]}})
+                continue
+            name = server["sourceProperties"]["identificationHints"]["hostname"]
+            instance_id = ec2.run_instances(
+                ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="m5.large",
+                TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                    {"Key": "Name", "Value": name}]}])["Instances"][0]["InstanceId"]
+            self.recovery_instances[instance_id] = {
+                "recoveryInstanceID": instance_id, "ec2InstanceID": instance_id,
+                "ec2InstanceState": "RUNNING", "jobID": job["jobID"], "sourceServerID": sid,
+                "isDrill": drill,
+                "arn": f"arn:aws:drs:eu-west-1:123456789012:recovery-instance/{instance_id}",
+                "pointInTimeSnapshotDateTime": job["creationDateTime"],
+                "recoveryInstanceProperties": {"identificationHints": {"hostname": name}}}
+            entry.update(launchStatus="LAUNCHED", recoveryInstanceID=instance_id)
+            server["lifeCycle"]["lastLaunch"]["status"] = "LAUNCHED"
+        job["status"] = "COMPLETED"
+
+    def wait_for_launches(self) -> None:
+        for launcher in self._launchers:
+            launcher.join(timeout=30)
+
+    def _terminate(self, body: dict[str, Any], model: Any) -> tuple[int, dict[str, Any]]:
+        ids = body["recoveryInstanceIDs"]
+        unknown = [i for i in ids if i not in self.recovery_instances]
+        if unknown:
+            return 404, {"message": f"recovery instances not found: {unknown}",
+                         "__type": "ResourceNotFoundException"}
+        ec2 = boto3.client("ec2", endpoint_url=self.moto_url, region_name="eu-west-1")
+        ec2.terminate_instances(InstanceIds=[self.recovery_instances[i]["ec2InstanceID"]
+                                             for i in ids])
+        for instance_id in ids:
+            self.recovery_instances[instance_id]["ec2InstanceState"] = "TERMINATED"
+            self.terminated.append(instance_id)
+        job_id = "drsjob-" + uuid.uuid4().hex[:17]
+        job = {"jobID": job_id, "type": "TERMINATE",
+               "initiatedBy": "TERMINATE_RECOVERY_INSTANCES", "status": "COMPLETED",
+               "participatingServers": [
+                   {"sourceServerID": self.recovery_instances[i]["sourceServerID"],
+                    "recoveryInstanceID": i, "launchStatus": "TERMINATED"} for i in ids]}
+        self.jobs[job_id] = job
+        result = {"job": job}
+        validate(result, model.output_shape, "DRS TerminateRecoveryInstances response")
+        return 200, result
+
+    def _listing(self, entries: list[tuple[str, Any]], wanted: Any,
+                 body: Mapping[str, Any]) -> dict[str, Any]:
+        if not self.page_before_filter:
+            return self._page([v for k, v in entries if wanted(k, v)], body)
+        page = self._page(entries, body)
+        page["items"] = [v for k, v in page["items"] if wanted(k, v)]
+        return page
 
     def _page(self, items: list[Any], body: Mapping[str, Any]) -> dict[str, Any]:
         start = int(body.get("nextToken") or 0)
@@ -338,8 +468,15 @@ class _Handler(BaseHTTPRequestHandler):
         fake = self.fake
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        if fake.latency:
-            time.sleep(fake.latency)
+        with fake.lock:
+            fake.in_flight += 1
+            fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+        try:
+            if fake.latency:
+                time.sleep(fake.latency)
+        finally:
+            with fake.lock:
+                fake.in_flight -= 1
         path = urlparse(self.path).path
         try:
             if path.startswith("/latest/"):
@@ -351,6 +488,8 @@ class _Handler(BaseHTTPRequestHandler):
                 operation = path.strip("/")
                 fake.calls.append(("drs", operation))
                 status, answer = fake.drs(operation, json.loads(body or b"{}"))
+                if fake.trickle:
+                    return self._trickle(status, json.dumps(answer).encode())
                 return self._json(status, answer, rest=True)
             if target.startswith("AmazonSSM."):
                 operation = target.split(".", 1)[1]
@@ -368,6 +507,25 @@ class _Handler(BaseHTTPRequestHandler):
         except ShapeError as exc:
             fake.errors.append(str(exc))
             self._json(400, {"__type": "ValidationException", "message": str(exc)}, rest=True)
+
+    def _trickle(self, status: int, data: bytes) -> None:
+        """Headers at once, then one byte per ``fake.trickle`` seconds (until reset)."""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.flush()
+        for index in range(len(data)):
+            delay = self.fake.trickle
+            if not delay:
+                self.close_connection = True
+                return  # reset: give up (the client sees a short read)
+            time.sleep(delay)
+            try:
+                self.wfile.write(data[index:index + 1])
+                self.wfile.flush()
+            except OSError:
+                return
 
     def _json(self, status: int, answer: Mapping[str, Any], rest: bool = False) -> None:
         headers = {}

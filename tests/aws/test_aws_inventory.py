@@ -16,7 +16,7 @@ import pytest
 from pytest_drcheck.cli import main as drcheck
 from pytest_drcheck.inventory import load_plan
 from pytest_drcheck.inventory.secrets import SecretError, SecretRef
-from tests.aws.conftest import JOB, REGION, Drill, client
+from tests.aws.conftest import JOB, OLD_JOB, REGION, Drill, client
 from tests.aws.fakeaws import FakeAws
 
 HEAD = "version: 1\ndrill: {name: t, rpo: 15m}\naws: {region: eu-west-1}\n"
@@ -217,6 +217,33 @@ def test_discover_prints_a_skeleton_that_validates(tmp_path: Path, drill: Drill,
     assert f"Inventory skeleton from AWS Elastic Disaster Recovery, {REGION}, job {JOB}" in out
 
 
+@pytest.mark.parametrize(("older", "newer"), [
+    ("2024-05-01T09:59:00Z", "2024-05-01T09:59:00.5Z"),
+    ("2024-05-01T11:00:00+02:00", "2024-05-01T10:30:00Z"),
+])
+def test_discover_keeps_the_newest_drill_by_time(tmp_path: Path, drill: Drill, fake: FakeAws,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 older: str, newer: str) -> None:
+    # Before: timestamps compared as strings ('...00Z' > '...00.5Z', '11:00+02:00' >
+    # '10:30Z'): the older drill was kept.
+    host = drill.add("app01")
+    old = fake.recovery_instances[str(host.instance_id)]
+    old["pointInTimeSnapshotDateTime"] = older
+    new = drill.instance("app01-new")["InstanceId"]
+    fake.recovery_instances[new] = {**old, "recoveryInstanceID": new, "ec2InstanceID": new,
+                                    "jobID": OLD_JOB, "pointInTimeSnapshotDateTime": newer}
+    status = drcheck(["discover", "--region", REGION, "--endpoint-url", fake.url])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    path = tmp_path / "site.yaml"
+    path.write_text(out)
+    plan = load_plan(path)
+    assert plan.hosts["app01"].attributes["drill_instance"] == new
+    assert plan.hosts["app01"].attributes["drill_job"] == OLD_JOB
+    assert (f"2 drills are up: the newest is shown (job {OLD_JOB}); run the drill with "
+            "--dr-drs-job") in plan.document["hosts"]["app01"]["description"]
+
+
 def test_discover_reports_aws_failures_in_one_line(fake: FakeAws,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     status = drcheck(["discover", "--region", REGION, "--job", "drsjob-00000000000000zzz",
@@ -265,6 +292,33 @@ def test_aws_secret_references_resolve(pytester: pytest.Pytester, fake: FakeAws)
         run.close()
 
 
+def test_aws_secrets_reach_the_redactor(pytester: pytest.Pytester, fake: FakeAws) -> None:
+    # Before: nothing handed AWS-resolved values to the evidence redactor.
+    from pytest_drcheck.aws.run import AwsOptions
+    from pytest_drcheck.engine import EngineSettings
+    from pytest_drcheck.evidence.redact import Redactor
+    from pytest_drcheck.runtime import DrillRun
+
+    client(fake, "ssm").put_parameter(Name="/dr/early", Value="early-canary",
+                                      Type="SecureString")
+    client(fake, "ssm").put_parameter(Name="/dr/late", Value="late-canary",
+                                      Type="SecureString")
+    path = pytester.path / "site.yaml"
+    path.write_text(f"version: 1\ndrill: {{name: t}}\naws: {{region: {REGION}, endpoint_url: "
+                    f"'{fake.url}'}}\nhosts:\n  app01: {{address: 10.0.0.1}}\n")
+    run = DrillRun(load_plan(path), EngineSettings())
+    aws = run.attach_aws(AwsOptions())
+    redactor = Redactor()
+    try:
+        assert SecretRef.parse("aws-ssm:/dr/early").resolve() == "early-canary"
+        aws.redact_with(redactor.add)  # resolved before: handed over now
+        assert SecretRef.parse("aws-ssm:/dr/late").resolve() == "late-canary"
+        assert redactor.text("a early-canary b late-canary") == (
+            "a [redacted aws-ssm:/dr/early] b [redacted aws-ssm:/dr/late]")
+    finally:
+        run.close()
+
+
 # --- retain-IP expectation for the nic check -----------------------------------------------
 
 
@@ -294,3 +348,23 @@ def test_recorded_addresses_follow_the_launch_configuration(tmp_path: Path, dril
             recorded_addresses(run.engine.target("ghost"), 5)
     finally:
         run.close()
+
+
+def test_a_drill_run_redacts_aws_secrets_in_its_evidence(pytester: pytest.Pytester,
+                                                         fake: FakeAws) -> None:
+    client(fake, "ssm").put_parameter(Name="/dr/pw", Value="run-canary", Type="SecureString")
+    (pytester.path / "site.yaml").write_text(
+        f"version: 1\ndrill: {{name: t}}\naws: {{region: {REGION}, endpoint_url: "
+        f"'{fake.url}'}}\nhosts:\n  app01: {{address: 10.0.0.1}}\n")
+    pytester.makeconftest("""
+        from pytest_drcheck.inventory.secrets import SecretRef
+        from pytest_drcheck.plugin import EVIDENCE_KEY
+
+        def pytest_collection_finish(session):
+            value = SecretRef.parse("aws-ssm:/dr/pw").resolve()
+            redactor = session.config.stash[EVIDENCE_KEY].redactor
+            with open("redacted.txt", "w") as out:
+                out.write(redactor.text(f"seen {value}"))
+        """)
+    pytester.runpytest("--dr-inventory=site.yaml", "--collect-only", "-q")
+    assert (pytester.path / "redacted.txt").read_text() == "seen [redacted aws-ssm:/dr/pw]"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -50,16 +49,17 @@ def test_discovery_drill_guard_and_missing_source_server(pytester: pytest.Pytest
         "site.yaml::app01::drs_launch[launch]": "PASSED",
         "site.yaml::app01::drs_launch[post_launch]": "SKIPPED",
         "site.yaml::app02::drs_launch[launch]": "FAILED",
-        "site.yaml::app02::drs_launch[post_launch]": "FAILED",
+        "site.yaml::app02::drs_launch[post_launch]": "SKIPPED",
         "site.yaml::ghost::drs_launch[launch]": "FAILED",
-        "site.yaml::ghost::drs_launch[post_launch]": "FAILED",
+        "site.yaml::ghost::drs_launch[post_launch]": "SKIPPED",
     }
     text = result.stdout.str()
-    assert (f"app02 drs_launch launch: refusing to check {real.instance_id} found by source "
-            f"server {real.sid}: it is not a drill (isDrill false: launched by a recovery, not "
-            "a drill); pass --dr-allow-non-drill to check non-drill instances on purpose"
-            ) in text
-    assert ("ghost drs_launch launch: source server s-00000000000000fff not found in Elastic "
+    assert (f"app02 drs_launch launch: could not observe: refusing to check "
+            f"{real.instance_id} found by source server {real.sid}: it is not a drill (isDrill "
+            "false: launched by a recovery, not a drill); pass --dr-allow-non-drill to check "
+            "non-drill instances on purpose") in text
+    assert ("ghost drs_launch launch: could not observe: source server s-00000000000000fff "
+            "not found in Elastic "
             f"Disaster Recovery ({REGION}); check drs.source_server_id and aws.region") in text
     assert "Traceback" not in text
     # Allowed on purpose: the same instance is then checked, and the header says so.
@@ -85,8 +85,8 @@ def test_job_option_restricts_discovery(pytester: pytest.Pytester, drill: Drill,
         """)
     ambiguous = run(pytester)
     assert outcomes(ambiguous) == {"site.yaml::app01::drs_instance_type[launched]": "FAILED"}
-    assert (f"app01 drs_instance_type launched: 2 drill instances for source server {host.sid}"
-            ) in ambiguous.stdout.str()
+    assert (f"app01 drs_instance_type launched: could not observe: 2 drill instances for "
+            f"source server {host.sid}") in ambiguous.stdout.str()
     assert "pass --dr-drs-job=JOB to pick the drill" in ambiguous.stdout.str()
     chosen = run(pytester, f"--dr-drs-job={JOB}")
     assert outcomes(chosen) == {"site.yaml::app01::drs_instance_type[launched]": "PASSED"}
@@ -105,14 +105,13 @@ def test_hosts_are_discovered_concurrently(pytester: pytest.Pytester, drill: Dri
     write_inventory(pytester.path / "site.yaml", fake, "".join(
         f"{h.name}:\n  drs: {{source_server_id: {h.sid}}}\n"
         "  checks: {drs_instance_type: [{of: launched}]}\n" for h in hosts))
-    fake.latency = 0.15  # every request; discovery is 3 requests per host
-    started = time.monotonic()
+    fake.latency = 0.15  # every request held: concurrent discoveries overlap in the endpoint
     result = run(pytester)
-    elapsed = time.monotonic() - started
     assert set(outcomes(result).values()) == {"PASSED"}
     assert len(outcomes(result)) == 8
-    # Sequentially: 8 hosts x 3 discovery requests x 0.15 s = 3.6 s before any check.
-    assert elapsed < 2.5, elapsed
+    # Sequential discovery never has two requests in the endpoint at once (a measure that
+    # holds on an overloaded machine, unlike a wall-clock bound).
+    assert fake.max_in_flight >= 4, fake.max_in_flight
 
 
 def test_collect_only_makes_no_aws_call(pytester: pytest.Pytester, drill: Drill,
@@ -426,9 +425,9 @@ def test_ec2_tags_find_the_drill_instance(pytester: pytest.Pytester, drill: Dril
         "site.yaml::app01::drs_replication[state]": "PASSED",
         "site.yaml::db01::drs_instance_type[launched]": "FAILED",
     }
-    assert re.search(r"db01 drs_instance_type launched: refusing to check i-[0-9a-f]+ found by "
-                     r"tags Name=db01: it is not a DRS recovery instance; pass "
-                     r"--dr-allow-non-drill", result.stdout.str())
+    assert re.search(r"db01 drs_instance_type launched: could not observe: refusing to "
+                     r"check i-[0-9a-f]+ found by tags Name=db01: it is not a DRS recovery "
+                     r"instance; pass --dr-allow-non-drill", result.stdout.str())
 
 
 def test_leftover_drill_instances_are_reported(pytester: pytest.Pytester, drill: Drill,
@@ -518,14 +517,15 @@ def test_under_xdist(pytester: pytest.Pytester, drill: Drill, fake: FakeAws) -> 
         """)
     result = pytester.runpytest("--dr-inventory=site.yaml", "-n", "2", "--dist", "loadscope",
                                 "-rf")
-    result.assert_outcomes(passed=3, failed=2, skipped=1)
+    # app02: the refusal on its launch (an error); its post-launch actions skipped for it.
+    result.assert_outcomes(passed=3, failed=1, skipped=2)
     assert "DrillLeftoverWarning: 1 drill recovery instance(s) still running" in (
         result.stdout.str())
     # Counted in the failure sections only: pytest does not truncate the short summary when
     # CI is set, so the whole output holds the message a varying number of times.
     failures = [line for line in result.stdout.lines
                 if line.startswith("app02 drs_launch ")]
-    assert len(failures) == 2
+    assert len(failures) == 1
     assert all(f"refusing to check {refused.instance_id}" in line for line in failures)
     result.stdout.fnmatch_lines([
         "*= drcheck: drill recovery instances still running =*",
@@ -564,8 +564,8 @@ def test_socket_checks_over_ssm_say_they_need_ssh(pytester: pytest.Pytester, dri
     result = run(pytester)
     assert outcomes(result) == {"site.yaml::app01::dns[localhost]": "PASSED",
                                 "site.yaml::app01::reach[10.77.0.20:636]": "FAILED"}
-    assert ("app01 reach 10.77.0.20:636: app01 is reached over SSM Run Command, which cannot "
-            "open a TCP stream from the instance (to 10.77.0.20:636); this check needs "
-            "connection type ssh (directly or through an SSM port-forwarding session)"
-            ) in result.stdout.str()
+    assert ("app01 reach 10.77.0.20:636: could not observe: host unusable: app01 is reached "
+            "over SSM Run Command, which cannot open a TCP stream from the instance (to "
+            "10.77.0.20:636); this check needs connection type ssh (directly or through an SSM "
+            "port-forwarding session)") in result.stdout.str()
     assert fake.calls.count(("ssm", "SendCommand")) == 1  # the dns check's batch

@@ -6,12 +6,19 @@ from __future__ import annotations
 import pytest
 
 from pytest_drcheck.aws.clients import AwsClients, AwsError
-from pytest_drcheck.aws.guard import Candidate, DiscoveryError, Refused, choose
+from pytest_drcheck.aws.guard import Candidate, DiscoveryError, NoInstance, Refused, choose
 from pytest_drcheck.aws.inventory import AwsSettings
-from pytest_drcheck.aws.ostype import compatible, is_nitro, legacy_os
+from pytest_drcheck.aws.ostype import (
+    compatible,
+    enterprise_linux_release,
+    is_nitro,
+    legacy_os,
+    short_name,
+)
 from pytest_drcheck.aws.retain import source_addresses
 from pytest_drcheck.checks.aws_drs import parse_iso_duration
 from pytest_drcheck.checks.aws_iam import imds_command, parse_imds
+from pytest_drcheck.model import CouldNotObserve
 
 JOB_A = "drsjob-aaaaaaaaaaaaaaaaa"
 JOB_B = "drsjob-bbbbbbbbbbbbbbbbb"
@@ -45,6 +52,46 @@ def test_bad_iso_durations(text: str) -> None:
 ])
 def test_legacy_os_rule(os_name: str, rule: str | None) -> None:
     assert legacy_os(os_name) == rule
+
+
+EL7 = ("Linux version 3.10.0-1160.90.1.el7.x86_64 (mockbuild@kbuilder.bsys.centos.org) (gcc "
+       "version 4.8.5 20150623 (Red Hat 4.8.5-44) (GCC) ) #1 SMP Fri Mar 17 09:52:28 UTC 2023")
+
+
+@pytest.mark.parametrize(("os_name", "release", "rule"), [
+    # Before: "centos" in the builder's host name, then gcc's major: CentOS "4".
+    (EL7, 7, None),
+    ("Linux version 2.6.32-754.35.1.el6.x86_64 (mockbuild@x86-01.bsys.centos.org) (gcc "
+     "version 4.4.7 20120313 (Red Hat 4.4.7-23) (GCC) ) #1 SMP", 6, "RHEL/CentOS 6 and earlier"),
+    ("Linux version 2.6.18-419.el5 (mockbuild@builder10.centos.org) (gcc version 4.1.2)", 5,
+     "RHEL/CentOS 6 and earlier"),
+    ("Linux version 4.18.0-477.10.1.el8_8.x86_64 (mockbuild@x86-vm-07.build.eng.bos.redhat.com) "
+     "(gcc version 8.5.0 20210514 (Red Hat 8.5.0-18) (GCC)) #1 SMP", 8, None),
+    ("Linux version 4.1.12-124.48.6.el6uek.x86_64 (mockbuild@host) (gcc version 4.4.7)", 6,
+     "RHEL/CentOS 6 and earlier"),
+    # Other distributions' kernels carry no release the rule knows: no rule, DRS decides.
+    ("Linux version 5.15.0-1031-aws (buildd@lcy02-amd64-001) (gcc (Ubuntu 11.3.0-1ubuntu1~22.04) "
+     "11.3.0, GNU ld (GNU Binutils for Ubuntu) 2.38) #35-Ubuntu SMP", None, None),
+    ("Linux version 4.12.14-122.37-default (geeko@buildhost) (gcc version 4.8.5 (SUSE Linux))",
+     None, None),
+    ("Linux version 4.14.322-246.539.amzn2.x86_64 (mockbuild@ip-10-0-1-5) (gcc 7.3.1)", None,
+     None),
+])
+def test_os_from_the_kernel_release(os_name: str, release: int | None, rule: str | None
+                                    ) -> None:
+    assert enterprise_linux_release(os_name) == release
+    assert legacy_os(os_name) == rule
+
+
+def test_which_rule_decided_is_said() -> None:
+    assert compatible("m5.large", True, EL7, True).decided_by == "DRS supportsNitroInstances"
+    assert compatible("m5.large", True, EL7, None).decided_by == "kernel release"
+    assert compatible("m4.large", True, EL7, False).decided_by == "DRS supportsNitroInstances"
+    assert compatible("m4.large", False, EL7, False).decided_by == "instance type (Xen)"
+    el6 = compatible("c5.large", True, EL7.replace("el7", "el6"), True)
+    assert not el6.compatible and el6.decided_by == "kernel release"
+    assert "kernel 3.10.0-1160.90.1.el6.x86_64 (el6) falls under 'RHEL/CentOS 6" in el6.reason
+    assert short_name(EL7) == "kernel 3.10.0-1160.90.1.el7.x86_64"
 
 
 def test_nitro_detection_prefers_ec2s_own_answer() -> None:
@@ -96,6 +143,25 @@ def test_guard_needs_the_job_when_several_drills_are_up() -> None:
     with pytest.raises(DiscoveryError, match=r"^no instance of drill job drsjob-c+ for source "
                                              r"server s-1 \(found i-0000000a"):
         choose("source server s-1", both, "drsjob-ccccccccccccccccc", False)
+
+
+def test_guard_refuses_a_real_recovery_even_with_a_job() -> None:
+    # Before: "no instance of drill job ..." hid that a real recovery is what is up.
+    real = [_ri("i-0000000a", False, JOB_A)]
+    with pytest.raises(Refused) as refused:
+        choose("source server s-1", real, JOB_B, False)
+    assert str(refused.value) == (
+        "refusing to check i-0000000a found by source server s-1: it is not a drill (isDrill "
+        f"false: launched by a recovery, not a drill), and no instance of drill job {JOB_B} is "
+        "up; check --dr-drs-job")
+    with pytest.raises(DiscoveryError, match=r"^no instance of drill job"):
+        choose("source server s-1", real, JOB_B, True)
+
+
+def test_guard_errors_are_could_not_observe() -> None:
+    assert issubclass(DiscoveryError, CouldNotObserve) and issubclass(AwsError, CouldNotObserve)
+    with pytest.raises(NoInstance):
+        choose("source server s-1", [], None, False)
 
 
 def test_guard_explains_no_instance() -> None:
