@@ -564,7 +564,7 @@ def test_socket_checks_over_ssm_say_they_need_ssh(pytester: pytest.Pytester, dri
     result = run(pytester)
     assert outcomes(result) == {"site.yaml::app01::dns[localhost]": "PASSED",
                                 "site.yaml::app01::reach[10.77.0.20:636]": "FAILED"}
-    assert ("app01 reach 10.77.0.20:636: could not observe: host unusable: app01 is reached "
+    assert ("app01 reach 10.77.0.20:636: could not observe: app01 is reached "
             "over SSM Run Command, which cannot open a TCP stream from the instance (to "
             "10.77.0.20:636); this check needs connection type ssh (directly or through an SSM "
             "port-forwarding session)") in result.stdout.str()

@@ -357,12 +357,9 @@ def test_refusing_endpoint_is_named_once_and_not_dialled_again(
             f"answering ({cause})") in text
 
 
-@pytest.mark.xfail(strict=True, reason="needs the engine change described in the fam-aws report: "
-                   "Engine._rerun returns () without target.connect() for items whose check "
-                   "does not need_connection (runner-observed)")
 def test_wait_retries_of_api_checks_never_dial_the_instance(
         pytester: pytest.Pytester, drill: Drill, fake: FakeAws) -> None:
-    # Today each --dr-wait retry of an API-observed check reconnects the host's target first:
+    # Before, each --dr-wait retry of an API-observed check reconnected the host's target first:
     # for an ssm host, that is polling for its SSM agent (DescribeInstanceInformation) for
     # connect_timeout, for nothing.
     host = drill.add("app01", state="BACKLOG")
