@@ -29,6 +29,7 @@ from pytest_drcheck.checks.base import (
 )
 from pytest_drcheck.checks.reach import parse_endpoint, probe
 from pytest_drcheck.durations import format_duration, parse_duration
+from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import Observation, PlanItem
 from pytest_drcheck.targets.base import CommandResult, StreamError
 
@@ -48,11 +49,8 @@ _CONSTRAINT = re.compile(r"^\s*(>=|<=|==|!=|>|<)?\s*(\d+(?:\.\d+)*)(\.\*)?\s*$")
 # Enough of an answer to find a short token like PONG; a probe is not a download.
 MAX_PROBE_BYTES = 65536
 
-DURATION: dict[str, Any] = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}],
-                            "x-expect": "a duration such as 3 or 3s"}
-ENDPOINT: dict[str, Any] = {"type": "string", "pattern": r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+)"
-                                                         r":\d{1,5}$",
-                            "x-expect": "host:port, e.g. 10.77.0.42:8443"}
+DURATION: dict[str, Any] = vocabulary.TIMEOUT
+ENDPOINT: dict[str, Any] = vocabulary.ENDPOINT
 VERSION_SCHEMA: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["constraint"],
     "properties": {
@@ -347,14 +345,13 @@ class AgentCheck(Check):
         "properties": {
             "agent": {"type": "string", "minLength": 1,
                       "x-expect": "the name of an agent in site.agents"},
-            "name": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-                     "x-expect": "a name of letters, digits, '.', '-' and '_'"},
+            "name": vocabulary.NAME,
             **AGENT_PROPERTIES,
         },
     }
     site_schema: ClassVar[Mapping[str, Any] | None] = {
         "type": "object", "x-kind": "agent",
-        "propertyNames": {"pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+        "propertyNames": vocabulary.NAME,
         "additionalProperties": {"type": "object", "additionalProperties": False,
                                  "properties": AGENT_PROPERTIES},
     }

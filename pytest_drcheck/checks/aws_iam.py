@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_drcheck.checks.aws_base import AwsCheck
 from pytest_drcheck.checks.base import CheckContext, ExpansionError, Subject
+from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import Observation, PlanItem
 
 if TYPE_CHECKING:
@@ -79,10 +80,10 @@ class IamRoleCheck(AwsCheck):
             "allow": {"type": "array", "items": _ACTION, "uniqueItems": True},
             "deny": {"type": "array", "items": _ACTION, "uniqueItems": True},
             "resources": {"type": "array", "minItems": 1, "uniqueItems": True,
-                          "items": {"type": "string", "pattern": r"^(\*|arn:.+)$",
+                          "items": {"type": "string", "pattern": r"\A(\*|arn:\S{1,2048})\Z",
                                     "x-expect": "a resource ARN or *"}},
             "imds": {"type": "boolean"},
-            "imds_endpoint": {"type": "string", "pattern": r"^https?://\S+$",
+            "imds_endpoint": {**vocabulary.URL,
                               "x-expect": "the metadata service URL, e.g. "
                                           "http://[fd00:ec2::254] for IPv6"},
         },

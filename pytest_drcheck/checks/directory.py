@@ -30,7 +30,8 @@ from pytest_drcheck.checks.base import (
     site_service,
 )
 from pytest_drcheck.checks.nic import parse_nameservers
-from pytest_drcheck.durations import DURATION_PATTERN, format_duration, parse_duration
+from pytest_drcheck.durations import format_duration, parse_duration
+from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.inventory.secrets import SECRET_PATTERN, SecretError, SecretRef
 from pytest_drcheck.model import Observation, PlanItem
 from pytest_drcheck.net.dnsquery import answers, normalise, query_over_stream
@@ -42,17 +43,15 @@ DEFAULT_MODES = ("ldaps", "starttls")
 DEFAULT_PORTS = {"ldaps": 636, "starttls": 389, "plain": 389}
 EXPECTS = (ldapresult.BOUND, ldapresult.STRONG_AUTH_REQUIRED)
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
-_HOSTNAME = rf"^{_LABEL}(\.{_LABEL})*\.?$"
-_DURATION = {"anyOf": [{"type": "number", "minimum": 0},
-                       {"type": "string", "pattern": DURATION_PATTERN}],
-             "x-expect": "a duration such as 3 or 3s"}
+_HOSTNAME = rf"\A{_LABEL}(\.{_LABEL}){{0,126}}\.?\Z"
+_DURATION = vocabulary.TIMEOUT
 _SERVERS = {"type": "array", "minItems": 1, "uniqueItems": True,
             "items": {"type": "string", "pattern": _HOSTNAME,
                       "x-expect": "a DNS name the server's certificate carries, e.g. "
                                   "dc01.corp.example"}}
 _MODES = {"type": "array", "minItems": 1, "uniqueItems": True,
           "items": {"enum": list(ldapresult.MODES)}}
-_PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
+_PORT = vocabulary.PORT
 # The host name may appear in a search filter as {host} (escaped as a filter value).
 _PLACEHOLDER = re.compile(r"\{host\}")
 

@@ -20,6 +20,7 @@ import dns.rcode
 
 from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
 from pytest_drcheck.durations import format_duration
+from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import Observation, PlanItem
 from pytest_drcheck.net.dnsquery import answers, normalise, query_over_stream
 from pytest_drcheck.net.streams import StreamTimeout
@@ -30,7 +31,8 @@ SYSTEM = "system"
 # getent's "key not found" exit status.
 GETENT_NOT_FOUND = 2
 _ANSWER = {"type": "string", "minLength": 1}
-_RESOLVER_ADDRESS = re.compile(r"^(?P<host>[0-9.]+|\[[0-9a-fA-F:]+\])(:(?P<port>\d+))?$")
+_RESOLVER_ADDRESS = re.compile(r"\A(?P<host>[0-9.]{1,15}|\[[0-9a-fA-F:.]{2,45}\])"
+                               r"(:(?P<port>\d{1,5}))?\Z")
 
 
 def _answer_list(value: Any) -> list[str] | None:
@@ -48,7 +50,8 @@ def _parse_resolver(text: str) -> tuple[str, int] | None:
         ipaddress.ip_address(host)
     except ValueError:
         return None
-    return host, int(match.group("port") or 53)
+    port = int(match.group("port") or 53)
+    return (host, port) if 0 < port < 65536 else None
 
 
 def _first_column(stdout: str) -> list[str]:
@@ -97,10 +100,8 @@ class DnsCheck(Check):
         "properties": {
             "resolvers": {
                 "type": "object",
-                "additionalProperties": {
-                    "type": "string", "pattern": _RESOLVER_ADDRESS.pattern,
-                    "x-expect": "an IP address, optionally with :port",
-                },
+                "propertyNames": vocabulary.NAME,
+                "additionalProperties": vocabulary.RESOLVER,
             },
             "records": {
                 "type": "array",
@@ -160,7 +161,10 @@ class DnsCheck(Check):
         named: Mapping[str, str] = dns_site.get("resolvers", {})
         if label in named:
             address = _parse_resolver(named[label])
-            assert address is not None  # the site schema's pattern guarantees it
+            if address is None:
+                raise ExpansionError(f"resolver '{named[label]}' is not an IP address with an "
+                                     "optional port (1-65535); fix it", ".resolver",
+                                     ("dns", "resolvers", label))
             return label, address
         address = _parse_resolver(label)
         if address is None:

@@ -13,10 +13,11 @@ from typing import Any, ClassVar
 
 from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
 from pytest_drcheck.durations import format_duration, parse_duration
+from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import Observation
 from pytest_drcheck.targets.base import StreamError
 
-_ENDPOINT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
+_ENDPOINT = re.compile(r"\A(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})\Z")
 DEFAULT_CONNECT_TIMEOUT = 3.0
 
 
@@ -55,12 +56,9 @@ class ReachCheck(Check):
     entry_schema: ClassVar[Mapping[str, Any]] = {
         "required": ["target"],
         "properties": {
-            "target": {"type": "string", "pattern": _ENDPOINT.pattern,
-                       "x-expect": "host:port, e.g. 10.77.0.53:53 or dc01.corp.example:636"},
+            "target": vocabulary.ENDPOINT,
             "expect": {"enum": ["open", "closed"]},
-            "connect_timeout": {
-                "anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}],
-                "x-expect": "a duration such as 3 or 3s"},
+            "connect_timeout": vocabulary.TIMEOUT,
         },
     }
 

@@ -34,9 +34,10 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _colon_hint(value: Any) -> str:
+def _colon_hint(value: Any, mapping_expected: bool = False) -> str:
     """'name:app01' is one text to YAML: the space after the colon is missing."""
-    if isinstance(value, str) and re.match(r"\A[A-Za-z_][A-Za-z0-9_-]*:[^\s/:]", value):
+    after = r"\S" if mapping_expected else "[A-Za-z]"  # host:port is no missing space
+    if isinstance(value, str) and re.match(rf"\A[A-Za-z_][A-Za-z0-9_-]*:{after}", value):
         return " (a space is missing after the ':'?)"
     return ""
 
@@ -87,7 +88,8 @@ def _message(error: ValidationError) -> str:
         names = [wanted] if isinstance(wanted, str) else list(wanted)  # type: ignore[arg-type]
         words = " or ".join(_JSON_TYPES.get(str(n), str(n)) for n in names)
         quote = "; quote it if it is text" if "a string" in words else ""
-        return f"{_describe(value)} is not valid here{_colon_hint(value)}; expected {words}{quote}"
+        hint = _colon_hint(value, "object" in names)
+        return f"{_describe(value)} is not valid here{hint}; expected {words}{quote}"
     if error.validator == "minProperties":
         return "must not be empty; add an entry or remove the key"
     if error.validator == "minItems":

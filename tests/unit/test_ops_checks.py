@@ -232,7 +232,7 @@ def test_agent_overrides_on_top_of_the_site(tmp_path: Path) -> None:
      "version needs exactly one of 'command'"),
     ("agent:\n  - {name: x, process: x, health: {tcp: \"127.0.0.1:1\"}}",
      "a tcp health probe needs 'expect'"),
-    ("agent:\n  - {name: x, process: x, manager: \"m:99999\"}", "has no valid port"),
+    ("agent:\n  - {name: x, process: x, manager: \"m:99999\"}", "with a port from 1 to 65535"),
     ("logging:\n  - collector: centrl",
      "collector 'centrl' is not in site.logging.collectors (central)"),
     ("logging:\n  - {collector: central, via: [tcp, syslog]}", "'syslog' is not one of tcp, "
