@@ -154,13 +154,14 @@ class DirectoryCheck(Check):
         kind = directory.get("kind", "ldap")
         domain = directory.get("domain")
         if kind == "ad" and not domain:
-            raise ExpansionError(f"site.directory.{name} is Active Directory (kind: ad) and "
-                                 "needs 'domain', e.g. ad.corp.example")
+            raise ExpansionError("a directory of kind ad (Active Directory) needs 'domain'; "
+                                 "add it, e.g. domain: ad.corp.example", "",
+                                 ("directory", name))
         modes = list(entry.get("modes", directory.get("modes", DEFAULT_MODES)))
         expect = entry.get("expect", ldapresult.BOUND)
         if "ca_bundle" not in directory and any(m != "plain" for m in modes):
-            raise ExpansionError(f"site.directory.{name} needs 'ca_bundle' (the CA that signs "
-                                 "the servers' certificates) for LDAPS and StartTLS")
+            raise ExpansionError("LDAPS and StartTLS need 'ca_bundle' (the CA that signs the "
+                                 "servers' certificates); add it", "", ("directory", name))
         try:
             connect_timeout = parse_duration(entry.get(
                 "connect_timeout", directory.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)))
@@ -187,11 +188,12 @@ class DirectoryCheck(Check):
                 expect=ldapresult.BOUND, base=search["base"], filter=search["filter"],
                 scope=search.get("scope", "sub"))) for server in servers]
         elif entry.get("search") and search is None:
-            raise ExpansionError(f"site.directory.{name} has no 'search' to run", ".search")
+            raise ExpansionError(f"site.directory.{name} has no 'search' to run; add one there "
+                                 "or drop search: true", ".search")
         if entry.get("discovery", checks_bound and kind == "ad"):
             if not domain:
-                raise ExpansionError(f"discovery needs site.directory.{name}.domain",
-                                     ".discovery")
+                raise ExpansionError(f"discovery needs site.directory.{name}.domain; add it "
+                                     "there", ".discovery")
             expected = sorted({normalise(s) for s in directory["servers"]})
             subjects += [Subject(f"{domain.rstrip('.')}/{label}@{name}", {
                 "role": "discovery", "directory": name, "record": record.format(

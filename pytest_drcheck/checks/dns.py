@@ -171,7 +171,8 @@ class DnsCheck(Check):
             known = ", ".join(sorted(named)) or "none defined"
             raise ExpansionError(
                 f"resolver '{label}' is neither 'system', a name in site.dns.resolvers "
-                f"({known}) nor an IP address", ".resolver")
+                f"({known}) nor an IP address; define it there or write an IP address",
+                ".resolver")
         return label, address
 
     @staticmethod

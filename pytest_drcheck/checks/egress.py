@@ -86,7 +86,8 @@ class EgressCheck(Check):
                                      "single cells in separate entries")
             cells = list(egress_site.get("policy", []))
             if not cells:
-                raise ExpansionError("'site: true' needs site.egress.policy", ".site")
+                raise ExpansionError("'site: true' needs site.egress.policy; add the policy there "
+                                     "or write single cells", ".site")
             defaults = {"connect_timeout": entry["connect_timeout"]} if (
                 "connect_timeout" in entry) else {}
             subjects = []

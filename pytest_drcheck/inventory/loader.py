@@ -153,7 +153,7 @@ class _Loader:
         suite = self.suites[name]
         if suite is None:
             return []
-        shipped = Path(suite.file).resolve().parent == BUILTIN_SUITES
+        shipped = Path(suite.file).resolve().parent == BUILTIN_SUITES.resolve()
         return [_Source(suite, ("checks",), suite.data["checks"], where, shipped)]
 
     def _load_suite(self, doc: Document, where: tuple[str | int, ...],
@@ -214,15 +214,16 @@ class _Loader:
                            exc: ExpansionError) -> Problem:
         """Where the user has to make the fix: the site: entry at fault, the entry, or (for a
         suite the plugin ships, which the user did not write) where the inventory applies it."""
+        message = _with_fix(str(exc), "fix it there" if exc.site_path else "fix the entry")
         if exc.site_path:
-            return self.doc.problem(("site", *exc.site_path), str(exc))
+            return self.doc.problem(("site", *exc.site_path), message)
         where = entry_path
         if exc.place_suffix:
             where = (*entry_path, exc.place_suffix.lstrip("."))
         if source.shipped and source.applied_at:
             return self.doc.problem(source.applied_at, (
-                f"{exc} (in the shipped suite's {place_of(where)})"))
-        return source.doc.problem(where, str(exc))
+                f"{message} (in the shipped suite's {place_of(where)})"))
+        return source.doc.problem(where, message)
 
     def _check_site_sections(self, doc: Document, site: Mapping[str, Any]) -> None:
         """site: entries are checked whether or not a check uses them yet: expanding a family's
@@ -276,6 +277,12 @@ class _Loader:
                 self.problems.append(doc.problem(where, (
                     f"jump '{jump}' is neither a host of this inventory{_hint(jump, hosts)} "
                     "nor an address; add the host or write user@bastion.example.com:22")))
+
+
+def _with_fix(message: str, fix: str) -> str:
+    """Every line says what to do: a check family's message (ours, or a plugin's) that only
+    states the problem gets a generic fix."""
+    return message if "; " in message or "did you mean" in message else f"{message}; {fix}"
 
 
 def _jump_cycle(start: str, hosts: Mapping[str, HostSpec]) -> list[str]:

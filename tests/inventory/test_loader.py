@@ -87,3 +87,28 @@ hosts:
 def test_schemas_are_valid_json_schema() -> None:
     Draft202012Validator.check_schema(inventory_schema())
     Draft202012Validator.check_schema(suite_schema())
+
+
+def test_jump_host_does_not_inherit_its_own_jump_and_null_opts_out(tmp_path: Path) -> None:
+    plan = load_plan(write(tmp_path, """\
+version: 1
+drill: {name: t}
+defaults: {connection: {jump: bastion}}
+groups:
+  direct: {connection: {jump: null}}
+hosts:
+  bastion: {address: 203.0.113.10}
+  app01: {address: 10.0.0.1}
+  app02: {address: 10.0.0.2, groups: [direct]}
+  db01: {address: 10.0.0.3, groups: [direct], connection: {jump: app01}}
+"""))
+    jumps = {name: host.connection.jump for name, host in plan.hosts.items()}
+    assert jumps == {"bastion": None, "app01": "bastion", "app02": None, "db01": "app01"}
+
+
+def test_a_host_naming_itself_as_jump_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError) as caught:
+        load_plan(write(tmp_path, "version: 1\ndrill: {name: t}\nhosts:\n"
+                                  "  a: {address: 10.0.0.1, connection: {jump: a}}\n"))
+    assert str(caught.value).endswith("site.yaml:4: hosts.a.connection.jump: a host cannot be "
+                                      "its own jump host; remove jump here or set jump: null")
