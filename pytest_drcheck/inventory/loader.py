@@ -67,6 +67,8 @@ class _Loader:
         self.suite_dirs = list(suite_dirs)
         self.problems: list[Problem] = []
         self.suites: dict[str, Document | None] = {}
+        # Suites the plugin ships (resolved: the package's suites/ may be a link).
+        self.shipped_files: set[str] = set()
 
     def load(self) -> Plan:
         doc = self.doc = load_document(self.path, self.display_name)
@@ -153,8 +155,8 @@ class _Loader:
         suite = self.suites[name]
         if suite is None:
             return []
-        shipped = Path(suite.file).resolve().parent == BUILTIN_SUITES.resolve()
-        return [_Source(suite, ("checks",), suite.data["checks"], where, shipped)]
+        return [_Source(suite, ("checks",), suite.data["checks"], where,
+                        suite.file in self.shipped_files)]
 
     def _load_suite(self, doc: Document, where: tuple[str | int, ...],
                     name: str) -> Document | None:
@@ -170,6 +172,8 @@ class _Loader:
                 except InventoryError as exc:
                     self.problems += exc.problems
                     return None
+                if candidate.resolve().parent == BUILTIN_SUITES.resolve():
+                    self.shipped_files.add(suite.file)
                 problems = validate(suite, schema.suite_schema())
                 if not problems and suite.data["suite"] != name:
                     problems.append(suite.problem(("suite",), (

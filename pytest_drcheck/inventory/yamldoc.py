@@ -23,8 +23,10 @@ import yaml
 
 from pytest_drcheck.inventory.errors import InventoryError, Problem
 
-# A thousand-host inventory is ~200 KB; 4 MiB leaves room and loads in seconds.
-MAX_FILE_BYTES = 4 * 1024 * 1024
+# A thousand hosts with the lab's suites are ~240 KB and load in 1.5 s of CPU; at 2 MiB (8000
+# such hosts, 376,000 checks: benchmarks/inventory_load.py) 14 s and ~430 MB. At 4 MiB a file of
+# 120,000 one-line hosts took 17 s of CPU and 450 MB: past any real drill.
+MAX_FILE_BYTES = 2 * 1024 * 1024
 # Deeper than any inventory needs, well inside Python's recursion limit.
 MAX_DEPTH = 64
 # Nodes an alias may stand for, in total (a billion-laughs file expands to 10^9).

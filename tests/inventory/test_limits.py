@@ -30,7 +30,7 @@ def refusal(tmp_path: Path, text: str | bytes) -> str:
 
 def test_file_past_the_size_bound_is_refused_unread(tmp_path: Path) -> None:
     line = refusal(tmp_path, HEAD + "# padding\n" * (MAX_FILE_BYTES // 10 + 1))
-    assert line == ("site.yaml:1: document: the file is larger than 4 MiB; split it (suites "
+    assert line == ("site.yaml:1: document: the file is larger than 2 MiB; split it (suites "
                     "hold shared checks) or check that it is the right file")
 
 
