@@ -45,7 +45,9 @@ CONNECTION: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {
         "type": {"enum": CONNECTION_TYPES},
-        "user": {"type": "string", "minLength": 1},
+        # ssh_config's Match exec expands %r into a shell command: no shell syntax here.
+        "user": {"type": "string", "pattern": r"\A[A-Za-z0-9_][A-Za-z0-9_.@\\-]{0,63}\Z",
+                 "x-expect": "a user name (letters, digits, '_', '.', '@', '-', '\\')"},
         "port": PORT,
         "identity_file": {"type": "string", "minLength": 1},
         "password": SECRET,

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -5,6 +6,7 @@ from jsonschema import Draft202012Validator
 
 from pytest_drcheck.inventory import InventoryError, load_plan
 from pytest_drcheck.inventory.schema import inventory_schema, suite_schema
+from pytest_drcheck.model import thaw
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -112,3 +114,20 @@ def test_a_host_naming_itself_as_jump_is_refused(tmp_path: Path) -> None:
                                   "  a: {address: 10.0.0.1, connection: {jump: a}}\n"))
     assert str(caught.value).endswith("site.yaml:4: hosts.a.connection.jump: a host cannot be "
                                       "its own jump host; remove jump here or set jump: null")
+
+
+def test_date_looking_text_stays_text(tmp_path: Path) -> None:
+    """YAML reads 2024-05-01 as a date; a drill named so broke drill.json (date is not JSON
+    serializable). Waivers still read their expiry date."""
+    plan = load_plan(write(tmp_path, """\
+version: 1
+drill: {name: 2024-05-01, description: 2024-05-01T10:00:00Z}
+hosts:
+  app01: {address: 10.0.0.1, attributes: {since: 2020-01-01}}
+waivers:
+  - {host: app01, justification: j, approved_by: a, expires: 2030-01-31}
+"""))
+    assert plan.drill.name == "2024-05-01"
+    assert json.loads(json.dumps(thaw(plan.document)))["hosts"]["app01"]["attributes"] == {
+        "since": "2020-01-01"}
+    assert str(plan.waivers[0].expires) == "2030-01-31"

@@ -115,6 +115,9 @@ CASES: list[tuple[str, str, str]] = [
      "name (app01.corp.example) or an IP address (10.0.0.1), without a port"),
     ("address-command-substitution", HEAD + "hosts:\n  app01:\n    address: '$(reboot)'\n",
      "site.yaml:5: hosts.app01.address: '$(reboot)' is not valid here"),
+    ("user-shell-injection", HEAD + HOST + "    connection: {user: 'root;id'}\n",
+     "site.yaml:6: hosts.app01.connection.user: 'root;id' is not valid here; expected a user "
+     "name"),
     ("address-with-port", HEAD + "hosts:\n  app01:\n    address: '10.0.0.1:99999'\n",
      "site.yaml:5: hosts.app01.address: '10.0.0.1:99999' is not valid here"),
     ("address-blank", HEAD + "hosts:\n  app01:\n    address: ' '\n",
