@@ -75,7 +75,7 @@ class ResolverRuleCheck(AwsCheck):
                      ) -> str | None:
         if item.params["vpc"] or host.aws:
             return None
-        return (f"route53_resolver on host {item.host} needs the DR VPC: add vpc: to the entry "
+        return (f"route53_resolver on host {item.host} needs the DR VPC; add vpc: to the entry "
                 "or drs:/ec2: to the host (its instance's VPC is used)")
 
     def expectation(self, item: PlanItem) -> str:

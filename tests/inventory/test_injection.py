@@ -15,7 +15,7 @@ from pytest_drcheck.inventory import InventoryError, load_plan
 PAYLOADS = ["a;touch /tmp/drcheck-pwned", "$(touch /tmp/drcheck-pwned)",
             "`touch /tmp/drcheck-pwned`", "a\ntouch /tmp/drcheck-pwned", "a && reboot",
             "a | sh", "a'b", 'a"b', "a b", "10.0.0.1:99999", " ", "app01\n", "-oProxyCommand=x",
-            "999.1.1.1"]
+            "999.1.1.1", "fe80::1%$(id)", "[fd00::1]"]
 GOOD = ["10.0.0.1", "app01", "app01.corp.example", "fd00::11", "db-01.example.", "203.0.113.10"]
 
 
