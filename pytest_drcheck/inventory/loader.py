@@ -207,6 +207,8 @@ class _Loader:
                     item = PlanItem(host, check_type, subject.name, freeze(subject.params),
                                     location, timeout)
                     if item.key in items:
+                        if entry.get("site") and items[item.key].source == location:
+                            continue  # the site: section lists it twice: reported there
                         self.problems.append(source.doc.problem(entry_path, (
                             f"{check_type} '{subject.name}' is already checked by "
                             f"{items[item.key].source.place}; remove one of them")))
@@ -240,10 +242,18 @@ class _Loader:
             if "site" not in check.entry_schema.get("properties", {}):
                 continue
             try:
-                check.expand({"site": True}, site)
+                subjects = check.expand({"site": True}, site)
             except ExpansionError as exc:
                 if exc.site_path:
-                    self.problems.append(doc.problem(("site", *exc.site_path), str(exc)))
+                    self.problems.append(doc.problem(("site", *exc.site_path),
+                                                     _with_fix(str(exc), "fix it there")))
+                continue
+            names = [subject.name for subject in subjects]
+            twice = sorted({name for name in names if names.count(name) > 1})
+            if twice:
+                self.problems.append(doc.problem(("site", check.site_key), (
+                    f"{check_type} '{twice[0]}' is listed twice in site.{check.site_key}; "
+                    "remove one of them")))
 
     def _check_host_references(self, doc: Document, site: Mapping[str, Any],
                                hosts: Mapping[str, HostSpec]) -> None:

@@ -131,3 +131,22 @@ waivers:
     assert json.loads(json.dumps(thaw(plan.document)))["hosts"]["app01"]["attributes"] == {
         "since": "2020-01-01"}
     assert str(plan.waivers[0].expires) == "2030-01-31"
+
+
+def test_a_site_record_listed_twice_is_reported_in_the_site_section(tmp_path: Path) -> None:
+    """Found by the fuzz test: it was reported at a line of the shipped hybrid-dns suite."""
+    with pytest.raises(InventoryError) as caught:
+        load_plan(write(tmp_path, """\
+version: 1
+drill: {name: t}
+site:
+  dns:
+    resolvers: {onprem: 10.77.0.53}
+    records:
+      - {name: dc01.corp.example, values: [10.77.0.20]}
+      - {name: dc01.corp.example, values: [10.77.0.20]}
+hosts:
+  app01: {address: 10.0.0.1, suites: [hybrid-dns]}
+"""), display_name="site.yaml")
+    assert str(caught.value) == ("site.yaml:4: site.dns: dns 'dc01.corp.example' is listed twice "
+                                 "in site.dns; remove one of them")
