@@ -54,7 +54,8 @@ ENDPOINT: dict[str, Any] = vocabulary.ENDPOINT
 VERSION_SCHEMA: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["constraint"],
     "properties": {
-        "constraint": {"type": "string", "minLength": 1,
+        # Bounded: the constraint pattern backtracks on long runs of blanks.
+        "constraint": {"type": "string", "minLength": 1, "maxLength": 200,
                        "x-expect": "comparisons joined by commas, e.g. '>=1.0, <2' or "
                                    "'==1.4.*'"},
         "command": {"type": "string", "minLength": 1},

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pytest_drcheck.aws.run import AwsHostTarget, AwsRun
 
 IMDS = "http://169.254.169.254"
-_ACTION = {"type": "string", "pattern": r"^[A-Za-z0-9-]+:[A-Za-z0-9*?]+$",
+_ACTION = {"type": "string", "pattern": r"\A[A-Za-z0-9-]{1,64}:[A-Za-z0-9*?]{1,128}\Z",
            "x-expect": "an IAM action such as s3:GetObject"}
 _MARK = "--drcheck-imds--"
 # Exit statuses of the imds probe, and what they mean.

@@ -132,7 +132,7 @@ class DirectoryCheck(Check):
                     "required": ["base", "filter"],
                     "properties": {
                         "base": {"type": "string", "minLength": 1},
-                        "filter": {"type": "string", "pattern": r"^\(.*\)$",
+                        "filter": {"type": "string", "pattern": r"\A\(.{0,4094}\)\Z",
                                    "x-expect": "an LDAP filter in parentheses, e.g. "
                                                "(cn={host})"},
                         "scope": {"enum": ["base", "one", "sub"]},
