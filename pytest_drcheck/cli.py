@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
 
 def _validate(args: argparse.Namespace) -> int:
     from pytest_drcheck.inventory import InventoryError, load_plan
+    from pytest_drcheck.inventory.errors import one_line
 
     status = 0
     for path in args.inventory:
@@ -19,8 +21,8 @@ def _validate(args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             status = 1
             continue
-        print(f"{path}: ok: drill '{plan.drill.name}', {len(plan.hosts)} hosts, "
-              f"{len(plan.items)} checks")
+        print(one_line(f"{path}: ok: drill '{plan.drill.name}', {len(plan.hosts)} hosts, "
+                       f"{len(plan.items)} checks"))
     return status
 
 
@@ -192,8 +194,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         status: int = args.handler(args)
+        sys.stdout.flush()
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `drcheck schema | head`: the reader has what it wanted. Point stdout at /dev/null so
+        # the interpreter's final flush does not fail again, and exit as a SIGPIPE'd tool.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except (KeyError, TypeError, ValueError) as exc:
         if args.command not in ("report", "verify", "merge"):
             raise

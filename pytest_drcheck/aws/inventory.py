@@ -120,7 +120,7 @@ def aws_problems(doc: Document, data: Mapping[str, Any], hosts: Mapping[str, Hos
         where: tuple[str | int, ...] = ("hosts", name)
         if "drs" in host.aws and "ec2" in host.aws:
             problems.append(doc.problem((*where, "ec2"), "give drs: (the source server) or "
-                                        "ec2: (the instance), not both"))
+                                        "ec2: (the instance), not both; remove one"))
         for key in ("drs", "ec2"):
             if key in host.aws:
                 needs.append((*where, key))
@@ -128,7 +128,7 @@ def aws_problems(doc: Document, data: Mapping[str, Any], hosts: Mapping[str, Hos
             needs.append((*where, "connection"))
             if not host.aws:
                 problems.append(doc.problem(where, (
-                    "connection type ssm needs the instance: add drs: {source_server_id: ...} "
+                    "connection type ssm needs the instance; add drs: {source_server_id: ...} "
                     "or ec2: {instance_id: ...} (or tags:)")))
     aws_items: list[tuple[PlanItem, AwsCheck[Any]]] = []
     for item in items:

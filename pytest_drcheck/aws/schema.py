@@ -5,20 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_drcheck.durations import DURATION_PATTERN
+from pytest_drcheck.inventory import vocabulary
 
 # Services whose endpoint can be overridden one by one (VPC endpoints, FIPS, local test doubles).
 SERVICES = ["drs", "ec2", "iam", "ssm", "route53resolver", "secretsmanager", "sts"]
-SOURCE_SERVER_ID = r"^s-[0-9a-zA-Z]{17}$"
-INSTANCE_ID = r"^i-[0-9a-fA-F]{8,}$"
-JOB_ID = r"^drsjob-[0-9a-zA-Z]{17}$"
-REGION = r"^[a-z]{2,4}(-[a-z]+)+-[0-9]+$"
+SOURCE_SERVER_ID = r"\As-[0-9a-zA-Z]{17}\Z"
+INSTANCE_ID = r"\Ai-[0-9a-fA-F]{8,32}\Z"
+JOB_ID = r"\Adrsjob-[0-9a-zA-Z]{17}\Z"
+REGION = r"\A[a-z]{2,4}(-[a-z]{1,16}){1,3}-[0-9]{1,2}\Z"
 
-_DURATION: dict[str, Any] = {
-    "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}],
-    "x-expect": "a duration such as 5, 5s or 1m",
-}
-_URL: dict[str, Any] = {"type": "string", "pattern": r"^https?://[^\s/]+",
+_DURATION: dict[str, Any] = vocabulary.duration(example="5s or 1m")
+_URL: dict[str, Any] = {**vocabulary.URL,
                         "x-expect": "a URL such as https://drs.eu-west-1.amazonaws.com"}
 
 AWS_SECTION: dict[str, Any] = {

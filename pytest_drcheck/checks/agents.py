@@ -42,6 +42,7 @@ from pytest_drcheck.checks.running import (
 )
 from pytest_drcheck.checks.tcp_probe import Connection, connect, open_means, parse_endpoint
 from pytest_drcheck.durations import parse_duration
+from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.targets.base import Stream
 
@@ -58,15 +59,13 @@ PACKAGE_NOT_INSTALLED = 1
 # What the package query exits with on an instance that has neither dpkg nor rpm.
 NO_PACKAGE_DATABASE = 3
 
-DURATION: dict[str, Any] = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}],
-                            "x-expect": "a duration such as 3 or 3s"}
-ENDPOINT: dict[str, Any] = {"type": "string", "pattern": r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+)"
-                                                         r":\d{1,5}$",
-                            "x-expect": "host:port, e.g. 10.77.0.42:8443"}
+DURATION: dict[str, Any] = vocabulary.TIMEOUT
+ENDPOINT: dict[str, Any] = vocabulary.ENDPOINT
 VERSION_SCHEMA: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["constraint"],
     "properties": {
-        "constraint": {"type": "string", "minLength": 1,
+        # Bounded: the constraint pattern backtracks on long runs of blanks.
+        "constraint": {"type": "string", "minLength": 1, "maxLength": 200,
                        "x-expect": "comparisons joined by commas, e.g. '>=1.0, <2' or "
                                    "'==1.4.*'"},
         "command": {"type": "string", "minLength": 1},
@@ -305,14 +304,13 @@ class AgentCheck(Check[AgentValue]):
         "properties": {
             "agent": {"type": "string", "minLength": 1,
                       "x-expect": "the name of an agent in site.agents"},
-            "name": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
-                     "x-expect": "a name of letters, digits, '.', '-' and '_'"},
+            "name": vocabulary.NAME,
             **AGENT_PROPERTIES,
         },
     }
     site_schema: ClassVar[Mapping[str, Any] | None] = {
         "type": "object", "x-kind": "agent",
-        "propertyNames": {"pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"},
+        "propertyNames": vocabulary.NAME,
         "additionalProperties": {"type": "object", "additionalProperties": False,
                                  "properties": AGENT_PROPERTIES},
     }

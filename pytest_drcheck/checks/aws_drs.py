@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_drcheck.checks.aws_base import AwsCheck
 from pytest_drcheck.checks.base import CheckContext, Subject
-from pytest_drcheck.durations import DURATION_PATTERN, format_duration, parse_duration
+from pytest_drcheck.durations import format_duration, parse_duration
+from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 
 if TYPE_CHECKING:
@@ -24,10 +25,8 @@ if TYPE_CHECKING:
 
 REPLICATION_STATES = ["STOPPED", "INITIATING", "INITIAL_SYNC", "BACKLOG", "CREATING_SNAPSHOT",
                       "CONTINUOUS", "PAUSED", "RESCAN", "STALLED", "DISCONNECTED"]
-_DURATION: dict[str, Any] = {
-    "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}],
-    "x-expect": "a duration such as 90s, 15m or 1h",
-}
+_DURATION: dict[str, Any] = vocabulary.duration(vocabulary.MAX_OBJECTIVE_SECONDS,
+                                                 "90s, 15m or 1h")
 _ISO_DURATION = re.compile(r"^P(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?"
                            r"(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
 

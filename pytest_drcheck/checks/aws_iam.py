@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_drcheck.checks.aws_base import AwsCheck
 from pytest_drcheck.checks.base import CheckContext, ExpansionError, Subject
+from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 
 if TYPE_CHECKING:
     from pytest_drcheck.aws.run import AwsRun
 
 IMDS = "http://169.254.169.254"
-_ACTION = {"type": "string", "pattern": r"^[A-Za-z0-9-]+:[A-Za-z0-9*?]+$",
+_ACTION = {"type": "string", "pattern": r"\A[A-Za-z0-9-]{1,64}:[A-Za-z0-9*?]{1,128}\Z",
            "x-expect": "an IAM action such as s3:GetObject"}
 _MARK = "--drcheck-imds--"
 _CURL_MISSING = 127
@@ -104,10 +105,10 @@ class IamRoleCheck(AwsCheck[IamRole]):
             "allow": {"type": "array", "items": _ACTION, "uniqueItems": True},
             "deny": {"type": "array", "items": _ACTION, "uniqueItems": True},
             "resources": {"type": "array", "minItems": 1, "uniqueItems": True,
-                          "items": {"type": "string", "pattern": r"^(\*|arn:.+)$",
+                          "items": {"type": "string", "pattern": r"\A(\*|arn:\S{1,2048})\Z",
                                     "x-expect": "a resource ARN or *"}},
             "imds": {"type": "boolean"},
-            "imds_endpoint": {"type": "string", "pattern": r"^https?://\S+$",
+            "imds_endpoint": {**vocabulary.URL,
                               "x-expect": "the metadata service URL, e.g. "
                                           "http://[fd00:ec2::254] for IPv6"},
         },

@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from pytest_drcheck.aws.run import AwsRun
     from pytest_drcheck.inventory.plan import HostSpec
 
-_ZONE = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*"
-                   r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?$")
-_VPC = r"^vpc-[0-9a-f]{8,17}$"
+_ZONE = re.compile(r"\A(?=.{1,253}\.?\Z)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*"
+                   r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?\Z")
+_VPC = r"\Avpc-[0-9a-f]{8,17}\Z"
 
 
 def normalise_zone(name: str) -> str:
@@ -38,10 +38,13 @@ def _target(text: str, resolvers: Mapping[str, str]) -> str:
     host = host.strip("[]")
     try:
         ipaddress.ip_address(host)
+        number = int(port) if port else 53
     except ValueError:
         raise ExpansionError(f"'{text}' is neither an IP address nor a name under "
-                             "site.dns.resolvers", ".targets") from None
-    return f"{host}:{int(port) if port else 53}"
+                             "site.dns.resolvers; write ip or ip:port", ".targets") from None
+    if not 0 < number < 65536:
+        raise ExpansionError(f"'{text}' has a port out of range; use 1-65535", ".targets")
+    return f"{host}:{number}"
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class ResolverRuleCheck(AwsCheck[ResolverRules]):
                      ) -> str | None:
         if item.params["vpc"] or host.aws:
             return None
-        return (f"route53_resolver on host {item.host} needs the DR VPC: add vpc: to the entry "
+        return (f"route53_resolver on host {item.host} needs the DR VPC; add vpc: to the entry "
                 "or drs:/ec2: to the host (its instance's VPC is used)")
 
     def expected(self, item: PlanItem) -> str:

@@ -46,11 +46,12 @@ from pytest_drcheck.checks.running import (
 )
 from pytest_drcheck.checks.tcp_probe import Connection, connect, open_means, parse_endpoint
 from pytest_drcheck.durations import parse_duration
+from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.net.streams import StreamTimeout, recv_exact
 from pytest_drcheck.targets.base import Stream, Target, TargetError
 
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_NAME = vocabulary.NAME_PATTERN
 PLACEHOLDERS = ("{host}", "{address}")
 # Bacula's network framing: a signed 32-bit big-endian length, then that many bytes; negative
 # lengths are signals. BNET_TERMINATE ends a conversation politely.
@@ -75,7 +76,7 @@ SYSTEM_SCHEMA: dict[str, Any] = {
             "properties": {
                 "service": {"type": "string", "minLength": 1},
                 "process": {"type": "string", "minLength": 1},
-                "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                "port": vocabulary.PORT,
                 "client": {"type": "string", "minLength": 1,
                            "x-expect": "the address the server uses for the instance; may use "
                                        "{host} (inventory name) and {address} (the instance's "
@@ -98,7 +99,7 @@ def address_command(server: str) -> str:
     connection reaches, absent NAT): resolve with the instance's resolver, ask the kernel."""
     name = shlex.quote(server)
     return (f"a=$(getent ahosts {name} | awk 'NR==1 {{print $1}}'); "
-            f"[ -n \"$a\" ] || {{ echo \"cannot resolve {server} on the instance\" >&2; "
+            f"[ -n \"$a\" ] || {{ echo \"cannot resolve \"{name}\" on the instance\" >&2; "
             f"exit 2; }}; ip -o route get \"$a\"")
 
 
@@ -208,18 +209,22 @@ class BackupCheck(Check[BackupValue]):
         server, agent = system["server"], system["agent"]
         if "service" not in agent and "process" not in agent:
             raise ExpansionError(f"site.backup.systems.{name}.agent needs 'process' and/or "
-                                 "'service' to tell whether the agent runs", ".system")
+                                 "'service' to tell whether the agent runs; add one",
+                                 ".system", ("backup", "systems", name, "agent"))
         client = entry.get("client", agent.get("client", "{address}"))
         unknown = set(re.findall(r"\{[^}]*\}", client)) - set(PLACEHOLDERS)
         if unknown:
             raise ExpansionError(f"client '{client}' uses {', '.join(sorted(unknown))}; only "
-                                 f"{' and '.join(PLACEHOLDERS)} are filled in", ".client")
+                                 f"{' and '.join(PLACEHOLDERS)} are filled in", ".client",
+                                 () if "client" in entry else
+                                 ("backup", "systems", name, "agent", "client"))
         endpoint = None
         if "endpoint" in server:
             endpoint = parse_endpoint(server["endpoint"])
             if endpoint is None:
                 raise ExpansionError(f"site.backup.systems.{name}.server.endpoint has no valid "
-                                     "port (1-65535)", ".system")
+                                     "port; write host:port (1-65535)", ".system",
+                                     ("backup", "systems", name, "server", "endpoint"))
         if "{address}" in client and endpoint is None:
             raise ExpansionError(f"client '{client}' uses {{address}} (the instance's address "
                                  f"toward the server), which needs site.backup.systems.{name}"

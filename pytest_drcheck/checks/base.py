@@ -31,10 +31,14 @@ class ExpansionError(Exception):
     """An inventory entry is valid against the schema but cannot be expanded (a name it refers
     to does not exist, say). The message is the 'what is wrong and the fix' part of one line."""
 
-    def __init__(self, message: str, place_suffix: str = "") -> None:
+    def __init__(self, message: str, place_suffix: str = "",
+                 site_path: tuple[str | int, ...] = ()) -> None:
         super().__init__(message)
         # Appended to the entry's place, e.g. ".resolver", to point at the exact key.
         self.place_suffix = place_suffix
+        # The mistake is in the inventory's site: section, at this path under ``site``
+        # (e.g. ("egress", "policy", 2, "via")): reported there, not at the entry using it.
+        self.site_path = site_path
 
 
 def site_service(services: Mapping[str, Any], name: str, what: str, where: str, place: str,

@@ -30,7 +30,8 @@ from pytest_drcheck.checks.base import (
     site_service,
 )
 from pytest_drcheck.checks.nic import parse_nameservers
-from pytest_drcheck.durations import DURATION_PATTERN, format_duration, parse_duration
+from pytest_drcheck.durations import format_duration, parse_duration
+from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.inventory.secrets import SECRET_PATTERN, SecretError, SecretRef
 from pytest_drcheck.model import Observation, PlanItem
 from pytest_drcheck.net.dnsquery import answers, normalise, query_over_stream
@@ -42,17 +43,15 @@ DEFAULT_MODES = ("ldaps", "starttls")
 DEFAULT_PORTS = {"ldaps": 636, "starttls": 389, "plain": 389}
 EXPECTS = (ldapresult.BOUND, ldapresult.STRONG_AUTH_REQUIRED)
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
-_HOSTNAME = rf"^{_LABEL}(\.{_LABEL})*\.?$"
-_DURATION = {"anyOf": [{"type": "number", "minimum": 0},
-                       {"type": "string", "pattern": DURATION_PATTERN}],
-             "x-expect": "a duration such as 3 or 3s"}
+_HOSTNAME = rf"\A{_LABEL}(\.{_LABEL}){{0,126}}\.?\Z"
+_DURATION = vocabulary.TIMEOUT
 _SERVERS = {"type": "array", "minItems": 1, "uniqueItems": True,
             "items": {"type": "string", "pattern": _HOSTNAME,
                       "x-expect": "a DNS name the server's certificate carries, e.g. "
                                   "dc01.corp.example"}}
 _MODES = {"type": "array", "minItems": 1, "uniqueItems": True,
           "items": {"enum": list(ldapresult.MODES)}}
-_PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
+_PORT = vocabulary.PORT
 # The host name may appear in a search filter as {host} (escaped as a filter value).
 _PLACEHOLDER = re.compile(r"\{host\}")
 
@@ -133,7 +132,7 @@ class DirectoryCheck(Check[Any]):
                     "required": ["base", "filter"],
                     "properties": {
                         "base": {"type": "string", "minLength": 1},
-                        "filter": {"type": "string", "pattern": r"^\(.*\)$",
+                        "filter": {"type": "string", "pattern": r"\A\(.{0,4094}\)\Z",
                                    "x-expect": "an LDAP filter in parentheses, e.g. "
                                                "(cn={host})"},
                         "scope": {"enum": ["base", "one", "sub"]},
@@ -155,13 +154,14 @@ class DirectoryCheck(Check[Any]):
         kind = directory.get("kind", "ldap")
         domain = directory.get("domain")
         if kind == "ad" and not domain:
-            raise ExpansionError(f"site.directory.{name} is Active Directory (kind: ad) and "
-                                 "needs 'domain', e.g. ad.corp.example")
+            raise ExpansionError("a directory of kind ad (Active Directory) needs 'domain'; "
+                                 "add it, e.g. domain: ad.corp.example", "",
+                                 ("directory", name))
         modes = list(entry.get("modes", directory.get("modes", DEFAULT_MODES)))
         expect = entry.get("expect", ldapresult.BOUND)
         if "ca_bundle" not in directory and any(m != "plain" for m in modes):
-            raise ExpansionError(f"site.directory.{name} needs 'ca_bundle' (the CA that signs "
-                                 "the servers' certificates) for LDAPS and StartTLS")
+            raise ExpansionError("LDAPS and StartTLS need 'ca_bundle' (the CA that signs the "
+                                 "servers' certificates); add it", "", ("directory", name))
         try:
             connect_timeout = parse_duration(entry.get(
                 "connect_timeout", directory.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)))
@@ -188,11 +188,12 @@ class DirectoryCheck(Check[Any]):
                 expect=ldapresult.BOUND, base=search["base"], filter=search["filter"],
                 scope=search.get("scope", "sub"))) for server in servers]
         elif entry.get("search") and search is None:
-            raise ExpansionError(f"site.directory.{name} has no 'search' to run", ".search")
+            raise ExpansionError(f"site.directory.{name} has no 'search' to run; add one there "
+                                 "or drop search: true", ".search")
         if entry.get("discovery", checks_bound and kind == "ad"):
             if not domain:
-                raise ExpansionError(f"discovery needs site.directory.{name}.domain",
-                                     ".discovery")
+                raise ExpansionError(f"discovery needs site.directory.{name}.domain; add it "
+                                     "there", ".discovery")
             expected = sorted({normalise(s) for s in directory["servers"]})
             subjects += [Subject(f"{domain.rstrip('.')}/{label}@{name}", {
                 "role": "discovery", "directory": name, "record": record.format(

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
+from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.net.dnsquery import ANSWER_RCODES, NoAnswer, answers, ask, normalise, rcode_of
 from pytest_drcheck.net.resolvconf import ResolvConf, parse_resolv_conf
@@ -38,7 +39,8 @@ SYSTEM = "system"
 GETENT_NOT_FOUND = 2
 RESOLV_CONF = "cat /etc/resolv.conf"
 _ANSWER = {"type": "string", "minLength": 1}
-_RESOLVER_ADDRESS = re.compile(r"^(?P<host>[0-9.]+|\[[0-9a-fA-F:]+\])(:(?P<port>\d+))?$")
+_RESOLVER_ADDRESS = re.compile(r"\A(?P<host>[0-9.]{1,15}|\[[0-9a-fA-F:.]{2,45}\])"
+                               r"(:(?P<port>\d{1,5}))?\Z")
 
 
 def _answer_list(value: Any) -> list[str] | None:
@@ -56,7 +58,8 @@ def _parse_resolver(text: str) -> tuple[str, int] | None:
         ipaddress.ip_address(host)
     except ValueError:
         return None
-    return host, int(match.group("port") or 53)
+    port = int(match.group("port") or 53)
+    return (host, port) if 0 < port < 65536 else None
 
 
 def _first_column(stdout: str) -> list[str]:
@@ -164,10 +167,8 @@ class DnsCheck(Check[DnsLookup]):
         "properties": {
             "resolvers": {
                 "type": "object",
-                "additionalProperties": {
-                    "type": "string", "pattern": _RESOLVER_ADDRESS.pattern,
-                    "x-expect": "an IP address, optionally with :port",
-                },
+                "propertyNames": vocabulary.NAME,
+                "additionalProperties": vocabulary.RESOLVER,
             },
             "records": {
                 "type": "array",
@@ -227,14 +228,18 @@ class DnsCheck(Check[DnsLookup]):
         named: Mapping[str, str] = dns_site.get("resolvers", {})
         if label in named:
             address = _parse_resolver(named[label])
-            assert address is not None  # the site schema's pattern guarantees it
+            if address is None:
+                raise ExpansionError(f"resolver '{named[label]}' is not an IP address with an "
+                                     "optional port (1-65535); fix it", ".resolver",
+                                     ("dns", "resolvers", label))
             return label, address
         address = _parse_resolver(label)
         if address is None:
             known = ", ".join(sorted(named)) or "none defined"
             raise ExpansionError(
                 f"resolver '{label}' is neither 'system', a name in site.dns.resolvers "
-                f"({known}) nor an IP address", ".resolver")
+                f"({known}) nor an IP address; define it there or write an IP address",
+                ".resolver")
         return label, address
 
     @staticmethod

@@ -24,6 +24,7 @@ from pytest_drcheck.checks.base import (
     site_service,
 )
 from pytest_drcheck.checks.tcp_probe import connect, connect_timeout_of, parse_endpoint
+from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.net.http import connect_request, get_request, read_status
 from pytest_drcheck.net.streams import StreamTimeout
@@ -31,10 +32,9 @@ from pytest_drcheck.targets.base import StreamError
 
 DIRECT = "direct"
 DEFAULT_CONNECT_TIMEOUT = 3.0
-_DURATION = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}],
-             "x-expect": "a duration such as 3 or 3s"}
+_DURATION = vocabulary.TIMEOUT
 _CELL = {
-    "destination": {"type": "string", "minLength": 1,
+    "destination": {"anyOf": [vocabulary.URL, vocabulary.ENDPOINT],
                     "x-expect": "a URL (http://host/path, https://host) or host:port"},
     "via": {"type": "string", "minLength": 1},
     "expect": {"enum": ["allowed", "denied"]},
@@ -48,7 +48,10 @@ def parse_destination(text: str) -> tuple[str, str, int, str | None] | None:
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return None
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:  # a port that is not a number, or out of range
+            return None
         return parts.scheme, parts.hostname, port, text if parts.scheme == "http" else None
     endpoint = parse_endpoint(text)
     if endpoint is None:
@@ -105,8 +108,8 @@ class EgressCheck(Check[EgressOutcome]):
     site_schema: ClassVar[Mapping[str, Any] | None] = {
         "type": "object", "additionalProperties": False,
         "properties": {
-            "proxies": {"type": "object", "additionalProperties": {
-                "type": "string", "x-expect": "host:port of the proxy"}},
+            "proxies": {"type": "object", "propertyNames": vocabulary.NAME,
+                        "additionalProperties": vocabulary.ENDPOINT},
             "policy": {"type": "array", "items": {
                 "type": "object", "additionalProperties": False,
                 "required": ["destination", "expect"], "properties": _CELL}},
@@ -121,13 +124,23 @@ class EgressCheck(Check[EgressOutcome]):
                                      "single cells in separate entries")
             cells = list(egress_site.get("policy", []))
             if not cells:
-                raise ExpansionError("'site: true' needs site.egress.policy", ".site")
+                raise ExpansionError("'site: true' needs site.egress.policy; add the policy there "
+                                     "or write single cells", ".site")
             defaults = {"connect_timeout": entry["connect_timeout"]} if (
                 "connect_timeout" in entry) else {}
-            return [self._cell({**defaults, **cell}, egress_site) for cell in cells]
+            subjects = []
+            for index, cell in enumerate(cells):
+                try:
+                    subjects.append(self._cell({**defaults, **cell}, egress_site))
+                except ExpansionError as exc:
+                    # The cell is written in the inventory's site: section: the fix is there.
+                    key = exc.place_suffix.lstrip(".")
+                    raise ExpansionError(str(exc), ".site", (
+                        "egress", "policy", index, *([key] if key else []))) from None
+            return subjects
         for key in ("destination", "expect"):
             if key not in entry:
-                raise ExpansionError(f"missing required key '{key}' (or use 'site: true')")
+                raise ExpansionError(f"missing required key '{key}'; add it (or use 'site: true')")
         return [self._cell(entry, egress_site)]
 
     @staticmethod
@@ -135,15 +148,15 @@ class EgressCheck(Check[EgressOutcome]):
         destination = parse_destination(cell["destination"])
         if destination is None:
             raise ExpansionError(f"'{cell['destination']}' is neither an http(s) URL nor "
-                                 "host:port", ".destination")
+                                 "host:port; fix it", ".destination")
         via = cell.get("via", DIRECT)
         proxy = None
         if via != DIRECT:
             proxies: Mapping[str, str] = egress_site.get("proxies", {})
             proxy = parse_endpoint(site_service(proxies, via, "proxy", "site.egress.proxies",
-                                                ".via", "or use via: direct"))
+                                                ".via", "define it there or use via: direct"))
             if proxy is None:
-                raise ExpansionError(f"site.egress.proxies.{via} is not host:port", ".via")
+                raise ExpansionError(f"site.egress.proxies.{via} is not host:port; fix it", ".via")
         connect_timeout = connect_timeout_of(cell, DEFAULT_CONNECT_TIMEOUT)
         scheme, host, port, url = destination
         # A proxied GET names its URL path; a CONNECT or direct cell its host:port.

@@ -44,6 +44,7 @@ from pytest_drcheck.checks.base import (
 from pytest_drcheck.checks.collector_search import Sighting, last_line, watcher_for
 from pytest_drcheck.checks.tcp_probe import OBSERVED_OUTCOMES, require_responsive
 from pytest_drcheck.durations import format_duration, parse_duration
+from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.targets.base import StreamError, TargetError
 
@@ -56,18 +57,16 @@ REPORT_MARGIN = 0.5
 # Longest wait for the marker to be sent (logger on the instance).
 SEND_TIMEOUT = 10.0
 MARKER_PLACEHOLDER = "{marker}"
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_NAME = vocabulary.NAME_PATTERN
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
-_PORT = {"type": "integer", "minimum": 1, "maximum": 65535}
-_DURATION: dict[str, Any] = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}],
-                             "x-expect": "a duration such as 10 or 10s"}
+_PORT = vocabulary.PORT
+_DURATION: dict[str, Any] = vocabulary.TIMEOUT
 COLLECTOR_SCHEMA: dict[str, Any] = {
     "type": "object", "additionalProperties": False, "required": ["address", "verify"],
     "properties": {
         "description": {"type": "string"},
-        "address": {"type": "string", "minLength": 1,
-                    "x-expect": "the collector's address or DNS name, as the instance uses it"},
+        "address": vocabulary.HOST_ADDRESS,
         "tcp": _PORT,
         "udp": _PORT,
         "within": _DURATION,
@@ -217,7 +216,8 @@ class LoggingCheck(Check[LoggingValue]):
         if MARKER_PLACEHOLDER not in collector["verify"]["command"]:
             raise ExpansionError(f"site.logging.collectors.{name}.verify.command must contain "
                                  f"{MARKER_PLACEHOLDER} (where the marker goes), e.g. grep -F "
-                                 f"-- {MARKER_PLACEHOLDER} /var/log/remote.log", ".collector")
+                                 f"-- {MARKER_PLACEHOLDER} /var/log/remote.log", ".collector",
+                                 ("logging", "collectors", name, "verify", "command"))
         default_via = [v for v in ("tcp", "udp") if v in collector]
         vias = list(entry.get("via", default_via))
         if not vias:
@@ -233,7 +233,7 @@ class LoggingCheck(Check[LoggingValue]):
             connect_timeout = parse_duration(entry.get("connect_timeout",
                                                        DEFAULT_CONNECT_TIMEOUT))
         except ValueError as exc:
-            raise ExpansionError(str(exc)) from None
+            raise ExpansionError(f"{exc}; fix it") from None
         return [Subject(f"{name}/{via}", {
             "collector": name, "via": via, "address": collector["address"],
             "port": collector.get(via), "verify_host": collector["verify"]["host"],

@@ -87,16 +87,17 @@ class NicCheck(Check[NicValue]):
     default_timeout: ClassVar[float] = 10.0
     entry_schema: ClassVar[Mapping[str, Any]] = {
         "properties": {
-            "count": {"type": "integer", "minimum": 0},
+            "count": {"type": "integer", "minimum": 0, "maximum": 1024},
             "names": {"type": "array", "items": {"type": "string"}},
             "mode": {"enum": ["retain", "change"]},
             "addresses": {"type": "array", "items": _CIDR, "minItems": 1,
                           "x-expect": "a list of addresses with prefix (retain mode)"},
             "subnets": {"type": "array", "items": _CIDR, "minItems": 1,
                         "x-expect": "a list of CIDRs the addresses must lie in (change mode)"},
-            "mtu": {"anyOf": [{"type": "integer", "minimum": 68},
+            "mtu": {"anyOf": [{"type": "integer", "minimum": 68, "maximum": 65536},
                               {"type": "object",
-                               "additionalProperties": {"type": "integer", "minimum": 68}}],
+                               "additionalProperties": {"type": "integer", "minimum": 68,
+                                                        "maximum": 65536}}],
                     "x-expect": "an MTU for every NIC (e.g. 9001) or a mapping NIC -> MTU"},
             "default_gateway": {"anyOf": [{"type": "string"}, {"type": "null"}],
                                 "x-expect": "the gateway address, or null for no default "

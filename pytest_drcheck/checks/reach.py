@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
-from pytest_drcheck.checks.tcp_probe import ENDPOINT as _ENDPOINT
 from pytest_drcheck.checks.tcp_probe import (
     Connection,
     connect,
     connect_timeout_of,
     parse_endpoint,
 )
+from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import Observation, PlanItem
 
 DEFAULT_CONNECT_TIMEOUT = 3.0
@@ -45,12 +45,9 @@ class ReachCheck(Check[Connection]):
     entry_schema: ClassVar[Mapping[str, Any]] = {
         "required": ["target"],
         "properties": {
-            "target": {"type": "string", "pattern": _ENDPOINT.pattern,
-                       "x-expect": "host:port, e.g. 10.77.0.53:53 or dc01.corp.example:636"},
+            "target": vocabulary.ENDPOINT,
             "expect": {"enum": ["open", "closed"]},
-            "connect_timeout": {
-                "anyOf": [{"type": "number", "minimum": 0}, {"type": "string"}],
-                "x-expect": "a duration such as 3 or 3s"},
+            "connect_timeout": vocabulary.TIMEOUT,
         },
     }
 

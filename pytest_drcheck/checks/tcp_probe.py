@@ -31,7 +31,7 @@ from pytest_drcheck.durations import format_duration, parse_duration
 from pytest_drcheck.model import CouldNotObserve
 from pytest_drcheck.targets.base import Stream, StreamError, Target
 
-ENDPOINT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})$")
+ENDPOINT = re.compile(r"\A(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(?P<port>\d{1,5})\Z")
 
 # The network outcomes of a connection attempt that was made; "error" is not one of them.
 OBSERVED_OUTCOMES = ("refused", "timed out", "unreachable")

@@ -25,7 +25,8 @@ from typing import Any, ClassVar
 
 import pytest_drcheck.net.sntp as sntp
 from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
-from pytest_drcheck.durations import DURATION_PATTERN, parse_duration
+from pytest_drcheck.durations import parse_duration
+from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import Observation, PlanItem
 from pytest_drcheck.targets.base import CommandResult
 
@@ -42,15 +43,13 @@ DAEMON_COMMANDS: Mapping[str, str] = {
 SAMPLE_COMMAND = "date -u +%s.%N"
 # chrony's reference IDs that are not a network source.
 _CHRONY_NO_SOURCE = {"00000000", "7F7F0101"}
-_REFERENCE = re.compile(r"^(runner|ntp:(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+)"
-                        r"(:(?P<port>\d{1,5}))?)$")
-_DURATION = {"anyOf": [{"type": "number", "minimum": 0},
-                       {"type": "string", "pattern": DURATION_PATTERN}],
-             "x-expect": "a duration such as 500ms, 1s or 2m"}
+_REFERENCE = re.compile(r"\A(runner|ntp:(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+)"
+                        r"(:(?P<port>\d{1,5}))?)\Z")
+_DURATION = vocabulary.duration(example="500ms, 1s or 2m")
 _SETTINGS = {
     "max_offset": _DURATION,
     "sources": {"type": "array", "minItems": 1, "uniqueItems": True,
-                "items": {"type": "string", "minLength": 1},
+                "items": vocabulary.HOST_ADDRESS,
                 "x-expect": "a list of NTP servers (addresses or names), e.g. "
                             "[169.254.169.123]"},
     "reference": {"type": "string", "pattern": _REFERENCE.pattern,
@@ -242,16 +241,18 @@ class TimeCheck(Check[Any]):
     def expand(self, entry: Mapping[str, Any], site: Mapping[str, Any]) -> list[Subject]:
         time_site: Mapping[str, Any] = site.get("time", {})
         merged = {**time_site, **entry}
+        in_site = () if "max_offset" in entry else ("time", "max_offset")
         try:
             max_offset = parse_duration(merged.get("max_offset", DEFAULT_MAX_OFFSET))
         except ValueError as exc:
-            raise ExpansionError(str(exc), ".max_offset") from None
+            raise ExpansionError(str(exc), ".max_offset", in_site) from None
         if max_offset <= 0:
-            raise ExpansionError("max_offset must be more than 0", ".max_offset")
+            raise ExpansionError("max_offset must be more than 0; raise it", ".max_offset",
+                                 in_site)
         if max_offset >= 300:
             raise ExpansionError(f"max_offset {merged['max_offset']} is not under Kerberos' "
                                  "5 minutes; a threshold must be well below it",
-                                 ".max_offset")
+                                 ".max_offset", in_site)
         reference = _REFERENCE.match(merged.get("reference", RUNNER))
         assert reference is not None  # the schema's pattern guarantees it
         ntp = None

@@ -10,6 +10,7 @@ replaced by ``[redacted env:NAME]``; values under secret-looking keys are replac
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -24,10 +25,24 @@ _RESOLVABLE_HERE = ("env", "file")
 
 
 class Redactor:
-    def __init__(self, secrets: Iterable[tuple[str, str]] = ()) -> None:
+    def __init__(self, secrets: Iterable[tuple[str, str]] = (),
+                 pending: Iterable[SecretRef] = ()) -> None:
         self._secrets: dict[str, str] = {}
+        self._ordered: list[str] = []
+        # Resolved on first use, not at session start: collection never reads a secret.
+        self._pending = list(pending)
+        self._lock = threading.Lock()
         for label, value in secrets:
             self.add(label, value)
+
+    def _resolve_pending(self) -> None:
+        with self._lock:  # threads wait until every value is known, then redact
+            for ref in self._pending:
+                try:
+                    self.add(str(ref), ref.resolve())
+                except SecretError:
+                    continue  # unresolvable here means it cannot have reached a result either
+            self._pending = []
 
     def add(self, label: str, value: str) -> None:
         for candidate in {value, value.strip()}:
@@ -36,9 +51,12 @@ class Redactor:
         self._ordered = sorted(self._secrets, key=len, reverse=True)
 
     def __len__(self) -> int:
+        self._resolve_pending()
         return len(self._secrets)
 
     def text(self, text: str) -> str:
+        if self._pending:
+            self._resolve_pending()
         if not self._secrets:
             return text
         for value in self._ordered:
@@ -91,12 +109,5 @@ def secret_references(plan: Plan) -> list[SecretRef]:
 
 
 def redactor_for(plan: Plan) -> Redactor:
-    redactor = Redactor()
-    for ref in secret_references(plan):
-        if ref.kind not in _RESOLVABLE_HERE:
-            continue
-        try:
-            redactor.add(str(ref), ref.resolve())
-        except SecretError:
-            continue  # unresolvable here means it cannot have reached a result either
-    return redactor
+    return Redactor(pending=[ref for ref in secret_references(plan)
+                             if ref.kind in _RESOLVABLE_HERE])

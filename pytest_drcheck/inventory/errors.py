@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def one_line(text: str) -> str:
+    """Text safe to print as part of one line: control characters, line breaks and lone
+    surrogates (which a terminal cannot encode) are shown escaped."""
+    return "".join(c if c.isprintable() and not "\ud800" <= c <= "\udfff" else ascii(c)[1:-1]
+                   for c in text)
+
+
 @dataclass(frozen=True)
 class Problem:
     file: str
@@ -15,7 +22,7 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
         place = f" {self.place}:" if self.place else ""
-        return f"{where}:{place} {self.message}"
+        return one_line(f"{where}:{place} {self.message}")
 
 
 class InventoryError(Exception):

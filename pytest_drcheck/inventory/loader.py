@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -25,7 +24,6 @@ from pytest_drcheck.model import Location, PlanItem, freeze
 BUILTIN_SUITES = Path(__file__).resolve().parent.parent / "suites"
 DEFAULT_CHECK_TIMEOUT = 30.0
 _DURATION_KEYS = ("connect_timeout", "command_timeout")
-_JUMP_ADDRESS = re.compile(r"^([^@\s]+@)?[A-Za-z0-9.:\[\]-]+(:\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -35,13 +33,21 @@ class _Source:
     doc: Document
     path: tuple[str | int, ...]
     checks: Mapping[str, Any]
+    # For a suite: where the inventory applies it, and whether the plugin ships it (then a
+    # mistake it reveals is the inventory's, and is reported there).
+    applied_at: tuple[str | int, ...] = ()
+    shipped: bool = False
 
 
-def _connection(layers: Sequence[Mapping[str, Any]]) -> ConnectionSpec:
-    """Later layers (defaults < groups < host) override earlier ones key by key."""
+def _connection(layers: Sequence[Mapping[str, Any]], host_name: str) -> ConnectionSpec:
+    """Later layers (defaults < groups < host) override earlier ones key by key. A jump
+    inherited from defaults or a group does not apply to the jump host itself (the README's
+    `defaults: {connection: {jump: bastion}}`); the host's own `jump: null` opts out too."""
     merged: dict[str, Any] = {}
     for layer in layers:
         merged.update(layer)
+    if merged.get("jump") == host_name and "jump" not in layers[-1]:
+        merged["jump"] = None
     known = {f.name for f in fields(ConnectionSpec)}
     values: dict[str, Any] = {}
     for key, value in merged.items():
@@ -61,12 +67,14 @@ class _Loader:
         self.suite_dirs = list(suite_dirs)
         self.problems: list[Problem] = []
         self.suites: dict[str, Document | None] = {}
+        # Suites the plugin ships (resolved: the package's suites/ may be a link).
+        self.shipped_files: set[str] = set()
 
     def load(self) -> Plan:
-        doc = load_document(self.path, self.display_name)
+        doc = self.doc = load_document(self.path, self.display_name)
         if not isinstance(doc.data, dict):
-            raise InventoryError([doc.problem((), "an inventory must be a mapping with "
-                                                  "version, drill and hosts")])
+            raise InventoryError([doc.problem((), "an inventory must be a mapping; write "
+                                                  "version, drill and hosts at the top level")])
         problems = validate(doc, schema.inventory_schema())
         if problems:
             raise InventoryError(problems)
@@ -79,6 +87,7 @@ class _Loader:
             name=drill_data["name"], description=drill_data.get("description", ""),
             rto_seconds=parse_duration(drill_data["rto"]) if "rto" in drill_data else None,
             rpo_seconds=parse_duration(drill_data["rpo"]) if "rpo" in drill_data else None)
+        self._check_site_sections(doc, data.get("site", {}))
         defaults = data.get("defaults", {})
         default_timeout = parse_duration(defaults.get("timeout", DEFAULT_CHECK_TIMEOUT))
         groups: dict[str, Any] = data.get("groups", {})
@@ -97,13 +106,13 @@ class _Loader:
             layers = [defaults.get("connection", {})]
             layers += [groups[g].get("connection", {}) for g in member_groups]
             layers.append(host_data.get("connection", {}))
-            connection = _connection(layers)
+            connection = _connection(layers, host_name)
             address = host_data.get("address")
             aws = {key: host_data[key] for key in ("drs", "ec2") if key in host_data}
             if connection.type == "ssh" and not address and not aws:
                 self.problems.append(doc.problem(
-                    host_path, "missing required key 'address' (ssh hosts need an address or "
-                    "DNS name to connect to, or drs:/ec2: to find an AWS recovery instance)"))
+                    host_path, "missing required key 'address'; add the host's address or DNS "
+                    "name (or drs:/ec2: to find an AWS recovery instance)"))
             hosts[host_name] = HostSpec(host_name, address, connection, tuple(member_groups),
                                         freeze(host_data.get("attributes", {})), freeze(aws))
             for source in self._sources(doc, host_path, host_data, groups, member_groups):
@@ -144,18 +153,27 @@ class _Loader:
         if name not in self.suites:
             self.suites[name] = self._load_suite(doc, where, name)
         suite = self.suites[name]
-        return [_Source(suite, ("checks",), suite.data["checks"])] if suite else []
+        if suite is None:
+            return []
+        return [_Source(suite, ("checks",), suite.data["checks"], where,
+                        suite.file in self.shipped_files)]
 
     def _load_suite(self, doc: Document, where: tuple[str | int, ...],
                     name: str) -> Document | None:
         for directory in self.suite_dirs:
             candidate = directory / f"{name}.yaml"
-            if candidate.is_file():
+            try:
+                found = candidate.is_file()
+            except OSError:
+                found = False  # a name the file system refuses cannot be a suite file
+            if found:
                 try:
                     suite = load_document(candidate)
                 except InventoryError as exc:
                     self.problems += exc.problems
                     return None
+                if candidate.resolve().parent == BUILTIN_SUITES.resolve():
+                    self.shipped_files.add(suite.file)
                 problems = validate(suite, schema.suite_schema())
                 if not problems and suite.data["suite"] != name:
                     problems.append(suite.problem(("suite",), (
@@ -180,10 +198,7 @@ class _Loader:
                 try:
                     subjects = check.expand(params, site)
                 except ExpansionError as exc:
-                    where = entry_path
-                    if exc.place_suffix:
-                        where = (*entry_path, exc.place_suffix.lstrip("."))
-                    self.problems.append(source.doc.problem(where, str(exc)))
+                    self.problems.append(self._expansion_problem(source, entry_path, exc))
                     continue
                 timeout = parse_duration(entry.get("timeout", default_timeout))
                 location = Location(source.doc.file, source.doc.line_of(entry_path),
@@ -192,12 +207,53 @@ class _Loader:
                     item = PlanItem(host, check_type, subject.name, freeze(subject.params),
                                     location, timeout, subject.requires)
                     if item.key in items:
+                        if entry.get("site") and items[item.key].source == location:
+                            continue  # the site: section lists it twice: reported there
                         self.problems.append(source.doc.problem(entry_path, (
                             f"{check_type} '{subject.name}' is already checked by "
                             f"{items[item.key].source.place}; remove one of them")))
                         continue
                     items[item.key] = item
         return list(items.values())
+
+    def _expansion_problem(self, source: _Source, entry_path: tuple[str | int, ...],
+                           exc: ExpansionError) -> Problem:
+        """Where the user has to make the fix: the site: entry at fault, the entry, or (for a
+        suite the plugin ships, which the user did not write) where the inventory applies it."""
+        message = _with_fix(str(exc), "fix it there" if exc.site_path else "fix the entry")
+        if exc.site_path:
+            return self.doc.problem(("site", *exc.site_path), message)
+        where = entry_path
+        if exc.place_suffix:
+            where = (*entry_path, exc.place_suffix.lstrip("."))
+        if source.shipped and source.applied_at:
+            return self.doc.problem(source.applied_at, (
+                f"{message} (in the shipped suite's {place_of(where)})"))
+        return source.doc.problem(where, message)
+
+    def _check_site_sections(self, doc: Document, site: Mapping[str, Any]) -> None:
+        """site: entries are checked whether or not a check uses them yet: expanding a family's
+        'site: true' entry finds the mistakes inside its section (a policy cell naming an
+        undefined proxy, say)."""
+        for check_type in registry.names():
+            check = registry.get(check_type)
+            if not check.site_key or check.site_key not in site:
+                continue
+            if "site" not in check.entry_schema.get("properties", {}):
+                continue
+            try:
+                subjects = check.expand({"site": True}, site)
+            except ExpansionError as exc:
+                if exc.site_path:
+                    self.problems.append(doc.problem(("site", *exc.site_path),
+                                                     _with_fix(str(exc), "fix it there")))
+                continue
+            names = [subject.name for subject in subjects]
+            twice = sorted({name for name in names if names.count(name) > 1})
+            if twice:
+                self.problems.append(doc.problem(("site", check.site_key), (
+                    f"{check_type} '{twice[0]}' is listed twice in site.{check.site_key}; "
+                    "remove one of them")))
 
     def _check_host_references(self, doc: Document, site: Mapping[str, Any],
                                hosts: Mapping[str, HostSpec]) -> None:
@@ -213,18 +269,48 @@ class _Loader:
                         "add it under hosts: (checks run through its connection)"))
 
     def _check_jumps(self, doc: Document, hosts: dict[str, HostSpec]) -> None:
+        cycles: set[frozenset[str]] = set()
         for name, host in hosts.items():
             jump = host.connection.jump
-            if jump is None or jump in hosts:
-                if jump == name:
-                    self.problems.append(doc.problem(("hosts", name, "connection", "jump"),
-                                                     "a host cannot be its own jump host"))
+            where = ("hosts", name, "connection", "jump")
+            if jump is None:
                 continue
-            if not _JUMP_ADDRESS.match(jump) or ("." not in jump and ":" not in jump):
-                self.problems.append(doc.problem(
-                    ("hosts", name, "connection", "jump"),
+            if jump == name:
+                self.problems.append(doc.problem(where, (
+                    "a host cannot be its own jump host; remove jump here or set jump: null")))
+                continue
+            if jump in hosts:
+                cycle = _jump_cycle(name, hosts)
+                if cycle and frozenset(cycle) not in cycles:
+                    cycles.add(frozenset(cycle))
+                    self.problems.append(doc.problem(where, (
+                        f"jump hosts form a cycle: {' -> '.join([*cycle, cycle[0]])}; one of "
+                        "them must be reached directly (jump: null)")))
+                continue
+            if "." not in jump and ":" not in jump:
+                self.problems.append(doc.problem(where, (
                     f"jump '{jump}' is neither a host of this inventory{_hint(jump, hosts)} "
-                    "nor an address like user@bastion.example.com:22"))
+                    "nor an address; add the host or write user@bastion.example.com:22")))
+
+
+def _with_fix(message: str, fix: str) -> str:
+    """Every line says what to do: a check family's message (ours, or a plugin's) that only
+    states the problem gets a generic fix."""
+    return message if "; " in message or "did you mean" in message else f"{message}; {fix}"
+
+
+def _jump_cycle(start: str, hosts: Mapping[str, HostSpec]) -> list[str]:
+    """The hosts of the jump cycle ``start`` is on, in order from ``start``; [] if none."""
+    chain = [start]
+    current = hosts[start].connection.jump
+    while current is not None and current in hosts:
+        if current == start:
+            return chain
+        if current in chain:
+            return []  # start leads into a cycle it is not part of (reported from the cycle)
+        chain.append(current)
+        current = hosts[current].connection.jump
+    return []
 
 
 def _hint(word: str, names: Mapping[str, Any]) -> str:

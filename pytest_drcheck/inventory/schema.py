@@ -13,18 +13,15 @@ from typing import Any
 
 from pytest_drcheck.aws.schema import AWS_SECTION, DRS_HOST, EC2_HOST
 from pytest_drcheck.checks import registry
-from pytest_drcheck.durations import DURATION_PATTERN
+from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.inventory.secrets import SECRET_PATTERN
 from pytest_drcheck.inventory.waivers import WAIVER_SCHEMA
 
 SCHEMA_ID = "https://pytest-drcheck.invalid/schema/inventory-v1.json"
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+NAME_PATTERN = vocabulary.NAME_PATTERN
 CONNECTION_TYPES = ["ssh", "local", "ssm"]
 
-DURATION: dict[str, Any] = {
-    "anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}],
-    "x-expect": "a duration such as 30, 30s, 15m or 4h",
-}
+DURATION: dict[str, Any] = vocabulary.TIMEOUT
 SECRET: dict[str, Any] = {
     "type": "string",
     # Never echo the value: a mistake here is most likely a real password pasted in.
@@ -33,16 +30,14 @@ SECRET: dict[str, Any] = {
     "x-expect": "a secret reference: env:NAME, file:PATH, aws-secretsmanager:ARN or "
                 "aws-ssm:/path (never the secret itself)",
 }
-NAME: dict[str, Any] = {
-    "type": "string", "pattern": NAME_PATTERN,
-    "x-expect": "a name of letters, digits, '.', '-' and '_'",
-}
+NAME: dict[str, Any] = vocabulary.NAME
 NAME_LIST: dict[str, Any] = {"type": "array", "items": NAME, "uniqueItems": True}
-PORT: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 65535}
+PORT: dict[str, Any] = vocabulary.PORT
+TEXT: dict[str, Any] = {"type": "string", "maxLength": 4096}
 # Keys every check entry accepts, whatever its type.
 COMMON_ENTRY_PROPERTIES: dict[str, Any] = {
     "timeout": DURATION,
-    "description": {"type": "string"},
+    "description": TEXT,
 }
 
 CONNECTION: dict[str, Any] = {
@@ -50,7 +45,9 @@ CONNECTION: dict[str, Any] = {
     "additionalProperties": False,
     "properties": {
         "type": {"enum": CONNECTION_TYPES},
-        "user": {"type": "string", "minLength": 1},
+        # ssh_config's Match exec expands %r into a shell command: no shell syntax here.
+        "user": {"type": "string", "pattern": r"\A[A-Za-z0-9_][A-Za-z0-9_.@\\-]{0,63}\Z",
+                 "x-expect": "a user name (letters, digits, '_', '.', '@', '-', '\\')"},
         "port": PORT,
         "identity_file": {"type": "string", "minLength": 1},
         "password": SECRET,
@@ -59,7 +56,8 @@ CONNECTION: dict[str, Any] = {
         "connect_timeout": DURATION,
         "command_timeout": DURATION,
         "ssh_config": {"type": "string", "minLength": 1},
-        "jump": {"type": "string", "minLength": 1},
+        # null: no jump host, even where defaults or a group set one.
+        "jump": vocabulary.JUMP,
     },
 }
 
@@ -111,7 +109,7 @@ def suite_schema() -> dict[str, Any]:
         "required": ["suite", "checks"],
         "properties": {
             "suite": NAME,
-            "description": {"type": "string"},
+            "description": TEXT,
             "checks": checks_schema(),
         },
     }
@@ -121,7 +119,7 @@ def inventory_schema() -> dict[str, Any]:
     group = _with_checks({
         "type": "object", "additionalProperties": False,
         "properties": {
-            "description": {"type": "string"},
+            "description": TEXT,
             "connection": CONNECTION,
             "suites": NAME_LIST,
         },
@@ -129,8 +127,8 @@ def inventory_schema() -> dict[str, Any]:
     host = _with_checks({
         "type": "object", "additionalProperties": False,
         "properties": {
-            "description": {"type": "string"},
-            "address": {"type": "string", "minLength": 1},
+            "description": TEXT,
+            "address": vocabulary.HOST_ADDRESS,
             "connection": CONNECTION,
             "groups": NAME_LIST,
             "suites": NAME_LIST,
@@ -152,17 +150,18 @@ def inventory_schema() -> dict[str, Any]:
             "drill": {
                 "type": "object", "additionalProperties": False, "required": ["name"],
                 "properties": {
-                    "name": {"type": "string", "minLength": 1},
-                    "description": {"type": "string"},
-                    "rto": DURATION,
-                    "rpo": DURATION,
+                    "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "description": TEXT,
+                    "rto": vocabulary.OBJECTIVE,
+                    "rpo": vocabulary.OBJECTIVE,
                 },
             },
             "defaults": {
                 "type": "object", "additionalProperties": False,
                 "properties": {"connection": CONNECTION, "timeout": DURATION},
             },
-            "suite_paths": {"type": "array", "items": {"type": "string"}},
+            "suite_paths": {"type": "array",
+                            "items": {"type": "string", "minLength": 1, "maxLength": 1024}},
             "site": site_schema(),
             "groups": {"type": "object", "propertyNames": NAME,
                        "additionalProperties": group, "x-kind": "group"},

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import difflib
-import json
+import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError, best_match
 
-from pytest_drcheck.inventory.errors import Problem
+from pytest_drcheck.durations import parse_duration
+from pytest_drcheck.inventory.errors import Problem, one_line
 from pytest_drcheck.inventory.yamldoc import Document
 
 _JSON_TYPES = {"object": "a mapping", "array": "a list", "string": "a string",
@@ -25,8 +27,19 @@ def _describe(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing (null)"
-    text = json.dumps(value) if not isinstance(value, str) else f"'{value}'"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = f"'{value}'" if isinstance(value, str) else str(value)
+    text = one_line(text)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _colon_hint(value: Any, mapping_expected: bool = False) -> str:
+    """'name:app01' is one text to YAML: the space after the colon is missing."""
+    after = r"\S" if mapping_expected else "[A-Za-z]"  # host:port is no missing space
+    if isinstance(value, str) and re.match(rf"\A[A-Za-z_][A-Za-z0-9_-]*:{after}", value):
+        return " (a space is missing after the ':'?)"
+    return ""
 
 
 def _suggest(word: str, choices: Iterable[str]) -> str:
@@ -51,38 +64,48 @@ def _message(error: ValidationError) -> str:
         extras = [key for key in value if key not in allowed]
         key = extras[0] if extras else "?"
         hint = _suggest(key, allowed)
-        listing = f"; known: {', '.join(allowed)}" if allowed and not hint else ""
-        return f"unknown {kind} '{key}'{hint}{listing}"
+        fix = f"use one of {', '.join(allowed)}" if allowed else "remove it"
+        if hint:
+            fix = "fix the spelling"
+        return f"unknown {kind} '{one_line(str(key))}'{hint}; {fix}"
     if error.validator == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else "?"
-        return f"missing required key '{missing}'"
+        return f"missing required key '{missing}'; add it"
     if error.validator == "propertyNames":
-        return f"{_describe(value)} is not a valid {kind} name; use letters, digits, '.', '-', '_'"
+        return (f"{_describe(value)} is not a valid {kind} name; use letters, digits, '.', '-', "
+                "'_' (at most 128)")
     if error.validator == "enum":
         options = [str(o) for o in error.validator_value]  # type: ignore[union-attr]
-        return (f"{_describe(value)} is not one of {', '.join(options)}"
-                f"{_suggest(str(value), options)}")
+        # With a suggestion, the suggestion is the fix.
+        hint = _suggest(str(value), options)
+        return f"{_describe(value)} is not one of {', '.join(options)}{hint or '; use one of them'}"
     if schema.get("x-secret"):
         return f"the value (not shown) is not valid here; expected {expect}"
     if expect:
-        return f"{_describe(value)} is not valid here; expected {expect}"
+        return f"{_describe(value)} is not valid here{_colon_hint(value)}; expected {expect}"
     if error.validator == "type":
         wanted = error.validator_value
         names = [wanted] if isinstance(wanted, str) else list(wanted)  # type: ignore[arg-type]
         words = " or ".join(_JSON_TYPES.get(str(n), str(n)) for n in names)
-        return f"expected {words}, got {_describe(value)}"
+        quote = "; quote it if it is text" if "a string" in words else ""
+        hint = _colon_hint(value, "object" in names)
+        return f"{_describe(value)} is not valid here{hint}; expected {words}{quote}"
     if error.validator == "minProperties":
-        return "must not be empty"
+        return "must not be empty; add an entry or remove the key"
     if error.validator == "minItems":
-        return "must not be an empty list"
+        return "must not be an empty list; add an entry or remove the key"
     if error.validator == "uniqueItems":
         return "has the same entry twice; remove the duplicate"
     if error.validator in ("minimum", "maximum"):
         bound = "at least" if error.validator == "minimum" else "at most"
         return f"{_describe(value)} is out of range; must be {bound} {error.validator_value}"
+    if error.validator == "exclusiveMinimum":
+        return f"{_describe(value)} is out of range; must be more than {error.validator_value}"
     if error.validator == "minLength":
-        return "must not be empty"
-    return str(error.message)
+        return "must not be empty; write a value or remove the key"
+    if error.validator == "maxLength":
+        return f"is longer than {error.validator_value} characters; shorten it"
+    return f"{one_line(str(error.message))[:120]}; see 'drcheck schema'"
 
 
 def _misspelt_required(errors: list[ValidationError]) -> set[tuple[int, str]]:
@@ -101,9 +124,45 @@ def _misspelt_required(errors: list[ValidationError]) -> set[tuple[int, str]]:
     return explained
 
 
+def _integer(checker: Any, instance: Any) -> bool:
+    """An integer is written as one: 514.0 is not a port (JSON Schema would say it is)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _number(checker: Any, instance: Any) -> bool:
+    """NaN and infinities are no quantity (and pass every minimum/maximum)."""
+    return (isinstance(instance, (int, float)) and not isinstance(instance, bool)
+            and math.isfinite(instance))
+
+
+def _max_seconds(validator: Any, maximum: float, instance: Any, schema: Mapping[str, Any]
+                 ) -> Any:
+    """``x-max-seconds``: the bound of a duration written as text (9999h)."""
+    if not isinstance(instance, str):
+        return
+    try:
+        seconds = parse_duration(instance)
+    except ValueError:
+        return  # the pattern reports it
+    if seconds > maximum:
+        yield ValidationError(f"{instance} is too long", validator="x-max-seconds",
+                              validator_value=maximum)
+    elif seconds <= 0:
+        yield ValidationError(f"{instance} is zero", validator="x-max-seconds",
+                              validator_value=maximum)
+
+
+_TYPES = Draft202012Validator.TYPE_CHECKER.redefine_many(
+    {"integer": _integer, "number": _number})
+InventoryValidator = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator, {"x-max-seconds": _max_seconds}, type_checker=_TYPES)
+# Only the formats the vocabulary uses; others stay annotations.
+_FORMATS = FormatChecker(formats=("ipv4", "ipv6"))
+
+
 def validate(doc: Document, schema: Mapping[str, Any],
              base: tuple[str | int, ...] = ()) -> list[Problem]:
-    validator = Draft202012Validator(schema)
+    validator = InventoryValidator(schema, format_checker=_FORMATS)
     problems: dict[tuple[str | int, ...], Problem] = {}
     errors = [_leaf(raw) for raw in validator.iter_errors(doc.data)]
     explained = {error_id for error_id, _ in _misspelt_required(errors)}

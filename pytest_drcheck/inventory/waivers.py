@@ -92,7 +92,7 @@ def _as_date(value: Any) -> date | None:
         return value
     if isinstance(value, str):
         try:
-            return date.fromisoformat(value.strip())
+            return datetime.fromisoformat(value.strip()).date()
         except ValueError:
             return None
     return None
@@ -109,14 +109,14 @@ def parse_waivers(doc: Document, entries: Sequence[Mapping[str, Any]],
         path: tuple[str | int, ...] = ("waivers", index)
         expires = _as_date(entry["expires"])
         if expires is None:
-            shown = str(entry["expires"])
+            shown = str(entry["expires"])[:40]
             problems.append(doc.problem((*path, "expires"), (
                 f"'{shown}' is not a date; write the expiry date like 2025-12-31")))
             continue
         if not any(key in entry for key in SELECTORS):
             problems.append(doc.problem(path, (
                 "a waiver must select checks with at least one of host, group, check, "
-                "subject (a waiver for everything would hide every failure)")))
+                "subject; add one (a waiver for everything would hide every failure)")))
             continue
         checks = _as_tuple(entry.get("check"))
         bad = [c for c in checks if not any(ch in c for ch in "*?[") and c not in known_checks]

@@ -3,10 +3,18 @@
 PyYAML's composer gives nodes with marks; walking them ourselves (instead of yaml.safe_load)
 keeps line numbers for error messages and lets us reject duplicate keys, which safe_load
 silently resolves by keeping the last one (a typo'd duplicate would disable a check).
+
+An inventory is untrusted text as far as resources go: the file size, the nesting depth and
+the nodes that aliases expand to are bounded, each refusal one line. YAML 1.1's surprises are
+kept as text, for the schema to reject with a hint, instead of becoming silently different
+numbers: base-60 (``4:00`` = 240), octal (``022`` = 18), ``.inf``/``.nan`` and implicit dates.
 """
 
 from __future__ import annotations
 
+import math
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +22,49 @@ from typing import Any
 import yaml
 
 from pytest_drcheck.inventory.errors import InventoryError, Problem
+
+# A thousand hosts with the lab's suites are ~240 KB and load in 1.5 s of CPU; at 2 MiB (8000
+# such hosts, 376,000 checks: benchmarks/inventory_load.py) 14 s and ~430 MB. At 4 MiB a file of
+# 120,000 one-line hosts took 17 s of CPU and 450 MB: past any real drill.
+MAX_FILE_BYTES = 2 * 1024 * 1024
+# Deeper than any inventory needs, well inside Python's recursion limit.
+MAX_DEPTH = 64
+# Nodes an alias may stand for, in total (a billion-laughs file expands to 10^9).
+MAX_ALIAS_NODES = 10_000
+DOCUMENT = "document"
+_RESOLVER = yaml.resolver.Resolver()
+
+_STANDARD = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {f"{_STANDARD}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
+_COLLECTION_TAGS = {f"{_STANDARD}map", f"{_STANDARD}seq"}
+# Plain decimal integers: anything else YAML 1.1 reads as an int (022, 0x1f, 4:00, 1_000) is
+# kept as written.
+_PLAIN_INT = re.compile(r"\A[-+]?(?:0|[1-9][0-9]*)\Z")
+_SYNTAX_HINTS: tuple[tuple[str, str], ...] = (
+    ("found character '\\t'", "a tab character; indent with spaces only"),
+    ("mapping values are not allowed", "a ':' YAML did not expect here; check that the line "
+     "above ends its key with ':' and is indented like its neighbours, and quote values that "
+     "contain ': '"),
+    ("did not find expected key", "the indentation of this line does not match the lines "
+     "above; align the keys of one mapping in the same column"),
+    ("expected <block end>", "the indentation of this line does not match the lines above; "
+     "align the keys of one mapping (or the '-' of one list) in the same column"),
+    ("did not find expected '-' indicator", "a list item is not aligned with the '-' of the "
+     "items above; align them"),
+    ("could not find expected ':'", "a key without ':' after it; add ': ' after the key, or "
+     "quote the text"),
+    ("found undefined alias", "an alias (*name) without an anchor (&name) above it; define "
+     "the anchor first or write the value out"),
+    ("found '<stream end>'", "the file ends inside an unclosed [...], {...} or quote; close "
+     "it"),
+    ("found unexpected end of stream", "a quote or bracket is not closed; close it"),
+    ("found unknown escape character", "a backslash escape double quotes do not know; use "
+     "single quotes or write \\\\"),
+    ("expected ',' or ']'", "a flow list [...] is not closed or misses a ','; close it"),
+    ("expected ',' or '}'", "a flow mapping {...} is not closed or misses a ','; close it"),
+    ("found character '@'", "'@' or '`' cannot start a plain value; quote the value"),
+    ("found character '`'", "'@' or '`' cannot start a plain value; quote the value"),
+)
 
 
 def place_of(path: tuple[str | int, ...]) -> str:
@@ -44,69 +95,248 @@ class Document:
             path = path[:-1]
 
     def problem(self, path: tuple[str | int, ...], message: str) -> Problem:
-        return Problem(self.file, self.line_of(path), place_of(path), message)
+        return Problem(self.file, self.line_of(path), place_of(path) or DOCUMENT, message)
 
 
-def _convert(node: yaml.Node, path: tuple[str | int, ...], doc: Document,
-             problems: list[Problem], constructor: yaml.SafeLoader) -> Any:
-    doc.lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
+class _TooDeep(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's composer recurses once per level: bound the depth before Python's limit does."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise _TooDeep(event.start_mark.line + 1)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+class _Converter:
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.problems: list[Problem] = []
+        self.constructor = yaml.SafeLoader("")
+        self.seen: set[int] = set()
+        self.alias_nodes = 0
+
+    def problem(self, line: int, path: tuple[str | int, ...], message: str) -> None:
+        self.problems.append(Problem(self.doc.file, line, place_of(path) or DOCUMENT, message))
+
+    def convert(self, node: yaml.Node, path: tuple[str | int, ...],
+                ancestors: frozenset[int]) -> Any:
+        line = node.start_mark.line + 1
+        self.doc.lines.setdefault(path, line)
+        if id(node) in ancestors:
+            raise _Refused(line, path, "an anchor contains an alias of itself (an endless "
+                                       "value); write the value out")
+        if id(node) in self.seen:
+            # Second visit: an alias. Count what it stands for.
+            self.alias_nodes += 1
+            if self.alias_nodes > MAX_ALIAS_NODES:
+                raise _Refused(line, path, f"aliases expand to more than {MAX_ALIAS_NODES} "
+                                           "values; write the values out or use groups and "
+                                           "suites")
+        self.seen.add(id(node))
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            if node.tag not in _COLLECTION_TAGS:
+                self.problem(line, path, f"YAML tag {_tag(node.tag)} is not supported here; "
+                                         "remove it")
+                return None
+            inner = ancestors | {id(node)}
+            if isinstance(node, yaml.SequenceNode):
+                return [self.convert(item, (*path, i), inner)
+                        for i, item in enumerate(node.value)]
+            return self._mapping(node, path, inner)
+        return self._scalar(node, path, line)
+
+    def _mapping(self, node: yaml.MappingNode, path: tuple[str | int, ...],
+                 ancestors: frozenset[int]) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                problems.append(Problem(doc.file, key_node.start_mark.line + 1, place_of(path),
-                                        "YAML merge keys (<<) are not supported; write the "
-                                        "keys out or use defaults/groups/suites"))
+            key_line = key_node.start_mark.line + 1
+            if key_node.tag == f"{_STANDARD}merge":
+                self.problem(key_line, path, "YAML merge keys (<<) are not supported; write the "
+                                             "keys out or use defaults/groups/suites")
                 continue
-            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else str(
-                constructor.construct_object(key_node, deep=True))
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.problem(key_line, path, "a key is a list or mapping; keys are names, "
+                                             "write the key as plain text")
+                continue
+            key = str(key_node.value)
+            bad = _bad_character(key)
+            if bad:
+                self.problem(key_line, path, f"a key contains {bad}; remove it")
+                continue
             child = (*path, key)
             if key in result:
-                problems.append(Problem(
-                    doc.file, key_node.start_mark.line + 1, place_of(child),
-                    f"duplicate key '{key}' (first at line {doc.lines[child]}); "
-                    "remove one of them"))
+                self.problem(key_line, child, f"duplicate key '{_short(key)}' (first at line "
+                                              f"{self.doc.lines[child]}); remove one of them")
                 continue
             # A key's place points at the key's line (the value may start lines later).
-            doc.lines[child] = key_node.start_mark.line + 1
-            result[key] = _convert(value_node, child, doc, problems, constructor)
+            self.doc.lines[child] = key_line
+            result[key] = self.convert(value_node, child, ancestors)
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_convert(item, (*path, i), doc, problems, constructor)
-                for i, item in enumerate(node.value)]
-    # Scalars: the safe constructor decides int/float/bool/null/str as yaml.safe_load would.
+
+    def _scalar(self, node: yaml.Node, path: tuple[str | int, ...], line: int) -> Any:
+        if node.tag not in _SCALAR_TAGS:
+            # The value is not shown: '!vault <secret>' is exactly where secrets get pasted.
+            self.problem(line, path, f"YAML tag {_tag(node.tag)} is not supported; remove the "
+                                     "tag (secrets are written as env:NAME or file:PATH)")
+            return None
+        text = str(node.value)
+        # Control characters are fine in values (clamd's "zPING\0"); a lone surrogate cannot
+        # even be printed or written to JSON.
+        bad = _bad_character(text, controls=False)
+        if bad:
+            self.problem(line, path, f"the value contains {bad}; remove it")
+            return None
+        try:
+            value = self.constructor.construct_object(node, deep=True)
+        except Exception:  # PyYAML raises ValueError, KeyError, TypeError... on bad values
+            what = node.tag.rsplit(":", 1)[-1]
+            explicit = not _implicit_tag(node)
+            if what == "timestamp" and not explicit:
+                # An impossible date (2025-13-01) in a plain value: text, for the schema.
+                return text
+            self.problem(line, path, f"the value is not a valid {what}; write a {what} or "
+                                     "remove the tag")
+            return None
+        return _normalised(value, text, node)
+
+
+class _Refused(Exception):
+    def __init__(self, line: int, path: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.path = path
+        self.message = message
+
+
+def _implicit_tag(node: yaml.Node) -> bool:
+    """True when YAML chose the tag (a plain value), false for an explicit !!tag."""
+    if getattr(node, "style", None):
+        return node.tag == f"{_STANDARD}str"  # quoted: YAML chose str
+    resolved = _RESOLVER.resolve(yaml.ScalarNode, node.value, (True, False))  # type: ignore[no-untyped-call]
+    return bool(resolved == node.tag)
+
+
+def _normalised(value: Any, text: str, node: yaml.Node) -> Any:
+    """YAML 1.1 readings a person rarely means, kept as the text written."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not _PLAIN_INT.match(text.strip()):
+        return text
+    if isinstance(value, float) and (not math.isfinite(value) or ":" in text):
+        return text
+    if hasattr(value, "isoformat") and _implicit_tag(node):
+        # Dates are text like any other (a drill named 2024-05-01); waivers parse their own.
+        return text
+    return value
+
+
+def _tag(tag: str) -> str:
+    shown = "!!" + tag[len(_STANDARD):] if tag.startswith(_STANDARD) else tag
+    return f"'{_short(shown)}'"
+
+
+def _short(text: str, limit: int = 60) -> str:
+    text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _bad_character(text: str, controls: bool = True) -> str:
+    for char in text:
+        if "\ud800" <= char <= "\udfff":
+            return f"a lone surrogate ({ascii(char)[1:-1]})"
+        if controls and unicodedata.category(char) == "Cc":
+            return f"a control character ({ascii(char)[1:-1]})"
+    return ""
+
+
+def _read(path: Path, name: str) -> str:
     try:
-        return constructor.construct_object(node, deep=True)
-    except (ValueError, yaml.constructor.ConstructorError) as exc:
-        # A scalar that looks like a date but is not one (2025-13-01) makes PyYAML raise
-        # ValueError, which would otherwise escape as a traceback.
-        problems.append(Problem(doc.file, node.start_mark.line + 1, place_of(path),
-                                f"'{node.value}' is not a valid date ({exc}); write a date "
-                                "like 2025-12-31"))
-        return None
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise InventoryError([Problem(name, None, "", "file not found; check the path")]) from None
+    except OSError as exc:
+        raise InventoryError([Problem(name, None, "", f"cannot read: {exc.strerror}; check "
+                                                      "the path and its permissions")]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InventoryError([Problem(name, 1, DOCUMENT, (
+            f"the file is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB; split it (suites "
+            "hold shared checks) or check that it is the right file"))])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise InventoryError([Problem(name, line, DOCUMENT, (
+            f"byte 0x{raw[exc.start]:02x} is not UTF-8; save the file as UTF-8"))]) from None
+
+
+def _syntax_problem(name: str, exc: yaml.YAMLError, text: str) -> Problem:
+    if isinstance(exc, yaml.reader.ReaderError):
+        line = text[:exc.position].count("\n") + 1
+        char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+        return Problem(name, line, DOCUMENT, f"the character {char!a} is not allowed in "
+                                             "YAML; remove it")
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else 1
+    what = str(getattr(exc, "problem", None) or str(exc).splitlines()[0])
+    hint = next((h for key, h in _SYNTAX_HINTS if key in what), "")
+    if not hint:
+        hint = f"{_short(what)}; check the indentation and the ': ' after each key"
+    context = getattr(exc, "context_mark", None)
+    if context is not None and context.line + 1 != line:
+        hint += f" (the block starts at line {context.line + 1})"
+    return Problem(name, line, DOCUMENT, f"not valid YAML: {hint}")
 
 
 def load_document(path: Path, display_name: str | None = None) -> Document:
     name = display_name or str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InventoryError([Problem(name, None, "", "file not found; check the path")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InventoryError([Problem(name, None, "", f"cannot read: {exc}")]) from None
+    text = _read(path, name)
     doc = Document(name, None, text)
+    nodes: list[yaml.Node] = []
+    loader: _BoundedLoader | None = None
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        loader = _BoundedLoader(text)
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            nodes.append(node)
+            if len(nodes) > 1:
+                raise InventoryError([Problem(name, node.start_mark.line + 1, DOCUMENT, (
+                    "a second YAML document ('---') starts here; an inventory is one document: "
+                    "remove the '---' line or split the file"))])
+    except _TooDeep as exc:
+        raise InventoryError([Problem(name, exc.line, DOCUMENT, (
+            f"nested more than {MAX_DEPTH} levels deep; flatten the structure"))]) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InventoryError([Problem(name, line, "", f"not valid YAML: {what}")]) from None
-    if len(nodes) != 1:
-        raise InventoryError([Problem(name, None, "",
-                                      f"expected one YAML document, found {len(nodes)}")])
-    problems: list[Problem] = []
-    doc.data = _convert(nodes[0], (), doc, problems, yaml.SafeLoader(""))
-    if problems:
-        raise InventoryError(problems)
+        raise InventoryError([_syntax_problem(name, exc, text)]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+    if not nodes:
+        raise InventoryError([Problem(name, 1, DOCUMENT, "the file is empty; an inventory "
+                                                         "needs version, drill and hosts")])
+    converter = _Converter(doc)
+    try:
+        doc.data = converter.convert(nodes[0], (), frozenset())
+    except _Refused as exc:
+        raise InventoryError([Problem(name, exc.line, place_of(exc.path) or DOCUMENT,
+                                      exc.message)]) from None
+    if converter.problems:
+        raise InventoryError(converter.problems)
     return doc

@@ -48,7 +48,7 @@ CASES: list[tuple[str, str, str]] = [
      "<the DR region>}"),
     ("ssm-without-instance", HEAD + "hosts:\n  app01:\n    address: 10.0.0.1\n"
                                     "    connection: {type: ssm}\n",
-     "site.yaml:5: hosts.app01: connection type ssm needs the instance: add drs: "
+     "site.yaml:5: hosts.app01: connection type ssm needs the instance; add drs: "
      "{source_server_id: ...} or ec2: {instance_id: ...} (or tags:)"),
     ("aws-check-on-plain-host", HEAD + "hosts:\n  app01:\n    address: 10.0.0.1\n"
                                        "    checks: {drs_launch: [{}]}\n",
@@ -82,7 +82,7 @@ CASES: list[tuple[str, str, str]] = [
                                     "      route53_resolver:\n"
                                     "        - {zone: corp.example, targets: [10.0.0.53]}\n",
      "site.yaml:9: hosts.app01.checks.route53_resolver[0]: route53_resolver on host app01 needs "
-     "the DR VPC: add vpc: to the entry or drs:/ec2: to the host"),
+     "the DR VPC; add vpc: to the entry or drs:/ec2: to the host"),
     ("resolver-bad-zone", HEAD + DRS_HOST + "    checks:\n      route53_resolver:\n"
                                             "        - {zone: 'corp example', targets: "
                                             "[10.0.0.53]}\n",

@@ -361,7 +361,7 @@ def test_agent_overrides_on_top_of_the_site(tmp_path: Path) -> None:
      "version needs exactly one of 'command'"),
     ("agent:\n  - {name: x, process: x, health: {tcp: \"127.0.0.1:1\"}}",
      "a tcp health probe needs 'expect'"),
-    ("agent:\n  - {name: x, process: x, manager: \"m:99999\"}", "has no valid port"),
+    ("agent:\n  - {name: x, process: x, manager: \"m:99999\"}", "with a port from 1 to 65535"),
 ])
 def test_mistakes_are_one_line_with_the_place(tmp_path: Path, checks: str, message: str) -> None:
     text = problems_of(tmp_path, checks)

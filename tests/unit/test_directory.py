@@ -162,7 +162,7 @@ def test_expansion_one_test_per_server_mode_search_and_srv(tmp_path: Path) -> No
      "strong-auth-required (did you mean 'bound'?)"),
     ("- {directory: ad, search: true}\n",
      "site.yaml:24: hosts.app01.checks.ldap[0].search: site.directory.ad has no 'search' "
-     "to run"),
+     "to run; add one there or drop search: true"),
 ])
 def test_entry_mistakes_are_one_line(tmp_path: Path, entries: str, message: str) -> None:
     with pytest.raises(InventoryError) as caught:
@@ -189,8 +189,8 @@ def test_ad_directory_needs_a_domain(tmp_path: Path) -> None:
     with pytest.raises(InventoryError) as caught:
         load_plan(path, display_name="site.yaml")
     assert str(caught.value) == (
-        "site.yaml:23: hosts.app01.checks.ldap[0]: site.directory.ad is Active Directory "
-        "(kind: ad) and needs 'domain', e.g. ad.corp.example")
+        "site.yaml:11: site.directory.ad: a directory of kind ad (Active Directory) needs "
+        "'domain'; add it, e.g. domain: ad.corp.example")
 
 
 @pytest.mark.parametrize(("bundle", "reason"), [

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -5,6 +6,7 @@ from jsonschema import Draft202012Validator
 
 from pytest_drcheck.inventory import InventoryError, load_plan
 from pytest_drcheck.inventory.schema import inventory_schema, suite_schema
+from pytest_drcheck.model import thaw
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -87,3 +89,64 @@ hosts:
 def test_schemas_are_valid_json_schema() -> None:
     Draft202012Validator.check_schema(inventory_schema())
     Draft202012Validator.check_schema(suite_schema())
+
+
+def test_jump_host_does_not_inherit_its_own_jump_and_null_opts_out(tmp_path: Path) -> None:
+    plan = load_plan(write(tmp_path, """\
+version: 1
+drill: {name: t}
+defaults: {connection: {jump: bastion}}
+groups:
+  direct: {connection: {jump: null}}
+hosts:
+  bastion: {address: 203.0.113.10}
+  app01: {address: 10.0.0.1}
+  app02: {address: 10.0.0.2, groups: [direct]}
+  db01: {address: 10.0.0.3, groups: [direct], connection: {jump: app01}}
+"""))
+    jumps = {name: host.connection.jump for name, host in plan.hosts.items()}
+    assert jumps == {"bastion": None, "app01": "bastion", "app02": None, "db01": "app01"}
+
+
+def test_a_host_naming_itself_as_jump_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InventoryError) as caught:
+        load_plan(write(tmp_path, "version: 1\ndrill: {name: t}\nhosts:\n"
+                                  "  a: {address: 10.0.0.1, connection: {jump: a}}\n"))
+    assert str(caught.value).endswith("site.yaml:4: hosts.a.connection.jump: a host cannot be "
+                                      "its own jump host; remove jump here or set jump: null")
+
+
+def test_date_looking_text_stays_text(tmp_path: Path) -> None:
+    """YAML reads 2024-05-01 as a date; a drill named so broke drill.json (date is not JSON
+    serializable). Waivers still read their expiry date."""
+    plan = load_plan(write(tmp_path, """\
+version: 1
+drill: {name: 2024-05-01, description: 2024-05-01T10:00:00Z}
+hosts:
+  app01: {address: 10.0.0.1, attributes: {since: 2020-01-01}}
+waivers:
+  - {host: app01, justification: j, approved_by: a, expires: 2030-01-31}
+"""))
+    assert plan.drill.name == "2024-05-01"
+    assert json.loads(json.dumps(thaw(plan.document)))["hosts"]["app01"]["attributes"] == {
+        "since": "2020-01-01"}
+    assert str(plan.waivers[0].expires) == "2030-01-31"
+
+
+def test_a_site_record_listed_twice_is_reported_in_the_site_section(tmp_path: Path) -> None:
+    """Found by the fuzz test: it was reported at a line of the shipped hybrid-dns suite."""
+    with pytest.raises(InventoryError) as caught:
+        load_plan(write(tmp_path, """\
+version: 1
+drill: {name: t}
+site:
+  dns:
+    resolvers: {onprem: 10.77.0.53}
+    records:
+      - {name: dc01.corp.example, values: [10.77.0.20]}
+      - {name: dc01.corp.example, values: [10.77.0.20]}
+hosts:
+  app01: {address: 10.0.0.1, suites: [hybrid-dns]}
+"""), display_name="site.yaml")
+    assert str(caught.value) == ("site.yaml:4: site.dns: dns 'dc01.corp.example' is listed twice "
+                                 "in site.dns; remove one of them")
