@@ -505,6 +505,26 @@ class SshTarget(Target):
         except _TransportGone:
             raise TargetError(self._lost_message()) from None
 
+    def open_process(self, command: str, timeout: float) -> Stream:
+        """The command's stdin/stdout as a session channel that stays open (it holds one of
+        the host's session slots until closed)."""
+        transport = self._live_transport()
+        deadline = time.monotonic() + timeout
+        if not self._sessions.acquire(timeout=timeout):
+            raise StreamError("timed out", f"no free SSH session on {self.name} in time")
+        try:
+            chan = self._open_session(transport, deadline)
+            if chan is None:
+                raise StreamError("timed out", f"timed out opening an SSH session on "
+                                               f"{self.name}")
+            if not self._exec(transport, chan, command, deadline):
+                chan.close()
+                raise StreamError("timed out", f"timed out starting a command on {self.name}")
+        except BaseException:
+            self._sessions.release()
+            raise
+        return _SessionStream(chan, self._sessions.release)
+
     # -- streams -----------------------------------------------------------------------------
 
     def open_stream(self, host: str, port: int, timeout: float) -> Stream:
@@ -544,6 +564,30 @@ class SshTarget(Target):
 
 
 # -- the transport ------------------------------------------------------------------------------
+
+
+class _SessionStream:
+    """A session channel as a Stream; closing it gives its session slot back, once."""
+
+    def __init__(self, chan: paramiko.Channel, release: Callable[[], None]) -> None:
+        self._chan = chan
+        self._release: Callable[[], None] | None = release
+
+    def sendall(self, data: bytes) -> None:
+        self._chan.sendall(data)
+
+    def recv(self, size: int) -> bytes:
+        data: bytes = self._chan.recv(size)
+        return data
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._chan.settimeout(timeout)
+
+    def close(self) -> None:
+        self._chan.close()
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 class _OpenRejected(Exception):
