@@ -1,4 +1,6 @@
-"""ldap: what servers say, classified; password-policy controls decoded; entries expanded.
+"""ldap: what servers say, classified; password-policy controls decoded; entries expanded;
+every outcome judged, and every "could not observe" cause (no connection, no answer, a name
+the instance cannot resolve, no resolver) raised from observe.
 
 The result dictionaries are the shapes ldap3 returned from the real slapd 2.5 (with ppolicy)
 and Samba 4.17 AD DC while this module was written (see LAB-NOTES); the lab tests observe
@@ -7,16 +9,32 @@ them live.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import re
+import struct
 import textwrap
 from pathlib import Path
 from typing import Any
 
+import dns.message
+import dns.rcode
+import dns.rrset
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 import pytest_drcheck.net.ldapresult as ldapresult
-from pytest_drcheck.checks.directory import upn
+from pytest_drcheck.checks.base import CheckContext
+from pytest_drcheck.checks.directory import BindValue, DirectoryCheck, SrvValue, upn
 from pytest_drcheck.inventory import InventoryError, load_plan
+from pytest_drcheck.model import CouldNotObserve, Outcome, PlanItem
 from pytest_drcheck.net.ldapresult import classify_result, decode_ppolicy, escape_filter_value
+from pytest_drcheck.targets.base import CommandResult, Stream, StreamError, Target
+from pytest_drcheck.targets.local import LocalTarget
+from tests.plugin.sockets import Listener
 
 PPOLICY = ldapresult.PPOLICY_OID
 
@@ -217,3 +235,316 @@ def test_unusable_ca_bundle_is_one_line(tmp_path: Path, bundle: str, reason: str
     assert tls.failure is not None and tls.bundle_failed
     assert _tls_outcome(tls.failure, request, 9, tls.bundle_failed) == (
         ldapresult.ERROR, reason.format(path))
+
+
+# --- observe then judge ------------------------------------------------------------------------
+
+CHECK = DirectoryCheck()
+SLAPD_DN = "uid=drcheck,ou=people,dc=corp,dc=example"
+
+
+def items(tmp_path: Path, entries: str) -> dict[str, PlanItem]:
+    return {i.subject: i for i in plan_for(tmp_path, entries).items}
+
+
+def test_a_search_requires_its_bind(tmp_path: Path) -> None:
+    by = items(tmp_path, "- {directory: corp}\n")
+    assert by["dc01.corp.example/search@corp"].requires == (
+        "ldap[dc01.corp.example/ldaps@corp]",)
+    assert by["dc01.corp.example/ldaps@corp"].requires == ()
+    starttls = items(tmp_path, "- {directory: corp, modes: [starttls]}\n")
+    assert starttls["dc01.corp.example/search@corp"].requires == (
+        "ldap[dc01.corp.example/starttls@corp]",)
+    # A bind expected to be refused is no precondition of a search.
+    refused = items(tmp_path, "- {directory: corp, modes: [plain], search: true, "
+                              "expect: strong-auth-required}\n")
+    assert refused["dc01.corp.example/search@corp"].requires == ()
+
+
+def outcome(kind: str, summary: str = "", **extra: Any) -> ldapresult.BindOutcome:
+    return ldapresult.BindOutcome(kind, summary, 0.012, **extra)
+
+
+@pytest.mark.parametrize(("subject", "value", "verdict", "line"), [
+    ("dc01.corp.example/ldaps@corp",
+     BindValue(outcome(ldapresult.BOUND, f"as {SLAPD_DN} over LDAPS (TLSv1.3)")),
+     Outcome.PASSED, f"bound as {SLAPD_DN} over LDAPS (TLSv1.3) in 12 ms"),
+    ("dc01.corp.example/ldaps@corp",
+     BindValue(outcome(ldapresult.INVALID_CREDENTIALS, "the server rejects the name or "
+                                                       "password (result 49)")),
+     Outcome.FAILED, f"expected bound as {SLAPD_DN} over LDAPS, observed invalid credentials: "
+                     "the server rejects the name or password (result 49)"),
+    ("dc01.corp.example/ldaps@corp",
+     BindValue(outcome(ldapresult.ACCOUNT_PROBLEM, "account locked (password policy)")),
+     Outcome.FAILED, f"expected bound as {SLAPD_DN} over LDAPS, observed account problem: "
+                     "account locked (password policy)"),
+    ("dc01.corp.example/starttls@corp",
+     BindValue(outcome(ldapresult.TLS_UNTRUSTED, "unable to get local issuer certificate"),
+               "CN=dc01.corp.example (names dc01.corp.example) issued by CN=rogue"),
+     Outcome.FAILED, f"expected bound as {SLAPD_DN} over StartTLS, observed certificate not "
+                     "trusted: unable to get local issuer certificate; the server presents "
+                     "CN=dc01.corp.example (names dc01.corp.example) issued by CN=rogue"),
+    ("dc01.corp.example/ldaps@corp",
+     BindValue(outcome(ldapresult.TLS_NAME_MISMATCH, "not valid for dc01.corp.example")),
+     Outcome.FAILED, f"expected bound as {SLAPD_DN} over LDAPS, observed certificate name "
+                     "mismatch: not valid for dc01.corp.example"),
+    ("dc01.corp.example/plain@corp",
+     BindValue(outcome(ldapresult.STRONG_AUTH_REQUIRED, "confidentialityRequired: "
+                                                        "confidentiality required")),
+     Outcome.FAILED, f"expected bound as {SLAPD_DN} over plain LDAP, observed strong auth "
+                     "required: confidentialityRequired: confidentiality required"),
+    ("dc01.corp.example/search@corp",
+     BindValue(outcome(ldapresult.BOUND, "as x", entries=("cn=app01,ou=computers",))),
+     Outcome.PASSED, "found cn=app01,ou=computers"),
+    ("dc01.corp.example/search@corp", BindValue(outcome(ldapresult.BOUND, "as x")),
+     Outcome.FAILED, "expected an entry matching (cn={host}) under "
+                     "ou=computers,dc=corp,dc=example, the search found nothing"),
+    ("dc01.corp.example/search@corp",
+     BindValue(outcome(ldapresult.INVALID_CREDENTIALS, "the server rejects the name or "
+                                                       "password (result 49)")),
+     Outcome.SKIPPED, "not searched: the bind over LDAPS failed (invalid credentials: the "
+                      "server rejects the name or password (result 49))"),
+])
+def test_binds_and_searches_are_judged(tmp_path: Path, subject: str, value: BindValue,
+                                       verdict: Outcome, line: str) -> None:
+    item = items(tmp_path, "- {directory: corp, modes: [ldaps, starttls, plain]}\n")[subject]
+    observation = CHECK.judge(item, value)
+    assert observation.outcome is verdict
+    assert (observation.observed if verdict is Outcome.PASSED else observation.reason) == line
+
+
+def test_a_refused_clear_text_bind_passes_when_that_is_expected(tmp_path: Path) -> None:
+    item = items(tmp_path, "- {directory: ad, modes: [plain], expect: strong-auth-required, "
+                           "servers: [dc02.ad.corp.example], discovery: false}\n")[
+        "dc02.ad.corp.example/plain@ad"]
+    observation = CHECK.judge(item, BindValue(outcome(
+        ldapresult.STRONG_AUTH_REQUIRED, "strongerAuthRequired: BindSimple: Transport "
+                                         "encryption required.")))
+    assert (observation.outcome, observation.observed) == (
+        Outcome.PASSED, "strong auth required: strongerAuthRequired: BindSimple: Transport "
+                        "encryption required.")
+
+
+class Streams(LocalTarget):
+    """A host whose streams fail as told (or go to a local port instead)."""
+
+    def __init__(self, failure: Exception | None = None, port: int | None = None) -> None:
+        super().__init__("app01")
+        self.failure, self.port = failure, port
+        self.opened: list[tuple[str, int]] = []
+
+    def open_stream(self, host: str, port: int, timeout: float) -> Stream:
+        self.opened.append((host, port))
+        if self.failure is not None:
+            raise self.failure
+        return super().open_stream("127.0.0.1", self.port or port, timeout)
+
+
+def context(item: PlanItem, target: Target, outputs: list[CommandResult] | None = None,
+            timeout: float = 5.0) -> CheckContext:
+    return CheckContext(item, target, outputs or [], timeout, lambda name: target, 10.0)
+
+
+@pytest.fixture
+def password(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("DRCHECK_LDAP_PASSWORD", "not-the-real-one")
+    return "not-the-real-one"
+
+
+@pytest.mark.parametrize(("failure", "cause"), [
+    (StreamError("refused", "dc01.corp.example:636 from app01: connection refused"),
+     "the bind over LDAPS to dc01.corp.example:636: connection refused"),
+    (StreamError("timed out", "dc01.corp.example:636 from app01: timed out after 3 s"),
+     "the bind over LDAPS to dc01.corp.example:636: timed out: no TCP connection within 3 s"),
+    (StreamError("unreachable", "dc01.corp.example:636 from app01: no route to host"),
+     "the bind over LDAPS to dc01.corp.example:636: unreachable"),
+])
+def test_a_dc_that_does_not_connect_could_not_be_observed(
+        tmp_path: Path, password: str, failure: Exception, cause: str) -> None:
+    """Was: failed 'observed connection refused' / 'observed timed out: ...' (a wrong
+    value): the bind never happened, the DC's verdict on it is unknown."""
+    item = items(tmp_path, "- {directory: corp, modes: [ldaps], search: false}\n")[
+        "dc01.corp.example/ldaps@corp"]
+    with pytest.raises(CouldNotObserve) as caught:
+        CHECK.evaluate(context(item, Streams(failure)))
+    assert str(caught.value) == cause
+
+
+def ca_bundle(tmp_path: Path) -> Path:
+    """A self-signed CA certificate in a PEM file."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    path = tmp_path / "ca.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+class LookupFailed(CouldNotObserve, StreamError):
+    """What the target raises for a name it could not resolve on the instance (a
+    CouldNotObserve; a StreamError too, as a target may well make it)."""
+
+    def __init__(self, message: str) -> None:
+        StreamError.__init__(self, "error", message)
+
+
+def test_a_name_the_instance_cannot_resolve_is_the_cause(tmp_path: Path, password: str) -> None:
+    """Was: 'no TCP connection within 3 s' (or 'cannot connect: ...') where the instance's
+    resolver had answered 'Temporary failure in name resolution'."""
+    item = items(tmp_path, "- {directory: corp, modes: [ldaps], search: false}\n")[
+        "dc01.corp.example/ldaps@corp"]
+    cause = ("dc01.corp.example does not resolve on app01: Temporary failure in name "
+             "resolution")
+    with pytest.raises(CouldNotObserve) as caught:
+        CHECK.evaluate(context(item, Streams(LookupFailed(cause))))
+    assert str(caught.value) == cause
+
+
+def test_a_dc_that_never_answers_the_tls_handshake_could_not_be_observed(
+        tmp_path: Path, password: str) -> None:
+    listener = Listener()  # accepts, never speaks: a hung slapd
+    try:
+        item = items(tmp_path, "- {directory: corp, modes: [ldaps], search: false, "
+                               "connect_timeout: 1s}\n")["dc01.corp.example/ldaps@corp"]
+        # Any readable CA bundle: the handshake never gets as far as the certificate.
+        item = dataclasses.replace(item, params={**item.params,
+                                                 "ca_bundle": str(ca_bundle(tmp_path))})
+        with pytest.raises(CouldNotObserve) as caught:
+            CHECK.evaluate(context(item, Streams(port=listener.port), timeout=2.5))
+    finally:
+        listener.close()
+    assert re.fullmatch(r"the bind over LDAPS to dc01\.corp\.example:636: timed out: no answer "
+                        r"to the TLS handshake within \d s", str(caught.value)), caught.value
+
+
+def test_an_unreadable_password_could_not_be_observed(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DRCHECK_LDAP_PASSWORD", raising=False)
+    item = items(tmp_path, "- {directory: corp, modes: [ldaps], search: false}\n")[
+        "dc01.corp.example/ldaps@corp"]
+    target = Streams()
+    with pytest.raises(CouldNotObserve, match=r"^cannot read the bind password: .*"
+                                              r"DRCHECK_LDAP_PASSWORD"):
+        CHECK.evaluate(context(item, target))
+    assert target.opened == []  # nothing was sent anywhere
+
+
+def test_an_unreadable_ca_bundle_could_not_be_observed(tmp_path: Path, password: str) -> None:
+    listener = Listener(banner=b"\x16")  # whatever the server would say is never read
+    try:
+        item = items(tmp_path, "- {directory: corp, modes: [ldaps], search: false}\n")[
+            "dc01.corp.example/ldaps@corp"]
+        with pytest.raises(CouldNotObserve) as caught:
+            CHECK.evaluate(context(item, Streams(port=listener.port)))
+    finally:
+        listener.close()
+    assert str(caught.value) == ("the bind over LDAPS to dc01.corp.example:636: cannot read the "
+                                 "CA bundle /etc/ssl/corp-ca.pem: No such file or directory")
+
+
+# --- SRV discovery -----------------------------------------------------------------------------
+
+RESOLV = "nameserver 10.77.0.53\nnameserver 10.77.0.54\n"
+SRV = "_ldap._tcp.dc._msdcs.ad.corp.example"
+
+
+class DnsAnswer:
+    """A resolver's TCP stream that answers the query it is sent with ``rcode`` and
+    ``records`` (SRV rdata text)."""
+
+    def __init__(self, rcode: int, records: tuple[str, ...] = ()) -> None:
+        self.rcode, self.records = rcode, records
+        self.reply = b""
+
+    def sendall(self, data: bytes) -> None:
+        query = dns.message.from_wire(data[2:])
+        response = dns.message.make_response(query)
+        response.set_rcode(self.rcode)
+        if self.records:
+            response.answer.append(dns.rrset.from_text(
+                query.question[0].name, 600, "IN", "SRV", *self.records))
+        wire = response.to_wire()
+        self.reply = struct.pack("!H", len(wire)) + wire
+
+    def recv(self, size: int) -> bytes:
+        chunk, self.reply = self.reply[:size], self.reply[size:]
+        return chunk
+
+    def settimeout(self, timeout: float | None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Resolvers(LocalTarget):
+    def __init__(self, answers: dict[str, DnsAnswer | StreamError]) -> None:
+        super().__init__("app01")
+        self.answers = answers
+
+    def open_stream(self, host: str, port: int, timeout: float) -> Stream:
+        answer = self.answers[host]
+        if isinstance(answer, StreamError):
+            raise answer
+        return answer
+
+
+def srv_item(tmp_path: Path) -> PlanItem:
+    return items(tmp_path, "- {directory: ad}\n")["ad.corp.example/srv-ldap@ad"]
+
+
+def resolv(stdout: str = RESOLV, status: int = 0, timed_out: bool = False) -> CommandResult:
+    return CommandResult("cat /etc/resolv.conf", status, stdout, "", timed_out)
+
+
+def test_srv_records_are_compared_with_the_expected_servers(tmp_path: Path) -> None:
+    item = srv_item(tmp_path)
+    good = CHECK.evaluate(context(item, Resolvers({"10.77.0.53": DnsAnswer(
+        dns.rcode.NOERROR, ("0 100 389 dc02.ad.corp.example.", "0 100 389 dc03.ad.corp.example."
+                            ))}), [resolv()]))
+    assert (good.outcome, good.observed) == (
+        Outcome.PASSED, "dc02.ad.corp.example:389, dc03.ad.corp.example:389 via 10.77.0.53")
+    short = CHECK.evaluate(context(item, Resolvers({"10.77.0.53": DnsAnswer(
+        dns.rcode.NOERROR, ("0 100 389 dc02.ad.corp.example.",))}), [resolv()]))
+    assert (short.outcome, short.reason) == (
+        Outcome.FAILED, f"expected dc02.ad.corp.example, dc03.ad.corp.example from SRV {SRV}, "
+                        "found dc02.ad.corp.example:389 via 10.77.0.53 (missing "
+                        "dc03.ad.corp.example)")
+    nxdomain = CHECK.evaluate(context(item, Resolvers({"10.77.0.53": DnsAnswer(
+        dns.rcode.NXDOMAIN)}), [resolv()]))
+    assert nxdomain.reason == (f"expected dc02.ad.corp.example, dc03.ad.corp.example from SRV "
+                               f"{SRV}, 10.77.0.53 answered NXDOMAIN")
+    # A failing first resolver is skipped, as the stub resolver does.
+    second = CHECK.evaluate(context(item, Resolvers({
+        "10.77.0.53": DnsAnswer(dns.rcode.SERVFAIL),
+        "10.77.0.54": DnsAnswer(dns.rcode.NXDOMAIN)}), [resolv()]))
+    assert second.reason.endswith("10.77.0.54 answered NXDOMAIN")
+
+
+def test_srv_with_no_resolver_answering_could_not_be_observed(tmp_path: Path) -> None:
+    """Was: failed 'no resolver answered' / '10.77.0.54 answered SERVFAIL'."""
+    item = srv_item(tmp_path)
+    with pytest.raises(CouldNotObserve) as caught:
+        CHECK.evaluate(context(item, Resolvers({
+            "10.77.0.53": StreamError("refused", "10.77.0.53:53 from app01: connection refused"),
+            "10.77.0.54": DnsAnswer(dns.rcode.SERVFAIL)}), [resolv()]))
+    assert str(caught.value) == (f"no resolver answered SRV {SRV} (10.77.0.53 refused; "
+                                 "10.77.0.54 SERVFAIL)")
+
+
+def test_srv_with_unreadable_or_empty_resolv_conf(tmp_path: Path) -> None:
+    """Was: '/etc/resolv.conf on the instance lists no nameserver' where the cat timed out."""
+    item = srv_item(tmp_path)
+    with pytest.raises(CouldNotObserve) as caught:
+        CHECK.evaluate(context(item, Resolvers({}), [resolv("", 124, timed_out=True)]))
+    assert str(caught.value) == "`cat /etc/resolv.conf` timed out after 10 s on app01"
+    empty = CHECK.evaluate(context(item, Resolvers({}), [resolv("search corp.example\n")]))
+    assert (empty.outcome, empty.reason) == (
+        Outcome.FAILED, f"expected dc02.ad.corp.example, dc03.ad.corp.example from SRV {SRV}, "
+                        "but /etc/resolv.conf on the instance lists no nameserver")
+    assert CHECK.judge(item, SrvValue(None, "", ())).reason == empty.reason
