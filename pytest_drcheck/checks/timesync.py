@@ -114,7 +114,9 @@ def parse_chrony(output: str) -> DaemonView:
         parts = line.split(",")
         if len(parts) < 6 or parts[0] not in ("^", "=", "#"):
             continue
-        reach = f"reach {parts[5]}" if parts[5] != "0" else "never answered"
+        # The reach register holds the last 8 polls: 0 is "none of them answered", whether
+        # the source never did or stopped.
+        reach = f"reach {parts[5]}" if parts[5] != "0" else "not answering"
         candidates.append(f"{parts[2]} ({reach})")
         if parts[1] == "*":
             selected = parts[2]

@@ -77,10 +77,11 @@ def test_chrony_synchronised_offset_is_system_minus_source() -> None:
 
 
 @pytest.mark.parametrize(("output", "problem"), [
-    (CHRONY_STARTING, "not synchronised (no selectable source among 10.203.0.30 (never "
-                      "answered))"),
-    (CHRONY_LOST_SOURCE, "not synchronised (no selectable source among 10.203.0.99 (never "
-                         "answered))"),
+    (CHRONY_STARTING, "not synchronised (no selectable source among 10.203.0.30 (not "
+                      "answering))"),
+    # Was "(never answered)" for a source that had answered until it stopped.
+    (CHRONY_LOST_SOURCE, "not synchronised (no selectable source among 10.203.0.99 (not "
+                         "answering))"),
     ("7F7F0101,,10,1795534057.8,0.0,0.0,0.0,0.0,0.0,0.0,0.0,0.0,64.0,Normal\n"
      f"{SPLIT}\n", "not synchronised (chrony serves its own local clock, no network source)"),
     ("506 Cannot talk to daemon\n", "chronyc printed no tracking data"),
@@ -358,7 +359,7 @@ def test_source_is_skipped_without_a_selected_source() -> None:
     starting = CHECK.judge(item("source"), SourceValue(
         DaemonState(parse_chrony(CHRONY_STARTING)), {}))
     assert starting.reason == ("no selected source to compare: chrony not synchronised (no "
-                               "selectable source among 10.203.0.30 (never answered))")
+                               "selectable source among 10.203.0.30 (not answering))")
 
 
 def test_offset_is_judged_with_its_uncertainty() -> None:
