@@ -158,7 +158,12 @@ def cert_until(path: Path) -> str:
 
 # -- green ------------------------------------------------------------------------------------
 
-def test_lab_drill_is_green_for_directory_and_time(lab: Lab, pytester: pytest.Pytester) -> None:
+def test_lab_drill_is_green_for_directory_and_time(lab: Lab, pytester: pytest.Pytester,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # -k matches the names of the drill's parent nodes too: its rootdir must not be this
+    # test's directory, whose name holds "time" (that selected every check of the lab).
+    (pytester.path / "drill").mkdir()
+    monkeypatch.chdir(pytester.path / "drill")
     started = time.monotonic()
     result = pytester.runpytest_subprocess(
         f"--dr-inventory={REPO / 'inventories' / 'lab.yaml'}", "-k", "(ldap or time) and not dns",
@@ -167,7 +172,7 @@ def test_lab_drill_is_green_for_directory_and_time(lab: Lab, pytester: pytest.Py
     result.assert_outcomes(passed=36)
     cases = {f"{c.get('classname', '').split('.')[-1]}::{c.get('name')}":
              {p.get("name"): p.get("value") or "" for p in c.iter("property")}
-             for c in ET.parse(pytester.path / "drill.xml").getroot().iter("testcase")}
+             for c in ET.parse(pytester.path / "drill" / "drill.xml").getroot().iter("testcase")}
     app01 = {k.split("::")[1]: v["dr.observed"] for k, v in cases.items()
              if k.startswith("app01::")}
     assert re.fullmatch(rf"bound as {SLAPD_DN} over LDAPS \(TLSv1\.3\) in \d+ ms",
@@ -318,8 +323,14 @@ def test_killed_slapd_could_not_be_observed(lab: Lab, pytester: pytest.Pytester)
 def test_killed_samba_could_not_be_observed(lab: Lab, pytester: pytest.Pytester) -> None:
     """Fault: Samba (the AD DC, and the AD zone's DNS) killed. AD binds are errors naming the
     refusal; the SRV lookups, which dns01 forwards to Samba, could not be observed either;
-    slapd's binds and the clock stay green."""
-    with lab.stopped("dc02", "samba"):
+    slapd's binds and the clock stay green.
+
+    app01 knows dc02's address from /etc/hosts here: while sshd itself resolves the names of
+    direct-tcpip streams, a lookup hanging on the dead AD zone stalls every channel of the
+    connection (issue 14, item 2: then every check of the host errs, honestly, on timeouts).
+    The targets' own resolution on the instance removes that; this test is about the DC."""
+    with lab.stopped("dc02", "samba"), \
+            lab.hosts_entry("app01", "dc02.ad.corp.example", "10.77.0.21"):
         started = time.monotonic()
         outcomes = drill(pytester, site(lab) + TIME_SITE + "hosts:\n" + host(
             "app01", "10.77.0.11", """\
@@ -505,7 +516,7 @@ def test_offset_against_a_skewed_reference_is_measured(lab: Lab,
     assert outcome == "failed"
     assert re.fullmatch(
         r"app02 time offset: expected within 1 s of NTP server 10\.77\.0\.30:1123, observed "
-        r"-1(19\.\d+|20(\.\d+)?) s \(\u00b1[\d.]+ ms\) against NTP server 10\.77\.0\.30:1123; "
+        r"-1(19\.\d+|20(\.\d+)?) s \(\u00b1[\d.]+ (us|ms)\) against NTP server 10\.77\.0\.30:1123; "
         r"the runner's clock is 120 s slow of it", message), message
     good = time_drill(lab, pytester, """\
         time: [{reference: "ntp:10.77.0.30"}]
