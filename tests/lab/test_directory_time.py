@@ -160,19 +160,22 @@ def cert_until(path: Path) -> str:
 
 def test_lab_drill_is_green_for_directory_and_time(lab: Lab, pytester: pytest.Pytester,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    # -k matches the names of the drill's parent nodes too: its rootdir must not be this
-    # test's directory, whose name holds "time" (that selected every check of the lab).
-    (pytester.path / "drill").mkdir()
-    monkeypatch.chdir(pytester.path / "drill")
+    # -k matches the names of an item's parent nodes too, the inventory's path among them
+    # when it lies outside the rootdir: a checkout (or this test's directory) whose name holds
+    # "time" selected every check of the lab. A copy in a directory of its own is immune.
+    drill_dir = pytester.path / "drill"
+    drill_dir.mkdir()
+    (drill_dir / "lab.yaml").write_text((REPO / "inventories" / "lab.yaml").read_text())
+    monkeypatch.chdir(drill_dir)
     started = time.monotonic()
     result = pytester.runpytest_subprocess(
-        f"--dr-inventory={REPO / 'inventories' / 'lab.yaml'}", "-k", "(ldap or time) and not dns",
+        "--dr-inventory=lab.yaml", "-k", "(ldap or time) and not dns",
         "--junitxml=drill.xml", "-p", "no:cacheprovider")
     elapsed = time.monotonic() - started
     result.assert_outcomes(passed=36)
     cases = {f"{c.get('classname', '').split('.')[-1]}::{c.get('name')}":
              {p.get("name"): p.get("value") or "" for p in c.iter("property")}
-             for c in ET.parse(pytester.path / "drill" / "drill.xml").getroot().iter("testcase")}
+             for c in ET.parse(drill_dir / "drill.xml").getroot().iter("testcase")}
     app01 = {k.split("::")[1]: v["dr.observed"] for k, v in cases.items()
              if k.startswith("app01::")}
     assert re.fullmatch(rf"bound as {SLAPD_DN} over LDAPS \(TLSv1\.3\) in \d+ ms",
