@@ -15,6 +15,7 @@ import secrets
 import time
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -33,7 +34,7 @@ from pytest_drcheck.checks.nic import parse_nameservers
 from pytest_drcheck.durations import format_duration, parse_duration
 from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.inventory.secrets import SECRET_PATTERN, SecretError, SecretRef
-from pytest_drcheck.model import Observation, PlanItem
+from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.net.dnsquery import answers, normalise, query_over_stream
 from pytest_drcheck.net.streams import StreamTimeout
 from pytest_drcheck.targets.base import StreamError
@@ -85,7 +86,29 @@ def upn(user: str, kind: str, domain: str | None) -> str:
     return user
 
 
-class DirectoryCheck(Check[Any]):
+@dataclass(frozen=True)
+class BindValue:
+    """A bind (and its search) as the server answered it, and for a certificate that was
+    not trusted or did not match, the certificate the server presents."""
+
+    result: ldapresult.BindOutcome
+    presented: str | None = None
+
+
+@dataclass(frozen=True)
+class SrvValue:
+    """The first resolver's answer to the SRV query (resolver None: the instance lists no
+    nameserver)."""
+
+    resolver: str | None
+    rcode: str
+    records: tuple[str, ...]
+
+
+LdapValue = BindValue | SrvValue
+
+
+class DirectoryCheck(Check[LdapValue]):
     type_name: ClassVar[str] = "ldap"
     site_key: ClassVar[str | None] = "directory"
     default_timeout: ClassVar[float] = 15.0
@@ -183,10 +206,14 @@ class DirectoryCheck(Check[Any]):
         search = directory.get("search")
         if entry.get("search", checks_bound) and search is not None:
             mode = next((m for m in modes if m != "plain"), modes[0])
+            # The search binds again over the same mode: when that bind test did not pass,
+            # the search is skipped with its reason instead of failing a second time.
             subjects += [Subject(f"{server}/search@{name}", dict(
                 common, role="search", server=server, mode=mode, port=ports[mode],
                 expect=ldapresult.BOUND, base=search["base"], filter=search["filter"],
-                scope=search.get("scope", "sub"))) for server in servers]
+                scope=search.get("scope", "sub")),
+                requires=(f"{self.type_name}[{server}/{mode}@{name}]",) if checks_bound else ())
+                for server in servers]
         elif entry.get("search") and search is None:
             raise ExpansionError(f"site.directory.{name} has no 'search' to run; add one there "
                                  "or drop search: true", ".search")
@@ -208,11 +235,11 @@ class DirectoryCheck(Check[Any]):
             return ("cat /etc/resolv.conf",)
         return ()
 
-    def evaluate(self, ctx: CheckContext) -> Observation:
-        role = ctx.params["role"]
-        if role == "discovery":
-            return self._discovery(ctx)
-        return self._bind(ctx, search=role == "search")
+    def expected(self, item: PlanItem) -> str:
+        params = item.params
+        if params["role"] == "discovery":
+            return ", ".join(params["expect"])
+        return self._expected(params, params["role"] == "search")
 
     @staticmethod
     def _expected(params: Mapping[str, Any], search: bool) -> str:
@@ -223,10 +250,14 @@ class DirectoryCheck(Check[Any]):
                    "strong auth required"
         return f"bound as {params['user']} over {ldapresult.MODE_LABELS[params['mode']]}"
 
-    def _bind(self, ctx: CheckContext, search: bool) -> Observation:
+    def observe(self, ctx: CheckContext) -> LdapValue:
+        if ctx.params["role"] == "discovery":
+            return self._observe_srv(ctx)
+        return self._observe_bind(ctx, search=ctx.params["role"] == "search")
+
+    def _observe_bind(self, ctx: CheckContext, search: bool) -> BindValue:
         params = ctx.params
         started = time.monotonic()
-        expected = self._expected(params, search)
         probe_only = params["expect"] == ldapresult.STRONG_AUTH_REQUIRED
         if probe_only:
             # Proving that the server refuses a clear-text simple bind must not send the real
@@ -236,11 +267,9 @@ class DirectoryCheck(Check[Any]):
             try:
                 password = SecretRef.parse(params["password"]).resolve()
             except (SecretError, ValueError) as exc:
-                return Observation.failed(expected, "no password",
-                                          f"cannot read the bind password: {exc}")
+                raise CouldNotObserve(f"cannot read the bind password: {exc}") from None
             if not password:
-                return Observation.failed(expected, "no password", "the bind password "
-                                          f"({params['password']}) is empty")
+                raise CouldNotObserve(f"the bind password ({params['password']}) is empty")
         spec = None
         if search:
             spec = ldapresult.SearchSpec(params["base"], _PLACEHOLDER.sub(
@@ -252,68 +281,28 @@ class DirectoryCheck(Check[Any]):
             timeout=max(1.0, ctx.timeout - 0.5), search=spec)
         result = _ldapbind().bind(ctx.target, request, password)
         del password
-        details: dict[str, Any] = {"outcome": result.outcome, "server": params["server"],
-                                   "port": params["port"], "mode": params["mode"],
-                                   "tls_version": result.tls_version,
-                                   "certificate": result.certificate,
-                                   "result_code": result.result_code,
-                                   "diagnostic": result.diagnostic,
-                                   "seconds": round(result.seconds, 3)}
-        observed = self._observed(result)
+        if not result.observed:
+            # No answer from the server (no TCP connection, a handshake or bind never
+            # answered) or nothing to verify it with: the bind itself was not observed.
+            label = ldapresult.OUTCOME_LABELS[result.outcome]
+            what = (result.summary if result.outcome == ldapresult.ERROR
+                    else f"{label}: {result.summary}" if result.summary else label)
+            raise CouldNotObserve(f"the bind over {ldapresult.MODE_LABELS[request.mode]} to "
+                                  f"{request.server}:{request.port}: {what}")
+        presented = None
         if result.outcome in (ldapresult.TLS_UNTRUSTED, ldapresult.TLS_NAME_MISMATCH):
             left = ctx.timeout - (time.monotonic() - started)
             if left > 1.0:
                 presented = _ldapbind().peer_certificate(ctx.target, ldapresult.BindRequest(
                     request.server, request.port, request.mode, request.user, None,
                     request.connect_timeout, left - 0.5))
-                if presented:
-                    details["certificate"] = presented
-                    observed += f"; the server presents {presented}"
-        if search:
-            return self._search_result(params, expected, result, observed, details)
-        if result.outcome == params["expect"]:
-            if result.outcome == ldapresult.BOUND:
-                observed += f" in {format_duration(result.seconds)}"
-            return Observation.passed(expected, observed, **details)
-        return Observation.failed(expected, observed, f"expected {expected}, observed "
-                                                      f"{observed}", **details)
+        return BindValue(result, presented)
 
-    @staticmethod
-    def _observed(result: ldapresult.BindOutcome) -> str:
-        label = ldapresult.OUTCOME_LABELS[result.outcome]
-        return f"{label} {result.summary}" if result.outcome == ldapresult.BOUND else (
-            f"{label}: {result.summary}" if result.summary else label)
-
-    @staticmethod
-    def _search_result(params: Mapping[str, Any], expected: str,
-                       result: ldapresult.BindOutcome, observed: str,
-                       details: dict[str, Any]) -> Observation:
-        if result.outcome != ldapresult.BOUND:
-            return Observation.skipped(expected, f"not searched: the bind over "
-                                       f"{ldapresult.MODE_LABELS[params['mode']]} failed "
-                                       f"({observed})", **details)
-        details["entries"] = list(result.entries)
-        if result.search_problem:
-            return Observation.failed(expected, result.search_problem,
-                                      f"expected {expected}, {result.search_problem}",
-                                      **details)
-        if not result.entries:
-            return Observation.failed(expected, "no entry",
-                                      f"expected {expected}, the search found nothing",
-                                      **details)
-        found = ldapresult.entry_summary(result.entries)
-        return Observation.passed(expected, f"found {found}", **details)
-
-    def _discovery(self, ctx: CheckContext) -> Observation:
+    def _observe_srv(self, ctx: CheckContext) -> SrvValue:
         params = ctx.params
-        wanted: list[str] = list(params["expect"])
-        expected = ", ".join(wanted)
-        resolv = ctx.outputs[0]
-        servers = parse_nameservers(resolv.stdout) if resolv.ok else []
+        servers = parse_nameservers(ctx.output(0).stdout)
         if not servers:
-            return Observation.failed(expected, "no resolver", "expected "
-                                      f"{expected} from SRV {params['record']}, but "
-                                      "/etc/resolv.conf on the instance lists no nameserver")
+            return SrvValue(None, "", ())
         deadline = time.monotonic() + ctx.timeout - 0.5
         problems = []
         for server in servers:
@@ -337,18 +326,76 @@ class DirectoryCheck(Check[Any]):
             finally:
                 stream.close()
             rcode = dns.rcode.to_text(response.rcode())
-            if rcode == "SERVFAIL" and server != servers[-1]:
+            if rcode == "SERVFAIL":
+                # Like the stub resolver: a failing server is skipped; a failure says
+                # nothing about the records.
                 problems.append(f"{server} SERVFAIL")
-                continue  # like the stub resolver: a failing server is skipped
-            return self._compare_srv(params, wanted, expected, server, rcode,
-                                     answers(response, "SRV"))
+                continue
+            return SrvValue(server, rcode, tuple(answers(response, "SRV")))
         tried = "; ".join(problems) or "no time left"
-        return Observation.failed(expected, "no answer", f"expected {expected} from SRV "
-                                  f"{params['record']}, no resolver answered ({tried})")
+        raise CouldNotObserve(f"no resolver answered SRV {params['record']} ({tried})")
+
+    # --- judge -----------------------------------------------------------------------------
+
+    def judge(self, item: PlanItem, value: LdapValue) -> Observation:
+        params = item.params
+        expected = self.expected(item)
+        if isinstance(value, SrvValue):
+            return self._judge_srv(params, expected, value)
+        result = value.result
+        details: dict[str, Any] = {"outcome": result.outcome, "server": params["server"],
+                                   "port": params["port"], "mode": params["mode"],
+                                   "tls_version": result.tls_version,
+                                   "certificate": value.presented or result.certificate,
+                                   "result_code": result.result_code,
+                                   "diagnostic": result.diagnostic,
+                                   "seconds": round(result.seconds, 3)}
+        observed = self._observed(result)
+        if value.presented:
+            observed += f"; the server presents {value.presented}"
+        if params["role"] == "search":
+            return self._search_result(params, expected, result, observed, details)
+        if result.outcome == params["expect"]:
+            if result.outcome == ldapresult.BOUND:
+                observed += f" in {format_duration(result.seconds)}"
+            return Observation.passed(expected, observed, **details)
+        return Observation.failed(expected, observed, None, **details)
 
     @staticmethod
-    def _compare_srv(params: Mapping[str, Any], wanted: list[str], expected: str,
-                     server: str, rcode: str, records: list[str]) -> Observation:
+    def _observed(result: ldapresult.BindOutcome) -> str:
+        label = ldapresult.OUTCOME_LABELS[result.outcome]
+        return f"{label} {result.summary}" if result.outcome == ldapresult.BOUND else (
+            f"{label}: {result.summary}" if result.summary else label)
+
+    @staticmethod
+    def _search_result(params: Mapping[str, Any], expected: str,
+                       result: ldapresult.BindOutcome, observed: str,
+                       details: dict[str, Any]) -> Observation:
+        if result.outcome != ldapresult.BOUND:
+            # The bind test passed a moment ago (requires); this bind did not.
+            return Observation.skipped(expected, f"not searched: the bind over "
+                                       f"{ldapresult.MODE_LABELS[params['mode']]} failed "
+                                       f"({observed})", **details)
+        details["entries"] = list(result.entries)
+        if result.search_problem:
+            return Observation.failed(expected, result.search_problem,
+                                      f"expected {expected}, {result.search_problem}",
+                                      **details)
+        if not result.entries:
+            return Observation.failed(expected, "no entry",
+                                      f"expected {expected}, the search found nothing",
+                                      **details)
+        found = ldapresult.entry_summary(result.entries)
+        return Observation.passed(expected, f"found {found}", **details)
+
+    @staticmethod
+    def _judge_srv(params: Mapping[str, Any], expected: str, value: SrvValue) -> Observation:
+        wanted: list[str] = list(params["expect"])
+        if value.resolver is None:
+            return Observation.failed(expected, "no resolver", "expected "
+                                      f"{expected} from SRV {params['record']}, but "
+                                      "/etc/resolv.conf on the instance lists no nameserver")
+        server, rcode, records = value.resolver, value.rcode, list(value.records)
         details = {"resolver": server, "rcode": rcode, "records": records}
         if rcode != "NOERROR" or not records:
             what = rcode if rcode != "NOERROR" else "no records"
@@ -375,3 +422,4 @@ class DirectoryCheck(Check[Any]):
         return Observation.failed(expected, observed, f"expected {expected} from SRV "
                                   f"{params['record']}, found {observed} "
                                   f"({'; '.join(gaps)})", **details)
+

@@ -3,14 +3,20 @@
 Kerberos refuses clients more than 5 minutes off the DC (by default), and log correlation,
 TLS and token lifetimes break long before. Three results per instance:
 
-- ``offset``: the instance's clock against a reference, *measured*: its time is sampled over
-  the connection and compared with the middle of the round trip (the half round trip is the
-  uncertainty, counted against the threshold). The reference is the runner's clock, or an NTP
-  server the runner asks (``reference: ntp:HOST``).
+- ``offset``: the instance's clock against a reference, *measured* NTP-style
+  (``net/clockoffset.py``): sampled many times over one channel kept open, each reading
+  against the midpoint of its round trip, the sample with the shortest round trip kept (half
+  of it is the uncertainty). When the uncertainty leaves the verdict open, the offset could
+  not be observed ("cannot tell", with the round trip): never a failed clock. The reference
+  is the runner's clock, or an NTP server the runner asks (``reference: ntp:HOST``).
 - ``sync``: the time daemon (chrony, systemd-timesyncd or ntpd, found on the instance) has a
   selected source and puts the clock within the threshold of it.
 - ``source``: the selected source is one of the expected ones (e.g. Amazon Time Sync
-  169.254.169.123, or the on-prem NTP servers).
+  169.254.169.123, or the on-prem NTP servers), compared by address: expected names are
+  resolved on the instance; one that does not resolve there cannot be compared (an error,
+  not a wrong source).
+
+A daemon command that timed out, or a lookup that did, is "could not observe", never data.
 """
 
 from __future__ import annotations
@@ -19,16 +25,17 @@ import ipaddress
 import re
 import shlex
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import pytest_drcheck.net.clockoffset as clockoffset
 import pytest_drcheck.net.sntp as sntp
 from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
 from pytest_drcheck.durations import parse_duration
 from pytest_drcheck.inventory import vocabulary
-from pytest_drcheck.model import Observation, PlanItem
-from pytest_drcheck.targets.base import CommandResult
+from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
+from pytest_drcheck.targets.base import CommandResult, StreamError, Target
 
 DEFAULT_MAX_OFFSET = 1.0
 DAEMONS = ("chrony", "timesyncd", "ntpd")
@@ -40,7 +47,6 @@ DAEMON_COMMANDS: Mapping[str, str] = {
     "timesyncd": f"timedatectl show && echo {_SPLIT} && timedatectl timesync-status",
     "ntpd": "ntpq -pn",
 }
-SAMPLE_COMMAND = "date -u +%s.%N"
 # chrony's reference IDs that are not a network source.
 _CHRONY_NO_SOURCE = {"00000000", "7F7F0101"}
 _REFERENCE = re.compile(r"\A(runner|ntp:(?P<host>\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+)"
@@ -107,7 +113,9 @@ def parse_chrony(output: str) -> DaemonView:
         parts = line.split(",")
         if len(parts) < 6 or parts[0] not in ("^", "=", "#"):
             continue
-        reach = f"reach {parts[5]}" if parts[5] != "0" else "never answered"
+        # The reach register holds the last 8 polls: 0 is "none of them answered", whether
+        # the source never did or stopped.
+        reach = f"reach {parts[5]}" if parts[5] != "0" else "not answering"
         candidates.append(f"{parts[2]} ({reach})")
         if parts[1] == "*":
             selected = parts[2]
@@ -178,59 +186,137 @@ def parse_ntpq(output: str) -> DaemonView:
 
 
 _PARSERS = {"chrony": parse_chrony, "timesyncd": parse_timesyncd, "ntpd": parse_ntpq}
-_MISSING = (127,)
+_MISSING = 127
+# A daemon's tool that is missing (127) or fails (chronyc's 1: "Cannot talk to daemon") says
+# something about that daemon; a timed-out or lost command says nothing (ctx.output raises).
+DAEMON_STATUSES = frozenset(range(-1, 256)) - {124, 125}
+# getent: 0 found, 2 not found (which includes a resolver that failed: getent cannot tell).
+LOOKUP_STATUSES = (0, 2)
 
 
-def daemon_views(daemons: Sequence[str], outputs: Sequence[CommandResult]
-                 ) -> tuple[DaemonView | None, list[str]]:
-    """The first daemon that answered, and why each one before it did not."""
+@dataclass(frozen=True)
+class DaemonState:
+    """The first daemon that answered (None: none did), and why each one before it did not."""
+
+    view: DaemonView | None
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def why_none(self) -> str:
+        return "; ".join(self.reasons)
+
+
+def daemon_state(daemons: Sequence[str], read: Callable[[int], CommandResult]) -> DaemonState:
+    """Reads the daemons' outputs in order (``read(index)``) and stops at the first that
+    answered: a later daemon's output is never needed, so it can never spoil the verdict."""
     reasons = []
-    for daemon, result in zip(daemons, outputs, strict=True):
-        if result.exit_status in _MISSING:
+    for index, daemon in enumerate(daemons):
+        result = read(index)
+        if result.exit_status == _MISSING:
             reasons.append(f"{daemon}: not installed")
             continue
-        if result.timed_out:
-            reasons.append(f"{daemon}: no answer in time")
-            continue
-        if not result.ok:
+        if result.exit_status != 0:
             lines = (result.stderr.strip() or result.stdout.strip()).splitlines()
             message = lines[0].strip() if lines else f"exit {result.exit_status}"
             reasons.append(f"{daemon}: {message[:100]}")
             continue
-        return _PARSERS[daemon](result.stdout), reasons
-    return None, reasons
+        return DaemonState(_PARSERS[daemon](result.stdout), tuple(reasons))
+    return DaemonState(None, tuple(reasons))
 
 
-def parse_sample(stdout: str) -> tuple[float, float] | None:
-    """(instance time, extra uncertainty) from `date -u +%s.%N`; a date without %N (busybox)
-    prints whole seconds, worth half a second of uncertainty."""
-    text = stdout.strip()
+# --- typed params and values -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimeParams:
+    prop: str
+    max_offset: float
+    daemons: tuple[str, ...]
+    reference: str = RUNNER
+    # (host, port) of the NTP server the runner asks, when it is the reference.
+    ntp: tuple[str, int] | None = None
+    sources: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, item: PlanItem) -> TimeParams:
+        params = item.params
+        ntp = params.get("ntp")
+        return cls(params["property"], float(params["max_offset"]), tuple(params["daemons"]),
+                   params.get("reference", RUNNER),
+                   (str(ntp[0]), int(ntp[1])) if ntp is not None else None,
+                   tuple(params.get("sources", ())))
+
+    @property
+    def reference_words(self) -> str:
+        if self.ntp is None:
+            return "the runner's clock"
+        host, port = self.ntp
+        return f"NTP server {host}" + (f":{port}" if port != 123 else "")
+
+
+@dataclass(frozen=True)
+class OffsetValue:
+    """The instance's clock minus the reference, with its uncertainty (half the best round
+    trip, plus the reference's own when it is an NTP server)."""
+
+    offset: float
+    uncertainty: float
+    round_trip: float
+    samples: int
+    # The runner's clock minus the reference NTP server's (None: the runner is the reference).
+    runner_offset: float | None = None
+
+
+@dataclass(frozen=True)
+class SourceValue:
+    state: DaemonState
+    # Expected source addresses, each with the name (or address) it was written as.
+    addresses: Mapping[str, str]
+
+
+TimeValue = OffsetValue | DaemonState | SourceValue
+
+
+def decided(offset: float, uncertainty: float, limit: float) -> bool:
+    """Whether a measurement says for sure that the clock is within the limit or is not."""
+    return abs(offset) + uncertainty <= limit or abs(offset) - uncertainty > limit
+
+
+def _address(text: str) -> str:
+    """The canonical form of an IP address (so fd00::0030 equals fd00::30); text otherwise."""
     try:
-        return float(text), 0.0
+        return str(ipaddress.ip_address(text))
     except ValueError:
-        pass
-    head = text.split(".")[0]
-    return (float(head) + 0.5, 0.5) if head.isdigit() else None
+        return text
 
 
-def measure_offset(run: Any, timeout: float) -> tuple[float, float] | str:
-    """(instance clock minus runner clock, uncertainty) or why not; ``run`` is target.run."""
-    wall = time.time()
-    started = time.monotonic()
-    result: CommandResult = run(SAMPLE_COMMAND, timeout)
-    round_trip = time.monotonic() - started
-    if not result.ok:
-        message = (result.stderr.strip().splitlines() or [f"exit {result.exit_status}"])[-1]
-        return "timed out" if result.timed_out else f"`{SAMPLE_COMMAND}` failed: {message}"
-    sample = parse_sample(result.stdout)
-    if sample is None:
-        return f"`{SAMPLE_COMMAND}` printed {result.stdout.strip()[:40]!r}, not a time"
-    instance, extra = sample
-    middle = wall + round_trip / 2
-    return instance - middle, round_trip / 2 + extra
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
-class TimeCheck(Check[Any]):
+def lookup_command(name: str) -> str:
+    return f"getent ahosts {shlex.quote(name)}"
+
+
+def parse_ahosts(stdout: str) -> list[str]:
+    """Addresses from ``getent ahosts`` (one line per address and socket type)."""
+    found: dict[str, None] = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if parts:
+            found.setdefault(_address(parts[0]))
+    return list(found)
+
+
+# Samples before an estimate may stand; more are taken while it cannot decide the verdict.
+MIN_SAMPLES = 16
+
+
+class TimeCheck(Check[TimeValue]):
     type_name: ClassVar[str] = "time"
     site_key: ClassVar[str | None] = "time"
     default_timeout: ClassVar[float] = 15.0
@@ -274,134 +360,189 @@ class TimeCheck(Check[Any]):
         return subjects
 
     def commands(self, item: PlanItem) -> Sequence[str]:
-        params = item.params
-        if params["property"] == "offset":
+        params = TimeParams.of(item)
+        if params.prop == "offset":
             return ()
-        commands = [DAEMON_COMMANDS[d] for d in params["daemons"]]
-        if params["property"] == "source":
-            for name in params["sources"]:
-                if not _is_address(name):
-                    commands.append(f"getent ahostsv4 {shlex.quote(name)}")
+        commands = [DAEMON_COMMANDS[d] for d in params.daemons]
+        if params.prop == "source":
+            # The expected names are resolved by the instance, as its daemon resolved them.
+            commands += [lookup_command(n) for n in params.sources if not _is_address(n)]
         return commands
 
-    def evaluate(self, ctx: CheckContext) -> Observation:
-        prop = ctx.params["property"]
-        if prop == "offset":
-            return self._offset(ctx)
-        daemons = ctx.params["daemons"]
-        view, reasons = daemon_views(daemons, ctx.outputs[:len(daemons)])
-        if prop == "sync":
-            return self._sync(ctx, view, reasons)
-        return self._source(ctx, view, reasons, ctx.outputs[len(daemons):])
+    def expected(self, item: PlanItem) -> str:
+        params = TimeParams.of(item)
+        limit = format_offset(params.max_offset)[1:]
+        if params.prop == "offset":
+            return f"within {limit} of {params.reference_words}"
+        if params.prop == "sync":
+            return f"synchronised within {limit} of its source"
+        return " or ".join(params.sources)
 
-    # --- offset ----------------------------------------------------------------------------
+    # --- observe ---------------------------------------------------------------------------
 
-    def _offset(self, ctx: CheckContext) -> Observation:
-        params = ctx.params
-        limit = params["max_offset"]
-        expected = f"within {format_offset(limit)[1:]} of {self._reference_words(params)}"
-        reference_offset, reference_error, reference_note = 0.0, 0.0, ""
-        started = time.monotonic()
-        if params["ntp"] is not None:
-            host, port = params["ntp"]
+    def observe(self, ctx: CheckContext) -> TimeValue:
+        params = TimeParams.of(ctx.item)
+        if params.prop == "offset":
+            return self._observe_offset(ctx, params)
+        state = daemon_state(params.daemons,
+                             lambda index: ctx.output(index, accept=DAEMON_STATUSES))
+        if params.prop == "sync":
+            return state
+        return self._observe_source(ctx, params, state)
+
+    def _observe_offset(self, ctx: CheckContext, params: TimeParams) -> OffsetValue:
+        deadline = time.monotonic() + max(1.0, ctx.timeout - 0.5)
+        runner_offset, reference_error = None, 0.0
+        if params.ntp is not None:
+            host, port = params.ntp
             try:
                 sample = sntp.query(host, port, min(3.0, ctx.timeout / 3))
             except sntp.SntpError as exc:
-                return Observation.failed(expected, "no reference",
-                                          f"cannot read the reference clock: {exc}")
-            reference_offset, reference_error = sample.offset, sample.delay / 2
-            reference_note = f"; the runner's clock is {_fast_or_slow(-sample.offset)} of it"
-        measured = measure_offset(ctx.target.run, max(1.0, ctx.timeout
-                                                      - (time.monotonic() - started) - 0.5))
-        if isinstance(measured, str):
-            return Observation.failed(expected, "not measured",
-                                      f"cannot sample the instance's clock: {measured}")
-        offset = measured[0] - reference_offset
-        uncertainty = measured[1] + reference_error
-        observed = (f"{format_offset(offset)} (\u00b1{format_offset(uncertainty)[1:]}) "
-                    f"against {self._reference_words(params)}{reference_note}")
-        details = {"offset_seconds": round(offset, 6), "uncertainty_seconds":
-                   round(uncertainty, 6), "reference": params["reference"],
-                   "max_offset_seconds": limit}
-        if abs(offset) + uncertainty <= limit:
+                raise CouldNotObserve(f"cannot read the reference clock: {exc}") from None
+            runner_offset, reference_error = -sample.offset, sample.delay / 2
+
+        def enough(samples: Sequence[clockoffset.ClockSample]) -> bool:
+            best = clockoffset.best_of(samples)
+            offset = best.offset + (runner_offset or 0.0)
+            return len(samples) >= MIN_SAMPLES and decided(
+                offset, best.uncertainty + reference_error, params.max_offset)
+
+        measured = _measure(ctx.target, ctx.item.host, deadline, enough)
+        offset = measured.offset + (runner_offset or 0.0)
+        uncertainty = measured.uncertainty + reference_error
+        if not decided(offset, uncertainty, params.max_offset):
+            raise CouldNotObserve(
+                f"cannot tell whether the clock is within "
+                f"{format_offset(params.max_offset)[1:]} of {params.reference_words}: "
+                f"{format_offset(offset)} (\u00b1{format_offset(uncertainty)[1:]}), the "
+                f"shortest round trip of {measured.samples} samples was "
+                f"{format_offset(measured.round_trip)[1:]}, too long to tell at this threshold")
+        return OffsetValue(offset, uncertainty, measured.round_trip, measured.samples,
+                           runner_offset)
+
+    def _observe_source(self, ctx: CheckContext, params: TimeParams,
+                        state: DaemonState) -> SourceValue:
+        view = state.view
+        addresses = {_address(n): n for n in params.sources if _is_address(n)}
+        if view is None or not view.synchronised or view.source is None:
+            return SourceValue(state, addresses)
+        source = _address(view.source)
+        unresolved: list[str] = []
+        names = [n for n in params.sources if not _is_address(n)]
+        for index, name in enumerate(names, start=len(params.daemons)):
+            if source in addresses:
+                break
+            result = ctx.output(index, accept=LOOKUP_STATUSES)
+            if result.exit_status == 2:
+                unresolved.append(name)
+                continue
+            for address in parse_ahosts(result.stdout):
+                addresses.setdefault(address, name)
+        if source not in addresses and unresolved:
+            which = ", ".join(unresolved)
+            raise CouldNotObserve(
+                f"cannot compare {view.daemon}'s source {view.source} with {which}: "
+                f"{'it does' if len(unresolved) == 1 else 'they do'} not resolve on "
+                f"{ctx.item.host} (`getent ahosts` exit 2)")
+        return SourceValue(state, addresses)
+
+    # --- judge -----------------------------------------------------------------------------
+
+    def judge(self, item: PlanItem, value: TimeValue) -> Observation:
+        params = TimeParams.of(item)
+        expected = self.expected(item)
+        if isinstance(value, OffsetValue):
+            return self._judge_offset(params, expected, value)
+        if isinstance(value, SourceValue):
+            return self._judge_source(expected, value)
+        return self._judge_sync(params, expected, value)
+
+    @staticmethod
+    def _judge_offset(params: TimeParams, expected: str, value: OffsetValue) -> Observation:
+        note = ""
+        if value.runner_offset is not None:
+            note = f"; the runner's clock is {_fast_or_slow(value.runner_offset)} of it"
+        observed = (f"{format_offset(value.offset)} (\u00b1{format_offset(value.uncertainty)[1:]})"
+                    f" against {params.reference_words}{note}")
+        details = {"offset_seconds": round(value.offset, 6),
+                   "uncertainty_seconds": round(value.uncertainty, 6),
+                   "round_trip_seconds": round(value.round_trip, 6),
+                   "samples": value.samples, "reference": params.reference,
+                   "max_offset_seconds": params.max_offset}
+        if abs(value.offset) + value.uncertainty <= params.max_offset:
             return Observation.passed(expected, observed, **details)
-        reason = f"expected {expected}, observed {observed}"
-        if abs(offset) - uncertainty <= limit:
-            reason += "; the round trip is too long to tell at this threshold"
-        return Observation.failed(expected, observed, reason, **details)
+        return Observation.failed(expected, observed, None, **details)
 
     @staticmethod
-    def _reference_words(params: Mapping[str, Any]) -> str:
-        if params.get("ntp") is None:
-            return "the runner's clock"
-        host, port = params["ntp"]
-        return f"NTP server {host}" + (f":{port}" if port != 123 else "")
-
-    # --- the daemon's view -----------------------------------------------------------------
-
-    @staticmethod
-    def _no_daemon(expected: str, reasons: list[str]) -> Observation:
-        observed = f"no time daemon answers ({'; '.join(reasons)})"
-        return Observation.failed(expected, observed, f"expected {expected}, observed "
-                                                      f"{observed}")
-
-    def _sync(self, ctx: CheckContext, view: DaemonView | None,
-              reasons: list[str]) -> Observation:
-        limit = ctx.params["max_offset"]
-        expected = f"synchronised within {format_offset(limit)[1:]} of its source"
+    def _judge_sync(params: TimeParams, expected: str, state: DaemonState) -> Observation:
+        view = state.view
         if view is None:
-            return self._no_daemon(expected, reasons)
+            return Observation.failed(expected, f"no time daemon answers ({state.why_none})")
         details = {"daemon": view.daemon, "source": view.source, "stratum": view.stratum,
                    "offset_seconds": view.offset}
         if not view.synchronised:
-            observed = f"{view.daemon}: {view.problem}"
-            return Observation.failed(expected, observed, f"expected {expected}, observed "
-                                                          f"{observed}", **details)
+            return Observation.failed(expected, f"{view.daemon}: {view.problem}", None,
+                                      **details)
         stratum = f" (stratum {view.stratum})" if view.stratum is not None else ""
         observed = f"{view.daemon} synchronised to {view.source}{stratum}"
         if view.offset is None:
             return Observation.passed(expected, observed, **details)
         observed += f", clock {_fast_or_slow(view.offset)} of it"
-        if abs(view.offset) <= limit:
+        if abs(view.offset) <= params.max_offset:
             return Observation.passed(expected, observed, **details)
-        return Observation.failed(expected, observed, f"expected {expected}, observed "
-                                                      f"{observed}", **details)
+        return Observation.failed(expected, observed, None, **details)
 
-    def _source(self, ctx: CheckContext, view: DaemonView | None, reasons: list[str],
-                lookups: Sequence[CommandResult]) -> Observation:
-        wanted: list[str] = ctx.params["sources"]
-        expected = " or ".join(wanted)
+    @staticmethod
+    def _judge_source(expected: str, value: SourceValue) -> Observation:
+        view = value.state.view
         if view is None:
             return Observation.skipped(expected, "no source to compare: no time daemon "
-                                       f"answers ({'; '.join(reasons)})")
+                                       f"answers ({value.state.why_none})")
         if not view.synchronised or view.source is None:
             return Observation.skipped(expected, f"no selected source to compare: "
                                        f"{view.daemon} {view.problem}")
-        addresses: dict[str, str] = {}
-        names = [n for n in wanted if not _is_address(n)]
-        for name, result in zip(names, lookups, strict=False):
-            for line in result.stdout.splitlines():
-                parts = line.split()
-                if parts:
-                    addresses.setdefault(parts[0], name)
-        for name in wanted:
-            if _is_address(name):
-                addresses.setdefault(str(ipaddress.ip_address(name)), name)
-        observed = f"{view.source} ({view.daemon})"
+        source = _address(view.source)
         details = {"daemon": view.daemon, "source": view.source,
-                   "expected_addresses": sorted(addresses)}
-        if view.source in addresses or view.source in wanted:
-            shown = addresses.get(view.source, view.source)
-            if shown != view.source:
-                observed = f"{view.source} = {shown} ({view.daemon})"
+                   "expected_addresses": sorted(value.addresses)}
+        if source in value.addresses:
+            shown = value.addresses[source]
+            observed = (f"{view.source} = {shown} ({view.daemon})" if shown != view.source
+                        else f"{view.source} ({view.daemon})")
             return Observation.passed(expected, observed, **details)
-        return Observation.failed(expected, observed, f"expected {expected}, {view.daemon} "
-                                  f"uses {view.source}", **details)
+        return Observation.failed(expected, f"{view.source} ({view.daemon})",
+                                  f"expected {expected}, {view.daemon} uses {view.source}",
+                                  **details)
 
 
-def _is_address(text: str) -> bool:
+def _measure(target: Target, host: str, deadline: float,
+             enough: Callable[[Sequence[clockoffset.ClockSample]], bool]
+             ) -> clockoffset.ClockOffset:
+    """The instance's clock minus the runner's, from one sampler channel kept open (or one
+    command per sample where the target cannot keep a process open)."""
+    connection = target.unwrap()
     try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+        stream = connection.open_process(clockoffset.SAMPLER_COMMAND,
+                                         max(0.1, deadline - time.monotonic()))
+    except NotImplementedError:
+        return _measure_by_commands(connection, host, deadline)
+    except StreamError as exc:
+        raise CouldNotObserve(f"cannot start a clock sampler on {host}: {exc}") from None
+    try:
+        samples = clockoffset.sample_stream(stream, deadline, enough)
+    except clockoffset.SamplerError as exc:
+        raise CouldNotObserve(f"cannot sample {host}'s clock: {exc}") from None
+    finally:
+        stream.close()
+    return clockoffset.best_of(samples)
+
+
+def _measure_by_commands(target: Target, host: str, deadline: float) -> clockoffset.ClockOffset:
+    def run(command: str, timeout: float) -> tuple[int, str, str, bool]:
+        result = target.run(command, timeout)
+        return result.exit_status, result.stdout, result.stderr, result.timed_out
+
+    try:
+        samples = clockoffset.sample_commands(run, 3, deadline)
+    except clockoffset.SamplerError as exc:
+        raise CouldNotObserve(f"cannot sample {host}'s clock: {exc}") from None
+    return clockoffset.best_of(samples)

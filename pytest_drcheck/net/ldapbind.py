@@ -23,6 +23,7 @@ from ldap3 import ANONYMOUS, BASE, LEVEL, NONE, SIMPLE, SUBTREE, Connection, Ser
 from ldap3.core.exceptions import LDAPException
 
 from pytest_drcheck.durations import format_duration
+from pytest_drcheck.model import CouldNotObserve
 from pytest_drcheck.net.ldapresult import (
     BOUND,
     ERROR,
@@ -68,6 +69,10 @@ class _FirstStream(Target):
 
     def run(self, command: str, timeout: float) -> CommandResult:
         return self._target.run(command, timeout)
+
+    def resolve(self, name: str, timeout: float) -> tuple[str, ...]:
+        # The wrapped target's answer (and its cache): the first stream already used it.
+        return self._target.resolve(name, timeout)
 
     def open_stream(self, host: str, port: int, timeout: float) -> Stream:
         stream, self._stream = self._stream, None
@@ -213,7 +218,9 @@ def _close(connection: Any) -> None:
 
 
 def bind(target: Target, request: BindRequest, password: str) -> BindOutcome:
-    """Bind as ``request.user`` from the target's position; never raises for network trouble."""
+    """Bind as ``request.user`` from the target's position. Network trouble is an outcome
+    (``observed`` False when the server never answered); only a name that the target could
+    not resolve raises (its CouldNotObserve)."""
     started = time.monotonic()
 
     def elapsed() -> float:
@@ -228,13 +235,19 @@ def bind(target: Target, request: BindRequest, password: str) -> BindOutcome:
         try:
             address = stack.enter_context(
                 relayed(target, request.server, request.port, request.connect_timeout))
+        except CouldNotObserve:
+            # The target could not resolve the server's name on the instance: that, not a
+            # connection outcome, is the cause (even if it is also a StreamError).
+            raise
         except StreamError as exc:
             if exc.outcome == "timed out":
                 return done(TIMED_OUT, "no TCP connection within "
-                                       f"{format_duration(request.connect_timeout)}")
+                                       f"{format_duration(request.connect_timeout)}",
+                            observed=False)
             if exc.outcome in ("refused", "unreachable"):
-                return done(REFUSED if exc.outcome == "refused" else UNREACHABLE, "")
-            return done(ERROR, f"cannot connect: {one_line(str(exc))}")
+                return done(REFUSED if exc.outcome == "refused" else UNREACHABLE, "",
+                            observed=False)
+            return done(ERROR, f"cannot connect: {one_line(str(exc))}", observed=False)
         wait = whole_seconds(request.timeout - elapsed())
         connection = _open_connection(address, request, request.user, password, tls, wait)
         stack.callback(_close, connection)
@@ -251,9 +264,11 @@ def _bind_on(connection: Any, request: BindRequest, tls: Any, password: str,
     except (LDAPException, OSError) as exc:
         if tls is not None and tls.failure is not None:
             outcome, reason = _tls_outcome(tls.failure, request, wait, tls.bundle_failed)
-            return done(outcome, reason, details={"tls_error": one_line(str(tls.failure))})
+            return done(outcome, reason, details={"tls_error": one_line(str(tls.failure))},
+                        observed=outcome != TIMED_OUT and not tls.bundle_failed)
         if _is_timeout(exc):
-            return done(TIMED_OUT, f"no LDAP answer within {format_duration(wait)}")
+            return done(TIMED_OUT, f"no LDAP answer within {format_duration(wait)}",
+                        observed=False)
         text = _exception_text(exc)
         if request.mode == "starttls" and "startTLS failed" in text:
             return done(ERROR, f"the server refused StartTLS ({text.split(' - ')[-1]})")

@@ -100,6 +100,10 @@ class BindOutcome:
     entries: tuple[str, ...] = ()
     search_problem: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    # False when the bind could not be observed at all: no TCP connection, no answer to the
+    # TLS handshake or to the bind in time, or no CA bundle to verify the server with. The
+    # outcome and summary then say why; nothing is known about the server's verdict.
+    observed: bool = True
 
 
 # --- pure parts: classification of what the server said --------------------------------------

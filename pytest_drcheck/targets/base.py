@@ -120,6 +120,15 @@ class Target(abc.ABC):
                 cache = self.__dict__.setdefault("_names", NameCache(self.name))
         return cache
 
+    def open_process(self, command: str, timeout: float) -> Stream:
+        """Start a shell command on the host whose stdin and stdout are the returned stream
+        (stderr is discarded), for many small exchanges over one channel: a clock sampled
+        with one newline per sample costs a channel round trip instead of a new session
+        each. The command must end at end of input (the stream's close). Raises StreamError
+        when it cannot be started in time; NotImplementedError for targets that only run
+        whole commands (SSM)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot keep a process open")
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release the connection; safe to call more than once."""

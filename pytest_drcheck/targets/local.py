@@ -51,6 +51,19 @@ class LocalTarget(Target):
         return open_resolved(self, host, port, timeout,
                              lambda address, left, where: _connect(address, port, left, where))
 
+    def open_process(self, command: str, timeout: float) -> Stream:
+        ours, theirs = socket.socketpair()
+        try:
+            process = subprocess.Popen(["sh", "-c", command], stdin=theirs.fileno(),
+                                       stdout=theirs.fileno(),
+                                       stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            ours.close()
+            raise StreamError("error", f"cannot start sh on {self.name}: {exc}") from None
+        finally:
+            theirs.close()
+        return _ProcessStream(ours, process)
+
     def close(self) -> None:
         """Nothing to release: every command and stream is closed when it is done."""
 
@@ -70,6 +83,32 @@ def _connect(host: str, port: int, timeout: float, where: str) -> Stream:
     # Like a fresh SSH channel: blocking until the caller sets its own timeout.
     sock.settimeout(None)
     return sock
+
+
+class _ProcessStream:
+    """A local process's stdin/stdout (one socket of a pair); closing it ends the process."""
+
+    def __init__(self, sock: socket.socket, process: subprocess.Popen[bytes]) -> None:
+        self._sock = sock
+        self._process = process
+
+    def sendall(self, data: bytes) -> None:
+        self._sock.sendall(data)
+
+    def recv(self, size: int) -> bytes:
+        return self._sock.recv(size)
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._sock.settimeout(timeout)
+
+    def close(self) -> None:
+        self._sock.close()  # end of input: the process ends by itself
+        try:
+            self._process.wait(timeout=_DRAIN_SECONDS)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
 
 
 def _stop(process: subprocess.Popen[bytes], command: str) -> CommandResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,15 @@ def test_vantage_connect_and_close() -> None:
     target.connect()
     target.close()
     target.close()
+
+
+def test_open_process_is_a_conversation_that_ends_at_close(tmp_path: Path) -> None:
+    ended = tmp_path / "ended"
+    target = LocalTarget("runner")
+    stream = target.open_process(f"while read -r line; do echo \"got $line\"; done; "
+                                 f"echo eof > {ended}", 5)
+    stream.settimeout(5)
+    stream.sendall(b"one\n")
+    assert stream.recv(100) == b"got one\n"
+    stream.close()  # end of input: the loop ends by itself (not killed), then is reaped
+    assert ended.read_text() == "eof\n"

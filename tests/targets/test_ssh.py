@@ -159,6 +159,63 @@ def test_bursts_of_short_commands_never_upset_sshd(make_target: MakeTarget, sshd
     assert target.transport.is_active()
 
 
+# -- processes kept open ------------------------------------------------------------------------
+
+
+def test_open_process_answers_line_by_line_over_one_channel(make_target: MakeTarget,
+                                                           sshd: Sshd) -> None:
+    target = make_target(max_sessions=1)
+    stream = target.open_process("while read -r line; do echo \"got $line\"; done", 10)
+    try:
+        stream.settimeout(10)
+        for word in ("one", "two"):
+            stream.sendall(f"{word}\n".encode())
+            assert stream.recv(100) == f"got {word}\n".encode()
+        # It holds the host's only session slot while open.
+        assert target.run("true", 0.5).timed_out
+    finally:
+        stream.close()
+        stream.close()  # idempotent: the slot is given back once
+    assert target.run("echo free", 10).stdout == "free\n"
+    assert "nonexistent channel" not in sshd.log.read_text()
+
+
+def test_closing_an_open_process_ends_it_on_the_host(make_target: MakeTarget) -> None:
+    target = make_target()
+    marker = f"drcheck-open-process-{os.getpid()}"
+    stream = target.open_process(f"exec -a {marker} sh -c 'while read -r _; do :; done'", 10)
+    deadline = time.monotonic() + 10
+    while not remote_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert remote_processes(marker)
+    stream.close()
+    while remote_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert remote_processes(marker) == []
+
+
+def test_the_clock_sampler_measures_identical_clocks_within_its_uncertainty(
+        make_target: MakeTarget) -> None:
+    """sshd runs on this machine: the offset is zero, so it must lie within the uncertainty,
+    and the channel's round trip, not a session setup, bounds that uncertainty."""
+    from pytest_drcheck.net.clockoffset import SAMPLER_COMMAND, best_of, sample_stream
+
+    target = make_target()
+    target.connect()
+    setup = time.monotonic()
+    stream = target.open_process(SAMPLER_COMMAND, 10)
+    setup = time.monotonic() - setup
+    try:
+        samples = sample_stream(stream, time.monotonic() + 10, lambda done: len(done) >= 20)
+    finally:
+        stream.close()
+    best = best_of(samples)
+    assert best.samples == 20
+    assert all(abs(s.offset) <= s.uncertainty for s in samples)
+    # A sample is a channel round trip: shorter than the session setup it no longer pays.
+    assert best.round_trip < setup
+
+
 # -- streams --------------------------------------------------------------------------------------
 
 

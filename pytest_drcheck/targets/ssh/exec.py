@@ -7,6 +7,7 @@ import select
 import shlex
 import threading
 import time
+from collections.abc import Callable
 from typing import Protocol
 
 import paramiko
@@ -130,6 +131,31 @@ def start_command(host: SessionHost, transport: paramiko.Transport, chan: parami
     finally:
         timer.cancel()
     return True
+
+
+class SessionStream:
+    """A session channel running a long-lived command, as a Stream (its stdin and stdout);
+    closing it gives its session slot back, once."""
+
+    def __init__(self, chan: paramiko.Channel, release: Callable[[], None]) -> None:
+        self._chan = chan
+        self._release: Callable[[], None] | None = release
+
+    def sendall(self, data: bytes) -> None:
+        self._chan.sendall(data)
+
+    def recv(self, size: int) -> bytes:
+        data: bytes = self._chan.recv(size)
+        return data
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._chan.settimeout(timeout)
+
+    def close(self) -> None:
+        self._chan.close()
+        release, self._release = self._release, None
+        if release is not None:
+            release()
 
 
 def remote_seconds(timeout: float) -> int:

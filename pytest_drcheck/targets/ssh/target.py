@@ -29,7 +29,7 @@ from pytest_drcheck.targets.ssh.errors import (
     TransportGone,
     classify_open_failure,
 )
-from pytest_drcheck.targets.ssh.exec import run_command, start_command
+from pytest_drcheck.targets.ssh.exec import SessionStream, run_command, start_command
 from pytest_drcheck.targets.ssh.resolver import HelperGone, ResolverHelper, can_ask, helper_script
 from pytest_drcheck.targets.ssh.settings import Endpoint, SshSettings
 from pytest_drcheck.targets.ssh.slots import SessionSlots
@@ -221,6 +221,31 @@ class SshTarget(Target):
 
     def run(self, command: str, timeout: float) -> CommandResult:
         return run_command(self, command, timeout).on(self.name, timeout)
+
+    def open_process(self, command: str, timeout: float) -> Stream:
+        """The command's stdin/stdout as a session channel that stays open (it holds one of
+        the host's session slots until closed)."""
+        transport = self.live_transport()
+        deadline = time.monotonic() + timeout
+        if not self._sessions.acquire(timeout):
+            raise StreamError("timed out", f"no free SSH session on {self.name} in time")
+        try:
+            chan = self.open_channel(transport, "session", None, timeout)
+            if chan is None:
+                raise StreamError("timed out",
+                                  f"timed out opening an SSH session on {self.name}")
+            try:
+                started = start_command(self, transport, chan, command, deadline)
+            except OpenRejected as exc:
+                chan.close()
+                raise StreamError("error", f"{self.name}: {exc.describe()}") from None
+            if not started:
+                chan.close()
+                raise StreamError("timed out", f"timed out starting a command on {self.name}")
+        except BaseException:
+            self._sessions.release()
+            raise
+        return SessionStream(chan, self._sessions.release)
 
     def acquire_session(self, patience: float) -> bool:
         return self._sessions.acquire(patience)
