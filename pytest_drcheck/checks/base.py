@@ -21,7 +21,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, final
 
 from pytest_drcheck.model import Observation, Outcome, PlanItem
 from pytest_drcheck.targets.base import CommandResult, Target
@@ -131,15 +131,16 @@ class Check(abc.ABC, Generic[ValueT]):
         """What the check expects, in words (shown when it could not observe)."""
         return "an observation"
 
+    @abc.abstractmethod
     def observe(self, ctx: CheckContext) -> ValueT:
         """What the host shows for this item, or ``CouldNotObserve`` with the cause. Network
         waits must respect ``ctx.timeout``."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement observe")
 
+    @abc.abstractmethod
     def judge(self, item: PlanItem, value: ValueT) -> Observation:
         """Passed or failed (or skipped: does not apply) for an observed value."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement judge")
 
+    @final
     def evaluate(self, ctx: CheckContext) -> Observation:
         """Observe, then judge. ``CouldNotObserve`` propagates to the engine, which reports
         it as an error with its cause; a judge cannot report one."""

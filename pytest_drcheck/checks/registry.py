@@ -41,6 +41,14 @@ def _import(dotted: str) -> type[Check[Any]]:
     check_class = getattr(importlib.import_module(module_name), attribute)
     if not (isinstance(check_class, type) and issubclass(check_class, Check)):
         raise TypeError(f"{dotted} is not a pytest_drcheck Check class")
+    # The contract is what makes a verdict evidence (checks.base): a family observes and
+    # judges, and never decides for itself what "could not observe" becomes.
+    if check_class.evaluate is not Check.evaluate:
+        raise TypeError(f"{dotted} overrides evaluate; implement observe and judge instead "
+                        "(raise CouldNotObserve when nothing could be observed)")
+    missing = sorted(getattr(check_class, "__abstractmethods__", ()))
+    if missing:
+        raise TypeError(f"{dotted} does not implement {', '.join(missing)}")
     return check_class
 
 

@@ -11,7 +11,7 @@ from pytest_drcheck.checks.base import Check, CheckContext, Subject
 from pytest_drcheck.model import Observation, PlanItem
 
 
-class EchoCheck(Check[Any]):
+class EchoCheck(Check[str]):
     type_name: ClassVar[str] = "echo"
     entry_schema: ClassVar[Mapping[str, Any]] = {
         "required": ["name", "command"],
@@ -24,7 +24,9 @@ class EchoCheck(Check[Any]):
     def commands(self, item: PlanItem) -> Sequence[str]:
         return (item.params["command"],)
 
-    def evaluate(self, ctx: CheckContext) -> Observation:
-        out = ctx.outputs[0].stdout.strip()
+    def observe(self, ctx: CheckContext) -> str:
+        return ctx.output(0).stdout.strip()
+
+    def judge(self, item: PlanItem, out: str) -> Observation:
         return Observation.failed("nothing", out, f"expected nothing, the host said {out}",
                                   stdout=out, password=out, nested={"lines": [out]})
