@@ -209,6 +209,11 @@ class _Loader:
                     if item.key in items:
                         if entry.get("site") and items[item.key].source == location:
                             continue  # the site: section lists it twice: reported there
+                        earlier = items[item.key]
+                        if (earlier.params, earlier.requires) == (item.params, item.requires):
+                            # The very same test (a precondition such as nic[interfaces]
+                            # that two entries share): run and report it once.
+                            continue
                         self.problems.append(source.doc.problem(entry_path, (
                             f"{check_type} '{subject.name}' is already checked by "
                             f"{items[item.key].source.place}; remove one of them")))

@@ -150,3 +150,29 @@ hosts:
 """), display_name="site.yaml")
     assert str(caught.value) == ("site.yaml:4: site.dns: dns 'dc01.corp.example' is listed twice "
                                  "in site.dns; remove one of them")
+
+
+def test_a_precondition_two_entries_share_is_one_test(tmp_path: Path) -> None:
+    """nic entries (from a suite and from the host, say) each bring nic[interfaces]: the same
+    test, run once; a real duplicate (same subject, other parameters) is still refused."""
+    plan = load_plan(write(tmp_path, """\
+version: 1
+drill: {name: t}
+hosts:
+  app01:
+    address: 10.0.0.1
+    checks:
+      nic: [{count: 2}, {mtu: 1500}]
+"""))
+    keys = [item.key for item in plan.items]
+    assert keys == ["app01::nic[count]", "app01::nic[interfaces]", "app01::nic[mtu]"]
+    with pytest.raises(InventoryError, match=r"nic 'count' is already checked by "):
+        load_plan(write(tmp_path, """\
+version: 1
+drill: {name: t}
+hosts:
+  app01:
+    address: 10.0.0.1
+    checks:
+      nic: [{count: 2}, {count: 3}]
+"""))
