@@ -244,10 +244,21 @@ class HostNode(pytest.Collector):
 
 
 class CheckFailed(Exception):
+    """The check observed a wrong value: a pytest failure whose report is the message."""
+
     def __init__(self, result: CheckResult, message: str | None = None) -> None:
         super().__init__(message or result.message)
         self.result = result
         self.message = message or result.message
+
+
+class CheckError(Exception):
+    """The property could not be observed: a pytest *error* (raised while setting the item
+    up), never a failure, whose report is the one-line cause."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class CheckItem(pytest.Item):
@@ -255,8 +266,11 @@ class CheckItem(pytest.Item):
         super().__init__(**kwargs)
         self.plan_item = plan_item
         self.add_marker(pytest.mark.dr_check(plan_item.check))
+        self._verdict: tuple[CheckResult, dict[str, Any]] | None = None
 
-    def runtest(self) -> None:
+    def setup(self) -> None:
+        """Waits for the result. pytest counts only exceptions outside the call phase as
+        errors, so "could not observe" is raised here and a wrong value in ``runtest``."""
         from pytest_drcheck.model import Outcome
 
         evidence = self.config.stash[EVIDENCE_KEY]
@@ -265,23 +279,45 @@ class CheckItem(pytest.Item):
         record = evidence.record(result)
         self.user_properties.extend(
             evidence.properties(result, record, str(self.plan_item.source)))
+        self._verdict = (result, record)
+        if record["outcome"] == Outcome.ERROR.value:
+            raise CheckError(record["message"])
+        if record["outcome"] == Outcome.SKIPPED.value:
+            # Located at the inventory entry, not at this line (-rs shows where).
+            raise pytest.skip.Exception(record["message"], _use_item_location=True)
+
+    def runtest(self) -> None:
+        from pytest_drcheck.model import Outcome
+
+        assert self._verdict is not None, "setup() sets the verdict"
+        result, record = self._verdict
         if record["outcome"] == "waived":
             # xfail: reported as waived (an accepted failure), never as passed.
             pytest.xfail(f"{record['message']} [{record['waiver']['note']}]")
-        if result.outcome is Outcome.SKIPPED:
-            pytest.skip(record["message"])
         if result.outcome is not Outcome.PASSED:
             raise CheckFailed(result, record["message"])
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str:
-        if isinstance(excinfo.value, CheckFailed):
+        if isinstance(excinfo.value, CheckFailed | CheckError):
             return excinfo.value.message
         return str(super().repr_failure(excinfo, style=style))
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         source = self.plan_item.source
         return Path(source.file), (source.line or 1) - 1, self.plan_item.key
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A setup-phase CheckError is reported as its one-line cause (pytest would show a
+    traceback of the plugin for an exception outside the call phase)."""
+    report = yield
+    if (isinstance(item, CheckItem) and call.excinfo is not None
+            and isinstance(call.excinfo.value, CheckError)):
+        report.longrepr = call.excinfo.value.message
+    return report
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> InventoryFile | None:
@@ -358,7 +394,9 @@ class _ReportCollector:
         self.evidence = evidence
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call" or not report.user_properties:
+        # An error or a skip ends the item in its setup phase (no call report follows).
+        ends = report.when == "call" or (report.when == "setup" and not report.passed)
+        if not ends or not report.user_properties:
             return
         from pytest_drcheck.evidence.session import reported_record
 

@@ -32,7 +32,8 @@ def case_properties(result: CheckResult, source: str) -> list[tuple[str, str]]:
 
 
 def add_suite_properties(xml_path: Path, properties: Sequence[tuple[str, str]]) -> None:
-    """Insert properties first in every <testsuite> (where the JUnit schema wants them)."""
+    """Finish pytest's JUnit file: insert properties first in every <testsuite> (where the
+    JUnit schema wants them), and give each check error its cause as message."""
     tree = ET.parse(xml_path)
     root = tree.getroot()
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
@@ -46,7 +47,20 @@ def add_suite_properties(xml_path: Path, properties: Sequence[tuple[str, str]]) 
             if name not in existing:
                 existing.add(name)
                 ET.SubElement(block, "property", name=name, value=value)
+        for case in suite.iter("testcase"):
+            _cause_as_error_message(case)
     tree.write(xml_path, encoding="utf-8", xml_declaration=True)
+
+
+def _cause_as_error_message(case: ET.Element) -> None:
+    """pytest writes a setup error as ``failed on setup with "<report>"``; for a check that
+    could not observe, the message CI shows must be the cause itself (the report's text)."""
+    error = case.find("error")
+    outcome = next((p.get("value") for p in case.iter("property")
+                    if p.get("name") == "dr.outcome"), None)
+    if error is not None and outcome == "error" and error.text:
+        error.set("message", error.text.strip())
+        error.set("type", "dr.error")
 
 
 def _text(value: object) -> str:
