@@ -6,6 +6,7 @@ Everything else lives in layers that do not import pytest. State lives in ``conf
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 from collections.abc import Generator, Iterator
 from datetime import timezone
@@ -36,6 +37,19 @@ class DrillLeftoverWarning(pytest.PytestWarning):
 
 
 EVIDENCE_KEY = pytest.StashKey["EvidenceSession"]()
+# The first part of every check's node id: the inventory's path under rootdir, else its name.
+INVENTORY_ID_KEY = pytest.StashKey[str]()
+
+
+def inventory_node_id(rootpath: Path, inventory: Path) -> str:
+    """``site.yaml`` in ``site.yaml::app01::dns[x]``. pytest would use the path relative to
+    rootdir and, for a file outside it, nothing at all (``::app01::...``); the file name is
+    what the README promises, the same on every xdist worker."""
+    resolved = inventory.resolve()
+    try:
+        return resolved.relative_to(rootpath.resolve()).as_posix()
+    except ValueError:
+        return resolved.name
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -108,6 +122,7 @@ def pytest_configure(config: pytest.Config) -> None:
         plan = load_plan(inventory, config.getoption("dr_suites"), display_name=str(inventory))
     except InventoryError as exc:
         raise pytest.UsageError(f"invalid inventory:\n{exc}") from None
+    config.stash[INVENTORY_ID_KEY] = inventory_node_id(config.rootpath, Path(inventory))
     evidence = _evidence_session(config, plan)
     settings = EngineSettings(workers=_setting(config, "dr_workers", 32),
                               per_host=_setting(config, "dr_per_host", 4),
@@ -176,14 +191,17 @@ def _evidence_session(config: pytest.Config, plan: Plan) -> EvidenceSession:
                                         "without timezone; it must return an aware datetime")
             anchor, source = (hooked.astimezone(timezone.utc),
                               "launch time from a plugin (pytest_dr_launched_at)")
-    session = EvidenceSession(plan, options, started, anchor, source)
+    session = EvidenceSession(plan, options, started, anchor, source,
+                              config.stash[INVENTORY_ID_KEY])
     if not config.getoption("collectonly"):
         try:
             session.open_bundle(controller=worker is None)
             if worker is None:  # before collection: the whole inventory, refined later
-                session.write_drill(sorted(plan.hosts), len(plan.items), collected=False)
+                session.write_drill(sorted(plan.hosts), [i.key for i in plan.items],
+                                    collected=False)
         except EvidenceError as exc:
             raise pytest.UsageError(f"--dr-evidence: {exc}") from None
+    session.route_library_logs()
     return session
 
 
@@ -200,6 +218,27 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput["dr_evidence"] = str(directory) if directory else None
 
 
+# pytest's handlers that attach log records to test reports (and to caplog).
+_REPORT_HANDLERS = ("report_handler", "caplog_handler")
+LOG_FILTER_KEY = pytest.StashKey[logging.Filter]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Library records of background threads (paramiko, the engine's checks) belong to their
+    host's evidence, not to whichever test is running: keep them out of pytest's capture."""
+    config = session.config
+    if config.stash.get(EVIDENCE_KEY, None) is None:
+        return
+    from pytest_drcheck.evidence.logs import KeepOutOfReports
+
+    logging_plugin = config.pluginmanager.get_plugin("logging-plugin")
+    keep_out = config.stash[LOG_FILTER_KEY] = KeepOutOfReports()
+    for name in _REPORT_HANDLERS:
+        handler = getattr(logging_plugin, name, None)
+        if isinstance(handler, logging.Handler):
+            handler.addFilter(keep_out)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
@@ -207,6 +246,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     evidence = config.stash.get(EVIDENCE_KEY, None)
     if evidence is not None:
         evidence.close()
+    keep_out = config.stash.get(LOG_FILTER_KEY, None)
+    if keep_out is not None:
+        logging_plugin = config.pluginmanager.get_plugin("logging-plugin")
+        for name in _REPORT_HANDLERS:
+            handler = getattr(logging_plugin, name, None)
+            if isinstance(handler, logging.Handler):
+                handler.removeFilter(keep_out)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -281,7 +327,7 @@ class CheckItem(pytest.Item):
             evidence.properties(result, record, str(self.plan_item.source)))
         self._verdict = (result, record)
         if record["outcome"] == Outcome.ERROR.value:
-            raise CheckError(record["message"])
+            raise CheckError(evidence.item_message(record))
         if record["outcome"] == Outcome.SKIPPED.value:
             # Located at the inventory entry, not at this line (-rs shows where).
             raise pytest.skip.Exception(record["message"], _use_item_location=True)
@@ -295,7 +341,7 @@ class CheckItem(pytest.Item):
             # xfail: reported as waived (an accepted failure), never as passed.
             pytest.xfail(f"{record['message']} [{record['waiver']['note']}]")
         if result.outcome is not Outcome.PASSED:
-            raise CheckFailed(result, record["message"])
+            raise CheckFailed(result, self.config.stash[EVIDENCE_KEY].item_message(record))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str:
@@ -323,7 +369,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> InventoryFile | None:
     run = parent.config.stash.get(RUN_KEY, None)
     if run is not None and file_path.resolve() == Path(run.plan.path).resolve():
-        node: InventoryFile = InventoryFile.from_parent(parent, path=file_path)
+        node: InventoryFile = InventoryFile.from_parent(
+            parent, path=file_path, nodeid=parent.config.stash[INVENTORY_ID_KEY])
         return node
     return None
 
@@ -357,7 +404,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     selected = [i.plan_item for i in session.items if isinstance(i, CheckItem)]
     evidence = session.config.stash[EVIDENCE_KEY]
     if not hasattr(session.config, "workerinput"):
-        evidence.write_drill(sorted({p.host for p in selected}), len(selected))
+        evidence.write_drill(sorted({p.host for p in selected}), [p.key for p in selected])
     run.engine.select(i.plan_item for i in session.items if isinstance(i, CheckItem))
     # Under xdist a worker does not know which items it will get: hosts start on demand.
     if not hasattr(session.config, "workerinput"):
@@ -375,14 +422,11 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     evidence = config.stash.get(EVIDENCE_KEY, None)
     if evidence is None or evidence.collected:
         return
-    inventory = Path(evidence.plan.path).resolve()
-    hosts, planned = set(), 0
-    for node_id in ids:
-        parts = node_id.split("::")
-        if len(parts) == 3 and (config.rootpath / parts[0]).resolve() == inventory:
-            hosts.add(parts[1])
-            planned += 1
-    evidence.write_drill(sorted(hosts), planned)
+    prefix = f"{config.stash[INVENTORY_ID_KEY]}::"
+    # The rest of a check's node id is its key (host::check[subject]); a subject may hold
+    # "::" itself (an IPv6 address), so the id is not split on it.
+    keys = [node_id[len(prefix):] for node_id in ids if node_id.startswith(prefix)]
+    evidence.write_drill(sorted({key.split("::", 1)[0] for key in keys}), keys)
 
 
 class _ReportCollector:
@@ -412,6 +456,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[
     if run is None or hasattr(session.config, "workerinput"):
         return
     from pytest_drcheck.evidence.junit import add_suite_properties, suite_properties
+    from pytest_drcheck.evidence.junit_bundle import (
+        classname,
+        inventory_id,
+        not_run_message,
+        split_key,
+    )
     from pytest_drcheck.evidence.layout import EvidenceError
     from pytest_drcheck.runtime import utc_now
 
@@ -437,7 +487,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[
             ("dr.finished_at", run.finished_at.isoformat(timespec="milliseconds")),
             *_aws_suite_properties(session.config),
             *(suite_properties(drill) if drill else []),
-        ])
+        ], not_run=[(classname(inventory_id(drill), host), f"{check}[{subject}]")
+                    for host, check, subject in map(split_key, _unreported(drill))],
+            not_run_message=not_run_message(drill))
+
+
+def _unreported(drill: dict[str, Any]) -> list[str]:
+    """Keys of checks pytest's JUnit file may lack: after an interruption every planned one
+    (a check whose result arrived as the run was stopped has no report either)."""
+    if drill.get("status") == "interrupted":
+        return list(drill.get("selection", {}).get("checks", []))
+    return list(drill.get("not_run", []))
 
 
 # A plain (not wrapper) implementation: it runs inside pytest's warning capture, so the warning
@@ -512,11 +572,17 @@ def _evidence_terminal_summary(terminalreporter: pytest.TerminalReporter,
     evidence = config.stash.get(EVIDENCE_KEY, None)
     if evidence is None:
         return
-    from pytest_drcheck.evidence.session import summary_lines
+    from pytest_drcheck.evidence.session import summary_lines, unreachable_lines
 
     drill = config.stash.get(DRILL_KEY, None)
     lines = summary_lines(drill, evidence.options.directory, evidence.sealed.manifest_sha256
                           if evidence.sealed else None) if drill else evidence.stale_messages()
+    lines += unreachable_lines(evidence.sealed.records if evidence.sealed
+                               else evidence.reported)
+    if evidence.logs is not None and evidence.logs.unkept and evidence.sealed is None:
+        counted = ", ".join(f"{host} {n}" for host, n in sorted(evidence.logs.unkept.items()))
+        lines.append(f"library log records kept out of the test reports ({counted}); "
+                     "--dr-evidence keeps them in the bundle's logs/")
     error = config.stash.get(SEAL_ERROR_KEY, None)
     if error:
         lines.append(f"evidence bundle NOT sealed: {error}")
