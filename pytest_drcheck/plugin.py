@@ -5,9 +5,7 @@ Everything else lives in layers that do not import pytest. State lives in ``conf
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import warnings
 from collections.abc import Generator, Iterator
 from datetime import timezone
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_drcheck import __version__
+from pytest_drcheck.plugins import OPTION_GROUP
 
 if TYPE_CHECKING:
     from pytest_drcheck.evidence.session import EvidenceSession
@@ -25,17 +24,6 @@ if TYPE_CHECKING:
     from pytest_drcheck.targets.base import Target
 
 RUN_KEY = pytest.StashKey["DrillRun"]()
-# End-of-run record of drill recovery instances still up (the aws extra), JSON-able:
-# {"region", "checked_at", "instances": [{"instance_id", "state", "job_id",
-# "source_server_id", "host", "source_hostname"}], "error"}. Set before other
-# pytest_sessionfinish implementations run, for evidence writers to pick up.
-AWS_LEFTOVERS_KEY = pytest.StashKey[dict[str, Any]]()
-
-
-class DrillLeftoverWarning(pytest.PytestWarning):
-    """Drill recovery instances are still running after the drill (DRS leaves them)."""
-
-
 EVIDENCE_KEY = pytest.StashKey["EvidenceSession"]()
 # The first part of every check's node id: the inventory's path under rootdir, else its name.
 INVENTORY_ID_KEY = pytest.StashKey[str]()
@@ -53,13 +41,20 @@ def inventory_node_id(rootpath: Path, inventory: Path) -> str:
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    import importlib
+
     from pytest_drcheck import hookspecs
+    from pytest_drcheck.plugins import PARTS
 
     pluginmanager.add_hookspecs(hookspecs)
+    # The other parts of the glue, each its own plugin, talking to this one through hooks.
+    for name in PARTS:
+        if pluginmanager.get_plugin(name) is None:
+            pluginmanager.register(importlib.import_module(name), name)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("drcheck", "disaster-recovery drill checks (pytest-drcheck)")
+    group = parser.getgroup(*OPTION_GROUP)
     group.addoption("--dr-inventory", dest="dr_inventory", metavar="FILE",
                     help="inventory of the drill: collect and run the checks it implies")
     group.addoption("--dr-workers", dest="dr_workers", type=int, metavar="N",
@@ -68,13 +63,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="checks run at the same time on one host (default 4)")
     group.addoption("--dr-suites", dest="dr_suites", action="append", default=[],
                     metavar="DIR", help="extra directory to look for suites in (repeatable)")
-    group.addoption("--dr-drs-job", dest="dr_drs_job", metavar="JOB",
-                    help="AWS DRS drill job id: find recovery instances of this job only")
-    group.addoption("--dr-allow-non-drill", dest="dr_allow_non_drill", action="store_true",
-                    help="check AWS recovery instances that are not drills (a real recovery); "
-                         "refused by default")
     parser.addini("dr_inventory", "default for --dr-inventory")
-    parser.addini("dr_drs_job", "default for --dr-drs-job")
     group.addoption("--dr-evidence", dest="dr_evidence", metavar="DIR",
                     help="write the drill's evidence bundle (JUnit, results.jsonl, observations, "
                          "drill.json, report.html, MANIFEST.sha256) to this new directory")
@@ -128,7 +117,7 @@ def pytest_configure(config: pytest.Config) -> None:
                               per_host=_setting(config, "dr_per_host", 4),
                               wait=evidence.options.wait)
     run = config.stash[RUN_KEY] = DrillRun(plan, settings)
-    _attach_aws(config, run)
+    config.hook.pytest_dr_run_configured(config=config, run=run)
     config.stash[EVIDENCE_KEY] = evidence
     if evidence.stream is not None:
         run.engine.add_listener(evidence.stream)
@@ -139,27 +128,6 @@ def pytest_configure(config: pytest.Config) -> None:
     resolved = Path(inventory).resolve()
     if not any(Path(arg.split("::")[0]).resolve() == resolved for arg in config.args):
         config.args.append(str(resolved))
-
-
-def _attach_aws(config: pytest.Config, run: DrillRun) -> None:
-    from pytest_drcheck.aws.inventory import uses_aws
-
-    job = config.getoption("dr_drs_job") or config.getini("dr_drs_job") or None
-    if not uses_aws(run.plan):
-        if job or config.getoption("dr_allow_non_drill"):
-            raise pytest.UsageError("--dr-drs-job and --dr-allow-non-drill need an inventory "
-                                    "that uses AWS (an aws: section, hosts with drs:/ec2:)")
-        return
-    import re
-
-    from pytest_drcheck.aws.run import AwsOptions
-    from pytest_drcheck.aws.schema import JOB_ID
-
-    if job and not re.match(JOB_ID, job):
-        raise pytest.UsageError(f"--dr-drs-job: '{job}' is not a DRS job id (drsjob- and 17 "
-                                "letters or digits)")
-    run.attach_aws(AwsOptions(job_id=job,
-                              allow_non_drill=bool(config.getoption("dr_allow_non_drill"))))
 
 
 def _evidence_session(config: pytest.Config, plan: Plan) -> EvidenceSession:
@@ -260,14 +228,8 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if run is None:
         return None
     plan = run.plan
-    header = (f"drcheck {__version__}: drill '{plan.drill.name}' from {plan.display_name} "
-              f"({len(plan.hosts)} hosts, {len(plan.items)} checks, sha256 {plan.sha256[:12]})")
-    if run.aws is not None:
-        options = run.aws.options
-        header += (f"\ndrcheck: AWS {run.aws.settings.region}"
-                   f"{', drill job ' + options.job_id if options.job_id else ''}"
-                   f"{', NON-DRILL INSTANCES ALLOWED' if options.allow_non_drill else ''}")
-    return header
+    return (f"drcheck {__version__}: drill '{plan.drill.name}' from {plan.display_name} "
+            f"({len(plan.hosts)} hosts, {len(plan.items)} checks, sha256 {plan.sha256[:12]})")
 
 
 # --- collection ------------------------------------------------------------------------------
@@ -408,9 +370,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     run.engine.select(i.plan_item for i in session.items if isinstance(i, CheckItem))
     # Under xdist a worker does not know which items it will get: hosts start on demand.
     if not hasattr(session.config, "workerinput"):
-        if run.aws is not None:  # every selected host's AWS discovery at once
-            run.aws.start_discovery(sorted({i.plan_item.host for i in session.items
-                                            if isinstance(i, CheckItem)}))
+        session.config.hook.pytest_dr_checking_starts(
+            config=session.config, hosts=sorted({p.host for p in selected}))
         run.engine.start()
 
 
@@ -485,7 +446,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[
             ("dr.tool_version", __version__),
             ("dr.started_at", run.started_at.isoformat(timespec="milliseconds")),
             ("dr.finished_at", run.finished_at.isoformat(timespec="milliseconds")),
-            *_aws_suite_properties(session.config),
+            *(fact for facts in session.config.hook.pytest_dr_suite_properties(
+                config=session.config) for fact in facts),
             *(suite_properties(drill) if drill else []),
         ], not_run=[(classname(inventory_id(drill), host), f"{check}[{subject}]")
                     for host, check, subject in map(split_key, _unreported(drill))],
@@ -500,70 +462,12 @@ def _unreported(drill: dict[str, Any]) -> list[str]:
     return list(drill.get("not_run", []))
 
 
-# A plain (not wrapper) implementation: it runs inside pytest's warning capture, so the warning
-# lands in the warnings summary, and first, so other implementations find the stash value.
-@pytest.hookimpl(tryfirst=True, specname="pytest_sessionfinish")
-def pytest_drcheck_aws_leftovers(session: pytest.Session) -> None:
-    """At the end of the run (controller only): drill instances DRS left running."""
-    config = session.config
-    run = config.stash.get(RUN_KEY, None)
-    if (run is None or run.aws is None or not run.aws.uses_drs()
-            or config.getoption("collectonly") or hasattr(config, "workerinput")):
-        return
-    from pytest_drcheck.aws.leftovers import describe_report
-
-    report = config.stash[AWS_LEFTOVERS_KEY] = run.aws.leftover_report()
-    if report["instances"]:
-        # Under -W error the warning raises: the terminal summary still lists them.
-        with contextlib.suppress(Warning):
-            warnings.warn(DrillLeftoverWarning(
-                f"{len(report['instances'])} drill recovery instance(s) still running in "
-                f"{report['region']} (DRS does not terminate them): "
-                f"{describe_report(report)}"), stacklevel=1)
-
-
-def _aws_suite_properties(config: pytest.Config) -> list[tuple[str, str]]:
-    run = config.stash.get(RUN_KEY, None)
-    if run is None or run.aws is None:
-        return []
-    options = run.aws.options
-    # The guard override is evidence too: an auditor must see that non-drill was allowed.
-    properties = [("dr.aws.region", run.aws.settings.region),
-                  ("dr.aws.drs_job", options.job_id or ""),
-                  ("dr.aws.allow_non_drill", str(options.allow_non_drill).lower())]
-    report = config.stash.get(AWS_LEFTOVERS_KEY, None)
-    if report is not None:
-        from pytest_drcheck.aws.leftovers import describe_report
-
-        properties.append(("dr.aws.leftover_instances", describe_report(report)))
-    return properties
-
-
-def _aws_terminal_summary(terminalreporter: pytest.TerminalReporter,
-                          config: pytest.Config) -> None:
-    report = config.stash.get(AWS_LEFTOVERS_KEY, None)
-    if report is None or not (report["instances"] or report["error"]):
-        return
-    from pytest_drcheck.aws.leftovers import Leftover
-
-    terminalreporter.write_sep("=", "drcheck: drill recovery instances still running",
-                               yellow=True)
-    if report["error"]:
-        terminalreporter.write_line(f"could not list them: {report['error']}")
-    for item in report["instances"]:
-        terminalreporter.write_line(f"{Leftover(**item)}")
-    if report["instances"]:
-        terminalreporter.write_line("terminate them when the drill is over (DRS console or "
-                                    "TerminateRecoveryInstances): they cost money until then")
-
-
 DRILL_KEY = pytest.StashKey[dict[str, Any]]()
 SEAL_ERROR_KEY = pytest.StashKey[str]()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
                             config: pytest.Config) -> None:
-    _aws_terminal_summary(terminalreporter, config)
     _evidence_terminal_summary(terminalreporter, config)
 
 
