@@ -73,6 +73,8 @@ def pytest_dr_checking_starts(config: pytest.Config, hosts: list[str]) -> None:
         aws.start_discovery(hosts)
 
 
+# tryfirst: pytest prints header lines in reverse call order; this line follows the drill's.
+@pytest.hookimpl(tryfirst=True)
 def pytest_report_header(config: pytest.Config) -> str | None:
     aws = aws_of(config)
     if aws is None:
@@ -122,6 +124,8 @@ def pytest_dr_suite_properties(config: pytest.Config) -> list[tuple[str, str]]:
     return properties
 
 
+# tryfirst: instances that cost money are said before the drill's summary.
+@pytest.hookimpl(tryfirst=True)
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
                             config: pytest.Config) -> None:
     report = config.stash.get(AWS_LEFTOVERS_KEY, None)
