@@ -5,8 +5,7 @@ Everything else lives in layers that do not import pytest. State lives in ``conf
 
 from __future__ import annotations
 
-import contextlib
-import warnings
+import logging
 from collections.abc import Generator, Iterator
 from datetime import timezone
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_drcheck import __version__
+from pytest_drcheck.plugins import OPTION_GROUP
 
 if TYPE_CHECKING:
     from pytest_drcheck.evidence.session import EvidenceSession
@@ -24,28 +24,37 @@ if TYPE_CHECKING:
     from pytest_drcheck.targets.base import Target
 
 RUN_KEY = pytest.StashKey["DrillRun"]()
-# End-of-run record of drill recovery instances still up (the aws extra), JSON-able:
-# {"region", "checked_at", "instances": [{"instance_id", "state", "job_id",
-# "source_server_id", "host", "source_hostname"}], "error"}. Set before other
-# pytest_sessionfinish implementations run, for evidence writers to pick up.
-AWS_LEFTOVERS_KEY = pytest.StashKey[dict[str, Any]]()
-
-
-class DrillLeftoverWarning(pytest.PytestWarning):
-    """Drill recovery instances are still running after the drill (DRS leaves them)."""
-
-
 EVIDENCE_KEY = pytest.StashKey["EvidenceSession"]()
+# The first part of every check's node id: the inventory's path under rootdir, else its name.
+INVENTORY_ID_KEY = pytest.StashKey[str]()
+
+
+def inventory_node_id(rootpath: Path, inventory: Path) -> str:
+    """``site.yaml`` in ``site.yaml::app01::dns[x]``. pytest would use the path relative to
+    rootdir and, for a file outside it, nothing at all (``::app01::...``); the file name is
+    what the README promises, the same on every xdist worker."""
+    resolved = inventory.resolve()
+    try:
+        return resolved.relative_to(rootpath.resolve()).as_posix()
+    except ValueError:
+        return resolved.name
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    import importlib
+
     from pytest_drcheck import hookspecs
+    from pytest_drcheck.plugins import PARTS
 
     pluginmanager.add_hookspecs(hookspecs)
+    # The other parts of the glue, each its own plugin, talking to this one through hooks.
+    for name in PARTS:
+        if pluginmanager.get_plugin(name) is None:
+            pluginmanager.register(importlib.import_module(name), name)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("drcheck", "disaster-recovery drill checks (pytest-drcheck)")
+    group = parser.getgroup(*OPTION_GROUP)
     group.addoption("--dr-inventory", dest="dr_inventory", metavar="FILE",
                     help="inventory of the drill: collect and run the checks it implies")
     group.addoption("--dr-workers", dest="dr_workers", type=int, metavar="N",
@@ -54,13 +63,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="checks run at the same time on one host (default 4)")
     group.addoption("--dr-suites", dest="dr_suites", action="append", default=[],
                     metavar="DIR", help="extra directory to look for suites in (repeatable)")
-    group.addoption("--dr-drs-job", dest="dr_drs_job", metavar="JOB",
-                    help="AWS DRS drill job id: find recovery instances of this job only")
-    group.addoption("--dr-allow-non-drill", dest="dr_allow_non_drill", action="store_true",
-                    help="check AWS recovery instances that are not drills (a real recovery); "
-                         "refused by default")
     parser.addini("dr_inventory", "default for --dr-inventory")
-    parser.addini("dr_drs_job", "default for --dr-drs-job")
     group.addoption("--dr-evidence", dest="dr_evidence", metavar="DIR",
                     help="write the drill's evidence bundle (JUnit, results.jsonl, observations, "
                          "drill.json, report.html, MANIFEST.sha256) to this new directory")
@@ -112,12 +115,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
     if (lab_down := refusal(plan.document)) is not None:
         raise pytest.UsageError(lab_down)
+    config.stash[INVENTORY_ID_KEY] = inventory_node_id(config.rootpath, Path(inventory))
     evidence = _evidence_session(config, plan)
     settings = EngineSettings(workers=_setting(config, "dr_workers", 32),
                               per_host=_setting(config, "dr_per_host", 4),
                               wait=evidence.options.wait)
     run = config.stash[RUN_KEY] = DrillRun(plan, settings)
-    _attach_aws(config, run)
+    config.hook.pytest_dr_run_configured(config=config, run=run)
     config.stash[EVIDENCE_KEY] = evidence
     if evidence.stream is not None:
         run.engine.add_listener(evidence.stream)
@@ -128,27 +132,6 @@ def pytest_configure(config: pytest.Config) -> None:
     resolved = Path(inventory).resolve()
     if not any(Path(arg.split("::")[0]).resolve() == resolved for arg in config.args):
         config.args.append(str(resolved))
-
-
-def _attach_aws(config: pytest.Config, run: DrillRun) -> None:
-    from pytest_drcheck.aws.inventory import uses_aws
-
-    job = config.getoption("dr_drs_job") or config.getini("dr_drs_job") or None
-    if not uses_aws(run.plan):
-        if job or config.getoption("dr_allow_non_drill"):
-            raise pytest.UsageError("--dr-drs-job and --dr-allow-non-drill need an inventory "
-                                    "that uses AWS (an aws: section, hosts with drs:/ec2:)")
-        return
-    import re
-
-    from pytest_drcheck.aws.run import AwsOptions
-    from pytest_drcheck.aws.schema import JOB_ID
-
-    if job and not re.match(JOB_ID, job):
-        raise pytest.UsageError(f"--dr-drs-job: '{job}' is not a DRS job id (drsjob- and 17 "
-                                "letters or digits)")
-    run.attach_aws(AwsOptions(job_id=job,
-                              allow_non_drill=bool(config.getoption("dr_allow_non_drill"))))
 
 
 def _evidence_session(config: pytest.Config, plan: Plan) -> EvidenceSession:
@@ -180,14 +163,17 @@ def _evidence_session(config: pytest.Config, plan: Plan) -> EvidenceSession:
                                         "without timezone; it must return an aware datetime")
             anchor, source = (hooked.astimezone(timezone.utc),
                               "launch time from a plugin (pytest_dr_launched_at)")
-    session = EvidenceSession(plan, options, started, anchor, source)
+    session = EvidenceSession(plan, options, started, anchor, source,
+                              config.stash[INVENTORY_ID_KEY])
     if not config.getoption("collectonly"):
         try:
             session.open_bundle(controller=worker is None)
             if worker is None:  # before collection: the whole inventory, refined later
-                session.write_drill(sorted(plan.hosts), len(plan.items), collected=False)
+                session.write_drill(sorted(plan.hosts), [i.key for i in plan.items],
+                                    collected=False)
         except EvidenceError as exc:
             raise pytest.UsageError(f"--dr-evidence: {exc}") from None
+    session.route_library_logs()
     return session
 
 
@@ -204,6 +190,27 @@ def pytest_configure_node(node: Any) -> None:
     node.workerinput["dr_evidence"] = str(directory) if directory else None
 
 
+# pytest's handlers that attach log records to test reports (and to caplog).
+_REPORT_HANDLERS = ("report_handler", "caplog_handler")
+LOG_FILTER_KEY = pytest.StashKey[logging.Filter]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Library records of background threads (paramiko, the engine's checks) belong to their
+    host's evidence, not to whichever test is running: keep them out of pytest's capture."""
+    config = session.config
+    if config.stash.get(EVIDENCE_KEY, None) is None:
+        return
+    from pytest_drcheck.evidence.logs import KeepOutOfReports
+
+    logging_plugin = config.pluginmanager.get_plugin("logging-plugin")
+    keep_out = config.stash[LOG_FILTER_KEY] = KeepOutOfReports()
+    for name in _REPORT_HANDLERS:
+        handler = getattr(logging_plugin, name, None)
+        if isinstance(handler, logging.Handler):
+            handler.addFilter(keep_out)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
@@ -211,6 +218,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     evidence = config.stash.get(EVIDENCE_KEY, None)
     if evidence is not None:
         evidence.close()
+    keep_out = config.stash.get(LOG_FILTER_KEY, None)
+    if keep_out is not None:
+        logging_plugin = config.pluginmanager.get_plugin("logging-plugin")
+        for name in _REPORT_HANDLERS:
+            handler = getattr(logging_plugin, name, None)
+            if isinstance(handler, logging.Handler):
+                handler.removeFilter(keep_out)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -218,14 +232,8 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if run is None:
         return None
     plan = run.plan
-    header = (f"drcheck {__version__}: drill '{plan.drill.name}' from {plan.display_name} "
-              f"({len(plan.hosts)} hosts, {len(plan.items)} checks, sha256 {plan.sha256[:12]})")
-    if run.aws is not None:
-        options = run.aws.options
-        header += (f"\ndrcheck: AWS {run.aws.settings.region}"
-                   f"{', drill job ' + options.job_id if options.job_id else ''}"
-                   f"{', NON-DRILL INSTANCES ALLOWED' if options.allow_non_drill else ''}")
-    return header
+    return (f"drcheck {__version__}: drill '{plan.drill.name}' from {plan.display_name} "
+            f"({len(plan.hosts)} hosts, {len(plan.items)} checks, sha256 {plan.sha256[:12]})")
 
 
 # --- collection ------------------------------------------------------------------------------
@@ -248,10 +256,21 @@ class HostNode(pytest.Collector):
 
 
 class CheckFailed(Exception):
+    """The check observed a wrong value: a pytest failure whose report is the message."""
+
     def __init__(self, result: CheckResult, message: str | None = None) -> None:
         super().__init__(message or result.message)
         self.result = result
         self.message = message or result.message
+
+
+class CheckError(Exception):
+    """The property could not be observed: a pytest *error* (raised while setting the item
+    up), never a failure, whose report is the one-line cause."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class CheckItem(pytest.Item):
@@ -259,8 +278,11 @@ class CheckItem(pytest.Item):
         super().__init__(**kwargs)
         self.plan_item = plan_item
         self.add_marker(pytest.mark.dr_check(plan_item.check))
+        self._verdict: tuple[CheckResult, dict[str, Any]] | None = None
 
-    def runtest(self) -> None:
+    def setup(self) -> None:
+        """Waits for the result. pytest counts only exceptions outside the call phase as
+        errors, so "could not observe" is raised here and a wrong value in ``runtest``."""
         from pytest_drcheck.model import Outcome
 
         evidence = self.config.stash[EVIDENCE_KEY]
@@ -269,17 +291,27 @@ class CheckItem(pytest.Item):
         record = evidence.record(result)
         self.user_properties.extend(
             evidence.properties(result, record, str(self.plan_item.source)))
+        self._verdict = (result, record)
+        if record["outcome"] == Outcome.ERROR.value:
+            raise CheckError(evidence.item_message(record))
+        if record["outcome"] == Outcome.SKIPPED.value:
+            # Located at the inventory entry, not at this line (-rs shows where).
+            raise pytest.skip.Exception(record["message"], _use_item_location=True)
+
+    def runtest(self) -> None:
+        from pytest_drcheck.model import Outcome
+
+        assert self._verdict is not None, "setup() sets the verdict"
+        result, record = self._verdict
         if record["outcome"] == "waived":
             # xfail: reported as waived (an accepted failure), never as passed.
             pytest.xfail(f"{record['message']} [{record['waiver']['note']}]")
-        if result.outcome is Outcome.SKIPPED:
-            pytest.skip(record["message"])
         if result.outcome is not Outcome.PASSED:
-            raise CheckFailed(result, record["message"])
+            raise CheckFailed(result, self.config.stash[EVIDENCE_KEY].item_message(record))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str:
-        if isinstance(excinfo.value, CheckFailed):
+        if isinstance(excinfo.value, CheckFailed | CheckError):
             return excinfo.value.message
         return str(super().repr_failure(excinfo, style=style))
 
@@ -288,10 +320,23 @@ class CheckItem(pytest.Item):
         return Path(source.file), (source.line or 1) - 1, self.plan_item.key
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A setup-phase CheckError is reported as its one-line cause (pytest would show a
+    traceback of the plugin for an exception outside the call phase)."""
+    report = yield
+    if (isinstance(item, CheckItem) and call.excinfo is not None
+            and isinstance(call.excinfo.value, CheckError)):
+        report.longrepr = call.excinfo.value.message
+    return report
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> InventoryFile | None:
     run = parent.config.stash.get(RUN_KEY, None)
     if run is not None and file_path.resolve() == Path(run.plan.path).resolve():
-        node: InventoryFile = InventoryFile.from_parent(parent, path=file_path)
+        node: InventoryFile = InventoryFile.from_parent(
+            parent, path=file_path, nodeid=parent.config.stash[INVENTORY_ID_KEY])
         return node
     return None
 
@@ -325,13 +370,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     selected = [i.plan_item for i in session.items if isinstance(i, CheckItem)]
     evidence = session.config.stash[EVIDENCE_KEY]
     if not hasattr(session.config, "workerinput"):
-        evidence.write_drill(sorted({p.host for p in selected}), len(selected))
+        evidence.write_drill(sorted({p.host for p in selected}), [p.key for p in selected])
     run.engine.select(i.plan_item for i in session.items if isinstance(i, CheckItem))
     # Under xdist a worker does not know which items it will get: hosts start on demand.
     if not hasattr(session.config, "workerinput"):
-        if run.aws is not None:  # every selected host's AWS discovery at once
-            run.aws.start_discovery(sorted({i.plan_item.host for i in session.items
-                                            if isinstance(i, CheckItem)}))
+        session.config.hook.pytest_dr_checking_starts(
+            config=session.config, hosts=sorted({p.host for p in selected}))
         run.engine.start()
 
 
@@ -343,14 +387,11 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     evidence = config.stash.get(EVIDENCE_KEY, None)
     if evidence is None or evidence.collected:
         return
-    inventory = Path(evidence.plan.path).resolve()
-    hosts, planned = set(), 0
-    for node_id in ids:
-        parts = node_id.split("::")
-        if len(parts) == 3 and (config.rootpath / parts[0]).resolve() == inventory:
-            hosts.add(parts[1])
-            planned += 1
-    evidence.write_drill(sorted(hosts), planned)
+    prefix = f"{config.stash[INVENTORY_ID_KEY]}::"
+    # The rest of a check's node id is its key (host::check[subject]); a subject may hold
+    # "::" itself (an IPv6 address), so the id is not split on it.
+    keys = [node_id[len(prefix):] for node_id in ids if node_id.startswith(prefix)]
+    evidence.write_drill(sorted({key.split("::", 1)[0] for key in keys}), keys)
 
 
 class _ReportCollector:
@@ -362,7 +403,9 @@ class _ReportCollector:
         self.evidence = evidence
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call" or not report.user_properties:
+        # An error or a skip ends the item in its setup phase (no call report follows).
+        ends = report.when == "call" or (report.when == "setup" and not report.passed)
+        if not ends or not report.user_properties:
             return
         from pytest_drcheck.evidence.session import reported_record
 
@@ -378,6 +421,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[
     if run is None or hasattr(session.config, "workerinput"):
         return
     from pytest_drcheck.evidence.junit import add_suite_properties, suite_properties
+    from pytest_drcheck.evidence.junit_bundle import (
+        classname,
+        inventory_id,
+        not_run_message,
+        split_key,
+    )
     from pytest_drcheck.evidence.layout import EvidenceError
     from pytest_drcheck.runtime import utc_now
 
@@ -401,66 +450,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[
             ("dr.tool_version", __version__),
             ("dr.started_at", run.started_at.isoformat(timespec="milliseconds")),
             ("dr.finished_at", run.finished_at.isoformat(timespec="milliseconds")),
-            *_aws_suite_properties(session.config),
+            *(fact for facts in session.config.hook.pytest_dr_suite_properties(
+                config=session.config) for fact in facts),
             *(suite_properties(drill) if drill else []),
-        ])
+        ], not_run=[(classname(inventory_id(drill), host), f"{check}[{subject}]")
+                    for host, check, subject in map(split_key, _unreported(drill))],
+            not_run_message=not_run_message(drill))
 
 
-# A plain (not wrapper) implementation: it runs inside pytest's warning capture, so the warning
-# lands in the warnings summary, and first, so other implementations find the stash value.
-@pytest.hookimpl(tryfirst=True, specname="pytest_sessionfinish")
-def pytest_drcheck_aws_leftovers(session: pytest.Session) -> None:
-    """At the end of the run (controller only): drill instances DRS left running."""
-    config = session.config
-    run = config.stash.get(RUN_KEY, None)
-    if (run is None or run.aws is None or not run.aws.uses_drs()
-            or config.getoption("collectonly") or hasattr(config, "workerinput")):
-        return
-    from pytest_drcheck.aws.leftovers import describe_report
-
-    report = config.stash[AWS_LEFTOVERS_KEY] = run.aws.leftover_report()
-    if report["instances"]:
-        # Under -W error the warning raises: the terminal summary still lists them.
-        with contextlib.suppress(Warning):
-            warnings.warn(DrillLeftoverWarning(
-                f"{len(report['instances'])} drill recovery instance(s) still running in "
-                f"{report['region']} (DRS does not terminate them): "
-                f"{describe_report(report)}"), stacklevel=1)
-
-
-def _aws_suite_properties(config: pytest.Config) -> list[tuple[str, str]]:
-    run = config.stash.get(RUN_KEY, None)
-    if run is None or run.aws is None:
-        return []
-    options = run.aws.options
-    # The guard override is evidence too: an auditor must see that non-drill was allowed.
-    properties = [("dr.aws.region", run.aws.settings.region),
-                  ("dr.aws.drs_job", options.job_id or ""),
-                  ("dr.aws.allow_non_drill", str(options.allow_non_drill).lower())]
-    report = config.stash.get(AWS_LEFTOVERS_KEY, None)
-    if report is not None:
-        from pytest_drcheck.aws.leftovers import describe_report
-
-        properties.append(("dr.aws.leftover_instances", describe_report(report)))
-    return properties
-
-
-def _aws_terminal_summary(terminalreporter: pytest.TerminalReporter,
-                          config: pytest.Config) -> None:
-    report = config.stash.get(AWS_LEFTOVERS_KEY, None)
-    if report is None or not (report["instances"] or report["error"]):
-        return
-    from pytest_drcheck.aws.leftovers import Leftover
-
-    terminalreporter.write_sep("=", "drcheck: drill recovery instances still running",
-                               yellow=True)
-    if report["error"]:
-        terminalreporter.write_line(f"could not list them: {report['error']}")
-    for item in report["instances"]:
-        terminalreporter.write_line(f"{Leftover(**item)}")
-    if report["instances"]:
-        terminalreporter.write_line("terminate them when the drill is over (DRS console or "
-                                    "TerminateRecoveryInstances): they cost money until then")
+def _unreported(drill: dict[str, Any]) -> list[str]:
+    """Keys of checks pytest's JUnit file may lack: after an interruption every planned one
+    (a check whose result arrived as the run was stopped has no report either)."""
+    if drill.get("status") == "interrupted":
+        return list(drill.get("selection", {}).get("checks", []))
+    return list(drill.get("not_run", []))
 
 
 DRILL_KEY = pytest.StashKey[dict[str, Any]]()
@@ -469,7 +472,6 @@ SEAL_ERROR_KEY = pytest.StashKey[str]()
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
                             config: pytest.Config) -> None:
-    _aws_terminal_summary(terminalreporter, config)
     _evidence_terminal_summary(terminalreporter, config)
 
 
@@ -478,11 +480,17 @@ def _evidence_terminal_summary(terminalreporter: pytest.TerminalReporter,
     evidence = config.stash.get(EVIDENCE_KEY, None)
     if evidence is None:
         return
-    from pytest_drcheck.evidence.session import summary_lines
+    from pytest_drcheck.evidence.session import summary_lines, unreachable_lines
 
     drill = config.stash.get(DRILL_KEY, None)
     lines = summary_lines(drill, evidence.options.directory, evidence.sealed.manifest_sha256
                           if evidence.sealed else None) if drill else evidence.stale_messages()
+    lines += unreachable_lines(evidence.sealed.records if evidence.sealed
+                               else evidence.reported)
+    if evidence.logs is not None and evidence.logs.unkept and evidence.sealed is None:
+        counted = ", ".join(f"{host} {n}" for host, n in sorted(evidence.logs.unkept.items()))
+        lines.append(f"library log records kept out of the test reports ({counted}); "
+                     "--dr-evidence keeps them in the bundle's logs/")
     error = config.stash.get(SEAL_ERROR_KEY, None)
     if error:
         lines.append(f"evidence bundle NOT sealed: {error}")

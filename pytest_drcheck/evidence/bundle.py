@@ -76,7 +76,8 @@ def write_json(path: Path, value: Any) -> None:
 
 
 def initial_drill(plan: Plan, *, started_at: datetime, anchor: datetime, anchor_source: str,
-                  shard: tuple[int, int] | None, hosts: Sequence[str], planned: int,
+                  inventory_id: str,
+                  shard: tuple[int, int] | None, hosts: Sequence[str], checks: Sequence[str],
                   wait_s: float, redactor: Redactor) -> dict[str, Any]:
     """drill.json as written when the run starts (a killed run keeps this much context)."""
     path = Path(plan.path)
@@ -87,6 +88,7 @@ def initial_drill(plan: Plan, *, started_at: datetime, anchor: datetime, anchor_
                   "rto_target_s": plan.drill.rto_seconds,
                   "rpo_target_s": plan.drill.rpo_seconds},
         "inventory": {"path": plan.display_name, "absolute_path": str(path.resolve()),
+                      "id": inventory_id,
                       "sha256": plan.sha256, "git": drillinfo.inventory_git(path)},
         "tool": {"name": "pytest-drcheck", "version": __version__},
         "ci": drillinfo.ci_info(),
@@ -98,7 +100,10 @@ def initial_drill(plan: Plan, *, started_at: datetime, anchor: datetime, anchor_
         "launched_at_source": anchor_source,
         "wait_s": wait_s,
         "shard": {"index": shard[0], "count": shard[1]} if shard else None,
-        "selection": {"hosts": list(hosts), "planned_checks": planned},
+        # Every planned check by key: a run killed before a check reported still names it
+        # (as not run) in the JUnit file sealed later.
+        "selection": {"hosts": list(hosts), "planned_checks": len(checks),
+                      "checks": sorted(checks)},
         "waivers": waiver_summary(plan, started_at.date(), (), ()),
     }
     redacted: dict[str, Any] = redactor.value(drill)
@@ -115,8 +120,17 @@ def derive(drill: Mapping[str, Any], records: Sequence[Record], complete: bool
         record["time_to_green_s"] = (seconds_between(str(drill["launched_at"]), str(green))
                                      if green else None)
     totals = counts(records)
-    planned = int(drill.get("selection", {}).get("planned_checks") or totals["total"])
-    totals["not_run"] = max(0, planned - totals["total"])
+    selection = drill.get("selection", {})
+    planned = int(selection.get("planned_checks") or totals["total"])
+    planned_keys = selection.get("checks")
+    missing: list[str] = []
+    if planned_keys is not None:
+        present = {str(r.get("key")) for r in records}
+        missing = sorted(set(planned_keys) - present)
+        totals["not_run"] = len(missing)
+    else:  # a bundle of an earlier format: the count is all there is
+        totals["not_run"] = max(0, planned - totals["total"])
+    result["not_run"] = missing
     rto = measure_rto(records, anchor, str(drill.get("launched_at_source", "")),
                       drill.get("drill", {}).get("rto_target_s"), totals["not_run"])
     complete = complete and totals["not_run"] == 0
@@ -202,6 +216,15 @@ def rerender(directory: Path) -> Written:
     return write_derived(directory, derive(drill, records, complete), records)
 
 
+def _merged_selection(selections: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {
+        "hosts": sorted({h for s in selections for h in s["hosts"]}),
+        "planned_checks": sum(int(s["planned_checks"]) for s in selections)}
+    if all("checks" in s for s in selections):
+        merged["checks"] = sorted({k for s in selections for k in s["checks"]})
+    return merged
+
+
 def merge(output: Path, sources: Sequence[Path]) -> Written:
     """Combine the bundles of one drill's shards into one bundle."""
     if not sources:
@@ -262,10 +285,7 @@ def merge(output: Path, sources: Sequence[Path]) -> Written:
                          "operator": d.get("operator"), "started_at": d["started_at"],
                          "finished_at": d["finished_at"], "status": d.get("status")}
                         for source, d, _ in loaded],
-        "selection": {"hosts": sorted({h for _, d, _ in loaded
-                                       for h in d["selection"]["hosts"]}),
-                      "planned_checks": sum(int(d["selection"]["planned_checks"])
-                                            for _, d, _ in loaded)},
+        "selection": _merged_selection([d["selection"] for _, d, _ in loaded]),
     }
     prepare_directory(output)
     with (output / RESULTS).open("w", encoding="utf-8") as handle:

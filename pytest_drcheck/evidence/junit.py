@@ -31,11 +31,17 @@ def case_properties(result: CheckResult, source: str) -> list[tuple[str, str]]:
     ]
 
 
-def add_suite_properties(xml_path: Path, properties: Sequence[tuple[str, str]]) -> None:
-    """Insert properties first in every <testsuite> (where the JUnit schema wants them)."""
+def add_suite_properties(xml_path: Path, properties: Sequence[tuple[str, str]],
+                         not_run: Sequence[tuple[str, str]] = (), not_run_message: str = ""
+                         ) -> None:
+    """Finish pytest's JUnit file: insert properties first in every <testsuite> (where the
+    JUnit schema wants them), give each check error its cause as message, and add the checks
+    that never ran (``(classname, name)``, an interrupted run) as errors."""
     tree = ET.parse(xml_path)
     root = tree.getroot()
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+    if suites and not_run:
+        _add_not_run(root, suites[0], not_run, not_run_message)
     for suite in suites:
         block = suite.find("properties")
         if block is None:
@@ -46,7 +52,36 @@ def add_suite_properties(xml_path: Path, properties: Sequence[tuple[str, str]]) 
             if name not in existing:
                 existing.add(name)
                 ET.SubElement(block, "property", name=name, value=value)
+        for case in suite.iter("testcase"):
+            _cause_as_error_message(case)
     tree.write(xml_path, encoding="utf-8", xml_declaration=True)
+
+
+def _add_not_run(root: ET.Element, suite: ET.Element, not_run: Sequence[tuple[str, str]],
+                 message: str) -> None:
+    present = {(c.get("classname"), c.get("name")) for c in suite.iter("testcase")}
+    added = 0
+    for classname, name in not_run:
+        if (classname, name) in present:
+            continue
+        case = ET.SubElement(suite, "testcase", classname=classname, name=name, time="0.000")
+        ET.SubElement(case, "error", type="dr.not_run", message=message).text = message
+        added += 1
+    for element in {id(e): e for e in (root, suite)}.values():
+        for counter in ("tests", "errors"):
+            if element.get(counter) is not None:
+                element.set(counter, str(int(element.get(counter) or 0) + added))
+
+
+def _cause_as_error_message(case: ET.Element) -> None:
+    """pytest writes a setup error as ``failed on setup with "<report>"``; for a check that
+    could not observe, the message CI shows must be the cause itself (the report's text)."""
+    error = case.find("error")
+    outcome = next((p.get("value") for p in case.iter("property")
+                    if p.get("name") == "dr.outcome"), None)
+    if error is not None and outcome == "error" and error.text:
+        error.set("message", error.text.strip())
+        error.set("type", "dr.error")
 
 
 def _text(value: object) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_drcheck.evidence.junit import evidence_case_properties, suite_properties
-from pytest_drcheck.evidence.records import counts
+from pytest_drcheck.evidence.records import counts, parse_instant
 
 # Characters XML 1.0 cannot carry at all (command output can contain them).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -86,12 +86,53 @@ def _case(parent: ET.Element, record: Mapping[str, Any], inventory: str) -> None
     out.text = xml_text(case_lines(record))
 
 
+NOT_RUN_TYPE = "dr.not_run"
+
+
+def not_run_message(drill: Mapping[str, Any]) -> str:
+    if drill.get("status") == "interrupted":
+        return "not run: the run was interrupted"
+    return "not run: the run ended without a result for this check"
+
+
+def split_key(key: str) -> tuple[str, str, str]:
+    """``host::check[subject]`` -> (host, check, subject)."""
+    host, _, name = key.partition("::")
+    check, _, subject = name.partition("[")
+    return host, check, subject[:-1] if subject.endswith("]") else subject
+
+
+def _not_run_case(parent: ET.Element, key: str, inventory: str, message: str) -> None:
+    host, check, subject = split_key(key)
+    case = ET.SubElement(parent, "testcase", {
+        "classname": xml_text(classname(inventory, host)),
+        "name": xml_text(f"{check}[{subject}]"), "time": "0.000"})
+    element = ET.SubElement(case, "error", type=NOT_RUN_TYPE, message=message)
+    element.text = xml_text(f"{key}: {message}\n")
+
+
+def wall_seconds(drill: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> float:
+    """The run's wall time: start of checking to its end, or (a killed run sealed later) to
+    the last result it wrote. Not the sum of the checks' durations: they overlap."""
+    started = drill.get("started_at")
+    if not started:
+        return 0.0
+    ends = [str(drill["finished_at"])] if drill.get("finished_at") else [
+        str(r["finished_at"]) for r in records if r.get("finished_at")]
+    if not ends:
+        return 0.0
+    last = max(parse_instant(end) for end in ends)
+    return max(0.0, (last - parse_instant(str(started))).total_seconds())
+
+
 def write_junit(path: Path, drill: Mapping[str, Any], records: Sequence[Mapping[str, Any]]
                 ) -> None:
     totals = counts(records)
-    seconds = sum(float(r.get("duration_ms") or 0) for r in records) / 1000.0
-    tests = str(totals["total"])
-    failures, errors = str(totals["failed"]), str(totals["error"])
+    not_run = [str(key) for key in drill.get("not_run", [])]
+    seconds = wall_seconds(drill, records)
+    # A check that never ran is an error: CI must not read an interrupted drill as green.
+    tests = str(totals["total"] + len(not_run))
+    failures, errors = str(totals["failed"]), str(totals["error"] + len(not_run))
     skipped = str(totals["skipped"] + totals["waived"])
     root = ET.Element("testsuites", {
         "name": xml_text(f"drcheck {drill.get('drill', {}).get('name', '')}"),
@@ -104,10 +145,19 @@ def write_junit(path: Path, drill: Mapping[str, Any], records: Sequence[Mapping[
     properties = ET.SubElement(suite, "properties")
     for name, value in suite_properties(drill):
         ET.SubElement(properties, "property", name=xml_text(name), value=xml_text(value))
-    inventory = str(drill.get("inventory", {}).get("path", "inventory"))
+    inventory = inventory_id(drill)
     for record in records:
         _case(suite, record, inventory)
+    message = not_run_message(drill)
+    for key in not_run:
+        _not_run_case(suite, key, inventory, message)
     ET.indent(root)
     temporary = path.with_suffix(".tmp")
     ET.ElementTree(root).write(temporary, encoding="utf-8", xml_declaration=True)
     temporary.replace(path)
+
+
+def inventory_id(drill: Mapping[str, Any]) -> str:
+    """The first part of the checks' pytest ids (``site.yaml``), as the run recorded it."""
+    inventory = drill.get("inventory", {})
+    return str(inventory.get("id") or inventory.get("path") or "inventory")

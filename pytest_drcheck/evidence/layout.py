@@ -9,6 +9,8 @@ JUNIT = "junit.xml"
 REPORT = "report.html"
 MANIFEST = "MANIFEST.sha256"
 OBSERVATIONS = "observations"
+# Library log records (paramiko, pytest-drcheck) per host, kept out of the test reports.
+LOGS = "logs"
 
 
 class EvidenceError(Exception):

@@ -17,6 +17,7 @@ from pytest_drcheck.durations import format_duration, parse_duration
 from pytest_drcheck.evidence import bundle
 from pytest_drcheck.evidence.junit import case_properties, evidence_case_properties
 from pytest_drcheck.evidence.layout import DRILL, EvidenceError
+from pytest_drcheck.evidence.logs import LibraryLogRouter, LogSink
 from pytest_drcheck.evidence.records import Record, iso, make_record, parse_instant
 from pytest_drcheck.evidence.redact import Redactor, redactor_for
 from pytest_drcheck.evidence.stream import ResultStream
@@ -63,6 +64,8 @@ class EvidenceSession:
     started_at: datetime
     anchor: datetime
     anchor_source: str
+    # How pytest ids and JUnit class names start (site.yaml in site.yaml::app01::dns[x]).
+    inventory_id: str
     redactor: Redactor = field(init=False)
     stream: ResultStream | None = None
     drill: dict[str, Any] | None = None
@@ -72,6 +75,8 @@ class EvidenceSession:
     sealed: bundle.Written | None = None
     # The planned checks are known (drill.json rewritten after collection).
     collected: bool = False
+    logs: LibraryLogRouter | None = None
+    _log_sink: LogSink | None = None
 
     def __post_init__(self) -> None:
         self.redactor = redactor_for(self.plan)
@@ -100,7 +105,20 @@ class EvidenceSession:
         base = [(name, self.redactor.text(value)) for name, value in
                 case_properties(result, source)]
         base = [(n, str(record["outcome"]) if n == "dr.outcome" else v) for n, v in base]
-        return base + evidence_case_properties(record)
+        unreachable = unreachable_reason(record)
+        extra = [("dr.unreachable", unreachable)] if unreachable is not None else []
+        return base + evidence_case_properties(record) + extra
+
+    @staticmethod
+    def item_message(record: Mapping[str, Any]) -> str:
+        """What the pytest item reports: the record's one line, except for a host that could
+        not be reached, whose reason the summary shows once instead of once per check."""
+        message = str(record["message"])
+        marker = f": cannot reach {record['host']}: "
+        if unreachable_reason(record) is None or marker not in message:
+            return message
+        return (f"{message[:message.index(marker)]}: cannot reach {record['host']} "
+                "(reason in the drcheck summary)")
 
     # --- the bundle ------------------------------------------------------------------------
 
@@ -115,25 +133,37 @@ class EvidenceSession:
         if controller:
             self.stream.claim_all()
 
-    def initial_drill(self, hosts: Sequence[str], planned: int) -> dict[str, Any]:
+    def route_library_logs(self) -> None:
+        """From now on library log records go to the bundle (``logs/``), not to the tests."""
+        if self.options.directory is not None and self.stream is not None:
+            self._log_sink = LogSink(self.options.directory, self.redactor)
+        self.logs = LibraryLogRouter(self._log_sink)
+        self.logs.install()
+
+    def initial_drill(self, hosts: Sequence[str], checks: Sequence[str]) -> dict[str, Any]:
         shard = self.options.shard
         return bundle.initial_drill(
             self.plan, started_at=self.started_at, anchor=self.anchor,
-            anchor_source=self.anchor_source,
-            shard=(shard.index, shard.count) if shard else None, hosts=hosts, planned=planned,
+            anchor_source=self.anchor_source, inventory_id=self.inventory_id,
+            shard=(shard.index, shard.count) if shard else None, hosts=hosts, checks=checks,
             wait_s=self.options.wait, redactor=self.redactor)
 
-    def write_drill(self, hosts: Sequence[str], planned: int, collected: bool = True) -> None:
-        self.drill = self.initial_drill(hosts, planned)
+    def write_drill(self, hosts: Sequence[str], checks: Sequence[str],
+                    collected: bool = True) -> None:
+        """drill.json as the run starts; ``checks`` are the keys of the planned checks."""
+        self.drill = self.initial_drill(hosts, checks)
         self.collected = collected
         if self.options.directory is not None:
             bundle.write_json(self.options.directory / DRILL, self.drill)
 
     def seal(self, finished_at: datetime, complete: bool) -> dict[str, Any]:
         """End of session (controller). Returns the final drill facts (RTO, counts...)."""
-        drill = self.drill or self.initial_drill(sorted(self.plan.hosts), len(self.reported))
+        drill = self.drill or self.initial_drill(sorted(self.plan.hosts),
+                                                 [str(r["key"]) for r in self.reported])
         if self.stream is not None:
             self.stream.close()
+        if self._log_sink is not None:
+            self._log_sink.close()
         if self.options.directory is not None:
             self.sealed = bundle.finish_run(self.options.directory, drill, finished_at,
                                             complete)
@@ -145,6 +175,11 @@ class EvidenceSession:
     def close(self) -> None:
         if self.stream is not None:
             self.stream.close()
+        if self._log_sink is not None:
+            self._log_sink.close()
+        if self.logs is not None:
+            self.logs.remove()
+            self.logs = None
 
     # --- summary ---------------------------------------------------------------------------
 
@@ -183,6 +218,36 @@ def summary_lines(drill: Mapping[str, Any], directory: Path | None,
     return lines
 
 
+def unreachable_reason(record: Mapping[str, Any]) -> str | None:
+    """Why the record's host could not be reached, when that is all the record says."""
+    if record.get("unreachable"):
+        return str(record["unreachable"])
+    if record.get("outcome") not in ("failed", "error"):
+        return None
+    marker = f": cannot reach {record.get('host')}: "
+    message = str(record.get("message") or "")
+    if marker not in message:
+        return None
+    return message.split(marker, 1)[1]
+
+
+def unreachable_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One line per host that could not be reached, with its reason and how many checks."""
+    reasons: dict[str, str] = {}
+    checks: dict[str, int] = {}
+    for record in records:
+        reason = unreachable_reason(record)
+        if reason is not None:
+            host = str(record.get("host"))
+            reasons.setdefault(host, reason)
+            checks[host] = checks.get(host, 0) + 1
+    if not reasons:
+        return []
+    return ["unreachable hosts (their checks observed nothing):", *(
+        f"  {host} ({checks[host]} check{'s' if checks[host] != 1 else ''}): {reasons[host]}"
+        for host in sorted(reasons))]
+
+
 def reported_record(properties: Sequence[tuple[str, object]]) -> Record | None:
     """A minimal record from a test report's properties (crosses pytest-xdist)."""
     values = {str(k): v for k, v in properties}
@@ -193,6 +258,7 @@ def reported_record(properties: Sequence[tuple[str, object]]) -> Record | None:
         "host": values["dr.host"], "check": values.get("dr.check"),
         "subject": values.get("dr.subject"), "outcome": values.get("dr.outcome"),
         "green_at": values.get("dr.green_at") or None, "waiver": None,
+        "unreachable": values.get("dr.unreachable") or None,
     }
     if values.get("dr.waiver"):
         record["waiver"] = {"id": values["dr.waiver"], "status": values.get("dr.waiver_status")}

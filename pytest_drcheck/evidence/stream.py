@@ -32,7 +32,7 @@ def append_line(fd: int, value: Any) -> None:
         view = view[written:]
 
 
-def _open_append(path: Path) -> int:
+def open_append(path: Path) -> int:
     try:
         return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
@@ -52,7 +52,7 @@ class ResultStream:
         self._items = {item.key: item for item in plan.items}
         self._lock = threading.Lock()
         (directory / OBSERVATIONS).mkdir(parents=True, exist_ok=True)
-        self._results = _open_append(directory / RESULTS)
+        self._results = open_append(directory / RESULTS)
         self._observations: dict[str, int] = {}
         self._claim_all = False
         self._claimed: set[str] = set()
@@ -99,10 +99,14 @@ class ResultStream:
             "details": self.redactor.value(dict(result.details)),
         }
         with self._lock:
+            if self._results < 0:
+                # Sealed (an interrupted run's checks go on in daemon threads): the bundle's
+                # files must not change after its manifest is written.
+                return
             append_line(self._results, record)
             fd = self._observations.get(result.host)
             if fd is None:
-                fd = _open_append(self.directory / OBSERVATIONS / f"{result.host}.jsonl")
+                fd = open_append(self.directory / OBSERVATIONS / f"{result.host}.jsonl")
                 self._observations[result.host] = fd
             append_line(fd, observation)
             self.written += 1

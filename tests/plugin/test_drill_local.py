@@ -3,6 +3,7 @@ sockets on 127.0.0.1: collection, selection, outcomes, one-line failures, JUnit 
 
 from __future__ import annotations
 
+import json
 import textwrap
 import time
 import xml.etree.ElementTree as ET
@@ -130,9 +131,12 @@ def test_hung_host_fails_its_own_checks_within_its_timeout(
         elapsed = time.monotonic() - started
     finally:
         silent.close()
-    result.assert_outcomes(passed=3, failed=3)
+    outcomes = result.parseoutcomes()  # hung01's check: a failure or an error (not observed)
+    assert outcomes["passed"] == 3 and outcomes["failed"] + outcomes.get("errors", 0) == 3
     result.stdout.fnmatch_lines([
-        f"hung01 reach 127.0.0.1:{listener.port}: cannot reach hung01: timed out after 1 s *"])
+        f"hung01 reach 127.0.0.1:{listener.port}: cannot reach hung01 (reason in the drcheck "
+        "summary)", "unreachable hosts (their checks observed nothing):",
+        "  hung01 (1 check): timed out after 1 s *"])
     assert elapsed < 8
 
 
@@ -150,3 +154,30 @@ def test_collect_only_touches_no_host(pytester: pytest.Pytester, listener: Liste
     assert "1 test collected" in result.stdout.str()
     time.sleep(0.2)
     assert listener.accepted == 0
+
+
+def test_ids_start_with_the_inventory_file_name_outside_rootdir(
+        pytester: pytest.Pytester, listener: Listener, closed_port: int,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An inventory outside pytest's rootdir (the usual CI layout: a checkout of the drill
+    repository next to the job's working directory) still gives site.yaml::host::check ids,
+    in the terminal, in both JUnit files, and identically on every xdist worker."""
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    source = inventory(pytester, listener.port, closed_port)
+    path = elsewhere / "site.yaml"
+    source.rename(path)
+    assert not path.is_relative_to(pytester.path)
+    common = (f"--dr-inventory={path}", f"--rootdir={pytester.path}", "-p", "no:cacheprovider")
+    collected = pytester.runpytest(*common, "--collect-only", "-q")
+    ids = [line for line in collected.stdout.lines if "::" in line]
+    assert len(ids) == 5 and all(i.startswith("site.yaml::app0") for i in ids), ids
+    result = pytester.runpytest_subprocess(*common, "-n", "2", "--dr-evidence=ev",
+                                           "--junitxml=drill.xml", "-rf")
+    result.assert_outcomes(passed=3, failed=2)
+    result.stdout.fnmatch_lines([f"FAILED site.yaml::app02::reach[[]127.0.0.1:{closed_port}[]]*"])
+    for junit in (pytester.path / "drill.xml", pytester.path / "ev" / "junit.xml"):
+        classnames = {c.get("classname") for c in ET.parse(junit).getroot().iter("testcase")}
+        assert classnames == {"site.yaml.app01", "site.yaml.app02"}, junit
+    drill = json.loads((pytester.path / "ev" / "drill.json").read_text())
+    assert drill["selection"]["planned_checks"] == 5 and drill["counts"]["not_run"] == 0
+    assert drill["inventory"]["id"] == "site.yaml"
