@@ -28,6 +28,8 @@ from pytest_drcheck.evidence.stream import append_line, open_append
 LIBRARY_LOGGERS = ("paramiko", "pytest_drcheck")
 # The targets give each host's SSH transport its own channel: pytest_drcheck.ssh.<host>.
 HOST_CHANNEL = "pytest_drcheck.ssh."
+# The SSH targets' per-host transport logs (targets/ssh/channels.py names them).
+SSH_TRANSPORTS = HOST_CHANNEL.rstrip(".")
 # The engine names a check's thread check-<host>::<check>[<subject>].
 CHECK_THREAD = "check-"
 RUNNER = "runner"
@@ -106,12 +108,22 @@ class LibraryLogRouter(logging.Handler):
         self.unkept: Counter[str] = Counter()
         self._main = threading.main_thread().ident
         self._installed: list[logging.Logger] = []
+        self._transports_were: tuple[int, bool] | None = None
 
     def install(self) -> None:
         for name in LIBRARY_LOGGERS:
             logger = logging.getLogger(name)
             logger.addHandler(self)
             self._installed.append(logger)
+        # Each SSH transport's own log (pytest_drcheck.ssh.<host>, at INFO and DEBUG: the
+        # target already reports each failure as one line) belongs to its host's log in the
+        # bundle, whole, and to nobody's test report.
+        transports = logging.getLogger(SSH_TRANSPORTS)
+        self._transports_were = (transports.level, transports.propagate)
+        transports.setLevel(logging.DEBUG)
+        transports.propagate = False
+        transports.addHandler(self)
+        self._installed.append(transports)
         # paramiko's threads can log after the drill (a transport closed at exit): with no
         # handler anywhere, logging's last resort would print it on stderr as a traceback.
         paramiko = logging.getLogger("paramiko")
@@ -122,6 +134,10 @@ class LibraryLogRouter(logging.Handler):
         for logger in self._installed:
             logger.removeHandler(self)
         self._installed.clear()
+        if self._transports_were is not None:
+            transports = logging.getLogger(SSH_TRANSPORTS)
+            transports.level, transports.propagate = self._transports_were
+            self._transports_were = None
 
     def emit(self, record: logging.LogRecord) -> None:
         if not is_background_library_record(record, self._main):

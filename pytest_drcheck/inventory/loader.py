@@ -210,9 +210,12 @@ class _Loader:
                         if entry.get("site") and items[item.key].source == location:
                             continue  # the site: section lists it twice: reported there
                         earlier = items[item.key]
-                        if (earlier.params, earlier.requires) == (item.params, item.requires):
-                            # The very same test (a precondition such as nic[interfaces]
-                            # that two entries share): run and report it once.
+                        shared = any(f"{check_type}[{subject.name}]" in other.requires
+                                     for other in subjects)
+                        if shared and (earlier.params, earlier.requires) == (item.params,
+                                                                             item.requires):
+                            # A precondition two entries share (nic[interfaces]): the very
+                            # same test, run and reported once.
                             continue
                         self.problems.append(source.doc.problem(entry_path, (
                             f"{check_type} '{subject.name}' is already checked by "

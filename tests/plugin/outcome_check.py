@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pytest_drcheck.checks.base import Check, CheckContext, Subject
-from pytest_drcheck.model import Observation, Outcome
+from pytest_drcheck.model import CouldNotObserve, Observation, Outcome, PlanItem
 
 
-class OutcomeCheck(Check):
+class OutcomeCheck(Check[Outcome]):
     type_name: ClassVar[str] = "outcome"
     entry_schema: ClassVar[Mapping[str, Any]] = {
         "required": ["name", "outcome"],
@@ -24,14 +24,16 @@ class OutcomeCheck(Check):
         return [Subject(entry["name"], {"outcome": entry["outcome"],
                                         "reason": entry.get("reason", "")})]
 
-    def evaluate(self, ctx: CheckContext) -> Observation:
+    def observe(self, ctx: CheckContext) -> Outcome:
         outcome = Outcome(ctx.params["outcome"])
-        reason = ctx.params["reason"] or f"told to be {outcome.value}"
+        if outcome is Outcome.ERROR:
+            raise CouldNotObserve(ctx.params["reason"] or "told to be error")
+        return outcome
+
+    def judge(self, item: PlanItem, outcome: Outcome) -> Observation:
+        reason = item.params["reason"] or f"told to be {outcome.value}"
         if outcome is Outcome.PASSED:
             return Observation.passed("anything", "something")
         if outcome is Outcome.FAILED:
             return Observation.failed("something", "something else", reason)
-        if outcome is Outcome.SKIPPED:
-            return Observation.skipped("something", reason)
-        return Observation(Outcome.ERROR, "something", "not observed",
-                           f"could not observe: {reason}")
+        return Observation.skipped("something", reason)
