@@ -23,7 +23,12 @@ from pytest_drcheck.checks.base import (
     Subject,
     site_service,
 )
-from pytest_drcheck.checks.tcp_probe import connect, connect_timeout_of, parse_endpoint
+from pytest_drcheck.checks.tcp_probe import (
+    connect,
+    connect_timeout_of,
+    parse_endpoint,
+    require_responsive,
+)
 from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.net.http import connect_request, get_request, read_status
@@ -203,6 +208,9 @@ class EgressCheck(Check[EgressOutcome]):
                 raise
             if exc.outcome not in ("refused", "timed out", "unreachable"):
                 raise CouldNotObserve(str(exc)) from None
+            if exc.outcome == "timed out":
+                # Only the path's if the instance's own connection still answers.
+                require_responsive(ctx.target, str(exc), connect_timeout)
             return EgressOutcome("proxy " + exc.outcome,
                                  f"proxy {proxy_host}:{proxy_port} {exc.outcome}")
         deadline = time.monotonic() + max(0.5, ctx.timeout - connect_timeout)
@@ -213,9 +221,13 @@ class EgressCheck(Check[EgressOutcome]):
                 stream.sendall(connect_request(cell.host, cell.port))
             status, reason = read_status(stream, deadline)
         except StreamTimeout:
+            require_responsive(ctx.target, "no answer from the proxy", connect_timeout)
             return EgressOutcome("proxy timed out", "no answer from the proxy")
         except (EOFError, OSError, ValueError) as exc:
-            return EgressOutcome("proxy error", f"proxy error: {exc}")
+            # A proxy that took the connection and then gave no HTTP answer (closed it, or
+            # spoke something else) neither allowed nor denied: the path cannot be told.
+            raise CouldNotObserve(f"the proxy {proxy_host}:{proxy_port} gave no HTTP answer: "
+                                  f"{exc}") from None
         finally:
             stream.close()
         if 200 <= status < 400:

@@ -166,3 +166,42 @@ def test_a_proxy_that_accepts_and_never_answers_is_observed_not_a_denial() -> No
         silent.close()
     assert (verdict.outcome, verdict.reason) == (
         Outcome.FAILED, "expected denied via corp, observed no answer from the proxy")
+
+
+class AcceptsAndCloses:
+    """A port that takes each connection and closes it at once (a broken proxy process)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_a_proxy_that_closes_without_answering_could_not_be_observed() -> None:
+    """Before: 'observed proxy error: the proxy closed the connection without answering', a
+    failed cell (and for a denied cell, a wrong value): neither allowed nor denied was seen."""
+    closing = AcceptsAndCloses()
+    try:
+        for expect in ("allowed", "denied"):
+            item = item_of(CHECK, {"destination": "http://www.example.com/", "via": "corp",
+                                   "expect": expect},
+                           {"egress": {"proxies": {"corp": f"127.0.0.1:{closing.port}"}}})
+            # Closed before or after our request arrived: an EOF, or a reset.
+            with pytest.raises(CouldNotObserve, match=(
+                    rf"^the proxy 127\.0\.0\.1:{closing.port} gave no HTTP answer: (the proxy "
+                    r"closed the connection without answering|\[Errno 104\] Connection reset "
+                    r"by peer)$")):
+                CHECK.evaluate(context(item, InstanceTarget()))
+    finally:
+        closing.close()
