@@ -32,6 +32,7 @@ from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.net.dnsquery import ANSWER_RCODES, NoAnswer, answers, ask, normalise, rcode_of
 from pytest_drcheck.net.resolvconf import ResolvConf, parse_resolv_conf
 from pytest_drcheck.net.stubresolver import ResolverFailed, StubAnswer, first_answer, search
+from pytest_drcheck.targets.result import CommandNotObserved, CommandResult
 
 RECORD_TYPES = ["A", "AAAA", "CNAME", "SRV", "PTR"]
 SYSTEM = "system"
@@ -303,8 +304,25 @@ class DnsCheck(Check[DnsLookup]):
         return _lookup_of(answer, via, {"resolver": via, "rcode": answer.rcode,
                                         "answer": list(answer.records)})
 
+    def _getent(self, ctx: CheckContext, index: int, name: str, record_type: str,
+                budget: float, search_list: bool, conf_index: int = 3) -> CommandResult:
+        """getent's answer; when it timed out, the cause the instance's nameservers give
+        (refused, silent...) instead of only "getent timed out"."""
+        try:
+            return ctx.output(index, accept=(0, GETENT_NOT_FOUND))
+        except CommandNotObserved as exc:
+            if exc.cause != "timed out":
+                raise
+            slow = str(exc)
+        # Raises with the nameservers' own failure when they fail too.
+        answer = _ask_nameservers(ctx, name, record_type, budget, search_list, conf_index)
+        said = _shown(answer.values) if answer.values else answer.rcode
+        raise CouldNotObserve(f"the system resolver on {ctx.item.host} did not answer in time "
+                              f"({slow}) although nameserver {answer.server} answers {said} "
+                              "over TCP; check UDP to the nameserver") from None
+
     def _system(self, ctx: CheckContext, params: DnsParams, budget: float) -> DnsLookup:
-        system = ctx.output(0, accept=(0, GETENT_NOT_FOUND))
+        system = self._getent(ctx, 0, params.name, params.type, budget, search_list=True)
         files = ctx.output(1, accept=(0, GETENT_NOT_FOUND))
         addresses = tuple(_first_column(system.stdout))
         from_files = bool(_first_column(files.stdout))
@@ -320,7 +338,8 @@ class DnsCheck(Check[DnsLookup]):
         return DnsLookup("system", (), NotFound(answer.rcode, answer.server), details=details)
 
     def _ptr(self, ctx: CheckContext, params: DnsParams, budget: float) -> DnsLookup:
-        result = ctx.output(0, accept=(0, GETENT_NOT_FOUND))
+        result = self._getent(ctx, 0, params.name, "PTR", budget, search_list=False,
+                              conf_index=1)
         names: list[str] = []
         for line in result.stdout.splitlines():
             names += line.split()[1:]
@@ -336,12 +355,7 @@ class DnsCheck(Check[DnsLookup]):
                  search_list: bool, conf_index: int = 3) -> StubAnswer:
         """The nameservers' own answer when getent found nothing: a not-found answer, or
         CouldNotObserve when the resolver failed or contradicts getent."""
-        conf = _resolv_conf(ctx, conf_index)
-        try:
-            answer = (search(ctx.target, conf, name, record_type, budget) if search_list
-                      else first_answer(ctx.target, conf, name, record_type, budget))
-        except ResolverFailed as exc:
-            raise CouldNotObserve(_system_failed(ctx, exc)) from None
+        answer = _ask_nameservers(ctx, name, record_type, budget, search_list, conf_index)
         if answer.values:
             raise CouldNotObserve(
                 f"the system resolver on {ctx.item.host} does not resolve {name} (getent "
@@ -443,6 +457,18 @@ def _absolute(name: str) -> str:
 def _lookup_of(answer: StubAnswer, via: str, details: Mapping[str, Any]) -> DnsLookup:
     not_found = None if answer.values else NotFound(answer.rcode, via)
     return DnsLookup("query", answer.values, not_found, via, details=details)
+
+
+def _ask_nameservers(ctx: CheckContext, name: str, record_type: str, budget: float,
+                     search_list: bool, conf_index: int) -> StubAnswer:
+    """The instance's nameservers' own answer over TCP from the instance (glibc's order);
+    CouldNotObserve naming their failure when none answers."""
+    conf = _resolv_conf(ctx, conf_index)
+    try:
+        return (search(ctx.target, conf, name, record_type, budget) if search_list
+                else first_answer(ctx.target, conf, name, record_type, budget))
+    except ResolverFailed as exc:
+        raise CouldNotObserve(_system_failed(ctx, exc)) from None
 
 
 def _resolv_conf(ctx: CheckContext, index: int) -> ResolvConf:

@@ -204,9 +204,18 @@ def test_a_timed_out_or_missing_getent_is_not_data(server: TcpDnsServer) -> None
     commands = CHECK.commands(item)
     timed_out = [ran(commands[0], timed_out=True), ran(commands[1], 2), ran(commands[2], 2),
                  ran(commands[3], 0, RESOLV)]
-    with pytest.raises(CouldNotObserve, match=r"^`getent ahostsv4 legacy.corp.example` timed "
-                                              r"out after 10 s on app01$"):
+    # The nameserver answers over TCP: getent's timeout is the resolver path's (UDP, say).
+    with pytest.raises(CouldNotObserve, match=r"^the system resolver on app01 did not answer in "
+                                              r"time \(`getent ahostsv4 legacy.corp.example` "
+                                              r"timed out after 10 s on app01\) although "
+                                              r"nameserver 10.77.0.53:53 answers NXDOMAIN over "
+                                              r"TCP; check UDP to the nameserver$"):
         CHECK.evaluate(context(item, target, timed_out))
+    # The nameserver is down too (the DNS server killed): that is the cause, not getent.
+    with pytest.raises(CouldNotObserve, match=r"^the system resolver on app01 failed: "
+                                              r"nameserver 10.77.0.53:53 refused the TCP "
+                                              r"connection$"):
+        CHECK.evaluate(context(item, NameserverTarget({}), timed_out))
     missing = [ran(commands[0], 127), ran(commands[1], 127), ran(commands[2], 127),
                ran(commands[3], 0, RESOLV)]
     with pytest.raises(CouldNotObserve, match=r"is not available on app01 \(command not "
@@ -239,9 +248,13 @@ def test_a_timed_out_ptr_lookup_is_not_does_not_resolve(server: TcpDnsServer) ->
                    SITE)
     outputs = [ran("getent hosts 10.77.0.20", timed_out=True),
                ran("cat /etc/resolv.conf", 0, RESOLV)]
-    with pytest.raises(CouldNotObserve, match=r"^`getent hosts 10.77.0.20` timed out after "
-                                              r"10 s on app01$"):
+    with pytest.raises(CouldNotObserve, match=r"^the system resolver on app01 did not answer in "
+                                              r"time \(`getent hosts 10.77.0.20` timed out "
+                                              r"after 10 s on app01\)"):
         CHECK.evaluate(context(item, target, outputs))
+    with pytest.raises(CouldNotObserve, match=r"^the system resolver on app01 failed: "
+                                              r"nameserver 10.77.0.53:53 refused"):
+        CHECK.evaluate(context(item, NameserverTarget({}), outputs))
 
 
 # --- SRV/CNAME through the system resolver's nameservers -----------------------------------
