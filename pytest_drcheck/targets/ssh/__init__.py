@@ -7,7 +7,7 @@ transport that keeps each refusal's reason), ``exec`` (one command in a session)
 """
 
 from pytest_drcheck.targets.result import TIMEOUT_STATUS
-from pytest_drcheck.targets.ssh.connection import KEEPALIVE_SECONDS
+from pytest_drcheck.targets.ssh.connection import DEAD_AFTER_SECONDS
 from pytest_drcheck.targets.ssh.errors import classify_open_failure
 from pytest_drcheck.targets.ssh.exec import CLIENT_GRACE_SECONDS
 from pytest_drcheck.targets.ssh.settings import (
@@ -20,9 +20,9 @@ from pytest_drcheck.targets.ssh.target import SshTarget
 
 __all__ = [
     "CLIENT_GRACE_SECONDS",
+    "DEAD_AFTER_SECONDS",
     "DEFAULT_MAX_SESSIONS",
     "HOST_KEY_POLICIES",
-    "KEEPALIVE_SECONDS",
     "TIMEOUT_STATUS",
     "Endpoint",
     "SshSettings",

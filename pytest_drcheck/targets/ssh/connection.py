@@ -23,9 +23,19 @@ from pytest_drcheck.targets.ssh.hostkeys import (
 )
 from pytest_drcheck.targets.ssh.settings import Endpoint, SshSettings
 
-# Keeps NAT and stateful firewalls between the runner and the instance from dropping an idle
-# connection during a long drill.
-KEEPALIVE_SECONDS = 30
+# A connection whose peer stops acknowledging for this long (or twice the connect timeout,
+# if longer) is dead: the runner was cut off or the instance froze. The kernel then fails the
+# socket (TCP_USER_TIMEOUT), so every check of the host ends with "connection lost" at once
+# instead of each waiting out its own timeout. ACKs come from the peer's kernel, not from a
+# busy sshd, so load on either side does not trip it.
+DEAD_AFTER_SECONDS = 10.0
+# Keepalives make the kernel's clock run on an otherwise quiet connection (a check waiting
+# for an answer sends nothing), and keep NAT and stateful firewalls from dropping it.
+KEEPALIVE_FRACTION = 1 / 3
+
+
+def dead_after(connect_timeout: float) -> float:
+    return max(DEAD_AFTER_SECONDS, 2 * connect_timeout)
 
 
 def new_client(settings: SshSettings, endpoint: Endpoint) -> paramiko.SSHClient:
@@ -55,8 +65,8 @@ def resolve_password(settings: SshSettings) -> str | None:
         raise TargetError(f"{settings.name}: cannot get the SSH password: {exc}") from None
 
 
-def open_socket(messages: ConnectMessages, endpoint: Endpoint, deadline: float
-                ) -> socket.socket:
+def open_socket(messages: ConnectMessages, endpoint: Endpoint, deadline: float,
+                dead_seconds: float = DEAD_AFTER_SECONDS) -> socket.socket:
     left = max(0.05, deadline - time.monotonic())
     address = (endpoint.hostname, endpoint.port)
     try:
@@ -76,6 +86,8 @@ def open_socket(messages: ConnectMessages, endpoint: Endpoint, deadline: float
     # meeting the peer's delayed ACK each one stalls ~40 ms (bare paramiko on loopback: exec
     # 48 ms -> 3.5 ms, direct-tcpip open 44 ms -> 0.33 ms). OpenSSH's ssh sets it too.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(dead_seconds * 1000))
     return sock
 
 
@@ -94,10 +106,10 @@ def handshake(client: paramiko.SSHClient, sock: socket.socket | paramiko.Channel
         allow_agent=bare, look_for_keys=bare, transport_factory=transport_factory(host))
 
 
-def keep_alive(client: paramiko.SSHClient) -> None:
+def keep_alive(client: paramiko.SSHClient, dead_seconds: float = DEAD_AFTER_SECONDS) -> None:
     transport = client.get_transport()
     if transport is not None:
-        transport.set_keepalive(KEEPALIVE_SECONDS)
+        transport.set_keepalive(max(1, int(dead_seconds * KEEPALIVE_FRACTION)))
 
 
 class Watchdog:

@@ -188,14 +188,15 @@ class SshTarget(Target):
         if not watchdog.disarm():
             client.close()
             raise TargetError(self._messages.timed_out(endpoint, "while authenticating"))
-        connection.keep_alive(client)
+        connection.keep_alive(client, connection.dead_after(self.settings.connect_timeout))
         return client
 
     def _open_socket(self, endpoint: Endpoint, jump: SshTarget | None, deadline: float
                      ) -> socket.socket | paramiko.Channel:
         if jump is not None:
             return self._through_jump(jump, endpoint, max(0.05, deadline - time.monotonic()))
-        return connection.open_socket(self._messages, endpoint, deadline)
+        return connection.open_socket(self._messages, endpoint, deadline,
+                                      connection.dead_after(self.settings.connect_timeout))
 
     def _connect_jump(self, jump: SshTarget) -> None:
         try:
