@@ -16,13 +16,30 @@ from tests.aws.fakeaws import FakeAws
 
 
 def outcomes(result: pytest.RunResult) -> dict[str, str]:
-    """Test id -> PASSED/FAILED/SKIPPED from the verbose progress lines."""
+    """Test id -> PASSED/FAILED/SKIPPED/ERROR from the verbose progress lines (ERROR: the check
+    could not observe, or its host was refused or unreachable: raised at setup)."""
     found = {}
     for line in result.stdout.lines:
         match = re.match(r"^(site\.yaml::\S+) (PASSED|FAILED|SKIPPED|ERROR)\b", line)
         if match:
             found[match.group(1)] = match.group(2)
     return found
+
+
+def report_sections(result: pytest.RunResult) -> dict[str, list[str]]:
+    """Section title -> its lines, for the FAILURES ("app01::check[subject]") and ERRORS
+    ("ERROR at setup of app01::check[subject]") sections; xdist's "[gw0] linux ..." lines out."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in result.stdout.lines:
+        title = re.match(r"^_{3,} (.+?) _{3,}$", line)
+        if title:
+            current = sections.setdefault(title.group(1), [])
+        elif line.startswith("=") or line.startswith("-" * 10):
+            current = None
+        elif current is not None and line and not line.startswith("[gw"):
+            current.append(line)
+    return sections
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -48,9 +65,10 @@ def test_discovery_drill_guard_and_missing_source_server(pytester: pytest.Pytest
     assert outcomes(result) == {
         "site.yaml::app01::drs_launch[launch]": "PASSED",
         "site.yaml::app01::drs_launch[post_launch]": "SKIPPED",
-        "site.yaml::app02::drs_launch[launch]": "FAILED",
+        # Refused (not a drill) and not found: nothing observed, errors, not wrong values.
+        "site.yaml::app02::drs_launch[launch]": "ERROR",
         "site.yaml::app02::drs_launch[post_launch]": "SKIPPED",
-        "site.yaml::ghost::drs_launch[launch]": "FAILED",
+        "site.yaml::ghost::drs_launch[launch]": "ERROR",
         "site.yaml::ghost::drs_launch[post_launch]": "SKIPPED",
     }
     text = result.stdout.str()
@@ -84,7 +102,8 @@ def test_job_option_restricts_discovery(pytester: pytest.Pytester, drill: Drill,
           checks: {{drs_instance_type: [{{of: launched}}]}}
         """)
     ambiguous = run(pytester)
-    assert outcomes(ambiguous) == {"site.yaml::app01::drs_instance_type[launched]": "FAILED"}
+    # Which drill is meant is unknown: nothing observed, an error.
+    assert outcomes(ambiguous) == {"site.yaml::app01::drs_instance_type[launched]": "ERROR"}
     assert (f"app01 drs_instance_type launched: could not observe: 2 drill instances for "
             f"source server {host.sid}") in ambiguous.stdout.str()
     assert "pass --dr-drs-job=JOB to pick the drill" in ambiguous.stdout.str()
@@ -395,8 +414,8 @@ def test_api_checks_report_when_the_instance_is_unreachable(
     result = run(pytester, "-k", "drs_launch or imds")
     assert outcomes(result) == {
         "site.yaml::app01::drs_launch[launch]": "PASSED",
-        "site.yaml::app01::drs_launch[post_launch]": "FAILED",
-        "site.yaml::app01::iam_role[imds]": "FAILED",
+        "site.yaml::app01::drs_launch[post_launch]": "FAILED",  # observed: the action failed
+        "site.yaml::app01::iam_role[imds]": "ERROR",  # the host is unreachable
     }
     text = result.stdout.str()
     # The reason is said once, in the drcheck summary; the item's report points there.
@@ -425,7 +444,7 @@ def test_ec2_tags_find_the_drill_instance(pytester: pytest.Pytester, drill: Dril
         "site.yaml::app01::drs_instance_type[launched]": "PASSED",
         "site.yaml::app01::drs_replication[lag]": "PASSED",
         "site.yaml::app01::drs_replication[state]": "PASSED",
-        "site.yaml::db01::drs_instance_type[launched]": "FAILED",
+        "site.yaml::db01::drs_instance_type[launched]": "ERROR",  # refused: not a recovery one
     }
     assert re.search(r"db01 drs_instance_type launched: could not observe: refusing to "
                      r"check i-[0-9a-f]+ found by tags Name=db01: it is not a DRS recovery "
@@ -518,17 +537,20 @@ def test_under_xdist(pytester: pytest.Pytester, drill: Drill, fake: FakeAws) -> 
           checks: {{drs_launch: [{{}}]}}
         """)
     result = pytester.runpytest("--dr-inventory=site.yaml", "-n", "2", "--dist", "loadscope",
-                                "-rf")
+                                "-rE")
     # app02: the refusal on its launch (an error); its post-launch actions skipped for it.
-    result.assert_outcomes(passed=3, failed=1, skipped=2)
+    result.assert_outcomes(passed=3, errors=1, skipped=2)
     assert "DrillLeftoverWarning: 1 drill recovery instance(s) still running" in (
         result.stdout.str())
-    # Counted in the failure sections only: pytest does not truncate the short summary when
-    # CI is set, so the whole output holds the message a varying number of times.
-    failures = [line for line in result.stdout.lines
-                if line.startswith("app02 drs_launch ")]
-    assert len(failures) == 1
-    assert all(f"refusing to check {refused.instance_id}" in line for line in failures)
+    # Read in the report sections only: pytest does not truncate the short summary when CI is
+    # set, so the whole output holds the message a varying number of times.
+    assert report_sections(result) == {"ERROR at setup of app02::drs_launch[launch]": [
+        f"app02 drs_launch launch: could not observe: refusing to check {refused.instance_id} "
+        f"found by source server {refused.sid}: it is not a drill (isDrill false: launched by a "
+        "recovery, not a drill); pass --dr-allow-non-drill to check non-drill instances on "
+        "purpose"]}
+    result.stdout.fnmatch_lines(["ERROR site.yaml::app02::drs_launch[[]launch[]] - app02 "
+                                 "drs_launch launch: *"])
     result.stdout.fnmatch_lines([
         "*= drcheck: drill recovery instances still running =*",
         f"{good.instance_id} (app01, job {JOB}, running)"])
@@ -564,8 +586,9 @@ def test_socket_checks_over_ssm_say_they_need_ssh(pytester: pytest.Pytester, dri
             dns: [{{name: localhost, expect: 127.0.0.1, allow_hosts_file: true}}]
         """)
     result = run(pytester)
+    # SSM cannot open the stream: nothing observed, an error naming why.
     assert outcomes(result) == {"site.yaml::app01::dns[localhost]": "PASSED",
-                                "site.yaml::app01::reach[10.77.0.20:636]": "FAILED"}
+                                "site.yaml::app01::reach[10.77.0.20:636]": "ERROR"}
     assert ("app01 reach 10.77.0.20:636: could not observe: app01 is reached "
             "over SSM Run Command, which cannot open a TCP stream from the instance (to "
             "10.77.0.20:636); this check needs connection type ssh (directly or through an SSM "

@@ -99,9 +99,10 @@ def test_launch_reports_two_drills_like_the_other_checks(pytester: pytest.Pytest
           checks: {{drs_launch: [{{}}], drs_instance_type: [{{of: launched}}]}}
         """)
     result = run(pytester)
+    # Which drill is meant is unknown: nothing observed, errors; post_launch depends on launch.
     assert outcomes(result) == {
-        "site.yaml::app01::drs_instance_type[launched]": "FAILED",
-        "site.yaml::app01::drs_launch[launch]": "FAILED",
+        "site.yaml::app01::drs_instance_type[launched]": "ERROR",
+        "site.yaml::app01::drs_launch[launch]": "ERROR",
         "site.yaml::app01::drs_launch[post_launch]": "SKIPPED",
     }
     lines = [line for line in result.stdout.lines if line.startswith("app01 drs_")]
@@ -128,10 +129,11 @@ def test_refused_host_source_server_checks_are_not_green(pytester: pytest.Pytest
           checks: {{drs_replication: [{{}}], drs_instance_type: [{{of: configured}}]}}
         """)
     result = run(pytester)
+    # Refused: nothing observed, errors (neither green nor a wrong value).
     assert outcomes(result) == {
-        "site.yaml::app02::drs_instance_type[configured]": "FAILED",
-        "site.yaml::app02::drs_replication[lag]": "FAILED",
-        "site.yaml::app02::drs_replication[state]": "FAILED",
+        "site.yaml::app02::drs_instance_type[configured]": "ERROR",
+        "site.yaml::app02::drs_replication[lag]": "ERROR",
+        "site.yaml::app02::drs_replication[state]": "ERROR",
     }
     lines = [line for line in result.stdout.lines if line.startswith("app02 ")]
     assert len(lines) == 3
@@ -197,8 +199,8 @@ def test_trickling_endpoint_is_cut_at_the_call_deadline(pytester: pytest.Pyteste
     finally:
         fake.trickle = 0.0
     elapsed = time.monotonic() - started
-    assert outcomes(result) == {"site.yaml::app01::drs_replication[lag]": "FAILED",
-                                "site.yaml::app01::drs_replication[state]": "FAILED"}
+    assert outcomes(result) == {"site.yaml::app01::drs_replication[lag]": "ERROR",
+                                "site.yaml::app01::drs_replication[state]": "ERROR"}
     lines = [line for line in result.stdout.lines if line.startswith("app01 drs_replication")]
     assert len(lines) == 2
     for line in lines:
@@ -235,9 +237,10 @@ def test_failed_launch_with_expected_actions_names_the_launch(pytester: pytest.P
             dns: [{{name: localhost, expect: 127.0.0.1, allow_hosts_file: true}}]
         """)
     result = run(pytester, "-rs")
+    # The launch is the one wrong value observed; with no instance, the rest observed nothing.
     assert outcomes(result) == {
-        "site.yaml::app03::dns[localhost]": "FAILED",
-        "site.yaml::app03::drs_instance_type[launched]": "FAILED",
+        "site.yaml::app03::dns[localhost]": "ERROR",
+        "site.yaml::app03::drs_instance_type[launched]": "ERROR",
         "site.yaml::app03::drs_launch[launch]": "FAILED",
         "site.yaml::app03::drs_launch[post_launch]": "SKIPPED",
     }
@@ -250,7 +253,9 @@ def test_failed_launch_with_expected_actions_names_the_launch(pytester: pytest.P
     failure = (f"the drill launch of source server {failed.sid} in job {JOB} failed: {why}; "
                "no recovery instance to check")
     assert f"app03 drs_instance_type launched: could not observe: {failure}" in text
-    assert f"app03 dns localhost: cannot reach app03: {failure}" in text
+    # The unreachable host's reason is said once, in the drcheck summary.
+    assert "app03 dns localhost: cannot reach app03 (reason in the drcheck summary)\n" in text
+    assert f"\n  app03 (1 check): {failure}\n" in text
     assert "no recovery instance found" not in text
 
 
@@ -265,7 +270,8 @@ def test_job_option_with_only_a_real_recovery_up_is_the_refusal(
           checks: {{drs_replication: [{{}}]}}
         """)
     result = run(pytester, f"--dr-drs-job={JOB}")
-    assert set(outcomes(result).values()) == {"FAILED"}
+    assert outcomes(result) == {"site.yaml::app02::drs_replication[lag]": "ERROR",
+                                "site.yaml::app02::drs_replication[state]": "ERROR"}
     assert (f"app02 drs_replication state: could not observe: refusing to check "
             f"{real.instance_id} found by source server {real.sid}: it is not a drill (isDrill "
             f"false: launched by a recovery, not a drill), and no instance of drill job {JOB} "
@@ -323,7 +329,7 @@ def test_api_errors_are_could_not_observe(pytester: pytest.Pytester, drill: Dril
           checks: {{drs_instance_type: [{{of: configured}}]}}
         """)
     result = run(pytester)
-    assert outcomes(result) == {"site.yaml::app01::drs_instance_type[configured]": "FAILED"}
+    assert outcomes(result) == {"site.yaml::app01::drs_instance_type[configured]": "ERROR"}
     assert ("app01 drs_instance_type configured: could not observe: GetLaunchConfiguration "
             "failed: ResourceNotFoundException: source server not found") in result.stdout.str()
     assert "drill 'aws-drill': FAILED (1 error)" in result.stdout.str()
@@ -343,10 +349,10 @@ def test_refusing_endpoint_is_named_once_and_not_dialled_again(
                                              f"endpoint_url: {closed}"))
     result = run(pytester)
     text = result.stdout.str()
-    assert outcomes(result) == {"site.yaml::app01::drs_launch[launch]": "FAILED",
+    assert outcomes(result) == {"site.yaml::app01::drs_launch[launch]": "ERROR",
                                 "site.yaml::app01::drs_launch[post_launch]": "SKIPPED",
-                                "site.yaml::app01::drs_replication[lag]": "FAILED",
-                                "site.yaml::app01::drs_replication[state]": "FAILED"}
+                                "site.yaml::app01::drs_replication[lag]": "ERROR",
+                                "site.yaml::app01::drs_replication[state]": "ERROR"}
     cause = ("DescribeSourceServers: cannot reach the AWS endpoint (Could not connect to the "
              f"endpoint URL: \"{closed}/DescribeSourceServers\"); check aws.region and "
              "aws.endpoint_url")
