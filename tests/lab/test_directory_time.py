@@ -560,6 +560,11 @@ def test_killed_ntp_server_fails_sync_and_skips_source(lab: Lab,
         outcomes = time_drill(lab, pytester, TIME, """\
         ldap: [{directory: corp, modes: [ldaps], search: false}]
         """, name="db01", address="10.77.0.13")
+    # ... and back: the next test must not see db01's chrony still without a source.
+    deadline = time.monotonic() + 60
+    while not _selected(lab, "db01") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _selected(lab, "db01"), "db01's chronyd did not select ntp01 again within 60 s"
     why = outcomes["db01::time[sync]"]
     assert why[0] == "failed", why
     assert re.fullmatch(r"db01 time sync: expected synchronised within 1 s of its source, "
