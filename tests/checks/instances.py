@@ -19,6 +19,7 @@ from pytest_drcheck.checks.base import CheckContext, Subject
 from pytest_drcheck.model import CouldNotObserve, Location, PlanItem, freeze
 from pytest_drcheck.targets.base import CommandResult, Stream, StreamError
 from pytest_drcheck.targets.local import LocalTarget
+from tests.plugin.sockets import closed_port
 
 
 def _recv_exact(conn: socket.socket, size: int) -> bytes:
@@ -91,12 +92,6 @@ class TcpDnsServer:
         for conn in self._held:
             conn.close()
 
-
-def closed_port() -> int:
-    sock = socket.create_server(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 class NameserverTarget(LocalTarget):

@@ -119,12 +119,6 @@ class Server:
         self.sock.close()
 
 
-def closed_port() -> int:
-    """A TCP port on 127.0.0.1 nothing listens on."""
-    with socket.create_server(("127.0.0.1", 0)) as sock:
-        port: int = sock.getsockname()[1]
-    return port
-
 
 def ssh_target(sshd: Sshd, directory: Path, name: str = "app01") -> SshTarget:
     """A connected target to the test sshd (tests.targets.sshd), as root."""

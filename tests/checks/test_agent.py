@@ -30,7 +30,8 @@ from pytest_drcheck.checks.running import (
 from pytest_drcheck.checks.tcp_probe import Connection
 from pytest_drcheck.model import CouldNotObserve, Outcome, PlanItem
 from pytest_drcheck.targets.base import CommandResult
-from tests.checks.ops_site import Server, closed_port, context, done, plan_items, problems_of
+from tests.checks.ops_site import Server, context, done, plan_items, problems_of
+from tests.plugin.sockets import closed_port
 
 CHECK = AgentCheck()
 NO_SYSTEMD = done(SYSTEMD_BOOTED, 0, "drcheck: no systemd\n")

@@ -29,12 +29,12 @@ from pytest_drcheck.targets.ssh import SshSettings, SshTarget
 from tests.checks.ops_site import (
     SITE,
     Server,
-    closed_port,
     context,
     done,
     plan_items,
     problems_of,
 )
+from tests.plugin.sockets import closed_port
 
 CHECK = BackupCheck()
 ROUTE = "127.0.0.1 dev lo src 127.0.0.1 uid 0 \\    cache"

@@ -15,8 +15,8 @@ from pytest_drcheck.checks.egress import EgressCheck, parse_destination
 from pytest_drcheck.model import CouldNotObserve, Outcome
 from pytest_drcheck.net.http import connect_request, read_status
 from pytest_drcheck.net.streams import StreamTimeout
-from tests.checks.instances import InstanceTarget, closed_port, context, item_of
-from tests.plugin.sockets import Listener
+from tests.checks.instances import InstanceTarget, context, item_of
+from tests.plugin.sockets import AcceptAndClose, Listener, closed_port
 
 SITE = {"egress": {"proxies": {"corp": "10.77.0.60:3128"}, "policy": [
     {"destination": "http://www.example.com/", "via": "corp", "expect": "allowed"},
@@ -168,30 +168,10 @@ def test_a_proxy_that_accepts_and_never_answers_is_observed_not_a_denial() -> No
         Outcome.FAILED, "expected denied via corp, observed no answer from the proxy")
 
 
-class AcceptsAndCloses:
-    """A port that takes each connection and closes it at once (a broken proxy process)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.close()
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def test_a_proxy_that_closes_without_answering_could_not_be_observed() -> None:
     """Before: 'observed proxy error: the proxy closed the connection without answering', a
     failed cell (and for a denied cell, a wrong value): neither allowed nor denied was seen."""
-    closing = AcceptsAndCloses()
+    closing = AcceptAndClose()
     try:
         for expect in ("allowed", "denied"):
             item = item_of(CHECK, {"destination": "http://www.example.com/", "via": "corp",

@@ -32,7 +32,6 @@ from pytest_drcheck.targets.local import LocalTarget
 from pytest_drcheck.targets.ssh import SshSettings, SshTarget
 from tests.checks.ops_site import (
     SITE,
-    closed_port,
     context,
     plan_items,
     problems_of,
@@ -40,6 +39,7 @@ from tests.checks.ops_site import (
     stalled,
 )
 from tests.plugin import daemons
+from tests.plugin.sockets import closed_port
 from tests.targets.sshd import Sshd, start_sshd
 
 CHECK = LoggingCheck()

@@ -11,8 +11,8 @@ from pytest_drcheck.checks.reach import ReachCheck
 from pytest_drcheck.checks.tcp_probe import Connection, connect, parse_endpoint
 from pytest_drcheck.model import CouldNotObserve, Outcome
 from pytest_drcheck.targets.local import LocalTarget
-from tests.checks.instances import InstanceTarget, closed_port, context, item_of
-from tests.plugin.sockets import Listener
+from tests.checks.instances import InstanceTarget, context, item_of
+from tests.plugin.sockets import Listener, closed_port
 
 CHECK = ReachCheck()
 

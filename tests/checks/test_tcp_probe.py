@@ -15,7 +15,8 @@ from pytest_drcheck.checks.tcp_probe import Connection, connect, open_means
 from pytest_drcheck.model import CouldNotObserve
 from pytest_drcheck.targets.local import LocalTarget
 from pytest_drcheck.targets.ssh import SshTarget
-from tests.checks.ops_site import Server, closed_port, ssh_target, stalled
+from tests.checks.ops_site import Server, ssh_target, stalled
+from tests.plugin.sockets import closed_port
 from tests.targets.sshd import Sshd, start_sshd
 
 

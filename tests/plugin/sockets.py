@@ -32,3 +32,30 @@ class Listener:
         self.sock.close()
         for conn in self.held:
             conn.close()
+
+
+class AcceptAndClose:
+    """A port that accepts each connection and closes it at once (no banner, no answer)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def closed_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        port: int = sock.getsockname()[1]
+    return port

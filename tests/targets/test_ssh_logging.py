@@ -3,39 +3,18 @@
 from __future__ import annotations
 
 import logging
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pytest_drcheck.targets.base import StreamError, TargetError
+from tests.plugin.sockets import AcceptAndClose
 from tests.targets.conftest import MakeTarget
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-class AcceptAndClose:
-    """A port that accepts each connection and closes it at once: no SSH banner ever."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.close()
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
