@@ -8,6 +8,7 @@ run's wall time approaches the slowest host's instead of the sum of all checks.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import queue
 import threading
@@ -49,8 +50,14 @@ def _preload() -> None:
     targets.batch (every batch) and targets.forward (ldap), which can race the same way when
     there is no bytecode cache (PYTHONDONTWRITEBYTECODE)."""
     import pytest_drcheck.evidence.junit
+    import pytest_drcheck.net.ldapbind
     import pytest_drcheck.targets.batch
     import pytest_drcheck.targets.forward  # noqa: F401
+
+    # What the AWS checks import when they first observe (the aws extra may be absent).
+    for module in ("guard", "jobs", "ostype", "ec2types"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(f"pytest_drcheck.aws.{module}")
 
 
 @dataclass(frozen=True)

@@ -264,12 +264,19 @@ class CheckFailed(Exception):
         self.message = message or result.message
 
 
-class CheckError(Exception):
+# pytest.fail's exception: raised without a traceback (pytrace=False), pytest reports its
+# value alone and never parses the plugin's source for one, work that is wasted here and that
+# can trip CPython 3.11's compiler while check threads import modules. (A variable, because
+# pytest offers the class only as an attribute of pytest.fail.)
+_FAIL_WITHOUT_TRACEBACK: type[BaseException] = pytest.fail.Exception
+
+
+class CheckError(_FAIL_WITHOUT_TRACEBACK):  # type: ignore[misc,valid-type]
     """The property could not be observed: a pytest *error* (raised while setting the item
     up), never a failure, whose report is the one-line cause."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message, pytrace=False)
         self.message = message
 
 

@@ -28,8 +28,18 @@ def _why_unusable() -> str | None:
     return None
 
 
+# Seconds the session's first build of the lab took, on this machine under its load now: the
+# unit for bounds on later rebuilds (a constant would hold only on a quiet machine).
+BUILD_SECONDS = pytest.StashKey[float]()
+
+
 @pytest.fixture(scope="session")
-def lab() -> Iterator[Lab]:
+def lab_build_seconds(lab: Lab, request: pytest.FixtureRequest) -> float:
+    return request.config.stash[BUILD_SECONDS]
+
+
+@pytest.fixture(scope="session")
+def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     reason = _why_unusable()
     if reason is not None:
         # In CI the lab is the point: skipping every lab test would pass a run that proved
@@ -42,7 +52,7 @@ def lab() -> Iterator[Lab]:
         # down first: a lab left by an earlier run (or half up) must not decide these tests.
         sandbox.down()
         try:
-            sandbox.up()
+            request.config.stash[BUILD_SECONDS] = sandbox.up().seconds
             yield sandbox
         finally:
             sandbox.down()

@@ -34,8 +34,9 @@ pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("drlab")]
 DNS01 = "10.77.0.53"
 RESOLVER01 = "10.77.0.54"
 INSTANCES = {"app01": "10.77.0.11", "app02": "10.77.0.12", "db01": "10.77.0.13"}
-# A rebuild includes provisioning the Samba AD DC (LAB-NOTES: about 4 s of the build).
-REBUILD_SECONDS = 15.0
+# A rebuild includes provisioning the Samba AD DC (LAB-NOTES: about 4 s of the build); the
+# bound is measured against the session's own first build (lab_build_seconds).
+REBUILD_SLACK_SECONDS = 5.0
 DAEMONS = {"dns01": "dnsmasq", "resolver01": "unbound",
            "app01": "sshd", "app02": "sshd", "db01": "sshd"}
 ALL_HOSTS = [host.name for host in LAB.hosts]
@@ -420,14 +421,15 @@ def test_unknown_host_or_daemon_is_one_line(lab: Lab) -> None:
 
 # -- repair ------------------------------------------------------------------------------------
 
-def test_up_rebuilds_a_lab_with_a_dead_daemon(lab: Lab) -> None:
+def test_up_rebuilds_a_lab_with_a_dead_daemon(lab: Lab, lab_build_seconds: float) -> None:
     victim = lab.state().hosts["app01"].daemons["sshd"].proc
     procs.send(victim, signal.SIGKILL)
     assert procs.wait_gone([victim], 5.0) == []
     report = lab.up()
     assert report.action == "rebuilt"
     assert report.reason == "sshd on app01 is dead"
-    assert report.seconds < REBUILD_SECONDS
+    # A rebuild is a down and a build: about one first build, with room for the load to rise.
+    assert report.seconds < 2 * lab_build_seconds + REBUILD_SLACK_SECONDS
     assert report.status.all_alive
     assert ssh_run(lab, "10.77.0.11", "hostname") == "app01"
 
