@@ -96,6 +96,12 @@ class TrackingTransport(paramiko.Transport):
                 self._abandon(chanid)
                 raise OpenTimedOut from None
             raise
+        except (EOFError, OSError) as exc:
+            # paramiko re-raises the transport's own end (the socket closed, or the kernel
+            # gave up on an unacknowledged peer) when it dies during the open.
+            if not self.is_active():
+                raise TransportGone(str(exc) or type(exc).__name__) from None
+            raise
 
     def _abandon(self, chanid: int) -> None:
         """Remember a channel whose open timed out, so a late confirmation closes it.
