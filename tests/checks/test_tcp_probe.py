@@ -5,7 +5,6 @@ connection stalled, issue 14 item 2; a stream that is only the way to a property
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from pytest_drcheck.model import CouldNotObserve
 from pytest_drcheck.targets.local import LocalTarget
 from pytest_drcheck.targets.ssh import SshTarget
 from tests.checks.ops_site import Server, ssh_target, stalled
-from tests.plugin.sockets import closed_port
+from tests.plugin.sockets import blackhole, closed_port
 from tests.targets.sshd import Sshd, start_sshd
 
 
@@ -38,15 +37,9 @@ def target(sshd: Sshd, tmp_path: Path) -> Iterator[SshTarget]:
 
 @pytest.fixture
 def blackhole_port() -> Iterator[int]:
-    """A port whose SYNs go unanswered (its accept queue is full): a dropping firewall."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port: int = listener.getsockname()[1]
-    filler = socket.create_connection(("127.0.0.1", port), timeout=1)
-    yield port
-    filler.close()
-    listener.close()
+    """A port whose SYNs go unanswered: a dropping firewall (tests.plugin.sockets)."""
+    with blackhole() as port:
+        yield port
 
 
 def test_connections_observed(target: SshTarget, blackhole_port: int) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
+from collections.abc import Iterator
 
 
 class Listener:
@@ -59,3 +61,21 @@ def closed_port() -> int:
     with socket.create_server(("127.0.0.1", 0)) as sock:
         port: int = sock.getsockname()[1]
     return port
+
+
+@contextlib.contextmanager
+def blackhole() -> Iterator[int]:
+    """A port whose SYNs go unanswered: its accept queue is full, so Linux drops new SYNs.
+
+    The loopback stand-in for a firewall that drops packets (connect times out).
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port: int = listener.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=1)
+    try:
+        yield port
+    finally:
+        filler.close()
+        listener.close()

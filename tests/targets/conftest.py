@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_drcheck.targets.ssh import SshSettings, SshTarget
-from tests.plugin.sockets import Listener
+from tests.plugin.sockets import Listener, blackhole
 from tests.targets.sshd import Sshd, start_sshd
 
 
@@ -121,15 +121,6 @@ def closed_port() -> int:
 
 @pytest.fixture
 def blackhole_port() -> Iterator[int]:
-    """A port whose SYNs go unanswered: its accept queue is full, so Linux drops new SYNs.
-
-    The loopback stand-in for a firewall that drops packets (connect times out).
-    """
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port: int = listener.getsockname()[1]
-    filler = socket.create_connection(("127.0.0.1", port), timeout=1)
-    yield port
-    filler.close()
-    listener.close()
+    """A port whose SYNs go unanswered: a dropping firewall (tests.plugin.sockets)."""
+    with blackhole() as port:
+        yield port

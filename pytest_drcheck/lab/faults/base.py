@@ -64,6 +64,14 @@ def nft_table(lab: Lab, host: str, body: str) -> Iterator[None]:
         nft(lab, host, f"delete table inet {table}\n")
 
 
+def rewrite_in_place(path: os.PathLike[str] | str, data: bytes) -> None:
+    """Replace a file's content, never the file: its inode (bind-mounted into a host's
+    namespace), mode and owner stay."""
+    with open(path, "r+b") as handle:
+        handle.write(data)
+        handle.truncate()
+
+
 def check_ip(ip: str) -> None:
     try:
         ipaddress.IPv4Address(ip)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from pytest_drcheck.lab.errors import LabError
-from pytest_drcheck.lab.faults.base import in_force
+from pytest_drcheck.lab.faults.base import in_force, rewrite_in_place
 
 if TYPE_CHECKING:
     from pytest_drcheck.lab.api import Lab
@@ -23,12 +23,8 @@ def wrong_secret(lab: Lab, name: str, value: str) -> Iterator[None]:
     original = path.read_bytes()
     with in_force(lab, "wrong_secret", "-", f"{name} replaced"):
         # In place: the file's mode (0600) and owner stay.
-        with open(path, "r+b") as handle:
-            handle.write(value.encode() + b"\n")
-            handle.truncate()
+        rewrite_in_place(path, value.encode() + b"\n")
         try:
             yield
         finally:
-            with open(path, "r+b") as handle:
-                handle.write(original)
-                handle.truncate()
+            rewrite_in_place(path, original)

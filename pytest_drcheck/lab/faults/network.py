@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from pytest_drcheck.lab.errors import LabError
-from pytest_drcheck.lab.faults.base import check_ip, in_force, nft_table
+from pytest_drcheck.lab.faults.base import check_ip, in_force, nft_table, rewrite_in_place
 from pytest_drcheck.lab.paths import ETC_NETNS
 
 if TYPE_CHECKING:
@@ -31,9 +31,7 @@ def hosts_entry(lab: Lab, host: str, name: str, ip: str) -> Iterator[None]:
         try:
             yield
         finally:
-            with open(path, "r+b") as handle:
-                handle.write(original)
-                handle.truncate()
+            rewrite_in_place(path, original)
 
 
 @contextlib.contextmanager
