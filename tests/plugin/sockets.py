@@ -31,7 +31,7 @@ class Listener:
             self.held.append(conn)  # kept open: a silent peer, like a hung sshd
 
     def close(self) -> None:
-        self.sock.close()
+        stop_listening(self.sock)
         for conn in self.held:
             conn.close()
 
@@ -53,7 +53,19 @@ class AcceptAndClose:
             conn.close()
 
     def close(self) -> None:
-        self.sock.close()
+        stop_listening(self.sock)
+
+
+def stop_listening(sock: socket.socket) -> None:
+    """Close a listening socket for good, even while a thread waits in accept() on it.
+
+    close() alone does not wake that thread on Linux, and the kernel keeps the socket listening
+    until accept() returns: the port would accept one more connection after a "service down".
+    shutdown() wakes the accept (it fails with EINVAL) and stops the listening at once.
+    """
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
 
 
 def closed_port() -> int:
