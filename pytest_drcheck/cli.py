@@ -221,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("--key", required=True, metavar="KEY",
                          help="the approver's PEM private key (PKCS#8)")
     approve.set_defaults(handler=_lazy("signoff", "signoff_command"))
+    export = commands.add_parser(
+        "export", help="write an evidence bundle in another format (NIST OSCAL assessment-results)")
+    export.add_argument("directory", metavar="DIR")
+    export.add_argument("--format", choices=["oscal"], required=True)
+    export.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
+    export.set_defaults(handler=_lazy("oscal", "export_command"))
     merge = commands.add_parser(
         "merge", help="combine the bundles of --dr-shard jobs into one bundle")
     merge.add_argument("directory", metavar="DIR", nargs="+", help="the shards' bundles")
@@ -244,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     except (KeyError, TypeError, ValueError) as exc:
-        if args.command not in ("report", "verify", "merge", "signoff"):
+        if args.command not in ("report", "verify", "merge", "signoff", "export"):
             raise
         # A hand-edited or truncated drill.json / results.jsonl: one line, not a traceback.
         print(f"drcheck {args.command}: malformed evidence ({type(exc).__name__}: {exc}); "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def inventory(open_port: int, shut_port: int, *, name: str = "local-drill", rto:
 
 
 def run_drill(workdir: Path, text: str, bundle: str = "ev",
-              launched_minutes_ago: float | None = None) -> Path:
+              launched_minutes_ago: float | None = None, extra: Sequence[str] = ()
+              ) -> Path:
     """Run the drill of inventory ``text`` in ``workdir``; returns its sealed bundle."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "site.yaml").write_text(text)
@@ -49,17 +51,20 @@ def run_drill(workdir: Path, text: str, bundle: str = "ev",
     if launched_minutes_ago is not None:
         launched = datetime.now(timezone.utc) - timedelta(minutes=launched_minutes_ago)
         command.append(f"--dr-launched-at={launched.isoformat(timespec='seconds')}")
+    command.extend(extra)
     done = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=300,
                           check=False)
     assert (workdir / bundle / "MANIFEST.sha256").is_file(), done.stdout[-3000:] + done.stderr
+    (workdir / "pytest-output.txt").write_text(done.stdout + done.stderr)
     return workdir / bundle
 
 
-def local_drill(workdir: Path, **options: str) -> Path:
+def local_drill(workdir: Path, extra: Sequence[str] = (), **options: str) -> Path:
     """One finished bundle of the default drill: 3 checks pass, app02's reach fails."""
     listener = Listener()
     try:
-        return run_drill(workdir, inventory(listener.port, closed_port(), **options))
+        return run_drill(workdir, inventory(listener.port, closed_port(), **options),
+                         extra=extra)
     finally:
         listener.close()
 
