@@ -227,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=["oscal"], required=True)
     export.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
     export.set_defaults(handler=_lazy("oscal", "export_command"))
+    history = commands.add_parser(
+        "history", help="one HTML page comparing drills: RTO/RPO against target, pass rates, "
+        "flipped checks")
+    history.add_argument("directory", metavar="DIR", nargs="+", help="evidence bundles")
+    history.add_argument("-o", "--output", metavar="FILE", required=True)
+    history.set_defaults(handler=_lazy("history", "history_command"))
     merge = commands.add_parser(
         "merge", help="combine the bundles of --dr-shard jobs into one bundle")
     merge.add_argument("directory", metavar="DIR", nargs="+", help="the shards' bundles")
@@ -250,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     except (KeyError, TypeError, ValueError) as exc:
-        if args.command not in ("report", "verify", "merge", "signoff", "export"):
+        if args.command not in ("report", "verify", "merge", "signoff", "export", "history"):
             raise
         # A hand-edited or truncated drill.json / results.jsonl: one line, not a traceback.
         print(f"drcheck {args.command}: malformed evidence ({type(exc).__name__}: {exc}); "

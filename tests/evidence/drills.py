@@ -4,6 +4,7 @@ user runs it."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
@@ -83,3 +84,47 @@ def reseal(directory: Path, key: Path | None = None) -> None:
     write_manifest(directory)
     if key is not None:
         assert drcheck(["sign", str(directory), "--key", str(key)]) == 0
+
+
+def with_measured_rpo(directory: Path, measured_s: float, target_s: float = 900.0) -> None:
+    """Give a bundle the measured RPO a drill with replication beacons records in drill.json
+    (beside the RTO), and re-seal it: for the consumers of that figure."""
+    import json
+
+    drill_path = directory / "drill.json"
+    drill = json.loads(drill_path.read_text())
+    drill["rpo"] = {"target_s": target_s, "measured_s": measured_s,
+                    "met": measured_s <= target_s}
+    drill_path.write_text(json.dumps(drill, indent=2))
+    reseal(directory)
+
+
+def drill_series(workdir: Path) -> list[Path]:
+    """Three drills of one site, launched 70, 40 and 20 minutes before they ran (RTO target 1h):
+    the first missed the RTO, the second met it, and in the third the service port was down,
+    so two reach checks that passed before now fail (and the RTO was never reached)."""
+    service = Listener()
+    shut = closed_port()
+    text = inventory(service.port, shut, name="web-tier",
+                     app02_target=f"127.0.0.1:{service.port}", rpo="15m")
+    bundles = []
+    try:
+        bundles.append(run_drill(workdir / "q1", text, bundle="2026-q1",
+                                 launched_minutes_ago=70))
+        bundles.append(run_drill(workdir / "q2", text, bundle="2026-q2",
+                                 launched_minutes_ago=40))
+    finally:
+        # shutdown first: close() alone leaves the socket listening while the Listener's
+        # thread still sits in accept() on it (and that accept takes one more connection).
+        service.sock.shutdown(socket.SHUT_RDWR)
+        service.close()
+    # The service is down, and its port stays ours: bound, not listening, so connections are
+    # refused and no other process on this shared machine can start listening there meanwhile.
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", service.port))
+        bundles.append(run_drill(workdir / "q3", text, bundle="2026-q3",
+                                 launched_minutes_ago=20))
+    for bundle, rpo in zip(bundles, (240.0, 1260.0, 480.0), strict=True):
+        with_measured_rpo(bundle, rpo)
+    return bundles
