@@ -243,6 +243,9 @@ def authenticate(directory: Path, trusted: Sequence[Ed25519PublicKey]) -> str:
 
     found = check_seal(directory, trusted)
     approvals = check_approvals(directory)
+    if approvals and found is None:  # every sign-off seals the bundle: this one was removed
+        raise EvidenceError(f"{directory}: has {len(approvals)} sign-off(s) but no {SIGNATURE}: "
+                            "the seal the last sign-off wrote was removed")
     parts = []
     if found is not None:
         parts.append(f"signed by key {found.key_id} at {found.signed_at}"

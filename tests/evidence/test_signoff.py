@@ -133,3 +133,13 @@ def test_signoff_refuses_altered_or_resealed_evidence(bundle: Path, keys: dict[s
     assert not (bundle / "approvals.jsonl").exists()
     assert signoff(bundle, keys["manager"], " ", "DR manager") == 1
     assert the_line(capsys.readouterr().err) == "drcheck signoff: --by must not be empty"
+
+
+def test_a_removed_seal_after_signoff_is_named(bundle: Path, keys: dict[str, Path],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert signoff(bundle, keys["manager"], "J. Doe", "DR manager") == 0
+    (bundle / "MANIFEST.sig").unlink()
+    status, _, err = verify(capsys, bundle)
+    assert status == 1
+    assert the_line(err) == (f"drcheck verify: FAILED: {bundle}: has 1 sign-off(s) but no "
+                             "MANIFEST.sig: the seal the last sign-off wrote was removed")
