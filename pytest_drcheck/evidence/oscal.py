@@ -169,8 +169,8 @@ def assessment_results(drill: Mapping[str, Any], records: Sequence[Mapping[str, 
     })
 
     def evidence(files: Iterable[str]) -> list[dict[str, str]]:
-        return [{"href": f"#{resource_of[f]}",
-                 "description": f"{f} (sha256 {manifest[f]})"} for f in files if f in manifest]
+        # The hash is on the back-matter resource the href points to (once per file).
+        return [{"href": f"#{resource_of[f]}", "description": f} for f in files if f in manifest]
 
     observations: list[dict[str, Any]] = []
     findings: list[dict[str, Any]] = []
