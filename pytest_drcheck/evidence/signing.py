@@ -287,12 +287,16 @@ def keygen(path: Path) -> Path:
 def sign_command(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     try:
-        made = seal(directory, load_private_key(Path(args.key)), now_iso())
+        key = load_private_key(Path(args.key))
+        before = read_seal(directory)
+        made = seal(directory, key, now_iso())
     except EvidenceError as exc:
         print(f"drcheck sign: {exc}", file=sys.stderr)
         return 1
+    replaced = (f" (replaces the signature by key {before.key_id} of {before.signed_at})"
+                if before is not None else "")
     print(f"{directory}: signed {MANIFEST} (sha256 {made.manifest_sha256}) with key "
-          f"{made.key_id}: {directory / SIGNATURE}")
+          f"{made.key_id}: {directory / SIGNATURE}{replaced}")
     return 0
 
 

@@ -40,8 +40,12 @@ def sign(directory: Path, key: Path) -> None:
 
 def test_a_signed_bundle_verifies_with_its_key(bundle: Path, keys: dict[str, Path],
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    sign(bundle, keys["ci"])
     ci_id = key_id(load_public_key(Path(pub(keys["ci"]))))
+    capsys.readouterr()
+    sign(bundle, keys["ci"])
+    out = capsys.readouterr().out
+    assert out.startswith(f"{bundle}: signed MANIFEST.sha256 (sha256 ")
+    assert out.endswith(f") with key {ci_id}: {bundle / 'MANIFEST.sig'}\n")
     status, out, err = verify(capsys, bundle, keys["ci"])
     assert (status, err) == (0, "")
     assert f"ok: 6 files match MANIFEST.sha256; signed by key {ci_id} at " in out
@@ -51,6 +55,9 @@ def test_a_signed_bundle_verifies_with_its_key(bundle: Path, keys: dict[str, Pat
     assert "MANIFEST.sig" not in (bundle / "MANIFEST.sha256").read_text()
     status, out, _ = verify(capsys, bundle)
     assert status == 0 and "not checked against a trusted key: pass --pubkey" in out
+    # Signing again says whose signature it replaces.
+    sign(bundle, keys["auditor"])
+    assert f" (replaces the signature by key {ci_id} of " in capsys.readouterr().out
 
 
 def test_another_key_is_named(bundle: Path, keys: dict[str, Path],
