@@ -58,8 +58,11 @@ def _prop(name: str, value: Any, namespaced: bool = True) -> dict[str, str] | No
     return prop
 
 
-def _props(*given: dict[str, str] | None) -> list[dict[str, str]]:
-    return [p for p in given if p is not None]
+def _props(*given: dict[str, str] | None) -> dict[str, list[dict[str, str]]]:
+    """``{"props": [...]}`` to spread into an object, or nothing: OSCAL arrays are never
+    empty."""
+    props = [p for p in given if p is not None]
+    return {"props": props} if props else {}
 
 
 def _text(value: Any, fallback: str) -> str:
@@ -111,14 +114,14 @@ def _objective(name: str, figure: Mapping[str, Any] | None, ids: _Ids, collected
         "uuid": ids("observation", lower),
         "title": f"Measured {name}",
         "description": said,
-        "props": _props(_prop(f"{lower}-measured-seconds", measured),
+        **_props(_prop(f"{lower}-measured-seconds", measured),
                         _prop(f"{lower}-target-seconds", target),
                         _prop(f"{lower}-met", None if met is None else str(met).lower()),
                         _prop(f"{lower}-anchor", figure.get("anchor")),
                         _prop(f"{lower}-anchor-source", figure.get("anchor_source"))),
         "methods": ["TEST"],
         "types": ["finding"],
-        "relevant-evidence": evidence,
+        **({"relevant-evidence": evidence} if evidence else {}),
         "collected": collected,
     }
     state = "satisfied" if met is True else "not-satisfied"
@@ -163,7 +166,7 @@ def assessment_results(drill: Mapping[str, Any], records: Sequence[Mapping[str, 
         "title": f"Assessment plan (stub): inventory {inventory.get('path', '')}",
         "description": ("The drill's inventory is its assessment plan: every check it "
                         "implies, run from the recovery instances' own network position."),
-        "props": _props(_prop("inventory-id", inventory.get("id"))),
+        **_props(_prop("inventory-id", inventory.get("id"))),
         "rlinks": [{"href": str(inventory.get("path") or "inventory"),
                     "hashes": [{"algorithm": "SHA-256", "value": str(inventory["sha256"])}]}],
     })
@@ -181,7 +184,7 @@ def assessment_results(drill: Mapping[str, Any], records: Sequence[Mapping[str, 
             "uuid": ids("observation", key),
             "title": key,
             "description": _text(record.get("message"), f"{key}: {outcome}"),
-            "props": _props(
+            **_props(
                 _prop("host", record.get("host")), _prop("check", record.get("check")),
                 _prop("subject", record.get("subject")), _prop("outcome", outcome),
                 _prop("expected", record.get("expected")),
@@ -193,7 +196,8 @@ def assessment_results(drill: Mapping[str, Any], records: Sequence[Mapping[str, 
                 _prop("source", record.get("source"))),
             "methods": ["TEST"],
             "types": ["finding"],
-            "relevant-evidence": evidence(_evidence_files(record, manifest)),
+            **({"relevant-evidence": relevant} if (relevant := evidence(
+                _evidence_files(record, manifest))) else {}),
             "collected": str(record.get("finished_at") or finished),
         }
         observations.append(observation)
@@ -203,7 +207,7 @@ def assessment_results(drill: Mapping[str, Any], records: Sequence[Mapping[str, 
             "uuid": ids("finding", key),
             "title": key,
             "description": _text(record.get("message"), f"{key}: {outcome}"),
-            "props": _props(_prop("outcome", outcome)),
+            **_props(_prop("outcome", outcome)),
             "target": {"type": "objective-id",
                        "target-id": _token(f"{record.get('host')}.{record.get('check')}."
                                            f"{record.get('subject')}"),
@@ -218,7 +222,7 @@ def assessment_results(drill: Mapping[str, Any], records: Sequence[Mapping[str, 
             "uuid": ids("finding", str(key)),
             "title": str(key),
             "description": f"{key}: planned, but no result (the run ended before it reported)",
-            "props": _props(_prop("outcome", "not_run")),
+            **_props(_prop("outcome", "not_run")),
             "target": {"type": "objective-id", "target-id": _token(str(key)),
                        "status": {"state": "not-satisfied", "reason": "other"}},
         })
@@ -234,7 +238,7 @@ def assessment_results(drill: Mapping[str, Any], records: Sequence[Mapping[str, 
         party_uuid = ids("party", str(approval["key_id"]), str(approval["by"]))
         if party_uuid not in {p["uuid"] for p in parties}:
             parties.append({"uuid": party_uuid, "type": "person", "name": str(approval["by"]),
-                            "props": _props(_prop("signing-key-id", approval["key_id"]))})
+                            **_props(_prop("signing-key-id", approval["key_id"]))})
         attestations.append({
             "responsible-parties": [{"role-id": "approver", "party-uuids": [party_uuid]}],
             "parts": [{
@@ -245,7 +249,7 @@ def assessment_results(drill: Mapping[str, Any], records: Sequence[Mapping[str, 
                           + (f": {approval['comment']}" if approval.get("comment") else "")
                           + f". Signed with Ed25519 key {approval['key_id']} over the evidence "
                           f"manifest sha256 {approval['manifest_sha256']} (see {APPROVALS})."),
-                "props": _props(_prop("approved-at", approval["approved_at"]),
+                **_props(_prop("approved-at", approval["approved_at"]),
                                 _prop("signing-key-id", approval["key_id"]),
                                 _prop("approved-manifest-sha256",
                                       approval["manifest_sha256"])),
@@ -257,7 +261,7 @@ def assessment_results(drill: Mapping[str, Any], records: Sequence[Mapping[str, 
         "last-modified": str(approvals[-1]["approved_at"]) if approvals else finished,
         "version": manifest_sha256[:12],
         "oscal-version": OSCAL_VERSION,
-        "props": _props(_prop("tool", f"{tool.get('name', 'pytest-drcheck')} "
+        **_props(_prop("tool", f"{tool.get('name', 'pytest-drcheck')} "
                                       f"{tool.get('version', '')}"),
                         _prop("manifest-sha256", manifest_sha256)),
         "roles": [{"id": "assessor", "title": "Drill runner"},
@@ -275,33 +279,23 @@ def assessment_results(drill: Mapping[str, Any], records: Sequence[Mapping[str, 
                              f"{verdict}"),
         "start": str(drill["started_at"]),
         "end": finished,
-        "props": _props(_prop("verdict", verdict),
+        **_props(_prop("verdict", verdict),
                         *(_prop("verdict-reason", r) for r in drill.get("verdict_reasons", [])),
                         _prop("operator", drill.get("operator")),
                         _prop("launched-at", drill.get("launched_at"))),
         "reviewed-controls": {"control-selections": [{"include-all": {}}]},
-        "observations": observations,
-        "findings": findings,
+        **({"observations": observations} if observations else {}),
+        **({"findings": findings} if findings else {}),
     }
     if attestations:
         result["attestations"] = attestations
-    document: dict[str, Any] = _without_empty_lists({"assessment-results": {
+    return {"assessment-results": {
         "uuid": ids("assessment-results"),
         "metadata": metadata,
         "import-ap": {"href": f"#{plan_uuid}"},
         "results": [result],
         "back-matter": {"resources": resources},
-    }})
-    return document
-
-
-def _without_empty_lists(value: Any) -> Any:
-    """OSCAL arrays hold at least one item: an empty one (no props to give) is left out."""
-    if isinstance(value, dict):
-        return {k: _without_empty_lists(v) for k, v in value.items() if v != []}
-    if isinstance(value, list):
-        return [_without_empty_lists(v) for v in value]
-    return value
+    }}
 
 
 def export(directory: Path) -> dict[str, Any]:

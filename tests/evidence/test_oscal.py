@@ -151,6 +151,10 @@ def test_empty_and_odd_values_still_make_valid_oscal() -> None:
     assert [f["target"]["status"]["state"] for f in findings] == ["not-satisfied"] * 2
     assert findings[0]["target"]["remarks"] == "waived under RISK-1: by design"
     assert findings[0]["target"]["target-id"] == "_9host.dns.__b_c"
+    # A drill with no result at all (every check filtered out) is still a valid document.
+    empty = assessment_results(drill | {"not_run": []}, [], {}, "3" * 64)
+    Model.model_validate(empty)
+    assert "observations" not in empty["assessment-results"]["results"][0]
 
 
 def test_dr_oscal_writes_it_at_the_end_of_the_run(tmp_path: Path,
