@@ -40,6 +40,7 @@ class Drill:
     records: list[Record]
     approvals: int
     manifest_sha256: str
+    path: Path | None = None
 
     @property
     def outcomes(self) -> dict[str, str]:
@@ -104,6 +105,8 @@ def chart(drills: Sequence[Drill]) -> Chart:
         return round(bottom - plot_height * max(0.0, seconds) / top_value, 1)
 
     slot = plot_width / max(1, len(drills))
+    # Dates under every bar while they fit (about 110 px each); else under every n-th and the last.
+    label_every = max(1, -(-len(drills) * 110 // int(plot_width)))
     bar_width = round(min(64.0, slot * (0.3 if has_rpo else 0.5)), 1)
     for index, drill in enumerate(drills):
         centre = _LEFT + slot * (index + 0.5)
@@ -123,7 +126,8 @@ def chart(drills: Sequence[Drill]) -> Chart:
             if target is not None:
                 result.targets.append((x - 3, x + bar_width + 1, y_of(target),
                                        f"{label} target {format_duration(target)}"))
-        result.x_labels.append((round(centre, 1), drill.label, drill.directory))
+        if index % label_every == 0 or index == len(drills) - 1:
+            result.x_labels.append((round(centre, 1), drill.label, drill.directory))
     for index in range(ticks + 1):
         seconds = float(step * index)
         result.y_ticks.append((y_of(seconds), "0" if index == 0 else format_duration(seconds)))
@@ -189,8 +193,15 @@ def load_drills(directories: Sequence[Path]) -> list[Drill]:
                                           .get("rpo_target_s")}),
             records=records,
             approvals=len(read_approvals(directory)),
-            manifest_sha256=hashlib.sha256((directory / MANIFEST).read_bytes()).hexdigest()))
+            manifest_sha256=hashlib.sha256((directory / MANIFEST).read_bytes()).hexdigest(),
+            path=directory))
     drills.sort(key=lambda d: d.launched_at)
+    # Bundles are often all called alike (evidence/ in each job's workspace): then name them by
+    # their parent directory too.
+    names = [d.directory for d in drills]
+    for entry in drills:
+        if names.count(entry.directory) > 1 and entry.path is not None:
+            entry.directory = f"{entry.path.resolve().parent.name}/{entry.path.name}"
     return drills
 
 

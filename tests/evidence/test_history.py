@@ -132,3 +132,20 @@ def test_one_bundle_has_no_flips_and_altered_ones_are_refused(
         f"drcheck history: {copy}: the bundle does not match its manifest (changed: "
         "drill.json); history is built from intact evidence only")
     assert not (tmp_path / "x.html").exists()
+
+
+def test_many_drills_label_some_dates_and_alike_bundles_by_parent(
+        series: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    many = [drill(f"d{n}", n % 24, {"measured_s": 60.0 * n, "target_s": 3600.0,
+                                     "met": n < 60}, {}) for n in range(30)]
+    labels = chart(many).x_labels
+    assert 6 <= len(labels) < 30 and labels[-1][2] == "d29"  # the latest always named
+    alike = []
+    for name, bundle in zip(("ci-run-1", "ci-run-2"), series[:2], strict=True):
+        (tmp_path / name).mkdir()
+        alike.append(tmp_path / name / "evidence")
+        shutil.copytree(bundle, alike[-1])
+    history(capsys, tmp_path / "alike.html", *alike)
+    html = (tmp_path / "alike.html").read_text()
+    assert '<tr data-drill="ci-run-1/evidence">' in html
+    assert '<tr data-drill="ci-run-2/evidence">' in html
