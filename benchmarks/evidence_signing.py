@@ -126,7 +126,8 @@ def main() -> None:
         text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
         print(f"  OSCAL export: median {median_ms(runs, lambda: oscal.export(fresh)):7.1f} ms, "
               f"{len(text.encode()) / 1024:.0f} KiB ({len(text.encode())} bytes; "
-              f"sha256 {hashlib.sha256(text.encode()).hexdigest()[:12]})")
+              f"sha256 {hashlib.sha256(text.encode()).hexdigest()[:12]}); without indentation "
+              f"{len(json.dumps(document, separators=(',', ':')).encode()) / 1024:.0f} KiB")
         copies = []
         for index in range(5):
             target = work / f"history-{index}"
