@@ -30,7 +30,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from pytest_drcheck.evidence.layout import MANIFEST, SIGNATURE, EvidenceError
 from pytest_drcheck.evidence.manifest import verify
-from pytest_drcheck.evidence.records import iso
 
 SIGNATURE_FORMAT = "pytest-drcheck-signature/1"
 # An encrypted private key's passphrase comes from the environment, never the command line
@@ -117,7 +116,8 @@ def signature_holds(key: Ed25519PublicKey, signature: str, data: bytes) -> bool:
 
 
 def now_iso() -> str:
-    return iso(datetime.now(timezone.utc))
+    """UTC now as the bundle writes times (records.iso; not imported: verify stays light)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def canonical(value: Mapping[str, Any]) -> bytes:
