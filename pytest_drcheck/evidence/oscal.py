@@ -118,7 +118,9 @@ def _objective(name: str, figure: Mapping[str, Any] | None, ids: _Ids, collected
                         _prop(f"{lower}-target-seconds", target),
                         _prop(f"{lower}-met", None if met is None else str(met).lower()),
                         _prop(f"{lower}-anchor", figure.get("anchor")),
-                        _prop(f"{lower}-anchor-source", figure.get("anchor_source"))),
+                        _prop(f"{lower}-anchor-source", figure.get("anchor_source")),
+                        # drill.json's rpo names the host whose figure is the drill's (worst).
+                        _prop(f"{lower}-worst-host", figure.get("worst_host"))),
         "methods": ["TEST"],
         "types": ["finding"],
         **({"relevant-evidence": evidence} if evidence else {}),

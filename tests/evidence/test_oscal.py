@@ -82,7 +82,7 @@ def test_measured_rto_and_rpo_and_approvals(bundle: Path, keys: dict[str, Path],
     drill = json.loads(drill_path.read_text())
     drill["rto"] |= {"measured_s": 1712.5, "met": True}
     # The shape a measured RPO takes in drill.json (beside the RTO).
-    drill["rpo"] = {"target_s": 900.0, "measured_s": 192.0, "met": True}
+    drill["rpo"] = {"target_s": 900.0, "measured_s": 192.0, "met": True, "worst_host": "app01"}
     drill_path.write_text(json.dumps(drill))
     reseal(bundle)
     sign(bundle, keys["ci"])
@@ -94,7 +94,8 @@ def test_measured_rto_and_rpo_and_approvals(bundle: Path, keys: dict[str, Path],
     rpo = observations["Measured RPO"]
     assert rpo["description"] == "RPO measured 192.0 s against a target of 900.0 s: met"
     assert {p["name"]: p["value"] for p in rpo["props"]} == {
-        "rpo-measured-seconds": "192.0", "rpo-target-seconds": "900.0", "rpo-met": "true"}
+        "rpo-measured-seconds": "192.0", "rpo-target-seconds": "900.0", "rpo-met": "true",
+        "rpo-worst-host": "app01"}
     findings = {f["title"]: f["target"]["status"]["state"] for f in result["findings"]}
     assert findings["RTO objective"] == findings["RPO objective"] == "satisfied"
     [attestation] = result["attestations"]
