@@ -246,6 +246,13 @@ def authenticate(directory: Path, trusted: Sequence[Ed25519PublicKey]) -> str:
     if approvals and found is None:  # every sign-off seals the bundle: this one was removed
         raise EvidenceError(f"{directory}: has {len(approvals)} sign-off(s) but no {SIGNATURE}: "
                             "the seal the last sign-off wrote was removed")
+    trusted_ids = {key_id(k) for k in trusted}
+    for approval in approvals if trusted else ():
+        # A sign-off is only worth what its key is: with --pubkey, every approver's key too.
+        if approval["key_id"] not in trusted_ids:
+            raise EvidenceError(f"{directory}: sign-off {approval['number']} by "
+                                f"{approval['by']} is signed by another key (key id "
+                                f"{approval['key_id']}, not {', '.join(sorted(trusted_ids))})")
     parts = []
     if found is not None:
         parts.append(f"signed by key {found.key_id} at {found.signed_at}"

@@ -143,3 +143,17 @@ def test_a_removed_seal_after_signoff_is_named(bundle: Path, keys: dict[str, Pat
     assert status == 1
     assert the_line(err) == (f"drcheck verify: FAILED: {bundle}: has 1 sign-off(s) but no "
                              "MANIFEST.sig: the seal the last sign-off wrote was removed")
+
+
+def test_with_pubkey_every_approver_key_must_be_trusted(bundle: Path, keys: dict[str, Path],
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    """A sign-off 'by J. Doe' that someone else signed, then sealed by a trusted key."""
+    assert signoff(bundle, keys["mallory"], "J. Doe", "DR manager") == 0
+    sign(bundle, keys["ci"])
+    status, _, err = verify(capsys, bundle, keys["ci"])
+    assert status == 1
+    assert the_line(err) == (
+        f"drcheck verify: FAILED: {bundle}: sign-off 1 by J. Doe is signed by another key "
+        f"(key id {ident(keys['mallory'])}, not {ident(keys['ci'])})")
+    assert verify(capsys, bundle, keys["ci"], keys["mallory"])[0] == 0
