@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -114,12 +114,21 @@ def _verify(args: argparse.Namespace) -> int:
             status = 1
             continue
         if result.ok:
-            print(f"{directory}: ok: {len(result.matched)} files match {MANIFEST}")
+            from pytest_drcheck.evidence.signing import verify_authenticity
+
+            authentic, line = verify_authenticity(directory, args.pubkey)
+            if not authentic:
+                print(f"drcheck verify: FAILED: {line}", file=sys.stderr)
+                status = 1
+                continue
+            print(f"{directory}: ok: {len(result.matched)} files match {MANIFEST}"
+                  + (f"; {line}" if line else ""))
             continue
         status = 1
         for line in result.lines():
             print(f"{directory}: {line}")
-        print(f"{directory}: FAILED: the bundle does not match {MANIFEST}", file=sys.stderr)
+        print(f"{directory}: FAILED: the bundle does not match {MANIFEST} "
+              f"({result.lines()[0]})", file=sys.stderr)
     return status
 
 
@@ -140,6 +149,18 @@ def _merge(args: argparse.Namespace) -> int:
     for reason in written.drill.get("verdict_reasons", []):
         print(f"{args.output}: {reason}")
     return 0
+
+
+def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """The handler ``name`` of pytest_drcheck.evidence.``module``, imported when it runs (the
+    evidence commands pull in cryptography and Jinja2, which other commands do not need)."""
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        handler: Callable[[argparse.Namespace], int] = getattr(
+            importlib.import_module(f"pytest_drcheck.evidence.{module}"), name)
+        return handler(args)
+    return run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,7 +201,38 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser(
         "verify", help="check evidence bundles against their MANIFEST.sha256 (exit 1 if not)")
     verify.add_argument("directory", metavar="DIR", nargs="+")
+    verify.add_argument("--pubkey", action="append", default=[], metavar="PUB",
+                        help="require a signature by this Ed25519 public key (PEM; repeatable: "
+                             "the keys you trust, e.g. CI's and the approvers')")
     verify.set_defaults(handler=_verify)
+    sign = commands.add_parser("sign", help="sign an evidence bundle's manifest (Ed25519)")
+    sign.add_argument("directory", metavar="DIR")
+    sign.add_argument("--key", required=True, metavar="KEY", help="PEM private key (PKCS#8)")
+    sign.set_defaults(handler=_lazy("signing", "sign_command"))
+    keygen = commands.add_parser("keygen", help="make an Ed25519 key pair: KEY and KEY.pub")
+    keygen.add_argument("path", metavar="KEY")
+    keygen.set_defaults(handler=_lazy("signing", "keygen_command"))
+    approve = commands.add_parser(
+        "signoff", help="append a signed approval to an evidence bundle and re-seal it")
+    approve.add_argument("directory", metavar="DIR")
+    approve.add_argument("--by", required=True, metavar="NAME", help="who approves")
+    approve.add_argument("--role", required=True, help="in which role, e.g. 'DR manager'")
+    approve.add_argument("--comment", default="", help="what the approval says")
+    approve.add_argument("--key", required=True, metavar="KEY",
+                         help="the approver's PEM private key (PKCS#8)")
+    approve.set_defaults(handler=_lazy("signoff", "signoff_command"))
+    export = commands.add_parser(
+        "export", help="write an evidence bundle in another format (NIST OSCAL assessment-results)")
+    export.add_argument("directory", metavar="DIR")
+    export.add_argument("--format", choices=["oscal"], required=True)
+    export.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
+    export.set_defaults(handler=_lazy("oscal", "export_command"))
+    history = commands.add_parser(
+        "history", help="one HTML page comparing drills: RTO/RPO against target, pass rates, "
+        "flipped checks")
+    history.add_argument("directory", metavar="DIR", nargs="+", help="evidence bundles")
+    history.add_argument("-o", "--output", metavar="FILE", required=True)
+    history.set_defaults(handler=_lazy("history", "history_command"))
     merge = commands.add_parser(
         "merge", help="combine the bundles of --dr-shard jobs into one bundle")
     merge.add_argument("directory", metavar="DIR", nargs="+", help="the shards' bundles")
@@ -204,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return 141
     except (KeyError, TypeError, ValueError) as exc:
-        if args.command not in ("report", "verify", "merge"):
+        if args.command not in ("report", "verify", "merge", "signoff", "export", "history"):
             raise
         # A hand-edited or truncated drill.json / results.jsonl: one line, not a traceback.
         print(f"drcheck {args.command}: malformed evidence ({type(exc).__name__}: {exc}); "

@@ -207,8 +207,10 @@ def rerender(directory: Path) -> Written:
                                 f"({problems[0]}); refusing to re-render over altered "
                                 "evidence (see 'drcheck verify')")
         from pytest_drcheck.evidence.report import render_report
+        from pytest_drcheck.evidence.signoff import read_approvals
 
-        (directory / REPORT).write_text(render_report(drill, records), encoding="utf-8")
+        (directory / REPORT).write_text(render_report(drill, records, read_approvals(directory)),
+                                        encoding="utf-8")
         return Written(drill, records, write_manifest(directory))
     if drill.get("status") == "running":
         drill = dict(drill) | {"status": "interrupted"}

@@ -8,6 +8,10 @@ RESULTS = "results.jsonl"
 JUNIT = "junit.xml"
 REPORT = "report.html"
 MANIFEST = "MANIFEST.sha256"
+# The Ed25519 signature over MANIFEST.sha256 (so, like it, not listed in it).
+SIGNATURE = "MANIFEST.sig"
+# Signed sign-off records, one per line, appended by `drcheck signoff`.
+APPROVALS = "approvals.jsonl"
 OBSERVATIONS = "observations"
 # Library log records (paramiko, pytest-drcheck) per host, kept out of the test reports.
 LOGS = "logs"

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pytest_drcheck.evidence.layout import MANIFEST, EvidenceError
+from pytest_drcheck.evidence.layout import MANIFEST, SIGNATURE, EvidenceError
 
 
 def _digest(path: Path) -> str:
@@ -25,7 +25,7 @@ def _files(directory: Path) -> list[str]:
         dirs.sort()
         for name in files:
             relative = (Path(root) / name).relative_to(directory).as_posix()
-            if relative != MANIFEST:
+            if relative not in (MANIFEST, SIGNATURE):
                 names.append(relative)
     return sorted(names)
 

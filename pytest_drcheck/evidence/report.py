@@ -180,7 +180,8 @@ _WAIVER_DEFAULTS: dict[str, Any] = {
 }
 
 
-def view(drill: Mapping[str, Any], given: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def view(drill: Mapping[str, Any], given: Sequence[Mapping[str, Any]],
+         approvals: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     # Defaults keep a hand-trimmed or older bundle renderable under StrictUndefined, which
     # stays on to catch mistakes in the template itself.
     records = [_RECORD_DEFAULTS | dict(r) for r in given]
@@ -250,6 +251,9 @@ def view(drill: Mapping[str, Any], given: Sequence[Mapping[str, Any]]) -> dict[s
             ("Shard", _shard_text(drill)),
         ],
         "ci_url": ci.get("url"),
+        "approvals": [{"by": str(a.get("by", "")), "role": str(a.get("role", "")),
+                       "comment": str(a.get("comment", "")), "key_id": str(a.get("key_id", "")),
+                       "at": _short_time(a.get("approved_at"))} for a in approvals],
         "generated_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "duration": _duration,
         "short_time": _short_time,
@@ -274,11 +278,12 @@ def _shard_text(drill: Mapping[str, Any]) -> str:
     return "whole inventory"
 
 
-def render_report(drill: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> str:
+def render_report(drill: Mapping[str, Any], records: Sequence[Mapping[str, Any]],
+                  approvals: Sequence[Mapping[str, Any]] = ()) -> str:
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
     environment = Environment(loader=PackageLoader("pytest_drcheck", "templates"),
                               autoescape=select_autoescape(["html", "j2"]),
                               undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     template = environment.get_template("report.html.j2")
-    return template.render(**view(drill, records))
+    return template.render(**view(drill, records, approvals))
