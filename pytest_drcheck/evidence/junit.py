@@ -12,23 +12,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_drcheck.model import CheckResult
+from pytest_drcheck.evidence.properties import CASE_FIELDS, OUTCOME, WAIVER_FIELDS
 
 
-def case_properties(result: CheckResult, source: str) -> list[tuple[str, str]]:
-    return [
-        ("dr.host", result.host),
-        ("dr.check", result.check),
-        ("dr.subject", result.subject),
-        ("dr.outcome", result.outcome.value),
-        ("dr.expected", result.expected),
-        ("dr.observed", result.observed),
-        ("dr.vantage", result.vantage),
-        ("dr.started_at", result.started_at.isoformat(timespec="milliseconds")),
-        ("dr.duration_ms", f"{result.duration_ms:.1f}"),
-        ("dr.attempts", str(result.attempts)),
-        ("dr.source", source),
-    ]
+def case_properties(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A check's case properties, from its (redacted) result record: the reported outcome
+    (``waived`` included), the observation, time to green and the waiver that applied or
+    expired."""
+    properties = [(name, _text(record.get(field))) for name, field in CASE_FIELDS]
+    waiver = record.get("waiver")
+    if waiver:
+        properties += [(name, _text(waiver.get(field))) for name, field in WAIVER_FIELDS]
+    return properties
 
 
 def add_suite_properties(xml_path: Path, properties: Sequence[tuple[str, str]],
@@ -78,7 +73,7 @@ def _cause_as_error_message(case: ET.Element) -> None:
     could not observe, the message CI shows must be the cause itself (the report's text)."""
     error = case.find("error")
     outcome = next((p.get("value") for p in case.iter("property")
-                    if p.get("name") == "dr.outcome"), None)
+                    if p.get("name") == OUTCOME), None)
     if error is not None and outcome == "error" and error.text:
         error.set("message", error.text.strip())
         error.set("type", "dr.error")
@@ -90,26 +85,6 @@ def _text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def evidence_case_properties(record: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """What a result record adds to the foundation's case properties: the reported outcome
-    (``waived`` included), time to green and the waiver that applied or expired."""
-    properties = [
-        ("dr.check_outcome", _text(record.get("check_outcome"))),
-        ("dr.green_at", _text(record.get("green_at"))),
-        ("dr.time_to_green_s", _text(record.get("time_to_green_s"))),
-    ]
-    waiver = record.get("waiver")
-    if waiver:
-        properties += [
-            ("dr.waiver", _text(waiver.get("id"))),
-            ("dr.waiver_status", _text(waiver.get("status"))),
-            ("dr.waiver_justification", _text(waiver.get("justification"))),
-            ("dr.waiver_approved_by", _text(waiver.get("approved_by"))),
-            ("dr.waiver_expires", _text(waiver.get("expires"))),
-        ]
-    return properties
 
 
 def suite_properties(drill: Mapping[str, Any]) -> list[tuple[str, str]]:

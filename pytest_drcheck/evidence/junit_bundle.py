@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_drcheck.evidence.junit import evidence_case_properties, suite_properties
+from pytest_drcheck.evidence.junit import case_properties, suite_properties
 from pytest_drcheck.evidence.records import counts, parse_instant
 
 # Characters XML 1.0 cannot carry at all (command output can contain them).
@@ -41,14 +41,8 @@ def classname(inventory: str, host: str) -> str:
 
 
 def case_lines(record: Mapping[str, Any]) -> str:
-    names = [("dr.host", "host"), ("dr.check", "check"), ("dr.subject", "subject"),
-             ("dr.outcome", "outcome"), ("dr.expected", "expected"),
-             ("dr.observed", "observed"), ("dr.vantage", "vantage"),
-             ("dr.started_at", "started_at"), ("dr.duration_ms", "duration_ms"),
-             ("dr.attempts", "attempts"), ("dr.source", "source")]
-    pairs = [(name, record.get(key)) for name, key in names]
-    pairs += evidence_case_properties(record)
-    return "".join(f"{name}: {'' if value is None else value}\n" for name, value in pairs)
+    """The case properties as ``dr.name: value`` lines (shown by CI where properties are not)."""
+    return "".join(f"{name}: {value}\n" for name, value in case_properties(record))
 
 
 def _case(parent: ET.Element, record: Mapping[str, Any], inventory: str) -> None:

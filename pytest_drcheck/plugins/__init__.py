@@ -2,6 +2,6 @@
 a plugin module registered by the core and talking to it through ``hookspecs``."""
 
 # Registered by the core plugin in this order (see pytest_drcheck.plugin.pytest_addhooks).
-PARTS = ("pytest_drcheck.plugins.aws",)
+PARTS = ("pytest_drcheck.plugins.aws", "pytest_drcheck.plugins.evidence")
 # Every part adds its options to the one group (the first to ask names it).
 OPTION_GROUP = ("drcheck", "disaster-recovery drill checks (pytest-drcheck)")
