@@ -78,6 +78,13 @@ def make_record(result: CheckResult, item: PlanItem, decision: Decision, anchor:
     if decision.waiver is not None:
         record["waiver"] = waiver_dict(decision.waiver) | {"status": decision.status,
                                                            "note": decision.note}
+    if result.earlier:
+        # Attempts that did not pass before the last one (--dr-wait): a check that went
+        # green after them is flaky, and the bundle's JUnit says so.
+        record["earlier_failures"] = [
+            {"at": iso(attempt.at), "outcome": attempt.outcome.value,
+             "observed": attempt.observed, "message": attempt.reason}
+            for attempt in result.earlier]
     redacted: Record = redactor.value(record)
     return redacted
 
