@@ -28,8 +28,6 @@ WAIVER_APPROVED_BY = "dr.waiver_approved_by"
 WAIVER_EXPIRES = "dr.waiver_expires"
 # Why the check's host could not be reached (the summary shows it once per host).
 UNREACHABLE = "dr.unreachable"
-# Earlier failed attempts of a check that passed under --dr-wait.
-FLAKY_FAILURES = "dr.flaky_failures"
 
 # A check's case properties, in order: (property name, field of the result record).
 CASE_FIELDS: tuple[tuple[str, str], ...] = (

@@ -16,7 +16,7 @@ from typing import Any
 from pytest_drcheck.durations import format_duration, parse_duration
 from pytest_drcheck.evidence import bundle
 from pytest_drcheck.evidence import properties as names
-from pytest_drcheck.evidence.junit import case_properties
+from pytest_drcheck.evidence.junit import capped, case_properties
 from pytest_drcheck.evidence.layout import DRILL, EvidenceError
 from pytest_drcheck.evidence.logs import LibraryLogRouter, LogSink
 from pytest_drcheck.evidence.records import Record, Verdicts, iso, parse_instant
@@ -101,10 +101,11 @@ class EvidenceSession:
 
     @staticmethod
     def properties(record: Mapping[str, Any]) -> list[tuple[str, str]]:
-        """The case properties for pytest's JUnit file, from the record."""
+        """The case properties for pytest's JUnit file, from the record; a huge value (command
+        output) is cut, pointing at the whole observation in the bundle."""
         unreachable = unreachable_reason(record)
         extra = [(names.UNREACHABLE, unreachable)] if unreachable is not None else []
-        return case_properties(record) + extra
+        return [(name, capped(value, record)) for name, value in case_properties(record)] + extra
 
     @staticmethod
     def item_message(record: Mapping[str, Any]) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator
+from dataclasses import dataclass
 from datetime import timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ from pytest_drcheck import __version__
 from pytest_drcheck.plugins import OPTION_GROUP
 
 if TYPE_CHECKING:
+    from _pytest.junitxml import LogXML
+
     from pytest_drcheck.evidence.session import EvidenceSession
     from pytest_drcheck.inventory.plan import Plan
     from pytest_drcheck.runtime import DrillRun
@@ -103,7 +106,7 @@ def pytest_dr_run_configured(config: pytest.Config, run: DrillRun) -> None:
     if evidence.stream is not None:
         run.engine.add_listener(evidence.stream)
     if not hasattr(config, "workerinput"):
-        config.pluginmanager.register(_ReportCollector(evidence), "drcheck-reports")
+        config.pluginmanager.register(_ReportCollector(config, evidence), "drcheck-reports")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -182,14 +185,44 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     evidence.write_drill(sorted({key.split("::", 1)[0] for key in keys}), keys)
 
 
+@dataclass
+class _JunitFinish:
+    """What pytest's JUnit file gets at the end of the run."""
+
+    properties: list[tuple[str, str]]
+    facts: str | None
+    # Checks the file has no case for (an interrupted run): added by rewriting it.
+    unreported: list[str]
+    drill: dict[str, Any]
+    properties_written: bool = False
+
+
+_JUNIT_KEY = pytest.StashKey[_JunitFinish]()
+# A check error's message could not be set as pytest wrote the case: rewrite the file.
+_JUNIT_REWRITE_KEY = pytest.StashKey[bool]()
+
+
+def _pytest_junit(config: pytest.Config) -> LogXML | None:
+    """pytest's junitxml writer of this run (controller only), if ``--junitxml`` is given.
+    Its stash key is not public API: without it, the file is finished by rewriting it."""
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # pragma: no cover (a pytest that moved it)
+        return None
+    return config.stash.get(xml_key, None)
+
+
 class _ReportCollector:
     """Registered on the controlling process: every check's report (from pytest-xdist workers
     too) carries its properties, from which RTO and the summary are computed without a bundle.
     """
 
-    def __init__(self, evidence: EvidenceSession) -> None:
+    def __init__(self, config: pytest.Config, evidence: EvidenceSession) -> None:
+        self.config = config
         self.evidence = evidence
 
+    # trylast: after junitxml turned the report into its test case.
+    @pytest.hookimpl(trylast=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # An error or a skip ends the item in its setup phase (no call report follows).
         ends = report.when == "call" or (report.when == "setup" and not report.passed)
@@ -198,24 +231,37 @@ class _ReportCollector:
         from pytest_drcheck.evidence.session import reported_record
 
         record = reported_record(report.user_properties)
-        if record is not None:
-            self.evidence.reported.append(record)
+        if record is None:
+            return
+        self.evidence.reported.append(record)
+        if record["outcome"] == "error" and report.when == "setup":
+            self._cause_as_error_message(report)
+
+    def _cause_as_error_message(self, report: pytest.TestReport) -> None:
+        """A check that could not observe: the message of its ``<error>`` in pytest's JUnit
+        file is the cause itself, not pytest's ``failed on setup with "<cause>"``."""
+        xml = _pytest_junit(self.config)
+        if xml is None:
+            return
+        from pytest_drcheck.evidence.junit import cause_as_error_message
+
+        errors = [node for node in getattr(xml.node_reporter(report), "nodes", [])
+                  if getattr(node, "tag", None) == "error"]
+        if errors:
+            cause_as_error_message(errors[-1], str(report.longrepr))
+        else:  # not as this pytest writes it: the file is rewritten at the end
+            self.config.stash[_JUNIT_REWRITE_KEY] = True
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
-    yield  # junitxml writes its file in the wrapped implementations
+# tryfirst: the drill is sealed, and its facts handed to pytest's junitxml, before that
+# plugin writes its file (a plain implementation of this same hook, called later).
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     evidence = evidence_of(config)
     if evidence is None or hasattr(config, "workerinput"):
         return
-    from pytest_drcheck.evidence.junit import add_suite_properties, suite_properties
-    from pytest_drcheck.evidence.junit_bundle import (
-        classname,
-        inventory_id,
-        not_run_message,
-        split_key,
-    )
+    from pytest_drcheck.evidence.junit import drill_facts, suite_properties, unique_properties
     from pytest_drcheck.evidence.layout import EvidenceError
     from pytest_drcheck.runtime import utc_now
 
@@ -228,23 +274,62 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[
         except (EvidenceError, OSError) as exc:
             config.stash[SEAL_ERROR_KEY] = str(exc)
         config.stash[DRILL_KEY] = drill
+    plan = evidence.plan
+    properties = unique_properties([
+        ("dr.drill", plan.drill.name),
+        ("dr.inventory", plan.display_name),
+        ("dr.inventory_sha256", plan.sha256),
+        ("dr.tool_version", __version__),
+        ("dr.started_at", evidence.started_at.isoformat(timespec="milliseconds")),
+        ("dr.finished_at", finished_at.isoformat(timespec="milliseconds")),
+        *(fact for facts in config.hook.pytest_dr_suite_properties(config=config)
+          for fact in facts),
+        *(suite_properties(drill) if drill else []),
+    ])
+    config.stash[_JUNIT_KEY] = _JunitFinish(properties, drill_facts(drill) if drill else None,
+                                            _unreported(drill), drill)
+    xml = _pytest_junit(config)
+    if xml is not None:
+        # pytest writes them as suite properties itself: no rewrite of its file for these.
+        present = {name for name, _ in xml.global_properties}
+        for name, value in properties:
+            if name not in present:
+                xml.add_global_property(name, value)
+        config.stash[_JUNIT_KEY].properties_written = True
+
+
+# A second implementation of the hook (its own name, which pytest wants prefixed "pytest_"):
+# it wraps junitxml's writing.
+@pytest.hookimpl(wrapper=True, specname="pytest_sessionfinish")
+def pytest_drcheck_finish_junit(session: pytest.Session) -> Generator[None, None, None]:
+    """After pytest wrote its JUnit file: the drill facts as the suite's ``system-out``
+    (spliced in at the end), and only when it must (checks without a report, pytest's
+    internals not as expected), the file rewritten."""
+    yield
+    config = session.config
+    finish = config.stash.get(_JUNIT_KEY, None)
     xml_path = config.getoption("xmlpath", None)
     path = Path(xml_path) if xml_path else None
-    if path is not None and path.is_file():
-        plan = evidence.plan
-        add_suite_properties(path, [
-            ("dr.drill", plan.drill.name),
-            ("dr.inventory", plan.display_name),
-            ("dr.inventory_sha256", plan.sha256),
-            ("dr.tool_version", __version__),
-            ("dr.started_at", evidence.started_at.isoformat(timespec="milliseconds")),
-            ("dr.finished_at", finished_at.isoformat(timespec="milliseconds")),
-            *(fact for facts in config.hook.pytest_dr_suite_properties(config=config)
-              for fact in facts),
-            *(suite_properties(drill) if drill else []),
-        ], not_run=[(classname(inventory_id(drill), host), f"{check}[{subject}]")
-                    for host, check, subject in map(split_key, _unreported(drill))],
-            not_run_message=not_run_message(drill))
+    if finish is None or path is None or not path.is_file():
+        return
+    from pytest_drcheck.evidence.junit import add_suite_properties, append_suite_output
+    from pytest_drcheck.evidence.junit_bundle import (
+        classname,
+        inventory_id,
+        not_run_message,
+        split_key,
+    )
+
+    fast = (finish.properties_written and not finish.unreported
+            and not config.stash.get(_JUNIT_REWRITE_KEY, False))
+    if fast and (finish.facts is None or append_suite_output(path, finish.facts)):
+        return
+    drill = finish.drill
+    add_suite_properties(
+        path, finish.properties,
+        not_run=[(classname(inventory_id(drill), host), f"{check}[{subject}]")
+                 for host, check, subject in map(split_key, finish.unreported)],
+        not_run_message=not_run_message(drill), output=finish.facts)
 
 
 def _unreported(drill: dict[str, Any]) -> list[str]:

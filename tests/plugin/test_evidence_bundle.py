@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import xmlschema
+import xunitparser
 from junitparser import JUnitXml
 
 from pytest_drcheck import __version__
@@ -164,6 +165,24 @@ def test_bundle_is_complete_verifies_and_every_edit_is_detected(
     props = {p.get("name"): p.get("value") for p in suite.findall("properties/property")}
     assert props["dr.rto_target_s"] == "3600.0" and props["dr.rto_met"] == "false"
     assert props["dr.verdict"] == "failed" and props["dr.inventory_git_commit"] == commit
+    for path in (pytester.path / "drill.xml", evidence / "junit.xml"):
+        # A second reader: xunitparser checks the file's totals against the cases it read
+        # (and refuses a suite property given twice).
+        xsuite, xresult = xunitparser.parse(str(path))
+        names = [(case.classname, case.methodname) for case in xsuite]
+        assert len(set(names)) == len(names) == 5, path  # unique per file
+        assert ("site.yaml.app01", "dns[localhost]") in names, path
+        assert ("site.yaml.app02", "dns[localhost]") in names, path
+        assert len(xresult.failures) == 1 and xsuite.properties["dr.verdict"] == "failed"
+        # The drill facts where CI shows them (suite properties are dropped by some).
+        assert xsuite.stdout.splitlines()[:2] == [
+            "drcheck drill 'local-drill': FAILED (1 check(s) failed)",
+            "checks: 4 passed, 1 failed"], path
+        assert f"inventory: site.yaml sha256 {drill['inventory']['sha256']}" in xsuite.stdout
+    # pytest's file is finished without rewriting it: as pytest wrote it, plus the facts.
+    assert (pytester.path / "drill.xml").read_text().startswith(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests">')
+    assert "record_property" not in result.stdout.str()  # no xunit2 warning
     result.stdout.fnmatch_lines([
         "*drcheck*",
         "drill 'local-drill': FAILED (4 passed, 1 failed)",
@@ -376,12 +395,29 @@ def test_wait_turns_a_late_check_green_and_records_time_to_green(
     late = OpenLater(closed_port, 1.5, checking)
     try:
         result = pytester.runpytest("--dr-inventory=site.yaml", "--dr-evidence=ev",
-                                    "--dr-wait=60s", f"--dr-launched-at={launched.isoformat()}")
+                                    "--dr-wait=60s", f"--dr-launched-at={launched.isoformat()}",
+                                    "--junitxml=drill.xml")
     finally:
         late.close()
     result.assert_outcomes(passed=1)
     (record,) = lines_of(pytester.path / "ev" / "results.jsonl")
     assert record["outcome"] == "passed" and record["attempts"] >= 2
+    # Every refused attempt before the green one, in the record and as Surefire's
+    # flakyFailure in the bundle's JUnit; the case itself passed for every reader.
+    refused = record["earlier_failures"]
+    assert len(refused) == record["attempts"] - 1
+    assert all(a["outcome"] == "failed" and "refused" in a["observed"] for a in refused)
+    junit = pytester.path / "ev" / "junit.xml"
+    SCHEMA.validate(junit)
+    (case,) = ET.parse(junit).getroot().iter("testcase")
+    flaky = case.findall("flakyFailure")
+    assert [f.get("message") for f in flaky] == [a["message"] for a in refused]
+    assert flaky[0].findtext("stackTrace", "").startswith(
+        f"attempt 1 of {record['attempts']} at {refused[0]['at']}: observed ")
+    assert case.find("failure") is None and case.find("error") is None
+    _, xresult = xunitparser.parse(str(junit))
+    assert xresult.wasSuccessful()
+    assert junit_counts(pytester.path / "drill.xml") == (1, 0, 0, 0)
     assert late.opened_at is not None
     green = datetime.fromisoformat(record["green_at"])
     # Green no earlier than the listener opened, and at most one back-off step after it (the
