@@ -741,6 +741,10 @@ def test_ctrl_c_seals_the_bundle_as_interrupted(pytester: pytest.Pytester, liste
     # or may not have been made before the interrupt reached pytest).
     tests, failures, errors, _ = junit_counts(pytester.path / "drill.xml")
     assert (tests, failures) == (12, 0) and errors in (11, 12)
+    # That file is rewritten for them (the one case pytest's file is not just spliced), and
+    # CI shows the drill as incomplete.
+    xsuite, _ = xunitparser.parse(str(pytester.path / "drill.xml"))
+    assert xsuite.stdout.startswith("drcheck drill 'interrupted-drill': INCOMPLETE (")
 
 
 # --- pytest-xdist -----------------------------------------------------------------------------
@@ -761,6 +765,11 @@ def test_bundle_under_xdist(pytester: pytest.Pytester, listener: Listener,
     assert drill["counts"]["passed"] == 4 and drill["counts"]["not_run"] == 0
     assert junit_counts(evidence / "junit.xml") == junit_counts(pytester.path / "drill.xml")
     assert drcheck(["verify", str(evidence)]) == 0
+    # The controller's pytest file gets the drill's facts and properties like a plain run's.
+    xsuite, _ = xunitparser.parse(str(pytester.path / "drill.xml"))
+    assert xsuite.stdout.startswith("drcheck drill 'local-drill': FAILED (")
+    assert xsuite.properties["dr.verdict"] == "failed"
+    assert xsuite.properties["dr.inventory_sha256"] == drill["inventory"]["sha256"]
 
 
 def test_wait_knocks_again_on_an_unreachable_host(pytester: pytest.Pytester,
