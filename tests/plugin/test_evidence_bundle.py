@@ -216,6 +216,37 @@ def test_bundle_is_complete_verifies_and_every_edit_is_detected(
     assert verified.returncode == 0  # standard tools agree
 
 
+def test_each_result_becomes_a_record_once(pytester: pytest.Pytester, listener: Listener,
+                                          closed_port: int,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The verdict step: the stream, the item and both JUnit files share one record per
+    result (it used to be built twice, by the stream and by the item)."""
+    from pytest_drcheck.evidence import records
+
+    made: list[str] = []
+    original = records.make_record
+
+    def counted(result: Any, *args: Any) -> Any:
+        made.append(result.key)
+        return original(result, *args)
+
+    monkeypatch.setattr(records, "make_record", counted)
+    write_inventory(pytester, listener.port, closed_port)
+    result = pytester.runpytest("--dr-inventory=site.yaml", "--dr-evidence=ev",
+                                "--junitxml=drill.xml")
+    result.assert_outcomes(passed=4, failed=1)
+    assert sorted(made) == sorted(r["key"] for r in lines_of(pytester.path / "ev" /
+                                                             "results.jsonl"))
+    assert len(made) == 5
+    # pytest's file says what the bundle says, from the same record.
+    streamed = {r["key"]: r for r in lines_of(pytester.path / "ev" / "results.jsonl")}
+    for case in ET.parse(pytester.path / "drill.xml").getroot().iter("testcase"):
+        properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+        record = streamed[f"{properties['dr.host']}::{case.get('name')}"]
+        assert properties["dr.started_at"] == record["started_at"]
+        assert properties["dr.outcome"] == record["outcome"]
+
+
 def test_no_secret_value_in_any_file(pytester: pytest.Pytester, echo_check: None,
                                      monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     env_canary = "CANARY-env-7d1f3b9e0a"
