@@ -163,6 +163,12 @@ def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def _findings(args: argparse.Namespace) -> int:
+    from pytest_drcheck.evidence.findings import run
+
+    return run(args.directory, args.format, args.output)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="drcheck", description="Prove a disaster-recovery drill worked. The drill itself "
@@ -239,6 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("-o", "--output", metavar="OUT", required=True,
                        help="new directory for the merged bundle")
     merge.set_defaults(handler=_merge)
+    findings = commands.add_parser(
+        "findings", help="list a drill's failed, errored, waived and not-run checks with stable "
+        "ids (for a ticketing system)")
+    findings.add_argument("directory", metavar="DIR", nargs="+", help="the drill's bundle, and "
+                          "earlier drills' bundles (first seen); the newest drill is listed")
+    findings.add_argument("--format", choices=["csv", "markdown"], default="csv")
+    findings.add_argument("-o", "--output", metavar="FILE", help="write here (default stdout)")
+    findings.set_defaults(handler=_findings)
     return parser
 
 

@@ -24,7 +24,14 @@ from pytest_drcheck.checks.base import CheckContext
 from pytest_drcheck.deadline import DeadlineExceeded, call_with_deadline
 from pytest_drcheck.durations import format_duration
 from pytest_drcheck.inventory.plan import HostSpec, Plan
-from pytest_drcheck.model import CheckResult, CouldNotObserve, Observation, Outcome, PlanItem
+from pytest_drcheck.model import (
+    CheckResult,
+    CouldNotObserve,
+    EarlierAttempt,
+    Observation,
+    Outcome,
+    PlanItem,
+)
 from pytest_drcheck.retry import Backoff
 from pytest_drcheck.targets.base import CommandResult, Target, TargetError
 
@@ -369,6 +376,7 @@ class Engine:
             vantage = (target.vantage if registry.get(item.check).needs_connection(item)
                        else RUNNER_VANTAGE)
             attempts = earlier_attempts + 1
+            earlier: list[EarlierAttempt] = []  # the bundle's JUnit shows them (flaky)
             delays = self.settings.backoff.delays()
             # Under --dr-wait an instance still settling is observed again, whether its
             # property was wrong or could not be observed yet.
@@ -380,9 +388,12 @@ class Engine:
                     time.sleep(min(next(delays), max(0.0, self._retry_left())))
                 finally:
                     slots.acquire()
+                earlier.append(EarlierAttempt(datetime.now(timezone.utc), observation.outcome,
+                                              observation.observed, observation.reason))
                 observation = self._evaluate(item, target, self._rerun(item, target))
                 attempts += 1
-            self._finish(item, self._stamp(item, observation, wall, mono, vantage, attempts))
+            self._finish(item, self._stamp(item, observation, wall, mono, vantage, attempts,
+                                           tuple(earlier)))
         finally:
             slots.release()
 
@@ -439,11 +450,12 @@ class Engine:
 
     @staticmethod
     def _stamp(item: PlanItem, observation: Observation, wall: float, mono: float,
-               vantage: str, attempts: int = 1) -> CheckResult:
+               vantage: str, attempts: int = 1, earlier: tuple[EarlierAttempt, ...] = ()
+               ) -> CheckResult:
         return CheckResult.from_observation(
             item, observation, vantage,
             datetime.fromtimestamp(wall, tz=timezone.utc),
-            (time.monotonic() - mono) * 1000.0, attempts)
+            (time.monotonic() - mono) * 1000.0, attempts, earlier)
 
     def _finish(self, item: PlanItem, result: CheckResult) -> None:
         for listener in self._listeners:

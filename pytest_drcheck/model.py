@@ -119,6 +119,16 @@ class Observation:
 
 
 @dataclass(frozen=True)
+class EarlierAttempt:
+    """An attempt of a check that did not pass, before a later one under ``--dr-wait``."""
+
+    at: datetime
+    outcome: Outcome
+    observed: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class CheckResult:
     """A finished check: the unit of evidence."""
 
@@ -134,6 +144,8 @@ class CheckResult:
     duration_ms: float
     attempts: int = 1
     details: Mapping[str, Any] = field(default_factory=dict)
+    # The attempts before the last one that did not pass, oldest first (--dr-wait).
+    earlier: tuple[EarlierAttempt, ...] = ()
 
     @property
     def key(self) -> str:
@@ -141,8 +153,8 @@ class CheckResult:
 
     @classmethod
     def from_observation(cls, item: PlanItem, obs: Observation, vantage: str,
-                         started_at: datetime, duration_ms: float, attempts: int = 1
-                         ) -> CheckResult:
+                         started_at: datetime, duration_ms: float, attempts: int = 1,
+                         earlier: tuple[EarlierAttempt, ...] = ()) -> CheckResult:
         head = f"{item.host} {item.check} {item.subject}"
         if obs.outcome is Outcome.PASSED:
             message = f"{head}: {obs.observed}"
@@ -150,4 +162,4 @@ class CheckResult:
             message = f"{head}: {obs.reason}"
         return cls(item.host, item.check, item.subject, obs.outcome, obs.expected,
                    obs.observed, message, vantage, started_at, duration_ms, attempts,
-                   obs.details)
+                   obs.details, earlier)

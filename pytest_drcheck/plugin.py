@@ -1,13 +1,13 @@
 """pytest glue only: options, items collected from the inventory, fixtures, JUnit properties.
 
 Everything else lives in layers that do not import pytest. State lives in ``config.stash``.
+The evidence side (launch anchor, bundle, sealing, summary) is its own plugin part,
+``pytest_drcheck.plugins.evidence``.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Generator, Iterator
-from datetime import timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,16 +15,17 @@ import pytest
 
 from pytest_drcheck import __version__
 from pytest_drcheck.plugins import OPTION_GROUP
+from pytest_drcheck.plugins.evidence import EVIDENCE_KEY, open_evidence
 
 if TYPE_CHECKING:
-    from pytest_drcheck.evidence.session import EvidenceSession
-    from pytest_drcheck.inventory.plan import Plan
-    from pytest_drcheck.model import CheckResult, PlanItem
+    from pytest_drcheck.evidence.records import Record
+    from pytest_drcheck.model import PlanItem
     from pytest_drcheck.runtime import DrillRun
     from pytest_drcheck.targets.base import Target
 
 RUN_KEY = pytest.StashKey["DrillRun"]()
-EVIDENCE_KEY = pytest.StashKey["EvidenceSession"]()
+# EVIDENCE_KEY stays importable from here (other parts read the evidence session by it).
+__all__ = ["EVIDENCE_KEY", "RUN_KEY"]
 # The first part of every check's node id: the inventory's path under rootdir, else its name.
 INVENTORY_ID_KEY = pytest.StashKey[str]()
 
@@ -64,15 +65,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--dr-suites", dest="dr_suites", action="append", default=[],
                     metavar="DIR", help="extra directory to look for suites in (repeatable)")
     parser.addini("dr_inventory", "default for --dr-inventory")
-    group.addoption("--dr-evidence", dest="dr_evidence", metavar="DIR",
-                    help="write the drill's evidence bundle (JUnit, results.jsonl, observations, "
-                         "drill.json, report.html, MANIFEST.sha256) to this new directory")
     group.addoption("--dr-wait", dest="dr_wait", metavar="DURATION",
                     help="retry failing checks until they pass or this long has passed "
                          "(e.g. 10m: instances still booting); records time to green")
-    group.addoption("--dr-launched-at", dest="dr_launched_at", metavar="ISO-8601",
-                    help="when the drill instances were launched (e.g. 2024-05-01T09:30:00Z): "
-                         "the start of the measured RTO (default: when checking starts)")
     group.addoption("--dr-shard", dest="dr_shard", metavar="K/N",
                     help="run the K-th of N deterministic shares of the hosts (CI matrix); "
                          "combine the bundles with 'drcheck merge'")
@@ -116,17 +111,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if (lab_down := refusal(plan.document)) is not None:
         raise pytest.UsageError(lab_down)
     config.stash[INVENTORY_ID_KEY] = inventory_node_id(config.rootpath, Path(inventory))
-    evidence = _evidence_session(config, plan)
+    # The evidence part (pytest_drcheck.plugins.evidence) takes it from here: it attaches
+    # the result stream when the run is configured.
+    evidence = open_evidence(config, plan, config.stash[INVENTORY_ID_KEY])
     settings = EngineSettings(workers=_setting(config, "dr_workers", 32),
                               per_host=_setting(config, "dr_per_host", 4),
                               wait=evidence.options.wait)
     run = config.stash[RUN_KEY] = DrillRun(plan, settings)
     config.hook.pytest_dr_run_configured(config=config, run=run)
-    config.stash[EVIDENCE_KEY] = evidence
-    if evidence.stream is not None:
-        run.engine.add_listener(evidence.stream)
-    if not hasattr(config, "workerinput"):
-        config.pluginmanager.register(_ReportCollector(evidence), "drcheck-reports")
     # The inventory becomes a collection argument like a test file, so pytest collects, counts,
     # selects (-k) and reports its items as any other; xdist workers inherit the argument.
     resolved = Path(inventory).resolve()
@@ -134,97 +126,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.args.append(str(resolved))
 
 
-def _evidence_session(config: pytest.Config, plan: Plan) -> EvidenceSession:
-    from pytest_drcheck.evidence.layout import EvidenceError
-    from pytest_drcheck.evidence.records import parse_instant
-    from pytest_drcheck.evidence.session import EvidenceSession, parse_options
-    from pytest_drcheck.runtime import utc_now
-
-    worker: dict[str, Any] | None = getattr(config, "workerinput", None)
-    now = utc_now()
-    try:
-        options = parse_options(
-            worker["dr_evidence"] if worker else config.getoption("dr_evidence"),
-            config.getoption("dr_wait") or config.getini("dr_wait"),
-            config.getoption("dr_launched_at"), config.getoption("dr_shard"), now)
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    if worker:  # one clock for the whole run: the controller's
-        started = parse_instant(worker["dr_started_at"])
-        anchor, source = parse_instant(worker["dr_anchor"]), worker["dr_anchor_source"]
-    else:
-        started, anchor, source = now, now, "start of checking (no launch time given)"
-        hooked = config.hook.pytest_dr_launched_at(config=config)
-        if options.launched_at is not None:
-            anchor, source = options.launched_at, "--dr-launched-at"
-        elif hooked is not None:
-            if hooked.tzinfo is None:
-                raise pytest.UsageError("a plugin's pytest_dr_launched_at returned a time "
-                                        "without timezone; it must return an aware datetime")
-            anchor, source = (hooked.astimezone(timezone.utc),
-                              "launch time from a plugin (pytest_dr_launched_at)")
-    session = EvidenceSession(plan, options, started, anchor, source,
-                              config.stash[INVENTORY_ID_KEY])
-    if not config.getoption("collectonly"):
-        try:
-            session.open_bundle(controller=worker is None)
-            if worker is None:  # before collection: the whole inventory, refined later
-                session.write_drill(sorted(plan.hosts), [i.key for i in plan.items],
-                                    collected=False)
-        except EvidenceError as exc:
-            raise pytest.UsageError(f"--dr-evidence: {exc}") from None
-    session.route_library_logs()
-    return session
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node: Any) -> None:
-    """pytest-xdist: workers share the controller's clock, anchor and evidence directory."""
-    session = node.config.stash.get(EVIDENCE_KEY, None)
-    if session is None:
-        return
-    node.workerinput["dr_started_at"] = session.started_at.isoformat()
-    node.workerinput["dr_anchor"] = session.anchor.isoformat()
-    node.workerinput["dr_anchor_source"] = session.anchor_source
-    directory = session.options.directory
-    node.workerinput["dr_evidence"] = str(directory) if directory else None
-
-
-# pytest's handlers that attach log records to test reports (and to caplog).
-_REPORT_HANDLERS = ("report_handler", "caplog_handler")
-LOG_FILTER_KEY = pytest.StashKey[logging.Filter]()
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Library records of background threads (paramiko, the engine's checks) belong to their
-    host's evidence, not to whichever test is running: keep them out of pytest's capture."""
-    config = session.config
-    if config.stash.get(EVIDENCE_KEY, None) is None:
-        return
-    from pytest_drcheck.evidence.logs import KeepOutOfReports
-
-    logging_plugin = config.pluginmanager.get_plugin("logging-plugin")
-    keep_out = config.stash[LOG_FILTER_KEY] = KeepOutOfReports()
-    for name in _REPORT_HANDLERS:
-        handler = getattr(logging_plugin, name, None)
-        if isinstance(handler, logging.Handler):
-            handler.addFilter(keep_out)
-
-
 def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         run.close()
-    evidence = config.stash.get(EVIDENCE_KEY, None)
-    if evidence is not None:
-        evidence.close()
-    keep_out = config.stash.get(LOG_FILTER_KEY, None)
-    if keep_out is not None:
-        logging_plugin = config.pluginmanager.get_plugin("logging-plugin")
-        for name in _REPORT_HANDLERS:
-            handler = getattr(logging_plugin, name, None)
-            if isinstance(handler, logging.Handler):
-                handler.removeFilter(keep_out)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -258,10 +163,9 @@ class HostNode(pytest.Collector):
 class CheckFailed(Exception):
     """The check observed a wrong value: a pytest failure whose report is the message."""
 
-    def __init__(self, result: CheckResult, message: str | None = None) -> None:
-        super().__init__(message or result.message)
-        self.result = result
-        self.message = message or result.message
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 # pytest.fail's exception: raised without a traceback (pytrace=False), pytest reports its
@@ -285,7 +189,8 @@ class CheckItem(pytest.Item):
         super().__init__(**kwargs)
         self.plan_item = plan_item
         self.add_marker(pytest.mark.dr_check(plan_item.check))
-        self._verdict: tuple[CheckResult, dict[str, Any]] | None = None
+        # The check's result record (the verdict step's, shared with the evidence).
+        self._record: Record | None = None
 
     def setup(self) -> None:
         """Waits for the result. pytest counts only exceptions outside the call phase as
@@ -295,10 +200,8 @@ class CheckItem(pytest.Item):
         evidence = self.config.stash[EVIDENCE_KEY]
         evidence.claim(self.plan_item.key)
         result = self.config.stash[RUN_KEY].engine.result(self.plan_item)
-        record = evidence.record(result)
-        self.user_properties.extend(
-            evidence.properties(result, record, str(self.plan_item.source)))
-        self._verdict = (result, record)
+        record = self._record = evidence.record(result)
+        self.user_properties.extend(evidence.properties(record))
         if record["outcome"] == Outcome.ERROR.value:
             raise CheckError(evidence.item_message(record))
         if record["outcome"] == Outcome.SKIPPED.value:
@@ -308,13 +211,13 @@ class CheckItem(pytest.Item):
     def runtest(self) -> None:
         from pytest_drcheck.model import Outcome
 
-        assert self._verdict is not None, "setup() sets the verdict"
-        result, record = self._verdict
+        record = self._record
+        assert record is not None, "setup() sets the record"
         if record["outcome"] == "waived":
             # xfail: reported as waived (an accepted failure), never as passed.
             pytest.xfail(f"{record['message']} [{record['waiver']['note']}]")
-        if result.outcome is not Outcome.PASSED:
-            raise CheckFailed(result, self.config.stash[EVIDENCE_KEY].item_message(record))
+        if record["outcome"] != Outcome.PASSED.value:
+            raise CheckFailed(self.config.stash[EVIDENCE_KEY].item_message(record))
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: Any = None) -> str:
@@ -375,136 +278,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if run is None or session.config.getoption("collectonly"):
         return
     selected = [i.plan_item for i in session.items if isinstance(i, CheckItem)]
-    evidence = session.config.stash[EVIDENCE_KEY]
-    if not hasattr(session.config, "workerinput"):
-        evidence.write_drill(sorted({p.host for p in selected}), [p.key for p in selected])
     run.engine.select(i.plan_item for i in session.items if isinstance(i, CheckItem))
     # Under xdist a worker does not know which items it will get: hosts start on demand.
     if not hasattr(session.config, "workerinput"):
         session.config.hook.pytest_dr_checking_starts(
             config=session.config, hosts=sorted({p.host for p in selected}))
         run.engine.start()
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
-    """pytest-xdist controller (which collects nothing itself): the planned checks are what
-    the first worker collected (every worker collects the same)."""
-    config: pytest.Config = node.config
-    evidence = config.stash.get(EVIDENCE_KEY, None)
-    if evidence is None or evidence.collected:
-        return
-    prefix = f"{config.stash[INVENTORY_ID_KEY]}::"
-    # The rest of a check's node id is its key (host::check[subject]); a subject may hold
-    # "::" itself (an IPv6 address), so the id is not split on it.
-    keys = [node_id[len(prefix):] for node_id in ids if node_id.startswith(prefix)]
-    evidence.write_drill(sorted({key.split("::", 1)[0] for key in keys}), keys)
-
-
-class _ReportCollector:
-    """Registered on the controlling process: every check's report (from pytest-xdist workers
-    too) carries its properties, from which RTO and the summary are computed without a bundle.
-    """
-
-    def __init__(self, evidence: EvidenceSession) -> None:
-        self.evidence = evidence
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        # An error or a skip ends the item in its setup phase (no call report follows).
-        ends = report.when == "call" or (report.when == "setup" and not report.passed)
-        if not ends or not report.user_properties:
-            return
-        from pytest_drcheck.evidence.session import reported_record
-
-        record = reported_record(report.user_properties)
-        if record is not None:
-            self.evidence.reported.append(record)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> Generator[None, None, None]:
-    yield  # junitxml writes its file in the wrapped implementations
-    run = session.config.stash.get(RUN_KEY, None)
-    if run is None or hasattr(session.config, "workerinput"):
-        return
-    from pytest_drcheck.evidence.junit import add_suite_properties, suite_properties
-    from pytest_drcheck.evidence.junit_bundle import (
-        classname,
-        inventory_id,
-        not_run_message,
-        split_key,
-    )
-    from pytest_drcheck.evidence.layout import EvidenceError
-    from pytest_drcheck.runtime import utc_now
-
-    run.finished_at = utc_now()
-    evidence = session.config.stash[EVIDENCE_KEY]
-    drill: dict[str, Any] = {}
-    if not session.config.getoption("collectonly"):
-        complete = exitstatus not in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.INTERNAL_ERROR)
-        try:
-            drill = evidence.seal(run.finished_at, complete)
-        except (EvidenceError, OSError) as exc:
-            session.config.stash[SEAL_ERROR_KEY] = str(exc)
-        session.config.stash[DRILL_KEY] = drill
-    xml_path = session.config.getoption("xmlpath", None)
-    path = Path(xml_path) if xml_path else None
-    if path is not None and path.is_file():
-        add_suite_properties(path, [
-            ("dr.drill", run.plan.drill.name),
-            ("dr.inventory", run.plan.display_name),
-            ("dr.inventory_sha256", run.plan.sha256),
-            ("dr.tool_version", __version__),
-            ("dr.started_at", run.started_at.isoformat(timespec="milliseconds")),
-            ("dr.finished_at", run.finished_at.isoformat(timespec="milliseconds")),
-            *(fact for facts in session.config.hook.pytest_dr_suite_properties(
-                config=session.config) for fact in facts),
-            *(suite_properties(drill) if drill else []),
-        ], not_run=[(classname(inventory_id(drill), host), f"{check}[{subject}]")
-                    for host, check, subject in map(split_key, _unreported(drill))],
-            not_run_message=not_run_message(drill))
-
-
-def _unreported(drill: dict[str, Any]) -> list[str]:
-    """Keys of checks pytest's JUnit file may lack: after an interruption every planned one
-    (a check whose result arrived as the run was stopped has no report either)."""
-    if drill.get("status") == "interrupted":
-        return list(drill.get("selection", {}).get("checks", []))
-    return list(drill.get("not_run", []))
-
-
-DRILL_KEY = pytest.StashKey[dict[str, Any]]()
-SEAL_ERROR_KEY = pytest.StashKey[str]()
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
-                            config: pytest.Config) -> None:
-    _evidence_terminal_summary(terminalreporter, config)
-
-
-def _evidence_terminal_summary(terminalreporter: pytest.TerminalReporter,
-                               config: pytest.Config) -> None:
-    evidence = config.stash.get(EVIDENCE_KEY, None)
-    if evidence is None:
-        return
-    from pytest_drcheck.evidence.session import summary_lines, unreachable_lines
-
-    drill = config.stash.get(DRILL_KEY, None)
-    lines = summary_lines(drill, evidence.options.directory, evidence.sealed.manifest_sha256
-                          if evidence.sealed else None) if drill else evidence.stale_messages()
-    lines += unreachable_lines(evidence.sealed.records if evidence.sealed
-                               else evidence.reported)
-    if evidence.logs is not None and evidence.logs.unkept and evidence.sealed is None:
-        counted = ", ".join(f"{host} {n}" for host, n in sorted(evidence.logs.unkept.items()))
-        lines.append(f"library log records kept out of the test reports ({counted}); "
-                     "--dr-evidence keeps them in the bundle's logs/")
-    error = config.stash.get(SEAL_ERROR_KEY, None)
-    if error:
-        lines.append(f"evidence bundle NOT sealed: {error}")
-    if lines:
-        terminalreporter.write_sep("-", "drcheck")
-        for line in lines:
-            terminalreporter.write_line(line)
 
 
 # --- fixtures for hand-written tests --------------------------------------------------------

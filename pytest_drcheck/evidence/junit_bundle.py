@@ -10,21 +10,20 @@ fail the build, and it is not counted as passed.
 
 from __future__ import annotations
 
-import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_drcheck.evidence.junit import evidence_case_properties, suite_properties
+from pytest_drcheck.evidence.junit import (
+    ERROR_TYPE,
+    capped,
+    case_properties,
+    drill_facts,
+    suite_properties,
+    xml_text,
+)
 from pytest_drcheck.evidence.records import counts, parse_instant
-
-# Characters XML 1.0 cannot carry at all (command output can contain them).
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def xml_text(value: object) -> str:
-    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", "" if value is None else str(value))
 
 
 def _seconds(milliseconds: object) -> str:
@@ -41,14 +40,22 @@ def classname(inventory: str, host: str) -> str:
 
 
 def case_lines(record: Mapping[str, Any]) -> str:
-    names = [("dr.host", "host"), ("dr.check", "check"), ("dr.subject", "subject"),
-             ("dr.outcome", "outcome"), ("dr.expected", "expected"),
-             ("dr.observed", "observed"), ("dr.vantage", "vantage"),
-             ("dr.started_at", "started_at"), ("dr.duration_ms", "duration_ms"),
-             ("dr.attempts", "attempts"), ("dr.source", "source")]
-    pairs = [(name, record.get(key)) for name, key in names]
-    pairs += evidence_case_properties(record)
-    return "".join(f"{name}: {'' if value is None else value}\n" for name, value in pairs)
+    """The case properties as ``dr.name: value`` lines (shown by CI where properties are not)."""
+    return "".join(f"{name}: {value}\n" for name, value in case_properties(record))
+
+
+def _flaky(case: ET.Element, record: Mapping[str, Any]) -> None:
+    """Surefire's convention for a test that passed on a rerun: each earlier failed attempt is
+    a ``<flakyFailure>`` (a wrong value) or ``<flakyError>`` (could not observe) of the
+    passing case. Readers that do not know them ignore them: the case stays a pass."""
+    earlier = record.get("earlier_failures") or []
+    for number, attempt in enumerate(earlier, start=1):
+        tag = "flakyError" if attempt.get("outcome") == "error" else "flakyFailure"
+        element = ET.SubElement(case, tag, type=f"dr.{attempt.get('outcome')}",
+                                message=xml_text(capped(str(attempt.get("message")), record)))
+        ET.SubElement(element, "stackTrace").text = xml_text(capped(
+            f"attempt {number} of {record.get('attempts')} at {attempt.get('at')}: observed "
+            f"{attempt.get('observed')}\n", record))
 
 
 def _case(parent: ET.Element, record: Mapping[str, Any], inventory: str) -> None:
@@ -66,24 +73,27 @@ def _case(parent: ET.Element, record: Mapping[str, Any], inventory: str) -> None
         attributes["line"] = line
     case = ET.SubElement(parent, "testcase", {k: xml_text(v) for k, v in attributes.items()})
     outcome = record.get("outcome")
-    message = xml_text(record.get("message"))
-    detail = xml_text(f"expected: {record.get('expected')}\nobserved: {record.get('observed')}\n"
-                      f"attempts: {record.get('attempts')}\nsource: {source}\n")
-    if outcome == "failed":
+    message = xml_text(capped(str(record.get("message")), record))
+    detail = xml_text(capped(
+        f"expected: {record.get('expected')}\nobserved: {record.get('observed')}\n"
+        f"attempts: {record.get('attempts')}\nsource: {source}\n", record))
+    if outcome == "passed":
+        _flaky(case, record)
+    elif outcome == "failed":
         element = ET.SubElement(case, "failure", type="dr.failed", message=message)
         element.text = detail
     elif outcome == "error":
-        element = ET.SubElement(case, "error", type="dr.error", message=message)
+        element = ET.SubElement(case, "error", type=ERROR_TYPE, message=message)
         element.text = detail
     elif outcome == "waived":
         waiver = record.get("waiver") or {}
         element = ET.SubElement(case, "skipped", type="dr.waived",
                                 message=xml_text(waiver.get("note") or "waived"))
-        element.text = xml_text(f"failure waived: {record.get('message')}\n") + detail
+        element.text = xml_text(f"failure waived: {message}\n") + detail
     elif outcome == "skipped":
         element = ET.SubElement(case, "skipped", type="dr.skipped", message=message)
     out = ET.SubElement(case, "system-out")
-    out.text = xml_text(case_lines(record))
+    out.text = xml_text(capped(case_lines(record), record))
 
 
 NOT_RUN_TYPE = "dr.not_run"
@@ -151,6 +161,7 @@ def write_junit(path: Path, drill: Mapping[str, Any], records: Sequence[Mapping[
     message = not_run_message(drill)
     for key in not_run:
         _not_run_case(suite, key, inventory, message)
+    ET.SubElement(suite, "system-out").text = xml_text(drill_facts(drill))
     ET.indent(root)
     temporary = path.with_suffix(".tmp")
     ET.ElementTree(root).write(temporary, encoding="utf-8", xml_declaration=True)

@@ -5,14 +5,16 @@ a JUnit file or a merge of shards can be rebuilt from ``results.jsonl`` alone.""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from pytest_drcheck.evidence.redact import Redactor
-from pytest_drcheck.evidence.waiving import WAIVED, Decision, waiver_dict
+from pytest_drcheck.evidence.waiving import WAIVED, Decision, decide, waiver_dict
+from pytest_drcheck.inventory.plan import Plan
 from pytest_drcheck.model import CheckResult, Outcome, PlanItem
 
 OUTCOMES = ("passed", "failed", WAIVED, "error", "skipped")
@@ -76,8 +78,52 @@ def make_record(result: CheckResult, item: PlanItem, decision: Decision, anchor:
     if decision.waiver is not None:
         record["waiver"] = waiver_dict(decision.waiver) | {"status": decision.status,
                                                            "note": decision.note}
+    if result.earlier:
+        # Attempts that did not pass before the last one (--dr-wait): a check that went
+        # green after them is flaky, and the bundle's JUnit says so.
+        record["earlier_failures"] = [
+            {"at": iso(attempt.at), "outcome": attempt.outcome.value,
+             "observed": attempt.observed, "message": attempt.reason}
+            for attempt in result.earlier]
     redacted: Record = redactor.value(record)
     return redacted
+
+
+class Verdicts:
+    """The verdict step: where a check result becomes its record, once. Its waiver is decided
+    (on the drill's day), its times are derived from the launch anchor and its secrets are
+    redacted here; the stream, the pytest item, the JUnit files and the report all consume
+    the one record. Safe to call from the engine's threads."""
+
+    def __init__(self, plan: Plan, anchor: datetime, day: date, redactor: Redactor) -> None:
+        self.plan = plan
+        self.anchor = anchor
+        self.day = day
+        self.redactor = redactor
+        self._items = {item.key: item for item in plan.items}
+        self._lock = threading.Lock()
+        self._records: dict[str, tuple[CheckResult, Record]] = {}
+
+    def knows(self, key: str) -> bool:
+        """An inventory check (not a hand-written test)."""
+        return key in self._items
+
+    def record(self, result: CheckResult) -> Record:
+        with self._lock:
+            known = self._records.get(result.key)
+        if known is not None and known[0] is result:
+            return known[1]
+        item = self._items[result.key]
+        made = make_record(result, item, decide(self.plan, item, result.outcome, self.day),
+                           self.anchor, self.redactor)
+        with self._lock:
+            # Two threads may build the same result's record at once: the first one stored
+            # is the one everybody gets.
+            known = self._records.get(result.key)
+            if known is not None and known[0] is result:
+                return known[1]
+            self._records[result.key] = (result, made)
+        return made
 
 
 def read_jsonl(path: Path) -> tuple[list[Record], int]:

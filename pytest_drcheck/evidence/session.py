@@ -15,13 +15,14 @@ from typing import Any
 
 from pytest_drcheck.durations import format_duration, parse_duration
 from pytest_drcheck.evidence import bundle
-from pytest_drcheck.evidence.junit import case_properties, evidence_case_properties
+from pytest_drcheck.evidence import properties as names
+from pytest_drcheck.evidence.junit import capped, case_properties
 from pytest_drcheck.evidence.layout import DRILL, EvidenceError
 from pytest_drcheck.evidence.logs import LibraryLogRouter, LogSink
-from pytest_drcheck.evidence.records import Record, iso, make_record, parse_instant
+from pytest_drcheck.evidence.records import Record, Verdicts, iso, parse_instant
 from pytest_drcheck.evidence.redact import Redactor, redactor_for
 from pytest_drcheck.evidence.stream import ResultStream
-from pytest_drcheck.evidence.waiving import decide, stale_waivers
+from pytest_drcheck.evidence.waiving import stale_waivers
 from pytest_drcheck.inventory.plan import Plan
 from pytest_drcheck.model import CheckResult
 from pytest_drcheck.sharding import Shard, hosts_of, parse_shard
@@ -67,6 +68,7 @@ class EvidenceSession:
     # How pytest ids and JUnit class names start (site.yaml in site.yaml::app01::dns[x]).
     inventory_id: str
     redactor: Redactor = field(init=False)
+    verdicts: Verdicts = field(init=False)
     stream: ResultStream | None = None
     drill: dict[str, Any] | None = None
     shard_hosts: set[str] | None = None
@@ -80,7 +82,7 @@ class EvidenceSession:
 
     def __post_init__(self) -> None:
         self.redactor = redactor_for(self.plan)
-        self._items = {item.key: item for item in self.plan.items}
+        self.verdicts = Verdicts(self.plan, self.anchor, self.started_at.date(), self.redactor)
         if self.options.shard is not None:
             counts: dict[str, int] = dict.fromkeys(self.plan.hosts, 0)
             for item in self.plan.items:
@@ -94,20 +96,16 @@ class EvidenceSession:
             self.stream.claim(key)
 
     def record(self, result: CheckResult) -> Record:
-        item = self._items[result.key]
-        decision = decide(self.plan, item, result.outcome, self.started_at.date())
-        return make_record(result, item, decision, self.anchor, self.redactor)
+        """The result's record: the one the stream wrote (the verdict step runs once)."""
+        return self.verdicts.record(result)
 
-    def properties(self, result: CheckResult, record: Mapping[str, Any], source: str
-                   ) -> list[tuple[str, str]]:
-        """The case properties for pytest's JUnit file: the foundation's, redacted, with the
-        reported outcome (``waived``), time to green and waiver."""
-        base = [(name, self.redactor.text(value)) for name, value in
-                case_properties(result, source)]
-        base = [(n, str(record["outcome"]) if n == "dr.outcome" else v) for n, v in base]
+    @staticmethod
+    def properties(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """The case properties for pytest's JUnit file, from the record; a huge value (command
+        output) is cut, pointing at the whole observation in the bundle."""
         unreachable = unreachable_reason(record)
-        extra = [("dr.unreachable", unreachable)] if unreachable is not None else []
-        return base + evidence_case_properties(record) + extra
+        extra = [(names.UNREACHABLE, unreachable)] if unreachable is not None else []
+        return [(name, capped(value, record)) for name, value in case_properties(record)] + extra
 
     @staticmethod
     def item_message(record: Mapping[str, Any]) -> str:
@@ -128,8 +126,7 @@ class EvidenceSession:
             return
         if controller:
             bundle.prepare_directory(directory)
-        self.stream = ResultStream(directory, self.plan, self.anchor, self.started_at,
-                                   self.redactor)
+        self.stream = ResultStream(directory, self.verdicts)
         if controller:
             self.stream.claim_all()
 
@@ -251,17 +248,17 @@ def unreachable_lines(records: Sequence[Mapping[str, Any]]) -> list[str]:
 def reported_record(properties: Sequence[tuple[str, object]]) -> Record | None:
     """A minimal record from a test report's properties (crosses pytest-xdist)."""
     values = {str(k): v for k, v in properties}
-    if "dr.host" not in values:
+    if names.HOST not in values:
         return None
+    host, check, subject = values[names.HOST], values.get(names.CHECK), values.get(names.SUBJECT)
     record: Record = {
-        "key": f"{values['dr.host']}::{values.get('dr.check')}[{values.get('dr.subject')}]",
-        "host": values["dr.host"], "check": values.get("dr.check"),
-        "subject": values.get("dr.subject"), "outcome": values.get("dr.outcome"),
-        "green_at": values.get("dr.green_at") or None, "waiver": None,
-        "unreachable": values.get("dr.unreachable") or None,
+        "key": f"{host}::{check}[{subject}]", "host": host, "check": check, "subject": subject,
+        "outcome": values.get(names.OUTCOME), "green_at": values.get(names.GREEN_AT) or None,
+        "waiver": None, "unreachable": values.get(names.UNREACHABLE) or None,
     }
-    if values.get("dr.waiver"):
-        record["waiver"] = {"id": values["dr.waiver"], "status": values.get("dr.waiver_status")}
+    if values.get(names.WAIVER):
+        record["waiver"] = {"id": values[names.WAIVER],
+                            "status": values.get(names.WAIVER_STATUS)}
     return record
 
 

@@ -12,15 +12,11 @@ import contextlib
 import json
 import os
 import threading
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pytest_drcheck.evidence.layout import OBSERVATIONS, RESULTS, EvidenceError
-from pytest_drcheck.evidence.records import Record, iso, make_record
-from pytest_drcheck.evidence.redact import Redactor
-from pytest_drcheck.evidence.waiving import decide
-from pytest_drcheck.inventory.plan import Plan
+from pytest_drcheck.evidence.records import Verdicts, iso
 from pytest_drcheck.model import CheckResult
 
 
@@ -42,14 +38,10 @@ def open_append(path: Path) -> int:
 class ResultStream:
     """A result listener for the engine (called from worker threads)."""
 
-    def __init__(self, directory: Path, plan: Plan, anchor: datetime, drill_day: datetime,
-                 redactor: Redactor) -> None:
+    def __init__(self, directory: Path, verdicts: Verdicts) -> None:
         self.directory = directory
-        self.plan = plan
-        self.anchor = anchor
-        self.day = drill_day.date()
-        self.redactor = redactor
-        self._items = {item.key: item for item in plan.items}
+        self.verdicts = verdicts
+        self.redactor = verdicts.redactor
         self._lock = threading.Lock()
         (directory / OBSERVATIONS).mkdir(parents=True, exist_ok=True)
         self._results = open_append(directory / RESULTS)
@@ -58,11 +50,6 @@ class ResultStream:
         self._claimed: set[str] = set()
         self._pending: dict[str, CheckResult] = {}
         self.written = 0
-
-    def record_of(self, result: CheckResult) -> Record:
-        item = self._items[result.key]
-        decision = decide(self.plan, item, result.outcome, self.day)
-        return make_record(result, item, decision, self.anchor, self.redactor)
 
     def claim_all(self) -> None:
         """This process reports every result its engine produces (no pytest-xdist)."""
@@ -85,13 +72,13 @@ class ResultStream:
             self(result)
 
     def __call__(self, result: CheckResult) -> None:
-        if result.key not in self._items or self._results < 0:
+        if not self.verdicts.knows(result.key) or self._results < 0:
             return  # not an inventory check (cannot happen today; never crash the run)
         with self._lock:
             if not self._claim_all and result.key not in self._claimed:
                 self._pending[result.key] = result
                 return
-        record = self.record_of(result)
+        record = self.verdicts.record(result)
         observation = {
             "key": result.key, "check": result.check, "subject": result.subject,
             "outcome": result.outcome.value, "attempts": result.attempts,

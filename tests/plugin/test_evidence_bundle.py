@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 import xmlschema
+import xunitparser
 from junitparser import JUnitXml
 
 from pytest_drcheck import __version__
@@ -164,6 +165,24 @@ def test_bundle_is_complete_verifies_and_every_edit_is_detected(
     props = {p.get("name"): p.get("value") for p in suite.findall("properties/property")}
     assert props["dr.rto_target_s"] == "3600.0" and props["dr.rto_met"] == "false"
     assert props["dr.verdict"] == "failed" and props["dr.inventory_git_commit"] == commit
+    for path in (pytester.path / "drill.xml", evidence / "junit.xml"):
+        # A second reader: xunitparser checks the file's totals against the cases it read
+        # (and refuses a suite property given twice).
+        xsuite, xresult = xunitparser.parse(str(path))
+        names = [(case.classname, case.methodname) for case in xsuite]
+        assert len(set(names)) == len(names) == 5, path  # unique per file
+        assert ("site.yaml.app01", "dns[localhost]") in names, path
+        assert ("site.yaml.app02", "dns[localhost]") in names, path
+        assert len(xresult.failures) == 1 and xsuite.properties["dr.verdict"] == "failed"
+        # The drill facts where CI shows them (suite properties are dropped by some).
+        assert xsuite.stdout.splitlines()[:2] == [
+            "drcheck drill 'local-drill': FAILED (1 check(s) failed)",
+            "checks: 4 passed, 1 failed"], path
+        assert f"inventory: site.yaml sha256 {drill['inventory']['sha256']}" in xsuite.stdout
+    # pytest's file is finished without rewriting it: as pytest wrote it, plus the facts.
+    assert (pytester.path / "drill.xml").read_text().startswith(
+        '<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests">')
+    assert "record_property" not in result.stdout.str()  # no xunit2 warning
     result.stdout.fnmatch_lines([
         "*drcheck*",
         "drill 'local-drill': FAILED (4 passed, 1 failed)",
@@ -195,6 +214,37 @@ def test_bundle_is_complete_verifies_and_every_edit_is_detected(
         assert drcheck(["verify", str(evidence)]) == 0
     verified = subprocess.run(["sha256sum", "-c", "--quiet", "MANIFEST.sha256"], cwd=evidence)
     assert verified.returncode == 0  # standard tools agree
+
+
+def test_each_result_becomes_a_record_once(pytester: pytest.Pytester, listener: Listener,
+                                          closed_port: int,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The verdict step: the stream, the item and both JUnit files share one record per
+    result (it used to be built twice, by the stream and by the item)."""
+    from pytest_drcheck.evidence import records
+
+    made: list[str] = []
+    original = records.make_record
+
+    def counted(result: Any, *args: Any) -> Any:
+        made.append(result.key)
+        return original(result, *args)
+
+    monkeypatch.setattr(records, "make_record", counted)
+    write_inventory(pytester, listener.port, closed_port)
+    result = pytester.runpytest("--dr-inventory=site.yaml", "--dr-evidence=ev",
+                                "--junitxml=drill.xml")
+    result.assert_outcomes(passed=4, failed=1)
+    assert sorted(made) == sorted(r["key"] for r in lines_of(pytester.path / "ev" /
+                                                             "results.jsonl"))
+    assert len(made) == 5
+    # pytest's file says what the bundle says, from the same record.
+    streamed = {r["key"]: r for r in lines_of(pytester.path / "ev" / "results.jsonl")}
+    for case in ET.parse(pytester.path / "drill.xml").getroot().iter("testcase"):
+        properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+        record = streamed[f"{properties['dr.host']}::{case.get('name')}"]
+        assert properties["dr.started_at"] == record["started_at"]
+        assert properties["dr.outcome"] == record["outcome"]
 
 
 def test_no_secret_value_in_any_file(pytester: pytest.Pytester, echo_check: None,
@@ -376,12 +426,29 @@ def test_wait_turns_a_late_check_green_and_records_time_to_green(
     late = OpenLater(closed_port, 1.5, checking)
     try:
         result = pytester.runpytest("--dr-inventory=site.yaml", "--dr-evidence=ev",
-                                    "--dr-wait=60s", f"--dr-launched-at={launched.isoformat()}")
+                                    "--dr-wait=60s", f"--dr-launched-at={launched.isoformat()}",
+                                    "--junitxml=drill.xml")
     finally:
         late.close()
     result.assert_outcomes(passed=1)
     (record,) = lines_of(pytester.path / "ev" / "results.jsonl")
     assert record["outcome"] == "passed" and record["attempts"] >= 2
+    # Every refused attempt before the green one, in the record and as Surefire's
+    # flakyFailure in the bundle's JUnit; the case itself passed for every reader.
+    refused = record["earlier_failures"]
+    assert len(refused) == record["attempts"] - 1
+    assert all(a["outcome"] == "failed" and "refused" in a["observed"] for a in refused)
+    junit = pytester.path / "ev" / "junit.xml"
+    SCHEMA.validate(junit)
+    (case,) = ET.parse(junit).getroot().iter("testcase")
+    flaky = case.findall("flakyFailure")
+    assert [f.get("message") for f in flaky] == [a["message"] for a in refused]
+    assert flaky[0].findtext("stackTrace", "").startswith(
+        f"attempt 1 of {record['attempts']} at {refused[0]['at']}: observed ")
+    assert case.find("failure") is None and case.find("error") is None
+    _, xresult = xunitparser.parse(str(junit))
+    assert xresult.wasSuccessful()
+    assert junit_counts(pytester.path / "drill.xml") == (1, 0, 0, 0)
     assert late.opened_at is not None
     green = datetime.fromisoformat(record["green_at"])
     # Green no earlier than the listener opened, and at most one back-off step after it (the
@@ -410,13 +477,20 @@ def test_wait_gives_up_at_its_deadline(pytester: pytest.Pytester, closed_port: i
             checks:
               reach: [{{target: "127.0.0.1:{closed_port}"}}]
         """))
+    # The same run without waiting, measured now: what the machine's load adds to any run.
+    started = time.monotonic()
+    pytester.runpytest("--dr-inventory=site.yaml", "--dr-evidence=once").assert_outcomes(
+        failed=1)
+    baseline = time.monotonic() - started
     started = time.monotonic()
     result = pytester.runpytest("--dr-inventory=site.yaml", "--dr-evidence=ev", "--dr-wait=2s")
     elapsed = time.monotonic() - started
     result.assert_outcomes(failed=1)
     (record,) = lines_of(pytester.path / "ev" / "results.jsonl")
     assert record["attempts"] >= 3 and record["time_to_green_s"] is None
-    assert 2.0 <= elapsed < 6
+    # Waits out the 2 s, then stops: at most the run itself (twice, for the load's swings)
+    # and one back-off step (at most 2 s within a 2 s wait) more.
+    assert 2.0 <= elapsed < 2.0 + 2 * baseline + 2.0
 
 
 def test_rto_target_missed_fails_the_verdict(pytester: pytest.Pytester, listener: Listener
@@ -705,6 +779,10 @@ def test_ctrl_c_seals_the_bundle_as_interrupted(pytester: pytest.Pytester, liste
     # or may not have been made before the interrupt reached pytest).
     tests, failures, errors, _ = junit_counts(pytester.path / "drill.xml")
     assert (tests, failures) == (12, 0) and errors in (11, 12)
+    # That file is rewritten for them (the one case pytest's file is not just spliced), and
+    # CI shows the drill as incomplete.
+    xsuite, _ = xunitparser.parse(str(pytester.path / "drill.xml"))
+    assert xsuite.stdout.startswith("drcheck drill 'interrupted-drill': INCOMPLETE (")
 
 
 # --- pytest-xdist -----------------------------------------------------------------------------
@@ -725,6 +803,11 @@ def test_bundle_under_xdist(pytester: pytest.Pytester, listener: Listener,
     assert drill["counts"]["passed"] == 4 and drill["counts"]["not_run"] == 0
     assert junit_counts(evidence / "junit.xml") == junit_counts(pytester.path / "drill.xml")
     assert drcheck(["verify", str(evidence)]) == 0
+    # The controller's pytest file gets the drill's facts and properties like a plain run's.
+    xsuite, _ = xunitparser.parse(str(pytester.path / "drill.xml"))
+    assert xsuite.stdout.startswith("drcheck drill 'local-drill': FAILED (")
+    assert xsuite.properties["dr.verdict"] == "failed"
+    assert xsuite.properties["dr.inventory_sha256"] == drill["inventory"]["sha256"]
 
 
 def test_wait_knocks_again_on_an_unreachable_host(pytester: pytest.Pytester,
