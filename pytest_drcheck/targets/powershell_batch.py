@@ -244,3 +244,10 @@ def parse_lookup(name: str, host: str, result: CommandResult, timeout: float
     if not addresses:
         raise NameNotResolved(name, host, "Dns.GetHostAddresses returned no address")
     return tuple(addresses)
+
+
+def encoded_command(script: str) -> str:
+    """A short ``script`` as a command line that cmd.exe and PowerShell both run the same way
+    (OpenSSH's and WinRS's cmd.exe; SSM's PowerShell runs it as a program)."""
+    encoded = base64.b64encode(script.encode("utf-16-le")).decode("ascii")
+    return f"powershell -NoProfile -NonInteractive -EncodedCommand {encoded}"
