@@ -59,18 +59,22 @@ def windows_item(check: Check[Any], subject: str, entry: Mapping[str, Any],
                     10.0, found.requires, platform="windows")
 
 
-def observe(check: Check[Any], item: PlanItem, answers: Mapping[str, Answer]) -> Any:
+def observe(check: Check[Any], item: PlanItem, answers: Mapping[str, Answer],
+            timeout: float = 10.0) -> Any:
     """The family's observed value for ``item`` on an emulated Windows host."""
-    return check.observe(context(check, item, answers))
+    return check.observe(context(check, item, answers, timeout))
 
 
 def evaluate(check: Check[Any], item: PlanItem, answers: Mapping[str, Answer]) -> Observation:
     return check.evaluate(context(check, item, answers))
 
 
-def context(check: Check[Any], item: PlanItem, answers: Mapping[str, Answer]) -> CheckContext:
+def context(check: Check[Any], item: PlanItem, answers: Mapping[str, Answer],
+            timeout: float = 10.0) -> CheckContext:
+    """``timeout``: the batch's per-command timeout (a recorded answer slower than it times
+    out)."""
     target = EmulatedWindows(answers)
     commands = list(check.commands(item))
-    outputs = powershell_batch.run_batch(target.run, target.name, commands, 10.0)
+    outputs = powershell_batch.run_batch(target.run, target.name, commands, timeout)
     return CheckContext(item, target, outputs, 10.0, lambda name: EmulatedWindows({}, name),
-                        command_timeout=10.0)
+                        command_timeout=timeout)

@@ -75,5 +75,5 @@ def test_source_by_name_resolved_on_the_host() -> None:
 
 def test_w32tm_timing_out_is_could_not_observe() -> None:
     item = windows_item(CHECK, "sync", {}, SITE)
-    with pytest.raises(CouldNotObserve, match=r"timed out after 10 s on win01"):
-        observe(CHECK, item, {windows.COMMAND: Answer(0, "", seconds=30)})
+    with pytest.raises(CouldNotObserve, match=r"timed out after 1 s on win01"):
+        observe(CHECK, item, {windows.COMMAND: Answer(0, "", seconds=30)}, 1)
