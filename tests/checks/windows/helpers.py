@@ -4,7 +4,7 @@ from recorded outputs (tests/data/windows, see SOURCES.md there), then observe a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,10 @@ class EmulatedWindows(Target):
 
     platform = "windows"
 
-    def __init__(self, answers: Mapping[str, Answer], name: str = "win01") -> None:
+    def __init__(self, answers: Mapping[str, Answer] | Callable[[str], Answer | None],
+                 name: str = "win01") -> None:
         super().__init__(name)
-        self.answers = dict(answers)
+        self.answer_of = answers if callable(answers) else dict(answers).get
         self.lines: list[str] = []
 
     @property
@@ -41,7 +42,7 @@ class EmulatedWindows(Target):
 
     def run(self, command: str, timeout: float) -> CommandResult:
         self.lines.append(command)
-        out = fake_windows.run_script(fake_windows.script_of(command), self.answers.get)
+        out = fake_windows.run_script(fake_windows.script_of(command), self.answer_of)
         return CommandResult(command, 0, out, "")
 
     def open_stream(self, host: str, port: int, timeout: float) -> Stream:
