@@ -47,6 +47,9 @@ def _powershell(script: str, answers: Mapping[str, Any]) -> subprocess.Completed
     """What a Windows agent's PowerShell would print for the batch script (the stand-in)."""
     from tests.targets import fake_windows
 
+    if script.startswith(fake_windows.PREFIX):  # a command line (the clock sample)
+        status, out = fake_windows.run_command_line(script, answers.get)
+        return subprocess.CompletedProcess(["powershell"], status, out, "")
     return subprocess.CompletedProcess(["powershell"], 0,
                                        fake_windows.run_script(script, answers.get), "")
 

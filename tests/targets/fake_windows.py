@@ -57,11 +57,16 @@ def read_literal(text: str, start: int) -> tuple[str, int]:
     raise ValueError("unterminated literal")
 
 
-def script_of(command_line: str) -> str:
-    """The script a command line of ``powershell_batch.command_line`` runs."""
+def encoded_script(command_line: str) -> str:
+    """What ``powershell ... -EncodedCommand X`` runs."""
     if not command_line.startswith(PREFIX):
         raise ValueError(f"not a PowerShell command line: {command_line[:60]!r}")
-    bootstrap = base64.b64decode(command_line[len(PREFIX):], validate=True).decode("utf-16-le")
+    return base64.b64decode(command_line[len(PREFIX):], validate=True).decode("utf-16-le")
+
+
+def script_of(command_line: str) -> str:
+    """The script a command line of ``powershell_batch.command_line`` runs."""
+    bootstrap = encoded_script(command_line)
     packed = re.search(r"FromBase64String\('([A-Za-z0-9+/=]+)'\)", bootstrap)
     if packed is None:
         raise ValueError("no compressed script in the bootstrap")
@@ -105,6 +110,31 @@ def run_script(script: str, answer_of: Callable[[str], Answer | None]) -> str:
                    for i, a in enumerate(answers))
 
 
+def clock_reading() -> str:
+    """What the Windows clock sample prints: seconds since the epoch, 7 decimals."""
+    return f"{time.time():.7f}\n"
+
+
+def run_command_line(line: str, answer_of: Callable[[str], Answer | None]) -> tuple[int, str]:
+    """(exit status, stdout) of a command line a Windows target runs: a batch, or the clock
+    sample (this machine's clock stands in for the host's)."""
+    from pytest_drcheck.checks.windows.timesync import SAMPLE_SCRIPT
+
+    script = encoded_script(line)
+    if script == SAMPLE_SCRIPT:
+        return 0, clock_reading()
+    return 0, run_script(script_of(line), answer_of)
+
+
+def sampler_loop() -> None:
+    """The Windows clock sampler: one reading per line of input."""
+    for count, _ in enumerate(sys.stdin):
+        if count >= 256:
+            break
+        sys.stdout.write(clock_reading())
+        sys.stdout.flush()
+
+
 def table(answers: Mapping[str, Answer]) -> Callable[[str], Answer | None]:
     return answers.get
 
@@ -122,13 +152,18 @@ def load(path: str) -> dict[str, Answer]:
 def main() -> int:
     line = os.environ.get("SSH_ORIGINAL_COMMAND", "")
     try:
-        script = script_of(line)
+        from pytest_drcheck.checks.windows.timesync import SAMPLER_SCRIPT
+
+        if encoded_script(line) == SAMPLER_SCRIPT:
+            sampler_loop()
+            return 0
+        status, out = run_command_line(line, table(load(sys.argv[1])))
     except ValueError:
         print(f"'{line.split()[0] if line.split() else line}' is not recognized as an "
               "internal or external command", file=sys.stderr)
         return 9009  # cmd.exe's "not recognized"
-    sys.stdout.write(run_script(script, table(load(sys.argv[1]))))
-    return 0
+    sys.stdout.write(out)
+    return status
 
 
 if __name__ == "__main__":

@@ -149,8 +149,8 @@ class WsmanEndpoint:
 
         def work() -> None:
             try:
-                out = fake_windows.run_script(fake_windows.script_of(line), self.answers.get)
-                running.stdout, running.rc = out.encode(), 0
+                running.rc, out = fake_windows.run_command_line(line, self.answers.get)
+                running.stdout = out.encode()
             except ValueError as exc:
                 running.stdout, running.rc = str(exc).encode(), 9009
             running.done.set()
