@@ -11,6 +11,9 @@ Windows result with ``ctx.output(i, accept=...)`` unchanged: 0 ok, 124 timed out
 127 the command does not exist (CommandNotFoundException), a native program's own exit code,
 else 1 when the command wrote an error.
 
+The script itself needs only Windows PowerShell 2.0 (its frames are built by hand, not with
+ConvertTo-Json, which 2.0 lacks); the observers' own commands use 3.0 cmdlets.
+
 Commands enter the script as PowerShell single-quoted literals (``ps_quote``), never
 interpolated. Transports that start PowerShell through a command line (OpenSSH's default shell
 and WinRS are cmd.exe: 8,191 characters) send a gzip-compressed script behind a short
@@ -75,10 +78,11 @@ elseif ($state.thrown -or $state.errors) { $rc = 1 }
 
 _MAIN = r"""$utf8 = New-Object System.Text.UTF8Encoding($false)
 function Frame($i, $rc, $out, $err, $timedOut) {
-  $frame = @{ i = $i; rc = $rc; timedOut = $timedOut
-    out = [Convert]::ToBase64String($utf8.GetBytes([string]$out))
-    err = [Convert]::ToBase64String($utf8.GetBytes([string]$err)) }
-  Write-Output ($token + ' ' + (ConvertTo-Json $frame -Compress))
+  $o = [Convert]::ToBase64String($utf8.GetBytes([string]$out))
+  $e = [Convert]::ToBase64String($utf8.GetBytes([string]$err))
+  $t = if ($timedOut) { 'true' } else { 'false' }
+  Write-Output ($token + ' {"i":' + [int]$i + ',"rc":' + [int]$rc + ',"out":"' + $o +
+    '","err":"' + $e + '","timedOut":' + $t + '}')
 }
 $pool = [runspacefactory]::CreateRunspacePool(1, [Math]::Max(1, $commands.Count))
 $pool.Open()
@@ -100,7 +104,7 @@ for ($i = 0; $i -lt $running.Count; $i++) {
       Frame $i $one.rc $one.out $one.err $false
     } catch { Frame $i 1 '' $_.Exception.Message $false }
   } else {
-    [void]$ps.BeginStop($null, $null)
+    try { [void]$ps.BeginStop($null, $null) } catch { }
     Frame $i 124 '' '' $true
   }
 }

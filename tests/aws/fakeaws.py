@@ -424,6 +424,8 @@ class FakeAws:
             return 200, token
         if headers.get("X-aws-ec2-metadata-token") not in self.imds_tokens:
             return 401, "unauthorized"  # IMDSv2 required
+        if path == "/latest/meta-data/instance-type" and self.imds.get("instance_type"):
+            return 200, str(self.imds["instance_type"])
         if path == "/latest/meta-data/iam/info" and self.imds.get("profile_arn"):
             return 200, json.dumps({"Code": "Success", "LastUpdated": "2024-01-01T00:00:00Z",
                                     "InstanceProfileArn": self.imds["profile_arn"],
