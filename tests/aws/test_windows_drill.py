@@ -22,6 +22,7 @@ from pytest_drcheck.checks.windows import nic as windows_nic
 from pytest_drcheck.checks.windows import running as windows_running
 from pytest_drcheck.checks.windows import timesync as windows_time
 from pytest_drcheck.inventory import load_plan
+from pytest_drcheck.targets import powershell_batch
 from tests.aws.conftest import Drill, write_inventory
 from tests.aws.fakeaws import FakeAws
 from tests.aws.test_drill_aws import outcomes, run
@@ -64,6 +65,7 @@ def answer_for(command: str) -> Answer | None:
             "resolve-a-hosts-file.json"),
         windows_dns.resolve_command("db01.corp.example", "A", windows_dns.DNS_ONLY): recorded(
             "resolve-a-dns-only.json"),
+        powershell_batch.lookup_command("localhost"): Answer(0, "127.0.0.1\r\n"),
     }
     return known.get(command)
 
@@ -89,8 +91,10 @@ def windows_sshd(tmp_path: Path) -> Iterator[Sshd]:
     if reason:
         pytest.skip(reason)
     plan = load_plan(write_plain(tmp_path / "probe.yaml"))
-    table = {command: answer for item in plan.items
-             for command in registry.get(item.check).commands(item)
+    commands = [command for item in plan.items
+                for command in registry.get(item.check).commands(item)]
+    commands.append(powershell_batch.lookup_command("localhost"))
+    table = {command: answer for command in commands
              if (answer := answer_for(command)) is not None}
     answers = tmp_path / "answers.json"
     fake_windows.save(str(answers), table)
@@ -143,6 +147,8 @@ def test_windows_hosts_over_ssh_ssm_and_winrm(pytester: pytest.Pytester, drill: 
           connection: {{type: ssh, port: {windows_sshd.port}, user: root,
                         identity_file: "{windows_sshd.client_key}",
                         known_hosts: "{known_hosts}"}}
+          # A stream check: OpenSSH's direct-tcpip, the name resolved by the host (PowerShell).
+          checks: {{reach: [{{target: "localhost:{wsman.port}"}}]}}
         win-rm:
           groups: [windows]
           address: 127.0.0.1
@@ -156,7 +162,8 @@ def test_windows_hosts_over_ssh_ssm_and_winrm(pytester: pytest.Pytester, drill: 
     for name in ("win-ssm", "win-ssh", "win-rm"):
         got = {key.split("::", 2)[2]: value for key, value in seen.items()
                if key.startswith(f"site.yaml::{name}::")}
-        assert got == EXPECTED, (name, result.stdout.str()[-3000:])
+        reach = {f"reach[localhost:{wsman.port}]": "PASSED"} if name == "win-ssh" else {}
+        assert got == {**EXPECTED, **reach}, (name, result.stdout.str()[-3000:])
     text = result.stdout.str()
     assert ("win-rm dns db01.corp.example: expected 10.1.2.3, resolved 10.1.2.3 (from /etc/hosts)"
             "; DNS answers 10.77.0.12") in text
