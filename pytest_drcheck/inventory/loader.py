@@ -199,6 +199,12 @@ class _Loader:
             self.problems.append(doc.problem((*host_path, "platform"), (
                 "connection type winrm reaches Windows hosts only; write platform: windows or "
                 "use ssh")))
+        # Written on the host itself (defaults and groups may serve winrm and ssh hosts alike).
+        written = set(host_data.get("connection", {})) & set(connection.extra)
+        if connection.type != "winrm" and written:
+            keys = ", ".join(sorted(written))
+            self.problems.append(doc.problem((*host_path, "connection"), (
+                f"{keys} apply to connection type winrm only; remove them or set type: winrm")))
         return platform
 
     def _expand(self, source: _Source, host: str, site: Mapping[str, Any],

@@ -67,7 +67,9 @@ class WinrmTarget(Target):
     @property
     def vantage(self) -> str:
         s = self.settings
-        return f"{self.name} (winrm {s.scheme}://{s.user}@{s.address}:{s.effective_port})"
+        unchecked = ", certificate not validated" if s.cert_validation is False else ""
+        return (f"{self.name} (winrm {s.scheme}://{s.user}@{s.address}:{s.effective_port}"
+                f"{unchecked})")
 
     def connect(self) -> None:
         with self._lock:

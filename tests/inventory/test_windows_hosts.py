@@ -54,7 +54,8 @@ hosts:
     assert isinstance(first, WinrmTarget) and isinstance(second, WinrmTarget)
     assert first.vantage == "win01 (winrm https://drcheck@10.0.0.9:5986)"
     assert (first.settings.cert_validation, first.settings.auth) == (True, "negotiate")
-    assert second.vantage == "win02 (winrm http://d@10.0.0.10:15985)"
+    assert second.vantage == ("win02 (winrm http://d@10.0.0.10:15985, certificate not "
+                              "validated)")
     assert second.settings.cert_validation is False
     assert first.platform == "windows"
 
@@ -67,6 +68,8 @@ hosts:
     ("{connection: {type: winrm}}", "hosts.win01", "missing required key 'address'"),
     ("{address: 10.0.0.9, connection: {type: winrm, auth: digest}}",
      "hosts.win01.connection.auth", "not one of negotiate"),
+    ("{address: 10.0.0.9, connection: {auth: ntlm, scheme: http}}", "hosts.win01.connection",
+     "auth, scheme apply to connection type winrm only; remove them or set type: winrm"),
 ])
 def test_windows_mistakes_are_named_where_written(tmp_path: Path, host: str, place: str,
                                                   message: str) -> None:
