@@ -73,3 +73,22 @@ def test_a_windows_agent_with_a_linux_inventory_host_is_refused(windows: FakeAws
                                           r"\(AWS-RunPowerShellScript\); set the host's "
                                           "platform to linux"):
         windows_target(windows).connect()
+
+
+def test_moto_accepts_the_powershell_document(fake: FakeAws) -> None:
+    """moto (server mode) takes AWS-RunPowerShellScript and answers Success, running nothing:
+    a batch whose frames never came back is 'did not run', never an empty success."""
+    import boto3
+
+    fake.ssm_mode = "moto"
+    ec2 = boto3.client("ec2", endpoint_url=fake.moto_url, region_name=REGION)
+    instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1
+                                 )["Instances"][0]["InstanceId"]
+    fake.ssm_instances[instance] = {"PingStatus": "Online", "PlatformType": "Windows"}
+    clients = AwsClients(AwsSettings(region=REGION, endpoint_url=fake.url, max_attempts=2))
+    target = SsmTarget(SsmSettings("win01", instance,
+                                   lambda op, **p: clients.call("ssm", op, **p), 2,
+                                   poll_initial=0.05, platform="windows"))
+    (result,) = target.run_batch(["Get-Date"], 10)
+    assert result.batch_failed and result.stderr == "no output came back from the batch"
+    assert ("ssm", "AmazonSSM.SendCommand") in fake.calls  # forwarded to moto
