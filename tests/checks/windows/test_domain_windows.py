@@ -1,6 +1,7 @@
 """domain on Windows: membership, DC, secure channel, machine ticket and SID lookups into the
 domain family's values, judged by its judge. The family lands from its own branch: until it
-is merged here these tests skip (they ran against the family's value types on that branch)."""
+is merged here these tests skip (they pass against that branch's value types at 7a4f575 and
+738d438)."""
 
 from __future__ import annotations
 
