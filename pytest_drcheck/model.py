@@ -75,6 +75,8 @@ class PlanItem:
     # Other tests of the same host (``check[subject]``) that must pass before this one is
     # observed; when one does not, this one is skipped with that reason (see checks.base).
     requires: tuple[str, ...] = ()
+    # What the host runs (linux, windows): the shell a family writes its commands for.
+    platform: str = "linux"
 
     @property
     def key(self) -> str:

@@ -34,9 +34,9 @@ python=${PYTHON:-python3}
 stamp=.venv/.drcheck-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "install.sh: creating .venv and installing pytest-drcheck[aws,test]"
+  echo "install.sh: creating .venv and installing pytest-drcheck[aws,test,windows]"
   "$python" -m venv .venv
   .venv/bin/pip install -q --upgrade pip >/dev/null 2>&1 || true
-  .venv/bin/pip install -q -e '.[aws,test]'
+  .venv/bin/pip install -q -e '.[aws,test,windows]'
   echo "$want" > "$stamp"
 fi

@@ -130,12 +130,11 @@ def skeleton(rows: Sequence[Mapping[str, Any]], region: str, job: str | None,
         elif row.get("drills_up", 1) > 1:
             description += (f"; {row['drills_up']} drills are up: the newest is shown (job "
                             f"{attributes['drill_job']}); run the drill with --dr-drs-job")
-        if "windows" in os_name.lower() and connection == "ssm":
-            description += ("; Windows: the ssm connection runs shell scripts only, give this "
-                            "host another connection")
         hosts[name] = {"description": description, "groups": ["recovery"],
                        "drs": {"source_server_id": str(server["sourceServerID"])},
                        "attributes": attributes}
+        if "windows" in os_name.lower():  # learned from DRS's source OS: PowerShell batches
+            hosts[name]["platform"] = "windows"
     document: dict[str, Any] = {
         "version": 1,
         "drill": {"name": f"drill-{job}" if job else f"drill-{region}",

@@ -133,7 +133,8 @@ class AwsRun:
                 return self.clients.call("ssm", operation, **params)
 
             return SsmTarget(SsmSettings(host.name, found.instance_id, call,
-                                         host.connection.connect_timeout))
+                                         host.connection.connect_timeout,
+                                         platform=host.platform))
         address = host.address or found.private_ip
         if not address:
             raise TargetError(f"instance {found.instance_id} has no private address")

@@ -98,9 +98,13 @@ AGENT_PROPERTIES: dict[str, Any] = {
 # --- versions --------------------------------------------------------------------------------
 
 
-def version_command(spec: Mapping[str, Any]) -> str:
+def version_command(spec: Mapping[str, Any], platform: str = "linux") -> str:
     if "command" in spec:
         return str(spec["command"])
+    if platform == "windows":  # the installed product's DisplayVersion
+        from pytest_drcheck.checks.windows.running import package_version_command
+
+        return package_version_command(spec["package"])
     package = shlex.quote(spec["package"])
     return ("if command -v dpkg-query >/dev/null 2>&1; then "
             f"dpkg-query -W -f='${{Version}}' {package}; "
@@ -384,9 +388,9 @@ class AgentCheck(Check[AgentValue]):
     def commands(self, item: PlanItem) -> Sequence[str]:
         params = AgentParams.of(item.params)
         if params.prop == "running":
-            return running_commands(params.service)
+            return running_commands(params.service, item.platform, params.process)
         if params.version is not None:
-            return (version_command(item.params["version"]),)
+            return (version_command(item.params["version"], item.platform),)
         if params.health is not None and params.health.kind == "command":
             return (params.health.command,)
         return ()

@@ -253,9 +253,13 @@ class BackupCheck(Check[BackupValue]):
     def commands(self, item: PlanItem) -> Sequence[str]:
         params = BackupParams.of(item.params)
         if params.prop == "agent":
-            return running_commands(params.service)
+            return running_commands(params.service, item.platform, params.process)
         if (params.prop in ("reverse", "hello") and "{address}" in params.client
                 and params.endpoint is not None):
+            if item.platform == "windows":
+                from pytest_drcheck.checks.windows.backup import address_command as windows
+
+                return (windows(params.endpoint[0]),)
             return (address_command(params.endpoint[0]),)
         return ()
 

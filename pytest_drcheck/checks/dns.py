@@ -268,6 +268,12 @@ class DnsCheck(Check[DnsLookup]):
 
     def commands(self, item: PlanItem) -> Sequence[str]:
         params = DnsParams.of(item.params)
+        if item.platform == "windows":  # Resolve-DnsName (checks/windows/dns.py)
+            from pytest_drcheck.checks.windows import dns as windows
+
+            found = windows.commands(params)
+            if found is not None:
+                return found
         if params.resolver is not None:
             return ()
         name = shlex.quote(params.name)
@@ -287,6 +293,10 @@ class DnsCheck(Check[DnsLookup]):
         # The check's timeout, shared by the nameservers it may have to ask.
         budget = ctx.timeout
         params = DnsParams.of(ctx.params)
+        if ctx.item.platform == "windows" and self.commands(ctx.item):
+            from pytest_drcheck.checks.windows import dns as windows
+
+            return windows.observe(ctx, params)
         if params.resolver is not None:
             host, port = params.resolver
             return self._query(ctx, params, (host, port), budget)

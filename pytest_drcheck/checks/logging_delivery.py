@@ -360,7 +360,14 @@ class LoggingCheck(Check[LoggingValue]):
             return None
         command = logger_command(params.via, marker, params.address, params.port)
         timeout = max(0.5, min(SEND_TIMEOUT, give_up - time.monotonic()))
-        result = ctx.target.run(command, timeout)
+        if ctx.item.platform == "windows":  # the event log or a datagram (windows/logging.py)
+            from pytest_drcheck.checks.windows.logging import marker_command
+
+            (result,) = ctx.target.run_batch([marker_command(
+                params.via, message_text(marker), syslog_line(host, marker, sent_at),
+                params.address, params.port)], timeout)
+        else:
+            result = ctx.target.run(command, timeout)
         said = last_line(result.stderr) or last_line(result.stdout)
         if result.timed_out or result.exit_status == 124:
             # The target says why when the command never started (no SSH session in time).

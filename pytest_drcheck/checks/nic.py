@@ -145,6 +145,10 @@ class NicCheck(Check[NicValue]):
 
     def commands(self, item: PlanItem) -> Sequence[str]:
         # Every test names all three: the host's batch runs each command once.
+        if item.platform == "windows":  # Get-NetIPConfiguration (checks/windows/nic.py)
+            from pytest_drcheck.checks.windows.nic import COMMANDS as WINDOWS
+
+            return WINDOWS
         return COMMANDS
 
     def expected(self, item: PlanItem) -> str:
@@ -167,6 +171,10 @@ class NicCheck(Check[NicValue]):
 
     def observe(self, ctx: CheckContext) -> NicValue:
         prop = ctx.params["property"]
+        if ctx.item.platform == "windows":
+            from pytest_drcheck.checks.windows import nic as windows
+
+            return windows.observe(ctx, prop)
         if prop == "dns_servers":
             return NicValue(nameservers=tuple(parse_nameservers(_resolv_conf(ctx))))
         addr = ctx.output(ADDR, accept=(0, _NOT_FOUND))

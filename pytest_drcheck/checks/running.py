@@ -43,8 +43,13 @@ def systemctl_command(unit: str) -> str:
     return f"systemctl show {shlex.quote(unit)} {properties}"
 
 
-def running_commands(service: str | None) -> tuple[str, ...]:
+def running_commands(service: str | None, platform: str = "linux",
+                     process: str | None = None) -> tuple[str, ...]:
     """The commands ``observe_running`` reads, in this order."""
+    if platform == "windows":
+        from pytest_drcheck.checks.windows import running as windows
+
+        return windows.running_commands(service, process)
     if service is None:
         return (PROCESS_TABLE,)
     return (SYSTEMD_BOOTED, systemctl_command(service), PROCESS_TABLE)
@@ -133,6 +138,10 @@ def observe_running(ctx: CheckContext, service: str | None, process: str | None,
     Only the outputs that decide are read: a timed-out process table does not matter where
     systemd answered."""
     host = ctx.item.host
+    if ctx.item.platform == "windows":
+        from pytest_drcheck.checks.windows import running as windows
+
+        return windows.observe_running([ctx.output(first).stdout], host, service, process)
     if service is not None:
         booted = ctx.output(first).stdout.strip() == BOOTED
         if booted:

@@ -206,6 +206,14 @@ class DaemonState:
         return "; ".join(self.reasons)
 
 
+def _parser(daemon: str) -> Callable[[str], DaemonView]:
+    if daemon == "w32time":  # Windows hosts (checks/windows/timesync.py)
+        from pytest_drcheck.checks.windows import timesync as windows
+
+        return windows.parse_w32tm
+    return _PARSERS[daemon]
+
+
 def daemon_state(daemons: Sequence[str], read: Callable[[int], CommandResult]) -> DaemonState:
     """Reads the daemons' outputs in order (``read(index)``) and stops at the first that
     answered: a later daemon's output is never needed, so it can never spoil the verdict."""
@@ -220,7 +228,7 @@ def daemon_state(daemons: Sequence[str], read: Callable[[int], CommandResult]) -
             message = lines[0].strip() if lines else f"exit {result.exit_status}"
             reasons.append(f"{daemon}: {message[:100]}")
             continue
-        return DaemonState(_PARSERS[daemon](result.stdout), tuple(reasons))
+        return DaemonState(_parser(daemon)(result.stdout), tuple(reasons))
     return DaemonState(None, tuple(reasons))
 
 
@@ -241,7 +249,9 @@ class TimeParams:
     def of(cls, item: PlanItem) -> TimeParams:
         params = item.params
         ntp = params.get("ntp")
-        return cls(params["property"], float(params["max_offset"]), tuple(params["daemons"]),
+        # Windows has one time service, whatever the entry's daemon list says.
+        daemons = ("w32time",) if item.platform == "windows" else tuple(params["daemons"])
+        return cls(params["property"], float(params["max_offset"]), daemons,
                    params.get("reference", RUNNER),
                    (str(ntp[0]), int(ntp[1])) if ntp is not None else None,
                    tuple(params.get("sources", ())))
@@ -363,10 +373,16 @@ class TimeCheck(Check[TimeValue]):
         params = TimeParams.of(item)
         if params.prop == "offset":
             return ()
-        commands = [DAEMON_COMMANDS[d] for d in params.daemons]
+        if item.platform == "windows":
+            from pytest_drcheck.checks.windows import timesync as windows
+
+            daemon_commands, lookup = [windows.COMMAND], windows.lookup_command
+        else:
+            daemon_commands, lookup = [DAEMON_COMMANDS[d] for d in params.daemons], lookup_command
+        commands = daemon_commands
         if params.prop == "source":
             # The expected names are resolved by the instance, as its daemon resolved them.
-            commands += [lookup_command(n) for n in params.sources if not _is_address(n)]
+            commands += [lookup(n) for n in params.sources if not _is_address(n)]
         return commands
 
     def expected(self, item: PlanItem) -> str:
@@ -407,7 +423,7 @@ class TimeCheck(Check[TimeValue]):
             return len(samples) >= MIN_SAMPLES and decided(
                 offset, best.uncertainty + reference_error, params.max_offset)
 
-        measured = _measure(ctx.target, ctx.item.host, deadline, enough)
+        measured = _measure(ctx.target, ctx.item.host, deadline, enough, ctx.item.platform)
         offset = measured.offset + (runner_offset or 0.0)
         uncertainty = measured.uncertainty + reference_error
         if not decided(offset, uncertainty, params.max_offset):
@@ -515,16 +531,20 @@ class TimeCheck(Check[TimeValue]):
 
 
 def _measure(target: Target, host: str, deadline: float,
-             enough: Callable[[Sequence[clockoffset.ClockSample]], bool]
-             ) -> clockoffset.ClockOffset:
+             enough: Callable[[Sequence[clockoffset.ClockSample]], bool],
+             platform: str = "linux") -> clockoffset.ClockOffset:
     """The instance's clock minus the runner's, from one sampler channel kept open (or one
     command per sample where the target cannot keep a process open)."""
     connection = target.unwrap()
+    sampler = clockoffset.SAMPLER_COMMAND
+    if platform == "windows":
+        from pytest_drcheck.checks.windows import timesync as windows
+
+        sampler = windows.sampler_command()
     try:
-        stream = connection.open_process(clockoffset.SAMPLER_COMMAND,
-                                         max(0.1, deadline - time.monotonic()))
+        stream = connection.open_process(sampler, max(0.1, deadline - time.monotonic()))
     except NotImplementedError:
-        return _measure_by_commands(connection, host, deadline)
+        return _measure_by_commands(connection, host, deadline, platform)
     except StreamError as exc:
         raise CouldNotObserve(f"cannot start a clock sampler on {host}: {exc}") from None
     try:
@@ -536,8 +556,13 @@ def _measure(target: Target, host: str, deadline: float,
     return clockoffset.best_of(samples)
 
 
-def _measure_by_commands(target: Target, host: str, deadline: float) -> clockoffset.ClockOffset:
+def _measure_by_commands(target: Target, host: str, deadline: float,
+                         platform: str = "linux") -> clockoffset.ClockOffset:
     def run(command: str, timeout: float) -> tuple[int, str, str, bool]:
+        if platform == "windows":
+            from pytest_drcheck.checks.windows import timesync as windows
+
+            command = windows.sample_command()
         result = target.run(command, timeout)
         return result.exit_status, result.stdout, result.stderr, result.timed_out
 

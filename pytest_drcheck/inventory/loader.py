@@ -57,7 +57,8 @@ def _connection(layers: Sequence[Mapping[str, Any]], host_name: str) -> Connecti
             values[key] = parse_duration(value)
         elif key in known:
             values[key] = value
-    return ConnectionSpec(**values)
+    extra = {key: value for key, value in merged.items() if key not in known}
+    return ConnectionSpec(**values, extra=freeze(extra))
 
 
 class _Loader:
@@ -109,14 +110,16 @@ class _Loader:
             connection = _connection(layers, host_name)
             address = host_data.get("address")
             aws = {key: host_data[key] for key in ("drs", "ec2") if key in host_data}
-            if connection.type == "ssh" and not address and not aws:
+            if connection.type in ("ssh", "winrm") and not address and not aws:
                 self.problems.append(doc.problem(
                     host_path, "missing required key 'address'; add the host's address or DNS "
                     "name (or drs:/ec2: to find an AWS recovery instance)"))
+            platform = self._platform(doc, host_path, host_data, connection)
             hosts[host_name] = HostSpec(host_name, address, connection, tuple(member_groups),
-                                        freeze(host_data.get("attributes", {})), freeze(aws))
+                                        freeze(host_data.get("attributes", {})), freeze(aws),
+                                        platform)
             for source in self._sources(doc, host_path, host_data, groups, member_groups):
-                for item in self._expand(source, host_name, site, default_timeout):
+                for item in self._expand(source, host_name, site, default_timeout, platform):
                     items[item.key] = item  # later sources override earlier ones
         self._check_jumps(doc, hosts)
         self._check_host_references(doc, site, hosts)
@@ -187,8 +190,25 @@ class _Loader:
                    "name or add suite_paths:"))
         return None
 
+    def _platform(self, doc: Document, host_path: tuple[str | int, ...],
+                  host_data: Mapping[str, Any], connection: ConnectionSpec) -> str:
+        """linux unless written; WinRM reaches Windows only."""
+        platform = str(host_data.get("platform", "windows" if connection.type == "winrm"
+                                     else "linux"))
+        if connection.type == "winrm" and platform != "windows":
+            self.problems.append(doc.problem((*host_path, "platform"), (
+                "connection type winrm reaches Windows hosts only; write platform: windows or "
+                "use ssh")))
+        # Written on the host itself (defaults and groups may serve winrm and ssh hosts alike).
+        written = set(host_data.get("connection", {})) & set(connection.extra)
+        if connection.type != "winrm" and written:
+            keys = ", ".join(sorted(written))
+            self.problems.append(doc.problem((*host_path, "connection"), (
+                f"{keys} apply to connection type winrm only; remove them or set type: winrm")))
+        return platform
+
     def _expand(self, source: _Source, host: str, site: Mapping[str, Any],
-                default_timeout: float) -> list[PlanItem]:
+                default_timeout: float, platform: str = "linux") -> list[PlanItem]:
         items: dict[str, PlanItem] = {}
         for check_type, entries in sorted(source.checks.items()):
             check = registry.get(check_type)
@@ -205,7 +225,7 @@ class _Loader:
                                     place_of(entry_path))
                 for subject in subjects:
                     item = PlanItem(host, check_type, subject.name, freeze(subject.params),
-                                    location, timeout, subject.requires)
+                                    location, timeout, subject.requires, platform)
                     if item.key in items:
                         if entry.get("site") and items[item.key].source == location:
                             continue  # the site: section lists it twice: reported there

@@ -41,6 +41,8 @@ class HostSpec:
     # {"drs": {"source_server_id": ...}} or {"ec2": {"instance_id" | "tags": ...}}. Kept apart
     # from `attributes` so a user's free-form attribute can never be taken for one.
     aws: Mapping[str, Any] = field(default_factory=dict)
+    # linux or windows (inventory ``platform:``; a winrm connection means windows).
+    platform: str = "linux"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pytest_drcheck.inventory.waivers import WAIVER_SCHEMA
 
 SCHEMA_ID = "https://pytest-drcheck.invalid/schema/inventory-v1.json"
 NAME_PATTERN = vocabulary.NAME_PATTERN
-CONNECTION_TYPES = ["ssh", "local", "ssm"]
+CONNECTION_TYPES = ["ssh", "local", "ssm", "winrm"]
 
 DURATION: dict[str, Any] = vocabulary.TIMEOUT
 SECRET: dict[str, Any] = {
@@ -58,6 +58,12 @@ CONNECTION: dict[str, Any] = {
         "ssh_config": {"type": "string", "minLength": 1},
         # null: no jump host, even where defaults or a group set one.
         "jump": vocabulary.JUMP,
+        # winrm only (pypsrp): https unless told, the server's certificate validated against
+        # the system's CAs or ca_file unless cert_validation is false.
+        "scheme": {"enum": ["https", "http"]},
+        "auth": {"enum": ["negotiate", "ntlm", "kerberos", "credssp", "basic", "certificate"]},
+        "ca_file": {"type": "string", "minLength": 1},
+        "cert_validation": {"type": "boolean"},
     },
 }
 
@@ -133,6 +139,7 @@ def inventory_schema() -> dict[str, Any]:
             "groups": NAME_LIST,
             "suites": NAME_LIST,
             "attributes": {"type": "object"},
+            "platform": vocabulary.PLATFORM,
             # AWS recovery instances: found at session start instead of an address.
             "drs": DRS_HOST,
             "ec2": EC2_HOST,

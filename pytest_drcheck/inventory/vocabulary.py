@@ -62,6 +62,10 @@ URL: dict[str, Any] = {
     "x-expect": "an http(s) URL with a valid host and port, e.g. https://drs.eu-west-1."
                 "amazonaws.com",
 }
+# What a host runs: decides the shell its commands are written for (sh or PowerShell).
+PLATFORMS = ("linux", "windows")
+PLATFORM: dict[str, Any] = {"enum": list(PLATFORMS),
+                            "x-expect": "linux or windows (what the host runs; default linux)"}
 # [user@]address[:port] of a jump host that is not an inventory host, or an inventory host name.
 JUMP: dict[str, Any] = {
     "anyOf": [{"type": "string",

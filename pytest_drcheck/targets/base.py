@@ -55,6 +55,9 @@ class Target(abc.ABC):
 
     # The program that answers `getent ahosts NAME` on the host (resolve() runs it there).
     getent = "getent"
+    # linux or windows: which shell the host's commands and batches are written for (the
+    # factory sets it from the inventory's ``platform:``).
+    platform = "linux"
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -75,6 +78,10 @@ class Target(abc.ABC):
 
     def run_batch(self, commands: list[str], timeout: float) -> list[CommandResult]:
         """Run several commands in as few round trips as the target allows (one, for shells)."""
+        if self.platform == "windows":
+            from pytest_drcheck.targets import powershell_batch
+
+            return powershell_batch.run_batch(self.run, self.name, commands, timeout)
         return run_batch(self, commands, timeout)
 
     @abc.abstractmethod
@@ -109,6 +116,11 @@ class Target(abc.ABC):
         self._name_cache().remember(name, addresses)
 
     def _look_up(self, name: str, timeout: float) -> tuple[str, ...]:
+        if self.platform == "windows":
+            from pytest_drcheck.targets import powershell_batch
+
+            (result,) = self.run_batch([powershell_batch.lookup_command(name)], timeout)
+            return powershell_batch.parse_lookup(name, self.name, result, timeout)
         result = self.run(lookup_command(self.getent, name), timeout)
         return parse_getent(name, self.name, result, timeout)
 

@@ -43,8 +43,14 @@ class TargetFactory:
 
             return LocalTarget(host.name)
         if connection.type == "ssh":
-            return self._ssh(host.name, host.address or "", connection,
-                             self._jump(connection, target_of))
+            target = self._ssh(host.name, host.address or "", connection,
+                               self._jump(connection, target_of))
+            target.platform = host.platform  # OpenSSH for Windows: PowerShell batches
+            return target
+        if connection.type == "winrm":
+            from pytest_drcheck.targets.winrm import winrm_target
+
+            return winrm_target(host)
         raise TargetError(f"connection type '{connection.type}' is not available here")
 
     def _jump(self, connection: ConnectionSpec, target_of: Callable[[str], Target]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_drcheck.durations import format_duration
+from pytest_drcheck.targets import powershell_batch
 from pytest_drcheck.targets.base import CommandResult, Stream, Target, TargetError
 from pytest_drcheck.targets.batch import (
     SCRIPT_SLACK_SECONDS,
@@ -34,6 +35,8 @@ from pytest_drcheck.targets.batch import (
 from pytest_drcheck.targets.result import TIMEOUT_STATUS
 
 DOCUMENT = "AWS-RunShellScript"
+# Windows hosts (inventory platform: windows): the script is a PowerShell batch.
+WINDOWS_DOCUMENT = "AWS-RunPowerShellScript"
 # GetCommandInvocation returns at most this many characters of stdout (stderr: 8,000).
 STDOUT_LIMIT = 24000
 # Run Command's delivery timeout cannot be below 30 s.
@@ -51,6 +54,8 @@ class SsmSettings:
     connect_timeout: float = 5.0
     poll_initial: float = 0.25
     poll_max: float = 2.0
+    # What the inventory says the instance runs; the agent's PlatformType must agree.
+    platform: str = "linux"
 
 
 def _status_key(text: str) -> str:
@@ -61,6 +66,8 @@ class SsmTarget(Target):
     def __init__(self, settings: SsmSettings) -> None:
         super().__init__(settings.name)
         self.settings = settings
+        self.platform = settings.platform
+        self.document = WINDOWS_DOCUMENT if settings.platform == "windows" else DOCUMENT
         self._online = False
         self._lock = threading.Lock()
 
@@ -88,10 +95,13 @@ class SsmTarget(Target):
             entries = info.get("InstanceInformationList", [])
             if entries:
                 entry = entries[0]
-                if entry.get("PlatformType") == "Windows":
-                    raise TargetError(f"{instance_id} runs Windows: the ssm connection runs "
-                                      f"POSIX shell scripts ({DOCUMENT}); Windows is not "
-                                      "supported yet")
+                windows = entry.get("PlatformType") == "Windows"
+                if windows != (self.platform == "windows"):
+                    runs = "Windows" if windows else entry.get("PlatformType", "not Windows")
+                    raise TargetError(
+                        f"{instance_id} runs {runs} but the inventory says platform: "
+                        f"{self.platform} ({self.document}); set the host's platform to "
+                        f"{'windows' if windows else 'linux'}")
                 status = entry.get("PingStatus", "unknown")
                 if status == "Online":
                     return
@@ -126,7 +136,7 @@ class SsmTarget(Target):
         instance_id = self.settings.instance_id
         seconds = max(1, math.ceil(timeout))
         sent = self._call(
-            "send_command", InstanceIds=[instance_id], DocumentName=DOCUMENT,
+            "send_command", InstanceIds=[instance_id], DocumentName=self.document,
             Comment="pytest-drcheck",
             TimeoutSeconds=max(MIN_DELIVERY_TIMEOUT, seconds),
             Parameters={"commands": [command], "executionTimeout": [str(seconds)]})
@@ -199,7 +209,10 @@ class SsmTarget(Target):
                ) -> list[CommandResult]:
         token = "DRC" + secrets.token_hex(8)
         remaining = max(1.0, deadline - time.monotonic())
-        whole, truncated = self._invoke(batch_script(commands, timeout, token), remaining)
+        script_of, parse = batch_script, parse_batch_output
+        if self.platform == "windows":
+            script_of, parse = powershell_batch.batch_script, powershell_batch.parse_batch_output
+        whole, truncated = self._invoke(script_of(commands, timeout, token), remaining)
         if whole.timed_out:
             why = f"the batch of {len(commands)} commands timed out on Run Command"
             return [CommandResult.not_run(c, why, timed_out=True) for c in commands]
@@ -210,12 +223,10 @@ class SsmTarget(Target):
         if truncated:
             # The last line may be a cut frame whose base64 still decodes: never parse it.
             stdout = stdout[:stdout.rfind("\n") + 1]
-        results = parse_batch_output(commands, stdout, token)
+        results = parse(commands, stdout, token)
         if not truncated:
             return results
-        framed = {int(line.split(" ")[1]) for line in stdout.splitlines()
-                  if line.startswith(token + " ") and line.split(" ")[1].isdigit()}
-        missing = [i for i in range(len(commands)) if i not in framed]
+        missing = [i for i, result in enumerate(results) if result.batch_failed]
         if not missing:
             return results
         if len(commands) == 1:

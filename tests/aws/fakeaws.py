@@ -39,6 +39,19 @@ _MODELS = botocore.session.get_session()
 DRS_MODEL = _MODELS.get_service_model("drs")
 SSM_MODEL = _MODELS.get_service_model("ssm")
 STDOUT_LIMIT, STDERR_LIMIT = 24000, 8000
+PLUGINS = {"AWS-RunShellScript": "aws:runShellScript",
+           "AWS-RunPowerShellScript": "aws:runPowerShellScript"}
+
+
+def _powershell(script: str, answers: Mapping[str, Any]) -> subprocess.CompletedProcess[str]:
+    """What a Windows agent's PowerShell would print for the batch script (the stand-in)."""
+    from tests.targets import fake_windows
+
+    if script.startswith(fake_windows.PREFIX):  # a command line (the clock sample)
+        status, out = fake_windows.run_command_line(script, answers.get)
+        return subprocess.CompletedProcess(["powershell"], status, out, "")
+    return subprocess.CompletedProcess(["powershell"], 0,
+                                       fake_windows.run_script(script, answers.get), "")
 
 
 class ShapeError(AssertionError):
@@ -78,6 +91,9 @@ class FakeAws:
         # SSM agent: instance id -> {"PingStatus": ..., "PlatformType": ..., "behaviour": ...}
         self.ssm_instances: dict[str, dict[str, Any]] = {}
         self.ssm_commands: dict[str, dict[str, Any]] = {}
+        # A Windows instance's recorded answers, command -> Answer (AWS-RunPowerShellScript
+        # runs its batch through tests/targets/fake_windows, there being no PowerShell here).
+        self.windows_answers: dict[str, Any] = {}
         self.ssm_missing_polls = 0  # GetCommandInvocation answers InvocationDoesNotExist N times
         self.imds: dict[str, Any] | None = None
         self.imds_tokens: set[str] = set()
@@ -306,23 +322,25 @@ class FakeAws:
         command_id = str(uuid.uuid4())
         script = "\n".join(body["Parameters"]["commands"])
         limit = float(body["Parameters"].get("executionTimeout", ["3600"])[0])
+        plugin = PLUGINS[body["DocumentName"]]  # KeyError: a document this fake does not run
         command = {"CommandId": command_id, "InstanceId": instance_id,
-                   "DocumentName": body["DocumentName"], "PluginName": "aws:runShellScript",
+                   "DocumentName": body["DocumentName"], "PluginName": plugin,
                    "ResponseCode": -1, "Status": "Pending", "StatusDetails": "Pending",
                    "StandardOutputContent": "", "StandardErrorContent": "",
                    "polls_missing": self.ssm_missing_polls, "cancelled": False,
                    "script": script}
         self.ssm_commands[command_id] = command
         behaviour = self.ssm_instances.get(instance_id, {}).get("behaviour", "run")
-        threading.Thread(target=self._agent, args=(command, behaviour, limit),
-                         daemon=True).start()
+        threading.Thread(target=self._agent, args=(command, behaviour, limit,
+                                                   self.windows_answers), daemon=True).start()
         return {"Command": {"CommandId": command_id, "DocumentName": body["DocumentName"],
                             "InstanceIds": [instance_id], "Status": "Pending",
                             "RequestedDateTime": time.time(),
                             "Parameters": body["Parameters"]}}
 
     @staticmethod
-    def _agent(command: dict[str, Any], behaviour: str, limit: float) -> None:
+    def _agent(command: dict[str, Any], behaviour: str, limit: float,
+               windows_answers: Mapping[str, Any]) -> None:
         time.sleep(0.1)  # delivery
         if behaviour == "undeliverable":
             command.update(Status="Failed", StatusDetails="Undeliverable")
@@ -333,8 +351,11 @@ class FakeAws:
         if behaviour == "hang":
             return
         try:
-            done = subprocess.run(["sh", "-c", command["script"]], capture_output=True,
-                                  timeout=limit, text=True)
+            if command["PluginName"] == PLUGINS["AWS-RunPowerShellScript"]:
+                done = _powershell(command["script"], windows_answers)
+            else:
+                done = subprocess.run(["sh", "-c", command["script"]], capture_output=True,
+                                      timeout=limit, text=True)
         except subprocess.TimeoutExpired:
             command.update(Status="TimedOut", StatusDetails="ExecutionTimedOut",
                            ResponseCode=-1)
@@ -403,6 +424,8 @@ class FakeAws:
             return 200, token
         if headers.get("X-aws-ec2-metadata-token") not in self.imds_tokens:
             return 401, "unauthorized"  # IMDSv2 required
+        if path == "/latest/meta-data/instance-type" and self.imds.get("instance_type"):
+            return 200, str(self.imds["instance_type"])
         if path == "/latest/meta-data/iam/info" and self.imds.get("profile_arn"):
             return 200, json.dumps({"Code": "Success", "LastUpdated": "2024-01-01T00:00:00Z",
                                     "InstanceProfileArn": self.imds["profile_arn"],

@@ -208,8 +208,8 @@ def test_discover_prints_a_skeleton_that_validates(tmp_path: Path, drill: Drill,
     assert attributes["drill_instance"] == app.instance_id
     assert attributes["drill_address"].startswith("10.")
     assert attributes["source_os"] == "Red Hat Enterprise Linux release 8.6"
-    assert "Windows: the ssm connection runs shell scripts only" in (
-        plan.document["hosts"]["db01"]["description"])
+    # Learned from DRS's source OS: its checks are PowerShell (AWS-RunPowerShellScript).
+    assert (plan.hosts["db01"].platform, plan.hosts["app01"].platform) == ("windows", "linux")
     assert plan.hosts["db01"].aws == {"drs": {"source_server_id": db.sid}}
     assert sorted({i.check for i in plan.items}) == ["drs_instance_type", "drs_launch",
                                                      "drs_replication"]

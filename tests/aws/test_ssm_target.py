@@ -132,8 +132,8 @@ def test_undeliverable_command_is_a_target_error(agent: FakeAws) -> None:
     ({"PingStatus": "ConnectionLost"}, "the SSM agent of i-0123456789abcdef0 is registered but "
                                        "its ping status is ConnectionLost after 1 s"),
     ({"PingStatus": "Online", "PlatformType": "Windows"},
-     "i-0123456789abcdef0 runs Windows: the ssm connection runs POSIX shell scripts "
-     "(AWS-RunShellScript); Windows is not supported yet"),
+     "i-0123456789abcdef0 runs Windows but the inventory says platform: linux "
+     "(AWS-RunShellScript); set the host's platform to windows"),
 ])
 def test_agent_must_be_registered_and_online(fake: FakeAws, registered: dict[str, str] | None,
                                             message: str) -> None:

@@ -67,7 +67,7 @@ class Sshd:
                 self.process.wait()
 
 
-def start_sshd(directory: Path) -> Sshd:
+def start_sshd(directory: Path, extra_config: tuple[str, ...] = ()) -> Sshd:
     directory.mkdir(parents=True, exist_ok=True)
     host_key = keygen(directory / "host_ed25519")
     client_key = keygen(directory / "client_ed25519")
@@ -90,6 +90,7 @@ def start_sshd(directory: Path) -> Sshd:
         f"AuthorizedKeysFile {authorized}",
         "AllowTcpForwarding yes",
         "LogLevel VERBOSE",
+        *extra_config,
         "",
     ]))
     # sshd insists on its privilege-separation directory existing when started as root.

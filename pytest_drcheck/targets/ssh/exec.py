@@ -65,7 +65,11 @@ def _run_session(host: SessionHost, transport: paramiko.Transport, command: str,
     if chan is None:
         return timed_out(command, "", "timed out opening an SSH session")
     try:
-        if not start_command(host, transport, chan, remote_command(command, timeout), deadline):
+        # Windows (OpenSSH's cmd.exe): no POSIX `timeout` wrapper; the PowerShell batch bounds
+        # its own commands and the client deadline bounds the whole.
+        remote = (command if getattr(host, "platform", "linux") == "windows"
+                  else remote_command(command, timeout))
+        if not start_command(host, transport, chan, remote, deadline):
             return timed_out(command, "", "timed out starting the command")
         out, err, finished = collect(chan, deadline)
     finally:
