@@ -62,8 +62,8 @@ class AwsRun:
         self.discovery = Discovery(self.clients, plan.hosts, options.job_id,
                                    options.allow_non_drill, workers)
         self._build_target = build_target
+        from pytest_drcheck.aws.checks.base import AwsCheck
         from pytest_drcheck.checks import registry
-        from pytest_drcheck.checks.aws_base import AwsCheck
 
         self._checked = {item.host for item in plan.items
                          if isinstance(registry.get(item.check), AwsCheck)}
