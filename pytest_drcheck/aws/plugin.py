@@ -185,6 +185,9 @@ def _add_lifecycle_options(parser: pytest.Parser) -> None:
                     default=[], metavar="SERVER=SNAPSHOT",
                     help="with --dr-launch-drill: launch this source server from a recovery "
                          "snapshot instead of the latest point in time (repeatable)")
+    group.addoption("--dr-recovery-plan", dest="dr_recovery_plan", metavar="ARN",
+                    help="with --dr-launch-drill: launch through this DRS recovery plan "
+                         "(StartRecoveryPlanExecution, DRILL mode; RTO from its start)")
     group.addoption("--dr-allow-running-drill", dest="dr_allow_running_drill",
                     action="store_true",
                     help="with --dr-launch-drill: launch even if a drill of these servers is up")
@@ -235,6 +238,9 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_drcheck.durations import parse_duration
 
     clients, sources = _clients(config)
+    if config.getoption("dr_recovery_plan", None):
+        _launch_plan(config, clients, sources)
+        return
     snapshots = {}
     for text in config.getoption("dr_drill_snapshot"):
         server, sep, snapshot = text.partition("=")
@@ -261,6 +267,48 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_LAUNCH_LINES_KEY] = [
         f"drcheck: launched drill job {started.job_id} ({len(sources)} source servers) at "
         f"{created.isoformat(timespec='seconds')}",
+        *(f"drcheck: launch of {server} failed: {why}" for server, why in sorted(
+            failures.items()))]
+
+
+def _launch_plan(config: pytest.Config, clients: Any, sources: dict[str, str]) -> None:
+    """--dr-launch-drill --dr-recovery-plan: the plan's execution is the drill. One job: the
+    checks look at that job only; several: the drill guard alone (the launch refused a drill
+    already up, so each server has one)."""
+    from pytest_drcheck.aws.clients import AwsError
+    from pytest_drcheck.aws.drill import DrillError, launch_failures, status
+    from pytest_drcheck.aws.plans import launch_plan, wait_plan
+    from pytest_drcheck.aws.schema import PLAN_ARN
+    from pytest_drcheck.durations import parse_duration
+
+    plan = str(config.getoption("dr_recovery_plan"))
+    if not re.match(PLAN_ARN, plan):
+        raise pytest.UsageError(f"--dr-recovery-plan: '{plan}' is not a DRS recovery plan ARN")
+    if config.getoption("dr_drill_snapshot"):
+        raise pytest.UsageError("--dr-drill-snapshot and --dr-recovery-plan: a plan launches "
+                                "from the latest point in time; drop one")
+    patience = config.getoption("dr_wait") or config.getini("dr_wait")
+    try:
+        started = launch_plan(clients, plan, sources,
+                              bool(config.getoption("dr_allow_running_drill")))
+        config.stash[_JOB_KEY] = started.arn
+        ended = wait_plan(clients, started.arn,
+                          parse_duration(patience) if patience else DEFAULT_LAUNCH_WAIT)
+        failures: dict[str, str] = {}
+        for job in ended.jobs:
+            failures.update(launch_failures(clients, status(clients, job)))
+    except (AwsError, DrillError) as exc:
+        raise pytest.UsageError(f"--dr-launch-drill: {exc}") from None
+    now = datetime.now(timezone.utc)
+    created = min(started.started_at or now, now)
+    if len(ended.jobs) == 1:
+        config.option.dr_drs_job = ended.jobs[0]
+    config.option.dr_launched_at = created.isoformat()
+    config.stash[_LAUNCH_LINES_KEY] = [
+        f"drcheck: launched drill through recovery plan {plan} (execution {started.arn}, "
+        f"jobs {', '.join(ended.jobs) or 'none'}) at {created.isoformat(timespec='seconds')}",
+        *(f"drcheck: recovery plan execution {ended.status.lower()}: {why}"
+          for why in [ended.error, *ended.step_errors] if why),
         *(f"drcheck: launch of {server} failed: {why}" for server, why in sorted(
             failures.items()))]
 
@@ -313,14 +361,18 @@ def _terminate(config: pytest.Config) -> dict[str, Any]:
     if not job:
         record["error"] = "no drill job: pass --dr-drs-job or --dr-launch-drill"
         return record
+    from pytest_drcheck.aws.plans import terminate_plan
+
     try:
         clients, _ = _clients(config)
-        done = terminate(clients, job)
+        # A recovery plan's execution (--dr-recovery-plan): every job its steps started.
+        done = terminate_plan(clients, job) if job.startswith("arn:") else [
+            terminate(clients, job)]
     except (AwsError, DrillError, pytest.UsageError) as exc:
         record["error"] = str(exc)
         return record
-    record["instances"] = list(done.instances)
-    record["already_gone"] = list(done.already_gone)
+    record["instances"] = [i for d in done for i in d.instances]
+    record["already_gone"] = [i for d in done for i in d.already_gone]
     return record
 
 
