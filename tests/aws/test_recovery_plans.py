@@ -111,3 +111,23 @@ def test_cli_launch_refuses_a_second_drill_and_terminates_the_execution(
     assert fake.recovery_instances[other]["ec2InstanceState"] == "RUNNING"
     assert drcheck(["drill", "terminate", site, "--execution", "arn:aws:drs:x"]) == 2
     assert "is not a DRS recovery plan execution ARN" in capsys.readouterr().err
+
+
+def test_a_failed_step_says_which_and_why(pytester: pytest.Pytester, drill: Drill,
+                                          fake: FakeAws,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    _, db, _ = two_step_plan(drill, fake, pytester)
+    fake.launch_fail[db] = "InsufficientInstanceCapacity for m5.large"
+    site = str(pytester.path / "site.yaml")
+    assert drcheck(["drill", "launch", site, "--plan", PLAN, "--wait", "60s"]) == 1
+    out, err = capsys.readouterr()
+    assert [line.split("=")[0] for line in out.splitlines()] == ["execution", "launched_at",
+                                                                 "servers"]
+    lines = err.splitlines()
+    assert lines[0].startswith(f"execution {outputs(out)['execution']}: failed, started ")
+    assert lines[0].endswith(": STEP_FAILED: step databases failed")
+    assert re.match(r"^step 'databases' failed: LAUNCH_FAILED: job drsjob-\w{17} failed$",
+                    lines[2])
+    # The plan stopped at its first step: app01 was never launched.
+    (execution,) = fake.plan_executions.values()
+    assert [step["status"] for step in execution["steps"]] == ["FAILED", "NOT_STARTED"]
