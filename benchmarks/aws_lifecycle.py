@@ -51,26 +51,37 @@ def one_size(fake: FakeAws, count: int, runs: int, latency: float, folder: Path)
     site = write_inventory(folder / f"site-{count}.yaml", fake, "".join(
         f"{name}:\n  drs: {{source_server_id: {sid}}}\n" for name, sid in hosts.items()))
     fake.latency = latency
-    times: dict[str, list[float]] = {"launch": [], "status": [], "terminate": []}
+    # The same servers in a recovery plan of two steps (the alternative launcher).
+    plan = "arn:aws:drs:eu-west-1:123456789012:recovery-plan/rp-benchmark"
+    sids = sorted(hosts.values())
+    fake.recovery_plans[plan] = [("first", sids[:1]), ("rest", sids[1:])] if count > 1 else [
+        ("all", sids)]
+    times: dict[str, list[float]] = {}
     calls: dict[str, Counter[str]] = {}
-    for _ in range(runs):
+
+    def phase(name: str, *args: str) -> str:
         fake.calls.clear()
-        elapsed, out = cli("drill", "launch", str(site))
-        times["launch"].append(elapsed)
-        calls["launch"] = Counter(op for _, op in fake.calls)
+        elapsed, out = cli("drill", *args)
+        times.setdefault(name, []).append(elapsed)
+        calls[name] = Counter(op for _, op in fake.calls)
+        return out
+
+    for _ in range(runs):
+        out = phase("launch", "launch", str(site))
         job = dict(line.split("=", 1) for line in out.splitlines())["job"]
         fake.wait_for_launches()
-        fake.calls.clear()
-        times["status"].append(cli("drill", "status", str(site), "--job", job)[0])
-        calls["status"] = Counter(op for _, op in fake.calls)
-        fake.calls.clear()
-        times["terminate"].append(cli("drill", "terminate", str(site), "--job", job)[0])
-        calls["terminate"] = Counter(op for _, op in fake.calls)
+        phase("status", "status", str(site), "--job", job)
+        phase("terminate", "terminate", str(site), "--job", job)
+        out = phase("plan launch", "launch", str(site), "--plan", plan)
+        execution = dict(line.split("=", 1) for line in out.splitlines())["execution"]
+        fake.wait_for_launches()
+        phase("plan status", "status", str(site), "--execution", execution)
+        phase("plan terminate", "terminate", str(site), "--execution", execution)
     print(f"{count} host(s), {latency * 1000:.0f} ms per request, {runs} runs")
-    for phase, values in times.items():
-        shown = ", ".join(f"{op} {n}" for op, n in sorted(calls[phase].items()))
-        total = sum(calls[phase].values())
-        print(f"  {phase:9s} median {statistics.median(values):6.3f} s  "
+    for name, values in times.items():
+        shown = ", ".join(f"{op} {n}" for op, n in sorted(calls[name].items()))
+        total = sum(calls[name].values())
+        print(f"  {name:14s} median {statistics.median(values):6.3f} s  "
               f"{total} calls ({total / count:.2f} per host): {shown}")
 
 

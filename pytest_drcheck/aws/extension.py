@@ -29,4 +29,6 @@ EXTENSION = Extension(
         "iam_role": "pytest_drcheck.aws.checks.iam:IamRoleCheck",
     }),
     problems="pytest_drcheck.aws.inventory:aws_problems",
+    preload=tuple(f"pytest_drcheck.aws.{module}" for module in ("guard", "jobs", "ostype",
+                                                                 "ec2types", "retain")),
 )
