@@ -60,11 +60,12 @@ def _preload() -> None:
     import pytest_drcheck.net.ldapbind
     import pytest_drcheck.targets.batch
     import pytest_drcheck.targets.forward  # noqa: F401
+    from pytest_drcheck import extensions
 
-    # What the AWS checks import when they first observe (the aws extra may be absent).
-    for module in ("guard", "jobs", "ostype", "ec2types"):
+    # What extensions' checks import when they first observe (the aws extra may be absent).
+    for module in extensions.preload():
         with contextlib.suppress(ImportError):
-            importlib.import_module(f"pytest_drcheck.aws.{module}")
+            importlib.import_module(module)
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,25 @@ def _snapshot(clients: AwsClients, source_id: str, snapshot: str) -> str:
                      f"{source_id}; list them with DescribeRecoverySnapshots")
 
 
+def refuse_running(clients: AwsClients, ids: Sequence[str]) -> None:
+    """DrillError when a drill of these servers is being launched or is up: two drills up make
+    every check of the host ambiguous."""
+    starting = launches_in_progress(clients, ids)
+    if starting:
+        raise DrillError(f"a drill of these source servers is being launched: "
+                         f"{', '.join(starting)}; wait for it and terminate it first "
+                         "(drcheck drill terminate --job ...) or launch anyway with "
+                         "--allow-running")
+    up = drills_up(clients, ids)
+    if up:
+        shown = ", ".join(f"{i.get('ec2InstanceID') or i['recoveryInstanceID']} (source "
+                          f"{i.get('sourceServerID')}, job {i.get('jobID', '?')})"
+                          for i in up)
+        raise DrillError(f"a drill of these source servers is already up: {shown}; "
+                         "terminate it first (drcheck drill terminate --job ...) or launch "
+                         "anyway with --allow-running")
+
+
 def launch(clients: AwsClients, source_ids: Iterable[str], snapshots: Mapping[str, str]
            | None = None, allow_running: bool = False) -> DrillJob:
     """StartRecovery as a drill; ``snapshots`` maps a server to a recovery snapshot id (the
@@ -132,20 +151,7 @@ def launch(clients: AwsClients, source_ids: Iterable[str], snapshots: Mapping[st
     if not ids:
         raise DrillError("no source server to launch: give hosts drs: {source_server_id: ...}")
     if not allow_running:
-        starting = launches_in_progress(clients, ids)
-        if starting:
-            raise DrillError(f"a drill of these source servers is being launched: "
-                             f"{', '.join(starting)}; wait for it and terminate it first "
-                             "(drcheck drill terminate --job ...) or launch anyway with "
-                             "--allow-running")
-        up = drills_up(clients, ids)
-        if up:
-            shown = ", ".join(f"{i.get('ec2InstanceID') or i['recoveryInstanceID']} (source "
-                              f"{i.get('sourceServerID')}, job {i.get('jobID', '?')})"
-                              for i in up)
-            raise DrillError(f"a drill of these source servers is already up: {shown}; "
-                             "terminate it first (drcheck drill terminate --job ...) or launch "
-                             "anyway with --allow-running")
+        refuse_running(clients, ids)
     servers = []
     for source_id in ids:
         entry = {"sourceServerID": source_id}

@@ -9,6 +9,10 @@ creation time, for ``--dr-launched-at``: the measured RTO starts there) and ``se
     pytest --dr-inventory=site.yaml --dr-drs-job=$job --dr-launched-at=$launched_at --dr-wait=20m
     drcheck drill terminate site.yaml --job $job       # always, even when the drill failed
 
+With ``--plan ARN`` the drill is a DRS recovery plan's execution (see aws.plans): ``launch``
+prints ``execution`` instead of ``job`` (``launched_at`` is the execution's start), and
+``status``/``terminate`` take ``--execution ARN`` (every job its steps started).
+
 boto3 is imported only when a subcommand runs.
 """
 
@@ -19,6 +23,7 @@ import re
 import sys
 from typing import Any, TextIO
 
+from pytest_drcheck.aws.schema import EXECUTION_ARN, PLAN_ARN
 from pytest_drcheck.durations import format_duration, parse_duration
 
 _JOB = re.compile(r"^drsjob-[0-9a-zA-Z]{17}$")
@@ -39,15 +44,21 @@ def add_drill_command(commands: Any) -> None:
                         help="launch even if a drill of these servers is already up")
     launch.add_argument("--wait", metavar="DURATION",
                         help="then wait this long for every launch to end (e.g. 20m)")
+    launch.add_argument("--plan", metavar="ARN",
+                        help="launch through this DRS recovery plan (StartRecoveryPlanExecution "
+                             "in DRILL mode, latest point in time) instead of StartRecovery")
     status = actions.add_parser("status", help="the drill job's launches now")
     status.add_argument("inventory")
-    status.add_argument("--job", required=True)
     status.add_argument("--wait", metavar="DURATION",
                         help="wait this long for every launch to end")
     terminate = actions.add_parser("terminate", help="terminate exactly this drill job's "
                                                      "recovery instances")
     terminate.add_argument("inventory")
-    terminate.add_argument("--job", required=True)
+    for parser in (status, terminate):
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("--job", help="the drill job (drsjob-...)")
+        which.add_argument("--execution", metavar="ARN",
+                           help="the recovery plan execution (every job its steps started)")
     for parser in (launch, status, terminate):
         parser.set_defaults(handler=drill_main)
 
@@ -68,6 +79,16 @@ def drill_main(args: argparse.Namespace) -> int:
     if job_id is not None and not _JOB.match(job_id):
         return _fail(action, f"--job: '{job_id}' is not a DRS job id (drsjob- and 17 letters "
                              "or digits)", 2)
+    plan_arn = getattr(args, "plan", None)
+    execution = getattr(args, "execution", None)
+    for option, value, pattern, what in (("--plan", plan_arn, PLAN_ARN, "recovery plan"),
+                                         ("--execution", execution, EXECUTION_ARN,
+                                          "recovery plan execution")):
+        if value is not None and not re.match(pattern, value):
+            return _fail(action, f"{option}: '{value}' is not a DRS {what} ARN", 2)
+    if plan_arn and args.snapshot:
+        return _fail(action, "--snapshot and --plan: a plan launches from the latest point "
+                             "in time; drop one", 2)
     try:
         plan = load_plan(args.inventory)
         wait = parse_duration(args.wait) if getattr(args, "wait", None) else None
@@ -85,6 +106,11 @@ def drill_main(args: argparse.Namespace) -> int:
     sources = {str(h.aws["drs"]["source_server_id"]): name
                for name, h in sorted(plan.hosts.items()) if "drs" in h.aws}
     try:
+        if plan_arn or execution:
+            from pytest_drcheck.aws.plan_cli import plan_action
+
+            return plan_action(action, clients, plan_arn or execution or "", sources, wait,
+                               args.allow_running if plan_arn else False)
         if action == "launch":
             return _launch(args, clients, sources, wait)
         if action == "status":

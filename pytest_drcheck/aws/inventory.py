@@ -93,8 +93,8 @@ def _aws_secret_places(value: Any, path: tuple[str | int, ...]
 
 
 def _is_aws_check(check_type: str) -> bool:
+    from pytest_drcheck.aws.checks.base import AwsCheck
     from pytest_drcheck.checks import registry
-    from pytest_drcheck.checks.aws_base import AwsCheck
 
     return isinstance(registry.get(check_type), AwsCheck)
 
@@ -108,8 +108,8 @@ def uses_aws(plan: Plan) -> bool:
 
 def aws_problems(doc: Document, data: Mapping[str, Any], hosts: Mapping[str, HostSpec],
                  items: Iterable[PlanItem]) -> list[Problem]:
+    from pytest_drcheck.aws.checks.base import AwsCheck
     from pytest_drcheck.checks import registry
-    from pytest_drcheck.checks.aws_base import AwsCheck
 
     items = list(items)
     needs: list[tuple[str | int, ...]] = []  # places that need AWS, in document order

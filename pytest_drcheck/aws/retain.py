@@ -2,23 +2,27 @@
 
 When the DRS launch configuration copies private IPs (``copyPrivateIp``), the recovery
 instance must come up with the source server's addresses, as DRS recorded them
-(``sourceProperties.networkInterfaces[].ips``). The nic check can take its retain-mode
-expectation from here instead of the inventory repeating the addresses:
+(``sourceProperties.networkInterfaces[].ips``). A nic entry with ``mode: retain`` and no
+``addresses`` takes its expectation from here, through the target of a host found in AWS
+(``AwsHostTarget.source_addresses``, the checks' ``RecordsSourceAddresses`` seam).
 
-    from pytest_drcheck.aws.retain import recorded_addresses
-    addresses = recorded_addresses(ctx.target, ctx.timeout)   # None: change-IP mode
-
-``ctx.target`` must be the host's target (an AwsHostTarget: the host has drs: or ec2:).
-DRS records bare addresses (no prefix length): compare them with the instance's addresses
+DRS records bare addresses (no prefix length): nic compares them with the instance's addresses
 without their prefix.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_drcheck.targets.base import Target, TargetError
+from pytest_drcheck.checks.source_addresses import SourceAddresses
+from pytest_drcheck.targets.base import TargetError
+
+if TYPE_CHECKING:
+    from pytest_drcheck.aws.run import AwsRun
+
+CHANGES_IPS = ("its DRS launch configuration does not copy the private IPs "
+               "(copyPrivateIp: false)")
 
 
 def source_addresses(server: Mapping[str, Any]) -> list[str]:
@@ -32,26 +36,19 @@ def source_addresses(server: Mapping[str, Any]) -> list[str]:
     return list(seen)
 
 
-def recorded_addresses(target: Target, timeout: float) -> list[str] | None:
-    """The source server's IPs when its launch configuration retains them, else None.
-
-    Raises TargetError (one line) when the host is not found in AWS or the APIs fail.
-    """
+def recorded_addresses(aws: AwsRun, host: str, timeout: float) -> SourceAddresses:
+    """The host's source server's IPs as DRS recorded them, with a caveat when its launch
+    configuration does not keep them. Raises TargetError (one line) when the host's source
+    server is not found or the APIs fail."""
     from pytest_drcheck.aws.clients import AwsError
     from pytest_drcheck.aws.guard import DiscoveryError
-    from pytest_drcheck.aws.run import AwsHostTarget
 
-    if not isinstance(target, AwsHostTarget):
-        raise TargetError(f"{target.name} is not found in AWS (add drs: or ec2: to the host) "
-                          "so its source server's addresses are unknown")
-    aws = target.aws
     try:
-        server = aws.source_server(target.name, timeout)
+        server = aws.source_server(host, timeout)
         source_id = str(server["sourceServerID"])
         config = aws.memo(("drs-launch-configuration", source_id), lambda: aws.clients.call(
             "drs", "get_launch_configuration", sourceServerID=source_id))
     except (AwsError, DiscoveryError) as exc:
         raise TargetError(str(exc)) from None
-    if not config.get("copyPrivateIp"):
-        return None
-    return source_addresses(server)
+    return SourceAddresses(tuple(source_addresses(server)), f"DRS source server {source_id}",
+                           "" if config.get("copyPrivateIp") else CHANGES_IPS)

@@ -22,6 +22,8 @@ from pytest_drcheck.aws.discovery import Discovery, Found
 from pytest_drcheck.aws.guard import DiscoveryError, NoInstance
 from pytest_drcheck.aws.inventory import AwsSettings
 from pytest_drcheck.aws.leftovers import Leftover, find_leftovers, leftover_report
+from pytest_drcheck.aws.retain import recorded_addresses
+from pytest_drcheck.checks.source_addresses import SourceAddresses
 from pytest_drcheck.inventory.plan import HostSpec, Plan
 from pytest_drcheck.targets.base import CommandResult, Stream, Target, TargetError
 
@@ -60,8 +62,8 @@ class AwsRun:
         self.discovery = Discovery(self.clients, plan.hosts, options.job_id,
                                    options.allow_non_drill, workers)
         self._build_target = build_target
+        from pytest_drcheck.aws.checks.base import AwsCheck
         from pytest_drcheck.checks import registry
-        from pytest_drcheck.checks.aws_base import AwsCheck
 
         self._checked = {item.host for item in plan.items
                          if isinstance(registry.get(item.check), AwsCheck)}
@@ -213,6 +215,14 @@ class AwsHostTarget(Target):
     def found(self, timeout: float) -> Found:
         """The host's instance (waits for discovery); DiscoveryError with the reason."""
         return self.aws.found(self.name, timeout)
+
+    def source_addresses(self, timeout: float) -> SourceAddresses:
+        """What DRS recorded of the source server's IPs (nic's retain mode, through the
+        checks' RecordsSourceAddresses seam); TargetError with the cause."""
+        if not self.spec.aws:
+            raise TargetError(f"{self.name} is not found through DRS (add drs: "
+                              "{source_server_id: ...} to the host, or list the addresses)")
+        return recorded_addresses(self.aws, self.name, timeout)
 
     def connect(self) -> None:
         with self._lock:

@@ -62,3 +62,8 @@ EC2_HOST: dict[str, Any] = {
                  "x-expect": "a mapping of tag names to values, e.g. {Name: app01}"},
     },
 }
+
+# DRS recovery plans (the alternative launcher, aws.plans) and their executions.
+PLAN_ARN = r"\Aarn:aws(-[a-z0-9]+)*:drs:[a-z0-9-]+:[0-9]{12}:recovery-plan/[a-zA-Z0-9_.-]+\Z"
+EXECUTION_ARN = (r"\Aarn:aws(-[a-z0-9]+)*:drs:[a-z0-9-]+:[0-9]{12}:"
+                 r"recovery-plan-execution/[a-zA-Z0-9_/.-]+\Z")

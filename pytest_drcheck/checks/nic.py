@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
+from pytest_drcheck.checks.source_addresses import RecordsSourceAddresses, SourceAddresses
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 
 # Re-exported for families that still import it from here (directory).
 from pytest_drcheck.net.resolvconf import parse_nameservers as parse_nameservers
+from pytest_drcheck.targets.base import TargetError
 
 COMMANDS = ("ip -j addr show", "ip -j route show default", "cat /etc/resolv.conf")
 ADDR, ROUTE, RESOLV = range(3)
@@ -38,6 +40,7 @@ NEEDS_INTERFACES = ("count", "names", "addresses", "mtu", "default_gateway")
 _NOT_FOUND = 127
 _CAT_FAILED = 1
 T = TypeVar("T")
+RECORDED = ("the source server's recorded addresses",)
 _CIDR = {"type": "string", "minLength": 3, "x-expect": "an address with prefix, e.g. 10.0.1.5/24"}
 
 
@@ -80,6 +83,8 @@ class NicValue:
     interfaces: tuple[Interface, ...] | None = None
     gateways: tuple[str, ...] | None = None
     nameservers: tuple[str, ...] | None = None
+    # retain mode without addresses in the inventory: the source server's, as recorded.
+    recorded: SourceAddresses | None = None
 
 
 class NicCheck(Check[NicValue]):
@@ -108,9 +113,7 @@ class NicCheck(Check[NicValue]):
 
     def expand(self, entry: Mapping[str, Any], site: Mapping[str, Any]) -> list[Subject]:
         mode = entry.get("mode")
-        if mode == "retain" and "addresses" not in entry:
-            raise ExpansionError("mode: retain needs 'addresses' (the source server's "
-                                 "addresses, e.g. [10.0.1.5/24])", ".mode")
+        # mode: retain without addresses: the source server's, as its target records them.
         if mode == "change" and "subnets" not in entry:
             raise ExpansionError("mode: change needs 'subnets' (the target subnets' CIDRs)",
                                  ".mode")
@@ -127,7 +130,7 @@ class NicCheck(Check[NicValue]):
         requires = (f"nic[{INTERFACES}]",)
         subjects = []
         for prop in PROPERTIES:
-            if prop == "addresses" and ("addresses" in entry or "subnets" in entry):
+            if prop == "addresses" and (mode or "addresses" in entry or "subnets" in entry):
                 subjects.append(Subject("addresses", {
                     "property": "addresses", "mode": mode or (
                         "retain" if "addresses" in entry else "change"),
@@ -157,7 +160,7 @@ class NicCheck(Check[NicValue]):
             return "the interfaces readable (ip -j addr show)"
         if prop == "addresses":
             if item.params["mode"] == "retain":
-                return f"retain {', '.join(sorted(item.params['addresses']))}"
+                return f"retain {', '.join(sorted(item.params['addresses'] or RECORDED))}"
             return f"every address in {', '.join(item.params['subnets'])}"
         if prop == "mtu":
             wanted = item.params["value"]
@@ -183,6 +186,8 @@ class NicCheck(Check[NicValue]):
                                   f"{ctx.item.host} (command not found); is iproute2 "
                                   "installed?")
         interfaces = tuple(_parsed(parse_interfaces, addr.stdout, "ip -j addr show"))
+        if prop == "addresses" and ctx.params["mode"] == "retain" and not ctx.params["addresses"]:
+            return NicValue(interfaces=interfaces, recorded=_recorded(ctx))
         if prop != "default_gateway":
             return NicValue(interfaces=interfaces)
         route = ctx.output(ROUTE)
@@ -213,6 +218,8 @@ class NicCheck(Check[NicValue]):
         if prop == "dns_servers":
             return self._compare(", ".join(item.params["value"]),
                                  ", ".join(value.nameservers or ()) or "none", {})
+        if value.recorded is not None:
+            return _recorded_addresses(value.recorded, interfaces, details)
         return self._addresses(item.params, interfaces, details)
 
     @staticmethod
@@ -278,3 +285,41 @@ def _parsed(parse: Callable[[str], Sequence[T]], text: str, command: str) -> lis
     except (ValueError, KeyError, TypeError) as exc:
         raise CouldNotObserve(f"`{command}` printed something that is not iproute2's JSON "
                               f"({type(exc).__name__}: {exc})") from None
+
+
+def _recorded(ctx: CheckContext) -> SourceAddresses:
+    """The source server's addresses as the host's target records them (retain mode without
+    addresses): what cannot be read, or was never recorded, could not be observed."""
+    target, host = ctx.target, ctx.item.host
+    if not isinstance(target, RecordsSourceAddresses):
+        raise CouldNotObserve(f"mode: retain without addresses needs the source server's "
+                              f"recorded addresses, and nothing records them for {host}: list "
+                              "them (addresses: [10.0.1.5/24]) or find the host through DRS "
+                              "(drs: {source_server_id: ...})")
+    try:
+        recorded = target.source_addresses(ctx.timeout)
+    except TargetError as exc:
+        raise CouldNotObserve(f"cannot read the source server's recorded addresses of {host}: "
+                              f"{exc}") from None
+    if not recorded.addresses:
+        raise CouldNotObserve(f"{recorded.origin} has no IP address recorded, so there is "
+                              "nothing to retain: list the addresses in the inventory")
+    return recorded
+
+
+def _recorded_addresses(recorded: SourceAddresses, interfaces: list[Interface],
+                        details: Mapping[str, Any]) -> Observation:
+    """Retain mode against recorded bare IPs: the instance's addresses without prefix."""
+    observed = sorted({str(ipaddress.ip_interface(a).ip) for i in interfaces
+                       for a in i.addresses})
+    shown = ", ".join(observed) or "none"
+    text = f"retain {', '.join(recorded.addresses)}"
+    missing = [a for a in recorded.addresses if a not in observed]
+    extra = [a for a in observed if a not in recorded.addresses]
+    if not missing and not extra:
+        return Observation.passed(text, shown, **details)
+    parts = [f"missing {', '.join(missing)}"] if missing else []
+    parts += [f"unexpected {', '.join(extra)}"] if extra else []
+    caveat = f" ({recorded.caveat})" if recorded.caveat else ""
+    return Observation.failed(text, shown, f"expected {text} (recorded for {recorded.origin}), "
+                              f"observed {shown}: {'; '.join(parts)}{caveat}", **details)

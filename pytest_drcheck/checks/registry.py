@@ -1,5 +1,6 @@
-"""Check types by name: the built-in ones, plus any registered through the
-``pytest_drcheck.checks`` entry-point group (``name = "package.module:CheckClass"``)."""
+"""Check types by name: the built-in ones, those of extensions (pytest_drcheck.extensions: the
+aws extra's), plus any registered through the ``pytest_drcheck.checks`` entry-point group
+(``name = "package.module:CheckClass"``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
+from pytest_drcheck import extensions
 from pytest_drcheck.checks.base import Check
 
 # Dotted paths, imported on first use so that loading the plugin stays cheap.
@@ -15,12 +17,6 @@ BUILTIN_CHECKS: dict[str, str] = {
     "dns": "pytest_drcheck.checks.dns:DnsCheck",
     "reach": "pytest_drcheck.checks.reach:ReachCheck",
     "nic": "pytest_drcheck.checks.nic:NicCheck",
-    # AWS side of a drill (the aws extra; these modules import without boto3).
-    "drs_replication": "pytest_drcheck.checks.aws_drs:DrsReplicationCheck",
-    "drs_launch": "pytest_drcheck.checks.aws_drs:DrsLaunchCheck",
-    "drs_instance_type": "pytest_drcheck.checks.aws_drs:DrsInstanceTypeCheck",
-    "route53_resolver": "pytest_drcheck.checks.aws_resolver:ResolverRuleCheck",
-    "iam_role": "pytest_drcheck.checks.aws_iam:IamRoleCheck",
     "egress": "pytest_drcheck.checks.egress:EgressCheck",
     "ldap": "pytest_drcheck.checks.directory:DirectoryCheck",
     "time": "pytest_drcheck.checks.timesync:TimeCheck",
@@ -55,7 +51,7 @@ def _import(dotted: str) -> type[Check[Any]]:
 
 @functools.cache
 def available() -> dict[str, str]:
-    paths = dict(BUILTIN_CHECKS)
+    paths = {**BUILTIN_CHECKS, **extensions.check_types()}
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         paths.setdefault(entry_point.name, entry_point.value)
     return paths

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from pytest_drcheck import extensions
 from pytest_drcheck.checks import registry
 from pytest_drcheck.checks.base import ExpansionError
 from pytest_drcheck.durations import parse_duration
@@ -109,11 +110,13 @@ class _Loader:
             layers.append(host_data.get("connection", {}))
             connection = _connection(layers, host_name)
             address = host_data.get("address")
-            aws = {key: host_data[key] for key in ("drs", "ec2") if key in host_data}
+            aws = {key: host_data[key] for key in extensions.host_keys() if key in host_data}
             if connection.type in ("ssh", "winrm") and not address and not aws:
+                hints = ", or ".join(e.host_keys_hint for e in extensions.extensions()
+                                     if e.host_keys_hint)
                 self.problems.append(doc.problem(
                     host_path, "missing required key 'address'; add the host's address or DNS "
-                    "name (or drs:/ec2: to find an AWS recovery instance)"))
+                    f"name{f' (or {hints})' if hints else ''}"))
             platform = self._platform(doc, host_path, host_data, connection)
             hosts[host_name] = HostSpec(host_name, address, connection, tuple(member_groups),
                                         freeze(host_data.get("attributes", {})), freeze(aws),
@@ -123,9 +126,8 @@ class _Loader:
                     items[item.key] = item  # later sources override earlier ones
         self._check_jumps(doc, hosts)
         self._check_host_references(doc, site, hosts)
-        from pytest_drcheck.aws.inventory import aws_problems  # (imports this package)
-
-        self.problems += aws_problems(doc, data, hosts, items.values())
+        for find_problems in extensions.problem_finders():
+            self.problems += find_problems(doc, data, hosts, items.values())
         waivers = parse_waivers(doc, data.get("waivers", []), self.problems)
         if self.problems:
             raise InventoryError(self.problems)

@@ -11,10 +11,10 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_drcheck.aws.schema import AWS_SECTION, DRS_HOST, EC2_HOST
+from pytest_drcheck import extensions
 from pytest_drcheck.checks import registry
 from pytest_drcheck.inventory import vocabulary
-from pytest_drcheck.inventory.secrets import SECRET_PATTERN
+from pytest_drcheck.inventory.secrets import SECRET_FORMS, SECRET_PATTERN
 from pytest_drcheck.inventory.waivers import WAIVER_SCHEMA
 
 SCHEMA_ID = "https://pytest-drcheck.invalid/schema/inventory-v1.json"
@@ -27,8 +27,7 @@ SECRET: dict[str, Any] = {
     # Never echo the value: a mistake here is most likely a real password pasted in.
     "x-secret": True,
     "pattern": SECRET_PATTERN,
-    "x-expect": "a secret reference: env:NAME, file:PATH, aws-secretsmanager:ARN or "
-                "aws-ssm:/path (never the secret itself)",
+    "x-expect": f"a secret reference: {SECRET_FORMS} (never the secret itself)",
 }
 NAME: dict[str, Any] = vocabulary.NAME
 NAME_LIST: dict[str, Any] = {"type": "array", "items": NAME, "uniqueItems": True}
@@ -140,9 +139,8 @@ def inventory_schema() -> dict[str, Any]:
             "suites": NAME_LIST,
             "attributes": {"type": "object"},
             "platform": vocabulary.PLATFORM,
-            # AWS recovery instances: found at session start instead of an address.
-            "drs": DRS_HOST,
-            "ec2": EC2_HOST,
+            # Extensions' ways of finding a host instead of an address (aws: drs:, ec2:).
+            **extensions.host_keys(),
         },
     })
     return {
@@ -177,7 +175,7 @@ def inventory_schema() -> dict[str, Any]:
             "waivers": {"type": "array", "items": WAIVER_SCHEMA,
                         "x-expect": "a list of waivers (host/group/check/subject, "
                                     "justification, approved_by, expires)"},
-            "aws": AWS_SECTION,
+            **extensions.sections(),
             # Marks the bundled sandbox's inventory: a drill of it refuses to start, in one
             # line, while the lab is down (pytest_drcheck/lab/guard.py).
             "sandbox": {"const": "drcheck-lab",

@@ -1,7 +1,8 @@
 """Secret references: the inventory names where a secret lives, never the secret itself.
 
 They are resolved as late as possible (when a connection or bind needs them) and the value is
-never stored in a plan, a result, a message or a repr. AWS kinds are resolved by the aws extra.
+never stored in a plan, a result, a message or a repr. Kinds besides env: and file: come from
+extensions (pytest_drcheck.extensions; the aws extra's aws-secretsmanager: and aws-ssm:).
 """
 
 from __future__ import annotations
@@ -12,9 +13,17 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-SECRET_PATTERN = (r"\A(env:[A-Za-z_][A-Za-z0-9_]{0,254}|file:[^\x00-\x1f]{1,4096}"
-                  r"|aws-secretsmanager:[^\s]{1,2048}|aws-ssm:/[^\s]{1,2048})\Z")
-_KINDS = ("env", "file", "aws-secretsmanager", "aws-ssm")
+from pytest_drcheck import extensions
+
+_OWN_PATTERNS = (r"env:[A-Za-z_][A-Za-z0-9_]{0,254}", r"file:[^\x00-\x1f]{1,4096}")
+SECRET_PATTERN = (r"\A(" + "|".join(
+    (*_OWN_PATTERNS, *(kind.pattern for kind, _ in extensions.secret_kinds().values())))
+    + r")\Z")
+_KINDS = ("env", "file", *extensions.secret_kinds())
+_EXAMPLES = ("env:NAME", "file:PATH",
+             *(kind.example for kind, _ in extensions.secret_kinds().values()))
+# "env:NAME, file:PATH, aws-secretsmanager:ARN or aws-ssm:/path"
+SECRET_FORMS = f"{', '.join(_EXAMPLES[:-1])} or {_EXAMPLES[-1]}"
 # A password or a key passphrase is short; a bigger file is the wrong file (or /dev/zero).
 MAX_SECRET_BYTES = 64 * 1024
 
@@ -33,8 +42,8 @@ class SecretRef:
         kind, sep, locator = text.partition(":")
         if not sep or kind not in _KINDS or not locator or not re.match(SECRET_PATTERN, text):
             raise ValueError(
-                f"'{text}' is not a secret reference; write env:NAME, file:PATH, "
-                "aws-secretsmanager:ARN or aws-ssm:/path (never the secret itself)")
+                f"'{text}' is not a secret reference; write {SECRET_FORMS} (never the "
+                "secret itself)")
         return cls(kind, locator)
 
     def __str__(self) -> str:
@@ -51,7 +60,7 @@ class SecretRef:
             return value
         if self.kind == "file":
             return _read_file(self)
-        return _resolve_aws(self)
+        return _resolve_by_extension(self)
 
 
 def _read_file(ref: SecretRef) -> str:
@@ -79,11 +88,12 @@ def _read_file(ref: SecretRef) -> str:
         raise SecretError(f"secret {ref} is not UTF-8 text; {fix}") from None
 
 
-def _resolve_aws(ref: SecretRef) -> str:
+def _resolve_by_extension(ref: SecretRef) -> str:
+    kind, extension = extensions.secret_kinds()[ref.kind]
     try:
-        from pytest_drcheck.aws.secrets import resolve_aws_secret
+        resolve = extensions.load(kind.resolver)
     except ImportError:
-        raise SecretError(
-            f"secret {ref} needs AWS support: install pytest-drcheck[aws]") from None
-    value: str = resolve_aws_secret(ref.kind, ref.locator)
+        raise SecretError(f"secret {ref} needs {extension.name.upper()} support: "
+                          f"{extension.install}") from None
+    value: str = resolve(ref.kind, ref.locator)
     return value

@@ -17,13 +17,14 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
+import pytest_drcheck.aws.checks.drs
+import pytest_drcheck.aws.checks.iam
+import pytest_drcheck.aws.checks.resolver
+
 # Imported here, before any in-process pytester run: such a run drops the modules it imported
 # when it ends, and the check registry's cached instances would then belong to class objects
 # that a later run's isinstance() no longer recognises.
 import pytest_drcheck.aws.run
-import pytest_drcheck.checks.aws_drs
-import pytest_drcheck.checks.aws_iam
-import pytest_drcheck.checks.aws_resolver
 import pytest_drcheck.targets.ssm  # noqa: F401
 from tests.aws.fakeaws import FakeAws
 

@@ -120,6 +120,10 @@ class FakeAws:
         self.launch_fail: dict[str, str] = {}
         self.terminated: list[str] = []
         self._launchers: list[threading.Thread] = []
+        # Recovery plans: ARN -> its server steps [(step name, [source server ids])], run in
+        # order, each step one StartRecovery; their executions by ARN ("steps" kept inside).
+        self.recovery_plans: dict[str, list[tuple[str, list[str]]]] = {}
+        self.plan_executions: dict[str, dict[str, Any]] = {}
 
     def close(self) -> None:
         self.server.shutdown()
@@ -152,6 +156,21 @@ class FakeAws:
             result = self._page(self.job_logs.get(body["jobID"], []), body)
         elif operation == "StartRecovery":
             return self._start_recovery(body, model)
+        elif operation == "StartRecoveryPlanExecution":
+            return self._start_plan(body, model)
+        elif operation == "GetRecoveryPlanExecution":
+            execution = self.plan_executions.get(body["recoveryPlanExecutionArn"])
+            if execution is None:
+                return 404, {"message": "recovery plan execution not found",
+                             "__type": "ResourceNotFoundException"}
+            result = {"recoveryPlanExecution": _public(execution)}
+        elif operation == "ListRecoveryPlanExecutionSteps":
+            execution = self.plan_executions.get(body["recoveryPlanExecutionArn"])
+            if execution is None:
+                return 404, {"message": "recovery plan execution not found",
+                             "__type": "ResourceNotFoundException"}
+            page = self._page(execution["steps"], body)
+            result = {"recoveryPlanExecutionSteps": page.pop("items"), **page}
         elif operation == "TerminateRecoveryInstances":
             return self._terminate(body, model)
         elif operation == "DescribeRecoverySnapshots":
@@ -234,6 +253,63 @@ class FakeAws:
             entry.update(launchStatus="LAUNCHED", recoveryInstanceID=instance_id)
             server["lifeCycle"]["lastLaunch"]["status"] = "LAUNCHED"
         job["status"] = "COMPLETED"
+
+    def _start_plan(self, body: dict[str, Any], model: Any) -> tuple[int, dict[str, Any]]:
+        plan_arn = body["recoveryPlanArn"]
+        if plan_arn not in self.recovery_plans:
+            return 404, {"message": f"recovery plan {plan_arn} not found",
+                         "__type": "ResourceNotFoundException"}
+        if any(e["recoveryPlanArn"] == plan_arn and e["status"] not in ("COMPLETED", "FAILED",
+                                                                         "CANCELLED")
+               for e in self.plan_executions.values()):
+            return 409, {"message": "the plan has an execution in progress",
+                         "__type": "ConflictException"}
+        arn = (f"arn:aws:drs:eu-west-1:123456789012:recovery-plan-execution/"
+               f"{uuid.uuid4().hex[:17]}")
+        steps = [{
+            "recoveryPlanExecutionStepArn": f"{arn}/step/{index}", "stepName": name,
+            "stepIndex": index, "status": "NOT_STARTED",
+            "configuration": {"executionServerStepConfiguration": {"servers": [
+                {"serverArn": self.source_servers[sid]["arn"], "impactLevel": "CRITICAL"}
+                for sid in sids]}}}
+            for index, (name, sids) in enumerate(self.recovery_plans[plan_arn], start=1)]
+        execution: dict[str, Any] = {
+            "recoveryPlanExecutionArn": arn, "recoveryPlanArn": plan_arn, "mode": body["mode"],
+            "status": "CREATED", "startedAt": _zulu(), "tags": dict(body.get("tags", {})),
+            "steps": steps}
+        self.plan_executions[arn] = execution
+        runner = threading.Thread(target=self._run_plan, args=(execution,), daemon=True)
+        self._launchers.append(runner)
+        runner.start()
+        result = {"recoveryPlanExecution": _public(execution)}
+        validate(result, model.output_shape, "DRS StartRecoveryPlanExecution response")
+        return 201, result
+
+    def _run_plan(self, execution: dict[str, Any]) -> None:
+        execution["status"] = "IN_PROGRESS"
+        start = DRS_MODEL.operation_model("StartRecovery")
+        for step, (_, sids) in zip(execution["steps"], self.recovery_plans[
+                execution["recoveryPlanArn"]], strict=True):
+            step["status"] = "EXECUTING"
+            _, answer = self._start_recovery({"sourceServers": [{"sourceServerID": sid}
+                                                                for sid in sids],
+                                              "isDrill": execution["mode"] == "DRILL"}, start)
+            launcher = self._launchers[-1]
+            job = answer["job"]
+            for server in step["configuration"]["executionServerStepConfiguration"]["servers"]:
+                server["jobID"] = job["jobID"]
+            launcher.join(timeout=60)
+            if any(e["launchStatus"] == "FAILED" for e in job["participatingServers"]):
+                step["status"] = "FAILED"
+                step["errorDetail"] = {"code": "LAUNCH_FAILED",
+                                       "message": f"job {job['jobID']} failed"}
+                execution["status"] = "FAILED"
+                execution["errorDetail"] = {"code": "STEP_FAILED",
+                                            "message": f"step {step['stepName']} failed"}
+                return
+            step["status"] = "COMPLETED"
+        execution["status"] = "COMPLETED"
+        execution["completedAt"] = _zulu()
 
     def wait_for_launches(self) -> None:
         for launcher in self._launchers:
@@ -433,6 +509,15 @@ class FakeAws:
         if path == "/latest/meta-data/iam/security-credentials/" and self.imds.get("role"):
             return 200, self.imds["role"]
         return 404, "not found"
+
+
+def _zulu() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _public(execution: Mapping[str, Any]) -> dict[str, Any]:
+    """A plan execution as the API returns it (its steps are a listing of their own)."""
+    return {k: v for k, v in execution.items() if k != "steps"}
 
 
 def _member(key: str) -> tuple[str, int]:

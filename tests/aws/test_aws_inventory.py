@@ -324,8 +324,9 @@ def test_aws_secrets_reach_the_redactor(pytester: pytest.Pytester, fake: FakeAws
 
 def test_recorded_addresses_follow_the_launch_configuration(tmp_path: Path, drill: Drill,
                                                             fake: FakeAws) -> None:
-    from pytest_drcheck.aws.retain import recorded_addresses
-    from pytest_drcheck.aws.run import AwsOptions
+    from pytest_drcheck.aws.retain import CHANGES_IPS
+    from pytest_drcheck.aws.run import AwsHostTarget, AwsOptions
+    from pytest_drcheck.checks.source_addresses import SourceAddresses
     from pytest_drcheck.engine import EngineSettings
     from pytest_drcheck.runtime import DrillRun
     from pytest_drcheck.targets.base import TargetError
@@ -342,10 +343,17 @@ def test_recorded_addresses_follow_the_launch_configuration(tmp_path: Path, dril
     run = DrillRun(load_plan(path), EngineSettings())
     run.attach_aws(AwsOptions())
     try:
-        assert recorded_addresses(run.engine.target("app01"), 5) == ["10.0.1.5", "10.0.9.5"]
-        assert recorded_addresses(run.engine.target("app02"), 5) is None
+        def target(name: str) -> AwsHostTarget:
+            found = run.engine.target(name)
+            assert isinstance(found, AwsHostTarget)
+            return found
+
+        assert target("app01").source_addresses(5) == SourceAddresses(
+            ("10.0.1.5", "10.0.9.5"), f"DRS source server {retained.sid}")
+        assert target("app02").source_addresses(5) == SourceAddresses(
+            ("10.0.1.5",), f"DRS source server {changed.sid}", CHANGES_IPS)
         with pytest.raises(TargetError, match="source server s-00000000000000fff not found"):
-            recorded_addresses(run.engine.target("ghost"), 5)
+            target("ghost").source_addresses(5)
     finally:
         run.close()
 

@@ -465,7 +465,7 @@ def test_leftover_drill_instances_are_reported(pytester: pytest.Pytester, drill:
         """)
     pytester.makeconftest("""
         import json
-        from pytest_drcheck.plugins.aws import AWS_LEFTOVERS_KEY
+        from pytest_drcheck.aws.plugin import AWS_LEFTOVERS_KEY
 
         def pytest_sessionfinish(session):
             report = session.config.stash.get(AWS_LEFTOVERS_KEY, None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_drcheck.aws.checks.drs import parse_iso_duration
+from pytest_drcheck.aws.checks.iam import imds_command, parse_imds
 from pytest_drcheck.aws.clients import AwsClients, AwsError
 from pytest_drcheck.aws.guard import Candidate, DiscoveryError, NoInstance, Refused, choose
 from pytest_drcheck.aws.inventory import AwsSettings
@@ -16,8 +18,6 @@ from pytest_drcheck.aws.ostype import (
     short_name,
 )
 from pytest_drcheck.aws.retain import source_addresses
-from pytest_drcheck.checks.aws_drs import parse_iso_duration
-from pytest_drcheck.checks.aws_iam import imds_command, parse_imds
 from pytest_drcheck.model import CouldNotObserve
 
 JOB_A = "drsjob-aaaaaaaaaaaaaaaaa"

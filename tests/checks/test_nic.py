@@ -15,10 +15,11 @@ from pytest_drcheck.checks.nic import (
     parse_interfaces,
     parse_nameservers,
 )
+from pytest_drcheck.checks.source_addresses import SourceAddresses
 from pytest_drcheck.engine import Engine, EngineSettings
 from pytest_drcheck.inventory.plan import ConnectionSpec, DrillSpec, HostSpec, Plan
 from pytest_drcheck.model import CouldNotObserve, Outcome, PlanItem
-from pytest_drcheck.targets.base import CommandResult
+from pytest_drcheck.targets.base import CommandResult, Target, TargetError
 from pytest_drcheck.targets.factory import TargetFactory
 from pytest_drcheck.targets.local import LocalTarget
 from tests.checks.instances import context, item_of, ran
@@ -78,12 +79,13 @@ def outputs(addr: CommandResult | None = None, route: CommandResult | None = Non
             resolv or ran(COMMANDS[2], 0, RESOLV)]
 
 
-def verdicts(entry: dict[str, Any], recorded: list[CommandResult]) -> dict[str, str]:
+def verdicts(entry: dict[str, Any], recorded: list[CommandResult],
+             target: Target | None = None) -> dict[str, str]:
     """subject -> 'passed: observed' / 'failed: reason' / 'error: cause'."""
     shown = {}
     for name, item in items(entry).items():
         try:
-            verdict = CHECK.evaluate(context(item, LocalTarget("app01"), recorded))
+            verdict = CHECK.evaluate(context(item, target or LocalTarget("app01"), recorded))
         except CouldNotObserve as exc:
             shown[name] = f"error: {exc}"
             continue
@@ -205,3 +207,61 @@ def test_a_default_route_that_could_not_be_read_is_not_no_default_route() -> Non
     assert shown == {"interfaces": "passed: 2 (eth0, eth1)",
                      "default_gateway": "error: `ip -j route show default` timed out after "
                                         "10 s on app01"}
+
+
+# --- retain mode without addresses: the source server's recorded addresses ----------------
+
+
+class RecordingTarget(LocalTarget):
+    """A host's target that knows its source server's addresses (as the aws extra's does)."""
+
+    def __init__(self, recorded: SourceAddresses | None = None, error: str = "") -> None:
+        super().__init__("app01")
+        self.recorded, self.error = recorded, error
+        self.asked: list[float] = []
+
+    def source_addresses(self, timeout: float) -> SourceAddresses:
+        self.asked.append(timeout)
+        if self.error:
+            raise TargetError(self.error)
+        assert self.recorded is not None
+        return self.recorded
+
+
+RETAIN = {"mode": "retain"}
+SOURCE = "DRS source server s-00000000000000001"
+
+
+def test_retain_without_addresses_takes_the_recorded_ones_without_prefix() -> None:
+    # Before: "mode: retain needs 'addresses'" at inventory load, whatever DRS recorded.
+    assert items(RETAIN)["addresses"].params["addresses"] is None
+    assert CHECK.expected(items(RETAIN)["addresses"]) == (
+        "retain the source server's recorded addresses")
+    target = RecordingTarget(SourceAddresses(("10.77.0.13", "10.78.0.13"), SOURCE))
+    assert verdicts(RETAIN, outputs(), target) == {
+        "interfaces": "passed: 2 (eth0, eth1)", "addresses": "passed: 10.77.0.13, 10.78.0.13"}
+    assert target.asked == [5.0]  # the check's own time budget
+
+
+def test_recorded_addresses_not_kept_fail_with_the_likely_cause() -> None:
+    changed = RecordingTarget(SourceAddresses(("10.77.0.13", "10.0.1.5"), SOURCE,
+                                              "its launch changes IPs"))
+    assert verdicts(RETAIN, outputs(), changed)["addresses"] == (
+        f"failed: expected retain 10.77.0.13, 10.0.1.5 (recorded for {SOURCE}), observed "
+        "10.77.0.13, 10.78.0.13: missing 10.0.1.5; unexpected 10.78.0.13 (its launch "
+        "changes IPs)")
+
+
+def test_recorded_addresses_that_cannot_be_read_are_never_a_pass() -> None:
+    unreachable = RecordingTarget(error="DRS DescribeSourceServers: endpoint timed out")
+    assert verdicts(RETAIN, outputs(), unreachable)["addresses"] == (
+        "error: cannot read the source server's recorded addresses of app01: DRS "
+        "DescribeSourceServers: endpoint timed out")
+    nothing = RecordingTarget(SourceAddresses((), SOURCE))
+    assert verdicts(RETAIN, outputs(), nothing)["addresses"] == (
+        f"error: {SOURCE} has no IP address recorded, so there is nothing to retain: list the "
+        "addresses in the inventory")
+    assert verdicts(RETAIN, outputs())["addresses"] == (
+        "error: mode: retain without addresses needs the source server's recorded addresses, "
+        "and nothing records them for app01: list them (addresses: [10.0.1.5/24]) or find "
+        "the host through DRS (drs: {source_server_id: ...})")

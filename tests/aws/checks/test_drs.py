@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_drcheck.checks.aws_drs import (
+from pytest_drcheck.aws.checks.drs import (
     DrsInstanceTypeCheck,
     DrsLaunchCheck,
     DrsReplicationCheck,
@@ -13,7 +13,7 @@ from pytest_drcheck.checks.aws_drs import (
     Replication,
 )
 from pytest_drcheck.model import Outcome
-from tests.checks.aws_items import items
+from tests.aws.checks.items import items
 
 SOURCE = "s-00000000000000001 (app01)"
 JOB = "drsjob-0000000000000000a"

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from pytest_drcheck.checks.aws_iam import IamRole, IamRoleCheck, Imds
+from pytest_drcheck.aws.checks.iam import IamRole, IamRoleCheck, Imds
 from pytest_drcheck.checks.base import CheckContext
 from pytest_drcheck.model import CouldNotObserve, Outcome
 from pytest_drcheck.targets.base import CommandResult
-from tests.checks.aws_items import items
+from tests.aws.checks.items import items
 
 PROFILE = "arn:aws:iam::123456789012:instance-profile/dr-app"
 ROLE = "arn:aws:iam::123456789012:role/dr-app"

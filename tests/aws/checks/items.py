@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pytest_drcheck.checks.aws_base import AwsCheck
+from pytest_drcheck.aws.checks.base import AwsCheck
 from pytest_drcheck.model import Location, PlanItem, freeze
 
 

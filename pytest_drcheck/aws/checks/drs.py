@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pytest_drcheck.checks.aws_base import AwsCheck
+from pytest_drcheck.aws.checks.base import AwsCheck
 from pytest_drcheck.checks.base import CheckContext, Subject
 from pytest_drcheck.durations import format_duration, parse_duration
 from pytest_drcheck.inventory import vocabulary

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pytest_drcheck.checks.aws_base import AwsCheck
+from pytest_drcheck.aws.checks.base import AwsCheck
 from pytest_drcheck.checks.base import CheckContext, ExpansionError, Subject
 from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem

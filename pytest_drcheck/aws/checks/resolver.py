@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pytest_drcheck.checks.aws_base import AwsCheck
+from pytest_drcheck.aws.checks.base import AwsCheck
 from pytest_drcheck.checks.base import CheckContext, ExpansionError, Subject
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 

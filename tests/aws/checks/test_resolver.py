@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_drcheck.checks.aws_resolver import ResolverRuleCheck, ResolverRules
+from pytest_drcheck.aws.checks.resolver import ResolverRuleCheck, ResolverRules
 from pytest_drcheck.model import Outcome
-from tests.checks.aws_items import items
+from tests.aws.checks.items import items
 
 VPC, OTHER = "vpc-0123456789abcdef0", "vpc-0fedcba9876543210"
 
