@@ -27,6 +27,7 @@ EXTENSION = Extension(
         "drs_instance_type": "pytest_drcheck.aws.checks.drs:DrsInstanceTypeCheck",
         "route53_resolver": "pytest_drcheck.aws.checks.resolver:ResolverRuleCheck",
         "iam_role": "pytest_drcheck.aws.checks.iam:IamRoleCheck",
+        "instance_os": "pytest_drcheck.aws.checks.instance_os:InstanceOsCheck",
     }),
     problems="pytest_drcheck.aws.inventory:aws_problems",
     preload=tuple(f"pytest_drcheck.aws.{module}" for module in ("guard", "jobs", "ostype",

@@ -23,7 +23,6 @@ BUILTIN_CHECKS: dict[str, str] = {
     "agent": "pytest_drcheck.checks.agents:AgentCheck",
     "logging": "pytest_drcheck.checks.logging_delivery:LoggingCheck",
     "backup": "pytest_drcheck.checks.backup:BackupCheck",
-    "instance_os": "pytest_drcheck.checks.instance_os:InstanceOsCheck",
 }
 
 ENTRY_POINT_GROUP = "pytest_drcheck.checks"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_drcheck.checks.instance_os import InstanceOsCheck
+from pytest_drcheck.aws.checks.instance_os import InstanceOsCheck
 from pytest_drcheck.checks.windows import instance_os as windows
 from pytest_drcheck.model import Outcome
 from tests.checks.windows.helpers import evaluate, windows_item

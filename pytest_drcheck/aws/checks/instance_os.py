@@ -16,7 +16,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from pytest_drcheck.checks.aws_drs import DrsInstanceTypeCheck, InstanceType
+from pytest_drcheck.aws.checks.drs import DrsInstanceTypeCheck, InstanceType
 from pytest_drcheck.checks.base import Check, CheckContext, Subject
 from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+from pytest_drcheck.aws.checks.instance_os import InstanceOsCheck
 from pytest_drcheck.checks.base import CheckContext
-from pytest_drcheck.checks.instance_os import InstanceOsCheck
 from pytest_drcheck.model import Location, Outcome, PlanItem, freeze
 from pytest_drcheck.targets.local import LocalTarget
 from tests.aws.fakeaws import FakeAws
