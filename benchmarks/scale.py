@@ -78,8 +78,13 @@ def command(mode: str, files: dict[str, Path], workdir: Path, extra: list[str]
             ) -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ, PYTHONPATH=str(HERE), SCALE_HOSTS=str(files["hosts"]),
                SCALE_SSH=str(files["ssh_config"]))
+    # A user's runs read compiled bytecode: without it every run recompiles (and pytest
+    # re-rewrites) every module, which is not what is being measured.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    # hypothesis (a test dependency of this repo) imports itself at the terminal summary of
+    # any pytest run: ~1 s of CPU that neither side of the comparison needs.
     pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-              f"--rootdir={workdir}"]
+              "-p", "no:hypothesispytest", f"--rootdir={workdir}"]
     if mode == "drcheck":
         return [*pytest, f"--dr-inventory={files['inventory']}", *extra], env
     if mode == "paramiko":
@@ -124,6 +129,8 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--drcheck-args", default="", help="extra pytest args for drcheck")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--testinfra-max", type=int, default=50,
+                        help="largest N for the testinfra modes (they are slow)")
     parser.add_argument("--keep", action="store_true", help="leave the site up afterwards")
     args = parser.parse_args()
     sizes = [int(n) for n in args.hosts.split(",")]
@@ -140,11 +147,16 @@ def main() -> None:
             print(f"site up: {site.hosts} instances, {links}, "
                   f"built in {time.monotonic() - started:.1f} s", flush=True)
         files = {n: scale_inventory.write(site, n, workdir) for n in sizes}
+        for mode in modes:  # warm-up: bytecode caches written, page cache filled
+            argv, env = command(mode, files[sizes[0]], workdir, extra)
+            subprocess.run(argv, env=env, cwd=workdir, capture_output=True, timeout=600)
         for round_no in range(args.runs):
             with scale_site.locked():
                 for n in sizes:
                     names = site.instances[:n]
                     for mode in modes:
+                        if mode.startswith("testinfra") and n > args.testinfra_max:
+                            continue
                         argv, env = command(mode, files[n], workdir, extra)
                         sample = measure(argv, env, workdir, lab, names, args.timeout)
                         cells[n, mode].samples.append(sample)
