@@ -17,9 +17,7 @@ from pathlib import Path
 
 import yaml
 
-# A reach entry is two items here (see the summary line): 10 entries, 20 items a host.
-CHECKS_PER_HOST = 20
-ENTRIES_PER_HOST = 10
+CHECKS_PER_HOST = 10
 
 
 def write_inventory(directory: Path, checks: int) -> Path:
@@ -31,7 +29,7 @@ def write_inventory(directory: Path, checks: int) -> Path:
         "hosts": {f"h{i:05d}": {
             "address": f"10.76.{1 + i // 250}.{1 + i % 250}",
             "checks": {"reach": [{"target": f"10.76.0.20:{1000 + p}"}
-                                 for p in range(ENTRIES_PER_HOST)]}} for i in range(hosts)},
+                                 for p in range(CHECKS_PER_HOST)]}} for i in range(hosts)},
     }
     path = directory / "inventory.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -60,19 +58,24 @@ def main() -> None:
     checks = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     runs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     directory = Path(tempfile.mkdtemp(prefix="drcheck-collect-"))
+    # Apart: collected from one directory, the drcheck run would also collect the test file.
+    (directory / "plain").mkdir()
+    (directory / "drill").mkdir()
     base = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-            "-p", "no:hypothesispytest", f"--rootdir={directory}"]
+            "-p", "no:hypothesispytest"]
     configs = {
-        "pytest, trivial items": [*base, str(write_trivial(directory, checks))],
-        "drcheck inventory": [*base, f"--dr-inventory={write_inventory(directory, checks)}"],
+        "pytest, trivial items": [*base, str(write_trivial(directory / "plain", checks))],
+        "drcheck inventory": [*base, f"--dr-inventory="
+                              f"{write_inventory(directory / 'drill', checks)}"],
     }
     times: dict[str, list[float]] = {name: [] for name in configs}
     summaries: dict[str, str] = {}
-    for argv in configs.values():  # warm-up: bytecode caches
-        timed(argv, directory)
+    cwd = {"pytest, trivial items": directory / "plain", "drcheck inventory": directory / "drill"}
+    for name, argv in configs.items():  # warm-up: bytecode caches
+        timed(argv, cwd[name])
     for _ in range(runs):
         for name, argv in configs.items():
-            elapsed, summaries[name] = timed(argv, directory)
+            elapsed, summaries[name] = timed([*argv, f"--rootdir={cwd[name]}"], cwd[name])
             times[name].append(elapsed)
     print(f"collection of {checks} items, medians of {runs} interleaved runs")
     medians = {name: statistics.median(values) for name, values in times.items()}
