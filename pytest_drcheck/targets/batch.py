@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 import secrets
 import shlex
 from typing import TYPE_CHECKING
@@ -26,22 +25,6 @@ if TYPE_CHECKING:
 
 # Slack on top of the per-command timeout for the script's own start-up and framing.
 SCRIPT_SLACK_SECONDS = 5.0
-# A command of plain words (no quoting, expansion, redirection, operators) means the same
-# as argv run by `timeout` itself as through `sh -c`: one process fewer per command.
-_PLAIN_WORDS = re.compile(r"[A-Za-z0-9_./:,@%+-]+(?: [A-Za-z0-9_./:,@%+=-]+)*")
-# Shell builtins with no executable of the same name: only sh -c can run them.
-_SHELL_ONLY = frozenset({
-    ".", "alias", "bg", "cd", "command", "eval", "exec", "exit", "export", "fg", "getopts",
-    "hash", "jobs", "local", "read", "readonly", "return", "set", "shift", "source", "times",
-    "trap", "type", "ulimit", "umask", "unalias", "unset", "wait"})
-
-
-def _runnable(command: str) -> str:
-    """What the script runs under ``$T``: the words themselves when sh would only split
-    them, else ``sh -c COMMAND``."""
-    if _PLAIN_WORDS.fullmatch(command) and command.split(" ", 1)[0] not in _SHELL_ONLY:
-        return command
-    return f"sh -c {shlex.quote(command)}"
 
 
 def batch_script(commands: list[str], timeout: float, token: str) -> str:
@@ -65,7 +48,7 @@ def batch_script(commands: list[str], timeout: float, token: str) -> str:
     for index, command in enumerate(commands):
         f = f'"$d/{index}'
         lines.append(
-            f"( $T {_runnable(command)} >{f}.o\" 2>{f}.e\" </dev/null; r=$?;"
+            f"( $T sh -c {shlex.quote(command)} >{f}.o\" 2>{f}.e\" </dev/null; r=$?;"
             f' {{ printf "{token} {index} %s " "$r"; [ -s {f}.o" ] && e {f}.o"; printf " ";'
             f' [ -s {f}.e" ] && e {f}.e"; printf "\\n"; }} >{f}.f" ) &'
         )
