@@ -3,11 +3,11 @@ side by side with the same checks written by hand for testinfra (plain pytest an
 and with a bare-paramiko floor doing the same remote work without a framework.
 
 N instances are network namespaces with their own sshd and chronyd (the lab's machinery, on
-10.76.0.0/16, which the isolation guard covers before any namespace exists and keeps after),
-plus shared DNS (dnsmasq), LDAP (slapd) and NTP (chronyd) servers; every instance's link has
-``tc netem`` delay (``--rtt`` ms round trip, 20 by default). Per instance: dns (system
-resolver and the on-prem server, 4 names each), reach (open and closed), agent, nic, time and
-ldap: the checks ``scale_inventory.py`` writes.
+10.76.0.0/16, which the isolation guard covers from before any namespace exists until the last
+is gone), plus shared DNS (dnsmasq), LDAP (slapd) and NTP (chronyd) servers; every
+instance's link has ``tc netem`` delay (``--rtt`` ms round trip, 20 by default). Per
+instance: dns (system resolver and the on-prem server, 4 names each), reach (open and closed),
+agent, nic, time and ldap: the checks ``scale_inventory.py`` writes.
 
 Runs are interleaved (every configuration once per round) so that the noise of this shared
 machine hits all of them alike; the table shows medians. The lab lock is held for each round

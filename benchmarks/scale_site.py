@@ -109,10 +109,18 @@ class ScaleSite:
 
 def install_guard() -> None:
     """Unreachable routes and the nft drop table for the lab's prefixes and ours, before any
-    namespace exists; kept afterwards (as the lab keeps its own)."""
+    namespace exists; kept while the site exists."""
     topology = Topology(networks=(NET,), hosts=(), reserved=(*LAB_PREFIXES, SCALE_PREFIX))
     isolation.check_covered(topology)
     isolation.Guard.of(topology).install()
+
+
+def restore_lab_guard() -> None:
+    """Once no namespace or link of the site is left: the lab's own guard exactly as the lab
+    installs it (its tests check that the unreachable routes are exactly its prefixes), and
+    our /16's route removed."""
+    isolation.Guard(LAB_PREFIXES).install()
+    run(["ip", "-4", "route", "del", "unreachable", SCALE_PREFIX], check=False)
 
 
 @contextlib.contextmanager
@@ -134,3 +142,4 @@ def build(site: ScaleSite) -> tuple[Lab, str]:
 def teardown(site: ScaleSite) -> None:
     install_guard()
     site.lab().down()
+    restore_lab_guard()
