@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from pytest_drcheck.inventory.secrets import SecretRef
@@ -68,4 +69,13 @@ class Plan:
     waivers: tuple[Waiver, ...] = ()
 
     def items_of(self, host: str) -> list[PlanItem]:
-        return [item for item in self.items if item.host == host]
+        return list(self._items_by_host.get(host, ()))
+
+    @cached_property
+    def _items_by_host(self) -> dict[str, list[PlanItem]]:
+        # Built once: collection asks for every host's items, and rescanning all items per
+        # host made collecting a large drill quadratic (1.7 s at 20,000 checks).
+        index: dict[str, list[PlanItem]] = {}
+        for item in self.items:
+            index.setdefault(item.host, []).append(item)
+        return index

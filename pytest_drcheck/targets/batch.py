@@ -36,18 +36,24 @@ def batch_script(commands: list[str], timeout: float, token: str) -> str:
         # then bounds the whole script.
         'if command -v timeout >/dev/null 2>&1; then T="timeout -k 1 ' + str(seconds) + '";'
         ' else T=""; fi',
+        # One process per stream encoded where base64 can leave out line breaks (coreutils,
+        # busybox); a pipe through tr elsewhere.
+        "if [ \"$(printf x | base64 -w0 2>/dev/null)\" = eA== ]; then e() { base64 -w0 <\"$1\"; }"
+        "; else e() { base64 <\"$1\" | tr -d '\\n'; }; fi",
     ]
+    # Empty outputs (most stderr) are not encoded: no process for them.
+    # Each command frames its own line as soon as it ends, in parallel with the others (not
+    # one after another once all have ended): the marginal cost of one more command is its own
+    # processes, and the framing adds no wall time beyond the slowest command.
     for index, command in enumerate(commands):
+        f = f'"$d/{index}'
         lines.append(
-            f'( $T sh -c {shlex.quote(command)} >"$d/{index}.o" 2>"$d/{index}.e" </dev/null;'
-            f' echo $? >"$d/{index}.rc" ) &'
+            f"( $T sh -c {shlex.quote(command)} >{f}.o\" 2>{f}.e\" </dev/null; r=$?;"
+            f' {{ printf "{token} {index} %s " "$r"; [ -s {f}.o" ] && e {f}.o"; printf " ";'
+            f' [ -s {f}.e" ] && e {f}.e"; printf "\\n"; }} >{f}.f" ) &'
         )
     lines.append("wait")
-    lines.append(f"for i in {' '.join(str(i) for i in range(len(commands)))}; do")
-    lines.append(f'  printf "{token} %s %s " "$i" "$(cat "$d/$i.rc" 2>/dev/null || echo 125)"')
-    lines.append("  base64 <\"$d/$i.o\" | tr -d '\\n'; printf ' '")
-    lines.append("  base64 <\"$d/$i.e\" | tr -d '\\n'; printf '\\n'")
-    lines.append("done")
+    lines.append('cat "$d"/*.f 2>/dev/null')
     return "\n".join(lines) + "\n"
 
 

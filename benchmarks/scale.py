@@ -1,0 +1,209 @@
+"""Scale benchmark (issue 11): drcheck against N recovery instances across a delayed link,
+side by side with the same checks written by hand for testinfra (plain pytest and ``-n 8``)
+and with a bare-paramiko floor doing the same remote work without a framework.
+
+N instances are network namespaces with their own sshd and chronyd (the lab's machinery, on
+10.76.0.0/16, which the isolation guard covers from before any namespace exists until the last
+is gone), plus shared DNS (dnsmasq), LDAP (slapd) and NTP (chronyd) servers; every
+instance's link has ``tc netem`` delay (``--rtt`` ms round trip, 20 by default). Per
+instance: dns (system resolver and the on-prem server, 4 names each), reach (open and closed),
+agent, nic, time and ldap: the checks ``scale_inventory.py`` writes.
+
+Runs are interleaved (every configuration once per round) so that the noise of this shared
+machine hits all of them alike; the table shows medians. The lab lock is held for each round
+and released between rounds, so the lab's own tests never overlap a measurement.
+
+Needs root. Usage:
+  python benchmarks/scale.py [--hosts 1,10,50,100] [--runs 3] [--rtt 20]
+                             [--modes drcheck,paramiko,testinfra,testinfra-n8] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import scale_inventory
+import scale_site
+
+from pytest_drcheck.lab import procs
+
+HERE = Path(__file__).resolve().parent
+TICK = os.sysconf("SC_CLK_TCK")
+MODES = ("drcheck", "paramiko", "testinfra", "testinfra-n8")
+
+
+@dataclass
+class Sample:
+    wall: float
+    cpu: float  # user+sys of the client and its waited-for children, seconds
+    sshd_cpu: float  # user+sys of the instances' sshd (and sessions), seconds
+    rss_mib: float  # peak RSS of the largest client process
+    summary: str
+
+
+@dataclass
+class Cell:
+    samples: list[Sample] = field(default_factory=list)
+
+    def median(self, attr: str) -> float:
+        return statistics.median(getattr(s, attr) for s in self.samples)
+
+
+def _sshd_ticks(lab: object, names: tuple[str, ...]) -> int:
+    state = lab.state()  # type: ignore[attr-defined]
+    total = 0
+    for name in names:
+        daemon = state.hosts[name].daemons.get("sshd")
+        if daemon is None or not procs.is_running(daemon.proc):
+            continue
+        try:
+            raw = Path(f"/proc/{daemon.proc.pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(")") + 2:].split()
+        total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    return total
+
+
+def command(mode: str, files: dict[str, Path], workdir: Path, extra: list[str]
+            ) -> tuple[list[str], dict[str, str]]:
+    env = dict(os.environ, PYTHONPATH=str(HERE), SCALE_HOSTS=str(files["hosts"]),
+               SCALE_SSH=str(files["ssh_config"]))
+    # A user's runs read compiled bytecode: without it every run recompiles (and pytest
+    # re-rewrites) every module, which is not what is being measured.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    # hypothesis (a test dependency of this repo) imports itself at the terminal summary of
+    # any pytest run: ~1 s of CPU that neither side of the comparison needs.
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+              "-p", "no:hypothesispytest", f"--rootdir={workdir}"]
+    if mode == "drcheck":
+        return [*pytest, f"--dr-inventory={files['inventory']}", *extra], env
+    if mode == "paramiko":
+        return [sys.executable, str(HERE / "scale_floor.py"), str(files["hosts"])], env
+    xdist = ["-n", "8"] if mode == "testinfra-n8" else []
+    return [*pytest, *xdist, str(HERE / "scale_testinfra.py")], env
+
+
+def measure(argv: list[str], env: dict[str, str], cwd: Path, lab: object,
+            names: tuple[str, ...], timeout: float) -> Sample:
+    before = _sshd_ticks(lab, names)
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out:
+        child = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                child.kill()
+                pid, status, usage = os.wait4(child.pid, 0)
+                break
+            time.sleep(0.01)
+        wall = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode(errors="replace").strip().splitlines()
+    time.sleep(0.3)  # the per-connection sshd processes exit and are reaped
+    sshd = (_sshd_ticks(lab, names) - before) / TICK
+    summary = text[-1] if text else f"exit {child.returncode}"
+    if child.returncode not in (0,):
+        summary = f"exit {child.returncode}: {summary}"
+    return Sample(wall, usage.ru_utime + usage.ru_stime, sshd, usage.ru_maxrss / 1024, summary)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", default="1,10,50,100")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--rtt", type=float, default=20.0, help="round trip in ms")
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--drcheck-args", default="", help="extra pytest args for drcheck")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--testinfra-max", type=int, default=50,
+                        help="largest N for the testinfra modes (they are slow)")
+    parser.add_argument("--keep", action="store_true", help="leave the site up afterwards")
+    args = parser.parse_args()
+    sizes = [int(n) for n in args.hosts.split(",")]
+    modes = [m for m in args.modes.split(",") if m]
+    site = scale_site.ScaleSite(max(sizes), args.rtt)
+    workdir = Path(tempfile.mkdtemp(prefix="drcheck-scale-"))
+    cells: dict[tuple[int, str], Cell] = {(n, m): Cell() for n in sizes for m in modes}
+    extra = args.drcheck_args.split()
+    links = ""
+    try:
+        with scale_site.locked():
+            started = time.monotonic()
+            lab, links = scale_site.build(site)
+            print(f"site up: {site.hosts} instances, {links}, "
+                  f"built in {time.monotonic() - started:.1f} s", flush=True)
+        files = {n: scale_inventory.write(site, n, workdir) for n in sizes}
+        for mode in modes:  # warm-up: bytecode caches written, page cache filled
+            argv, env = command(mode, files[sizes[0]], workdir, extra)
+            subprocess.run(argv, env=env, cwd=workdir, capture_output=True, timeout=600)
+        for round_no in range(args.runs):
+            with scale_site.locked():
+                for n in sizes:
+                    names = site.instances[:n]
+                    for mode in modes:
+                        if mode.startswith("testinfra") and n > args.testinfra_max:
+                            continue
+                        argv, env = command(mode, files[n], workdir, extra)
+                        sample = measure(argv, env, workdir, lab, names, args.timeout)
+                        cells[n, mode].samples.append(sample)
+                        print(f"round {round_no + 1} N={n:<4} {mode:13s} {sample.wall:7.2f} s "
+                              f"cpu {sample.cpu:6.2f} s  {sample.summary}", flush=True)
+    finally:
+        if not args.keep:
+            with scale_site.locked():
+                scale_site.teardown(site)
+    report(sizes, modes, cells, args, links)
+
+
+def report(sizes: list[int], modes: list[str], cells: dict[tuple[int, str], Cell],
+           args: argparse.Namespace, links: str) -> None:
+    print(f"\nscale benchmark: {links}; medians of {args.runs} interleaved "
+          f"runs, {os.cpu_count()} CPUs")
+    print(f"{'N':>5} {'mode':13s} {'wall s':>8} {'cpu ms/host':>12} {'sshd ms/host':>13} "
+          f"{'peak RSS MiB':>13} {'wall/N=1':>9} {'wall/floor':>11} {'cpu/floor':>10}")
+    first = sizes[0]
+    for n in sizes:
+        for mode in modes:
+            cell = cells[n, mode]
+            if not cell.samples:
+                continue
+            wall, cpu = cell.median("wall"), cell.median("cpu")
+            base = cells[first, mode].median("wall") if cells[first, mode].samples else wall
+            floor = cells.get((n, "paramiko"))
+            wall_floor = cpu_floor = "-"
+            if floor is not None and floor.samples:
+                wall_floor = f"{wall / floor.median('wall'):.2f}x"
+                cpu_floor = f"{cpu / floor.median('cpu'):.2f}x"
+            print(f"{n:>5} {mode:13s} {wall:8.2f} {1000 * cpu / n:12.1f} "
+                  f"{1000 * cell.median('sshd_cpu') / n:13.1f} {cell.median('rss_mib'):13.1f} "
+                  f"{wall / base:8.2f}x {wall_floor:>11} {cpu_floor:>10}")
+        if "drcheck" in modes and cells[n, "drcheck"].samples:
+            ours = cells[n, "drcheck"].median("wall")
+            for mode in ("testinfra", "testinfra-n8"):
+                if mode in modes and cells[n, mode].samples:
+                    print(f"{'':>5} {mode} / drcheck wall: "
+                          f"{cells[n, mode].median('wall') / ours:.1f}x")
+    print("last summaries:")
+    for (n, mode), cell in cells.items():
+        if cell.samples:
+            print(f"  N={n} {mode}: {cell.samples[-1].summary}")
+    raw = {f"{n}/{m}": [s.__dict__ for s in c.samples] for (n, m), c in cells.items()}
+    (Path(tempfile.gettempdir()) / "scale-last.json").write_text(json.dumps(raw, default=str))
+
+
+if __name__ == "__main__":
+    main()
