@@ -30,10 +30,11 @@ class TargetFactory:
         self.providers: list[TargetProvider] = []
 
     def __call__(self, host: HostSpec, target_of: Callable[[str], Target]) -> Target:
-        for provider in self.providers:
-            if provider.handles(host):
-                return provider.make_target(host, target_of)
-        return self.plain(host, target_of)
+        provider = next((p for p in self.providers if p.handles(host)), None)
+        target = (provider.make_target(host, target_of) if provider is not None
+                  else self.plain(host, target_of))
+        target.lookup_timeout = host.connection.command_timeout
+        return target
 
     def plain(self, host: HostSpec, target_of: Callable[[str], Target]) -> Target:
         """The target of the host's connection type, whatever the providers would make."""

@@ -306,12 +306,36 @@ def test_a_name_that_does_not_resolve_on_the_instance_says_so(
         make_target: MakeTarget, resolvers: dict[str, str], resolver: str, timeout: float,
         why: str, sessions: int, destinations: list[Any]) -> None:
     target = ssh_with_resolver(make_target, resolvers[resolver], max_sessions=sessions)
+    target.lookup_timeout = timeout  # the host's command budget (see the test below)
     started = time.monotonic()
     with pytest.raises(NameNotResolved) as caught:
         target.open_stream("dc01.corp.example", 636, timeout)
     assert str(caught.value) == f"dc01.corp.example does not resolve on app01 ({why})"
     assert destinations == []  # nothing was dialled
     assert time.monotonic() - started < timeout + 30
+
+
+def test_a_lookup_has_the_hosts_command_budget_not_the_streams(
+        make_target: MakeTarget, echo_server: EchoServer, resolvers: dict[str, str],
+        tmp_path: Path) -> None:
+    """A resolver slower than a stream's connect budget (an ldap stream's 3 s, on a loaded
+    host) still answers: the name resolves, and the connection then has its whole budget."""
+    probe = make_target()
+    probe.connect()
+    connect_budget = max(1.0, 10 * command_round_trip(probe))
+    (tmp_path / "pause").write_text(f"{1.5 * connect_budget:.2f}")
+    target = ssh_with_resolver(make_target, resolvers["slow"])
+    target.lookup_timeout = 1.5 * connect_budget + 30
+    stream = target.open_stream("slow.example", echo_server.port, connect_budget)
+    stream.settimeout(10)
+    stream.sendall(b"ok")
+    assert stream.recv(2) == b"ok"
+    stream.close()
+    # And a lookup that outlasts the host's budget says so with that budget.
+    target = ssh_with_resolver(make_target, resolvers["hangs"])
+    target.lookup_timeout = 1
+    with pytest.raises(NameNotResolved, match=r"the lookup timed out after 1 s\)$"):
+        target.open_stream("dc01.corp.example", 636, 0.5)
 
 
 def test_a_lost_host_is_a_target_error_not_a_name_error(make_target: MakeTarget) -> None:
