@@ -8,7 +8,7 @@ domain failed"): nobody can log in, while every port is open. So the instance it
   platform shows it), from its own configuration (no DC asked);
 - ``dc``: the domain controller it locates and uses is one of the expected DCs;
 - ``secure-channel``: the machine account's secret still matches the domain's (winbind's
-  ``wbinfo -t``, ``adcli testjoin``; on Windows ``Test-ComputerSecureChannel``);
+  ``net ads testjoin``, ``adcli testjoin``; on Windows ``Test-ComputerSecureChannel``);
 - ``kerberos``: the machine account obtains a Kerberos ticket with its own key (``kinit -k``
   with the host keytab, into a private credential cache);
 - ``user/NAME``, ``group/NAME``: a domain account resolves through the instance's NSS (or
@@ -103,7 +103,7 @@ class SecureChannel:
     """Whether the machine account's secret is still the domain's."""
 
     valid: bool
-    # The tool as run: "wbinfo -t", "adcli testjoin", "Test-ComputerSecureChannel".
+    # The tool as run: "net ads testjoin", "adcli testjoin", "Test-ComputerSecureChannel".
     via: str
     # Its answer in one line (for a broken channel: the error it gave).
     answer: str

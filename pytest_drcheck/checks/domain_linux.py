@@ -8,8 +8,17 @@ lines and the tool's own output behind ``out:``, and always exits 0, so what a t
 (a broken channel, a missing keytab) is data and what kept it from answering (the tool is
 missing, winbindd does not answer, the command timed out) is "could not observe".
 
+The secure channel of a winbind member is ``net ads testjoin`` (a fresh authentication with
+the machine secret), not ``wbinfo -t``: measured against Samba 4.17, ``wbinfo -t`` and
+``wbinfo --ping-dc`` still report success after the machine password was reset on the DC
+(winbindd keeps its established NETLOGON session, and the DC accepts the previous password
+there), while every new logon already fails.
+
 The machine ticket goes to a private credential cache (``KRB5CCNAME=MEMORY:``): the user's
-own tickets are never read or replaced.
+own tickets are never read or replaced. It is requested with ``kdc_timesync = 0``: MIT's kinit
+otherwise corrects its own clock from the KDC's skew error and succeeds, while every service on
+the instance still rejects its users' tickets (an acceptor checks authenticators against the
+local clock): the ticket request must see the skew the services see.
 """
 
 from __future__ import annotations
@@ -65,7 +74,10 @@ _KERBEROS = (
     "printf '%s\\n' \"$k\" | sed -n 's/^Keytab name: /keytab=/p'; "
     "p=$(printf '%s\\n' \"$k\" | awk '$2 ~ /[$]@/ {print $2; exit}'); "
     "if [ -z \"$p\" ]; then printf '%s\\n' \"$k\" | sed 's/^/out:/'; "
-    "else echo \"principal=$p\"; report env KRB5CCNAME=MEMORY:drcheck kinit -k \"$p\"; fi"
+    "else echo \"principal=$p\"; t=$(mktemp) || exit 0; "
+    "printf '[libdefaults]\\n\\tkdc_timesync = 0\\n' >\"$t\"; "
+    "report env KRB5_CONFIG=\"$t:${KRB5_CONFIG:-/etc/krb5.conf}\" KRB5CCNAME=MEMORY:drcheck "
+    "kinit -k \"$p\"; rm -f \"$t\"; fi"
 )
 
 
@@ -76,7 +88,7 @@ def commands(params: DomainParams) -> tuple[str, ...]:
     if params.prop == KERBEROS:
         return (_KERBEROS,)
     if params.prop == SECURE_CHANNEL:
-        return (DETECT + REPORT + "if [ \"$via\" = winbind ]; then report wbinfo -t; "
+        return (DETECT + REPORT + "if [ \"$via\" = winbind ]; then report net ads testjoin; "
                 "else report adcli testjoin; fi",)
     if params.prop == DC:
         realm = shlex.quote(params.realm)
@@ -92,7 +104,7 @@ def commands(params: DomainParams) -> tuple[str, ...]:
     return (DETECT + REPORT + f"a={account}; case \"$a\" in *\\\\*|*@*) q=$a;; "
             "*) if [ \"$via\" = winbind ]; then "
             "q=$(printf '%s\\\\%s' \"$(wbinfo --own-domain 2>/dev/null)\" \"$a\"); "
-            f"else q=$a{suffix}; fi;; esac; echo \"name=$q\"; "
+            f"else q=$a{suffix}; fi;; esac; printf 'name=%s\\n' \"$q\"; "
             f"report getent {database} -- \"$q\"",)
 
 
@@ -148,7 +160,8 @@ def _run(reported: Reported, index: int, what: str, host: str) -> tuple[int, lis
     if status == NOT_FOUND:
         raise CouldNotObserve(f"{what} is not available on {host} (command not found)")
     text = _one_line(lines)
-    if status != 0 and any(code in text for code in WINBIND_DOWN):
+    # wbinfo --own-domain says so and still exits 0 when winbindd does not answer.
+    if any(code in text for code in WINBIND_DOWN):
         raise CouldNotObserve(f"winbindd does not answer on {host} ({what}: {text})")
     return status, lines
 
@@ -193,7 +206,7 @@ def parse_membership(text: str, host: str) -> Membership:
 
 def parse_secure_channel(text: str, host: str) -> SecureChannel:
     reported = parse_report(text)
-    tool = "wbinfo -t" if _via(reported) == "winbind" else "adcli testjoin"
+    tool = "net ads testjoin" if _via(reported) == "winbind" else "adcli testjoin"
     status, lines = _run(reported, 0, tool, host)
     answer = _one_line(lines) or f"exit status {status}"
     return SecureChannel(status == 0, tool, answer)
