@@ -23,6 +23,7 @@ local clock): the ticket request must see the skew the services see.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,13 @@ REPORT = ("report() { o=$(\"$@\" 2>&1); echo \"rc=$?\"; "
 NOT_FOUND = 127
 # getent's status for a key it did not find.
 GETENT_NOT_FOUND = 2
+# How long a winbind member's DC may take to answer a NETLOGON ping: a DC that answers does
+# so in milliseconds (10-400 ms measured, loaded machine); one that is gone takes winbindd
+# about 10 s to give up, longer than a drill's whole command timeout.
+PING_DC_SECONDS = 5
+# coreutils timeout's status when it stopped the command.
+TIMED_OUT = 124
+_PING_DC = re.compile(r'dc connection to "([^"]*)" succeeded')
 # What wbinfo says when winbindd does not answer at all (not a verdict on the domain).
 WINBIND_DOWN = ("WBC_ERR_WINBIND_NOT_AVAILABLE", "WBC_ERR_NO_MEMORY")
 _MEMBERSHIP = (
@@ -94,7 +102,8 @@ def commands(params: DomainParams) -> tuple[str, ...]:
         realm = shlex.quote(params.realm)
         lower = shlex.quote(params.realm.lower())
         return (DETECT + REPORT
-                + f"if [ \"$via\" = winbind ]; then report wbinfo --dsgetdcname={realm}; "
+                + f"if [ \"$via\" = winbind ]; then report timeout {PING_DC_SECONDS} wbinfo "
+                f"--ping-dc; report wbinfo --dsgetdcname={realm}; "
                 f"elif [ \"$via\" = sssd ] && command -v sssctl >/dev/null 2>&1; then "
                 f"echo tool=sssctl; report sssctl domain-status {lower} --active-server; "
                 f"else echo tool=adcli; report adcli info {lower}; fi",)
@@ -208,20 +217,21 @@ def parse_secure_channel(text: str, host: str) -> SecureChannel:
     reported = parse_report(text)
     tool = "net ads testjoin" if _via(reported) == "winbind" else "adcli testjoin"
     status, lines = _run(reported, 0, tool, host)
-    answer = _one_line(lines) or f"exit status {status}"
-    return SecureChannel(status == 0, tool, answer)
+    said = [line.strip() for line in lines if line.strip()]
+    if not said:
+        return SecureChannel(status == 0, tool, f"exit status {status}")
+    # The verdict is the last line ("Join is OK"); before it come the steps that failed on
+    # the way (a Kerberos attempt before an accepted fallback), which name the cause of a
+    # broken channel.
+    shown = said[-1] if status == 0 or len(said) == 1 else f"{said[0]}; {said[-1]}"
+    return SecureChannel(status == 0, tool, _one_line([shown]))
 
 
 def parse_dc(text: str, host: str) -> DcInUse:
     reported = parse_report(text)
     via = _via(reported)
     if via == "winbind":
-        tool = "wbinfo --dsgetdcname"
-        status, lines = _run(reported, 0, tool, host)
-        values = [line.strip().lstrip("\\") for line in lines if line.strip()]
-        if status != 0 or not values:
-            return DcInUse(None, None, tool, _one_line(lines) or f"exit status {status}")
-        return DcInUse(values[0], values[1] if len(values) > 1 else None, tool)
+        return _winbind_dc(reported, host)
     tool = ("sssctl domain-status" if reported.field_of("tool") == "sssctl"
             else "adcli info")
     status, lines = _run(reported, 0, tool, host)
@@ -240,6 +250,25 @@ def parse_dc(text: str, host: str) -> DcInUse:
     return DcInUse(name, address, tool)
 
 
+def _winbind_dc(reported: Reported, host: str) -> DcInUse:
+    """The DC winbindd reaches right now (``wbinfo --ping-dc``; ``--dsgetdcname`` alone
+    answers from a cache while the DC is gone), with its address from ``--dsgetdcname``."""
+    tool = "wbinfo --ping-dc"
+    status, lines = _run(reported, 0, tool, host)
+    text = _one_line(lines)
+    found = _PING_DC.search(text)
+    if status == TIMED_OUT:
+        return DcInUse(None, None, tool, f"no answer within {PING_DC_SECONDS} s")
+    if status != 0 or found is None or not found.group(1):
+        return DcInUse(None, None, tool, text or f"exit status {status}")
+    name, address = found.group(1), None
+    if len(reported.runs) > 1 and reported.runs[1][0] == 0:
+        cached = [line.strip().lstrip("\\") for line in reported.runs[1][1] if line.strip()]
+        if len(cached) > 1 and cached[0].lower() == name.lower():
+            address = cached[1]
+    return DcInUse(name, address, tool)
+
+
 def parse_ticket(text: str, host: str) -> MachineTicket:
     reported = parse_report(text)
     keytab = reported.field_of("keytab")
@@ -251,7 +280,9 @@ def parse_ticket(text: str, host: str) -> MachineTicket:
                                   "is krb5-user installed?")
         if "ermission denied" in said:
             raise CouldNotObserve(f"cannot read the keytab on {host}: {said}")
-        return MachineTicket(None, False, said or "no NAME$@REALM principal", keytab)
+        complaint = _one_line([line for line in reported.loose
+                               if not line.startswith(("Keytab name:", "KVNO ", "----"))])
+        return MachineTicket(None, False, complaint or "no NAME$@REALM principal", keytab)
     status, lines = _run(reported, 0, "kinit", host)
     answer = _one_line(lines)
     return MachineTicket(principal, status == 0, answer or f"exit status {status}", keytab)

@@ -65,9 +65,19 @@ ad.corp.example
 Default-First-Site-Name
 Default-First-Site-Name"""
 NO_DC = "Could not find dc for AD.CORP.EXAMPLE"
+PING_DC = ('checking the NETLOGON for domain[AD] dc connection to "dc02.ad.corp.example" '
+           "succeeded")
+PING_DC_GONE = ('checking the NETLOGON for domain[AD] dc connection to "" failed\n'
+                "failed to call wbcPingDc: WBC_ERR_DOMAIN_NOT_FOUND")
 TESTJOIN_OK = "Join is OK"
 TESTJOIN_RESET = """kerberos_kinit_password DB01$@AD.CORP.EXAMPLE failed: Preauthentication failed
 Join to domain is not valid: LDAP_INVALID_CREDENTIALS"""
+TESTJOIN_SKEWED = """gse_get_client_auth_token: gss_init_sec_context failed with [ Miscellaneous \
+failure (see text): FAST fast response is missing FX-FAST (ldap/dc02.ad.corp.example@AD.CORP.EXA\
+MPLE)](2529639059)
+ads_sasl_spnego_bind: kinit succeeded but SPNEGO bind with Kerberos failed for ldap/dc02.ad.corp\
+.example - user[DB01$], realm[AD.CORP.EXAMPLE]: The attempted logon is invalid.
+Join is OK"""
 KEYTAB = """Keytab name: FILE:/etc/krb5.keytab
 KVNO Principal
 ---- --------------------------------------------------------------------------
@@ -224,10 +234,13 @@ def test_keytab_membership_and_a_missing_keytab_is_not_joined() -> None:
 
 
 def test_dc_from_dsgetdcname_and_adcli_info() -> None:
-    assert parse_dc(winbind(run(0, DSGETDCNAME)), "db01") == DcInUse(
-        "dc02.ad.corp.example", "10.77.0.21", "wbinfo --dsgetdcname")
-    assert parse_dc(winbind(run(1, NO_DC)), "db01") == DcInUse(
-        None, None, "wbinfo --dsgetdcname", NO_DC)
+    assert parse_dc(winbind(run(0, PING_DC), run(0, DSGETDCNAME)), "db01") == DcInUse(
+        "dc02.ad.corp.example", "10.77.0.21", "wbinfo --ping-dc")
+    # The DC gone: --dsgetdcname still answers from its cache; the ping tells.
+    assert parse_dc(winbind(run(1, PING_DC_GONE), run(0, DSGETDCNAME)), "db01") == DcInUse(
+        None, None, "wbinfo --ping-dc", " ".join(PING_DC_GONE.split()))
+    assert parse_dc(winbind(run(124, ""), run(0, DSGETDCNAME)), "db01") == DcInUse(
+        None, None, "wbinfo --ping-dc", "no answer within 5 s")
     adcli = ("via=sssd\ntool=adcli\n" + run(0, "[domain]\ndomain-name = ad.corp.example\n"
              "domain-controller = dc02.ad.corp.example\ndomain-controller-site = Default"))
     assert parse_dc(adcli, "db01") == DcInUse("dc02.ad.corp.example", None, "adcli info")
@@ -239,8 +252,12 @@ def test_secure_channel_from_testjoin() -> None:
     assert parse_secure_channel(winbind(run(0, TESTJOIN_OK)), "db01") == SecureChannel(
         True, "net ads testjoin", "Join is OK")
     broken = parse_secure_channel(winbind(run(255, TESTJOIN_RESET)), "db01")
-    assert not broken.valid
-    assert broken.answer.endswith("Join to domain is not valid: LDAP_INVALID_CREDENTIALS")
+    assert broken == SecureChannel(False, "net ads testjoin", (
+        "kerberos_kinit_password DB01$@AD.CORP.EXAMPLE failed: Preauthentication failed; "
+        "Join to domain is not valid: LDAP_INVALID_CREDENTIALS"))
+    # Clock skew: Kerberos fails, the NTLM fallback is accepted; the verdict is the last line.
+    skewed = parse_secure_channel(winbind(run(0, TESTJOIN_SKEWED)), "db01")
+    assert skewed == SecureChannel(True, "net ads testjoin", "Join is OK")
 
 
 def test_machine_ticket_obtained_refused_skewed_and_keyless() -> None:
@@ -250,7 +267,8 @@ def test_machine_ticket_obtained_refused_skewed_and_keyless() -> None:
     assert parse_ticket(ticket(kinit=SKEW, status=1), "db01").answer == SKEW
     gone = parse_ticket(ticket(keytab=NO_KEYTAB, principal=None, krc=1), "db01")
     assert (gone.principal, gone.obtained) == (None, False)
-    assert gone.answer.startswith("klist: Key table file '/etc/krb5.keytab' not found")
+    assert gone.answer == ("klist: Key table file '/etc/krb5.keytab' not found while starting "
+                           "keytab scan")
     with pytest.raises(CouldNotObserve, match="cannot read the keytab on db01"):
         parse_ticket(ticket(keytab="klist: Permission denied while starting keytab scan",
                             principal=None, krc=1), "db01")

@@ -121,8 +121,8 @@ class SambaDc(Component):
              f"--domain={self.netbios_domain}", "--server-role=dc",
              "--dns-backend=SAMBA_INTERNAL", f"--host-name={ctx.host.name}",
              f"--host-ip={ctx.host.address}", f"--targetdir={base}",
-             # An administrator nobody needs: the lab edits the directory offline.
-             f"--adminpass=Adm-{secrets.token_urlsafe(18)}-9z",
+             # The lab edits the directory offline; its domain member joins with this account.
+             f"--adminpass={admin_password(ctx.paths)}",
              *(f"--option={key}={value}" for key, value in options.items())],
             timeout=120.0)
         run(["/usr/bin/python3", "-c", _ACCOUNTS_SCRIPT, self.config(ctx),
