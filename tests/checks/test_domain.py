@@ -34,6 +34,7 @@ from pytest_drcheck.checks.domain_linux import (
     parse_secure_channel,
     parse_ticket,
 )
+from pytest_drcheck.inventory import InventoryError, load_plan
 from pytest_drcheck.model import CouldNotObserve, Outcome
 from tests.checks.instances import context, item_of, ran
 
@@ -342,3 +343,43 @@ def test_hostile_account_names_reach_getent_as_one_argument(stub_path: str) -> N
     # The runner's NSS has no winbind: an sssd-style name.
     assert parse_account(shell(plain, stub_path, EXPECT="drcheck@ad.corp.example"), "runner",
                          "user").entry == "drcheck@ad.corp.example:*:1:1::/:/bin/sh"
+
+
+# --- the inventory ------------------------------------------------------------------------
+
+INVENTORY = """version: 1
+drill: {name: d}
+site:
+  domains:
+    ad: {realm: AD.CORP.EXAMPLE, netbios: AD, dcs: [dc02.ad.corp.example], users: [drcheck]}
+hosts:
+  db01:
+    address: 10.77.0.13
+    checks:
+      domain:
+"""
+
+
+def plan_of(tmp_path: Path, entry: str) -> list[str]:
+    path = tmp_path / "site.yaml"
+    path.write_text(INVENTORY + f"        - {entry}\n")
+    return [item.key for item in load_plan(path, display_name="site.yaml").items]
+
+
+def test_an_inventory_entry_becomes_one_test_per_property(tmp_path: Path) -> None:
+    assert plan_of(tmp_path, "{domain: ad}") == [
+        "db01::domain[ad/dc]", "db01::domain[ad/joined]", "db01::domain[ad/kerberos]",
+        "db01::domain[ad/secure-channel]", "db01::domain[ad/user/drcheck]"]
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ("{domain: corp}", "site.yaml:11: hosts.db01.checks.domain[0].domain: domain 'corp' is not "
+                       "in site.domains (ad); define it there"),
+    ("{domain: ad, users: [\"o'brien\"]}", "site.yaml:11: hosts.db01.checks.domain[0].users[0]: "
+     "'o'brien' is not valid here; expected an account name (drcheck, AD\\drcheck or "
+     "drcheck@ad.corp.example)"),
+])
+def test_entry_mistakes_are_one_line(tmp_path: Path, entry: str, message: str) -> None:
+    with pytest.raises(InventoryError) as caught:
+        plan_of(tmp_path, entry)
+    assert str(caught.value) == message
