@@ -8,8 +8,8 @@ Each is what a restored, domain-joined server meets in a real DR drill:
 - ``keytab_removed``: the member's host keytab is gone; its secret (secrets.tdb) stays.
 - ``dc_unreachable``: nothing from the member reaches the DC (dropped, so connections time
   out as to a DC in an unrouted network); undone by waiting until winbindd reaches it again.
-- ``clock_skewed``: every new process on the member sees its clock ``seconds`` ahead
-  (libfaketime through the member's own /etc/ld.so.preload), past Kerberos' 5 minutes.
+- ``clock_skewed``: every session on the member sees its clock ``seconds`` ahead
+  (libfaketime), past Kerberos' 5 minutes.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from pytest_drcheck.lab.components.domain_member import WinbindMember
 from pytest_drcheck.lab.components.samba import SambaDc
+from pytest_drcheck.lab.components.sshd import Sshd
 from pytest_drcheck.lab.errors import LabError
 from pytest_drcheck.lab.faults.base import in_force, nft_table
 
@@ -112,13 +113,19 @@ def dc_unreachable(lab: Lab, host: str = "db01") -> Iterator[None]:
 @contextlib.contextmanager
 def clock_skewed(lab: Lab, host: str = "db01",
                  seconds: int = DEFAULT_SKEW_SECONDS) -> Iterator[None]:
-    _member(lab, host)  # only the member has a private /etc to put the preload in
-    with in_force(lab, "clock_skewed", host, f"new processes {seconds:+d} s"):
-        _inside(lab, host, f"printf '%s\\n' '+{seconds}' >/etc/faketimerc && "
-                           f"printf '%s\\n' '{FAKETIME_LIBRARY}' >/etc/ld.so.preload",
-                "installing libfaketime")
+    """Every session on ``host`` (what the drill runs there) sees the clock ``seconds`` ahead:
+    sshd hands libfaketime to its sessions (``SetEnv``), not to itself (sshd's sandboxed
+    pre-auth child dies under it, measured: the connection is lost)."""
+    sshd = lab.component(host, Sshd)
+    config = sshd.config(lab.context(host))
+    original = config.read_text()
+    with in_force(lab, "clock_skewed", host, f"sessions {seconds:+d} s"):
+        # SetEnv must come before any Match block: prepended.
+        config.write_text(f"SetEnv LD_PRELOAD={FAKETIME_LIBRARY} FAKETIME=+{seconds}\n"
+                          + original)
         try:
+            lab.restart(host, sshd.name)
             yield
         finally:
-            _inside(lab, host, "rm -f /etc/ld.so.preload /etc/faketimerc",
-                    "removing libfaketime")
+            config.write_text(original)
+            lab.restart(host, sshd.name)
