@@ -236,6 +236,7 @@ class DomainCheck(Check[DomainValue]):
                                         (joined, channel)))
         return subjects
 
+    # The platform's observer is imported where it is used: it imports this module's values.
     def commands(self, item: PlanItem) -> Sequence[str]:
         from pytest_drcheck.checks import domain_linux
 
