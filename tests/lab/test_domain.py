@@ -53,6 +53,8 @@ def db01_verdicts(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def healthy(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    # An earlier test may have stopped the DC: winbindd then stays offline for a while.
+    faults.wait_until_member_works(lab, "db01")
     return db01_verdicts(tmp_path_factory.mktemp("healthy"))
 
 
