@@ -26,8 +26,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "install.sh: installing ${#missing[@]} Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # libnss-winbind's postinst adds winbind to this machine's own NSS: the lab's domain member
+  # gets it in its private /etc, the machine keeps what it had.
+  cp -p /etc/nsswitch.conf /tmp/drcheck-nsswitch.conf
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/tmp/drcheck-apt.log 2>&1 \
     || { tail -20 /tmp/drcheck-apt.log >&2; exit 1; }
+  cp -p /tmp/drcheck-nsswitch.conf /etc/nsswitch.conf
 fi
 
 python=${PYTHON:-python3}

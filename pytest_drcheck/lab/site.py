@@ -11,6 +11,7 @@ from pytest_drcheck.lab.components.bacula import BaculaFd, BaculaSd
 from pytest_drcheck.lab.components.base import Component
 from pytest_drcheck.lab.components.clamav import Clamd
 from pytest_drcheck.lab.components.dns import Dnsmasq, Srv, Unbound, Zone
+from pytest_drcheck.lab.components.domain_member import WinbindMember
 from pytest_drcheck.lab.components.ldap import Slapd
 from pytest_drcheck.lab.components.ntp import Chronyd, SkewedNtp
 from pytest_drcheck.lab.components.proxy import Squid
@@ -71,7 +72,9 @@ LAB = Topology(
         Host("app01", (Nic(LAN, "10.77.0.11"),), (Sshd(), TIME_CLIENT, *OPS_AGENTS)),
         Host("app02", (Nic(LAN, "10.77.0.12"),), (Sshd(), TIME_CLIENT, *OPS_AGENTS)),
         Host("db01", (Nic(LAN, "10.77.0.13"), Nic(BACKEND, "10.78.0.13")),
-             (Sshd(), TIME_CLIENT, *OPS_AGENTS)),
+             (Sshd(), TIME_CLIENT, *OPS_AGENTS,
+              # Joined to the AD domain with winbind (issue 13): the drill's domain checks.
+              WinbindMember(AD_REALM, "AD"))),
         Host("proxy01", (Nic(LAN, "10.77.0.60"), Nic(INTERNET, "10.99.0.1")),
              (Squid(allow=(".example.com", ".example.net"), nameserver="10.77.0.53"),)),
         Host("web01", (Nic(INTERNET, "10.99.0.80"),), (WebServer(),), search=(),

@@ -10,6 +10,7 @@ must change password) and a computer account per recovery instance.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from pytest_drcheck.lab.commands import run
 from pytest_drcheck.lab.components import pki
 from pytest_drcheck.lab.components.base import Component, HostContext
 from pytest_drcheck.lab.components.ldap import ldap_answers
+from pytest_drcheck.lab.paths import LabPaths
 
 # Run by the system python3, which has Samba's bindings: one process for every account
 # instead of one samba-tool per account. The password comes on stdin, never in argv.
@@ -46,6 +48,22 @@ for name in computers:
 """
 # Accounts the DC refuses, and the AD sub-code it answers with (the lab tests read these).
 REFUSED_ACCOUNTS = {"disabled": "533", "expired": "701", "mustchange": "773"}
+# The domain administrator's password, in the lab's secrets: the lab's domain member joins with
+# it (through an authentication file, never argv).
+ADMIN_PASSWORD_FILE = "ad-admin-password"
+
+
+def admin_password(paths: LabPaths) -> str:
+    """The lab domain's administrator password (made at the first provision of this lab)."""
+    path = paths.secrets_dir / ADMIN_PASSWORD_FILE
+    if path.exists():
+        return path.read_text().rstrip("\n")
+    paths.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    value = f"Adm-{secrets.token_urlsafe(18)}-9z"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
 
 
 @dataclass(frozen=True)
@@ -94,15 +112,17 @@ class SambaDc(Component):
             # Everything Samba would put under /run and /var/lib stays in the lab's tree.
             "pid directory": f"{base}/run",
             "ncalrpc dir": f"{base}/run/ncalrpc",
-            "winbindd socket directory": f"{base}/run/winbindd",
+            # winbindd's socket stays where smbd's libwbclient looks (/run/samba/winbindd, in
+            # the host's private /run): elsewhere, every SMB session setup (a member's join,
+            # its winbind) fails with NT_STATUS_INTERNAL_ERROR (measured, Samba 4.17).
             "ntp signd socket directory": f"{base}/run/ntp_signd",
         }
         run(["samba-tool", "domain", "provision", f"--realm={self.realm}",
              f"--domain={self.netbios_domain}", "--server-role=dc",
              "--dns-backend=SAMBA_INTERNAL", f"--host-name={ctx.host.name}",
              f"--host-ip={ctx.host.address}", f"--targetdir={base}",
-             # An administrator nobody needs: the lab edits the directory offline.
-             f"--adminpass=Adm-{secrets.token_urlsafe(18)}-9z",
+             # The lab edits the directory offline; its domain member joins with this account.
+             f"--adminpass={admin_password(ctx.paths)}",
              *(f"--option={key}={value}" for key, value in options.items())],
             timeout=120.0)
         run(["/usr/bin/python3", "-c", _ACCOUNTS_SCRIPT, self.config(ctx),
@@ -112,8 +132,10 @@ class SambaDc(Component):
     def argv(self, ctx: HostContext, binary: str) -> list[str]:
         # -M single: every AD service in one process (12 processes instead of about 35, ready
         # in 0.4 s instead of 0.9 s, measured); a lab DC serves a handful of clients.
-        return [binary, "--foreground", "--no-process-group", "--debug-stdout",
-                "--model=single", "-s", self.config(ctx)]
+        # Through a shell that makes winbindd's socket parent, then execs samba (same PID).
+        return ["/bin/sh", "-c", 'mkdir -p /run/samba && exec "$0" "$@"', binary,
+                "--foreground", "--no-process-group", "--debug-stdout", "--model=single",
+                "-s", self.config(ctx)]
 
     def probe(self, ctx: HostContext, timeout: float) -> str | None:
         why = ldap_answers(ctx.host.address, timeout)
