@@ -238,6 +238,10 @@ class DomainCheck(Check[DomainValue]):
 
     # The platform's observer is imported where it is used: it imports this module's values.
     def commands(self, item: PlanItem) -> Sequence[str]:
+        if item.platform == "windows":
+            from pytest_drcheck.checks.windows import domain as windows
+
+            return windows.commands(DomainParams.of(item.params))
         from pytest_drcheck.checks import domain_linux
 
         return domain_linux.commands(DomainParams.of(item.params))
@@ -246,6 +250,10 @@ class DomainCheck(Check[DomainValue]):
         return expected_text(DomainParams.of(item.params))
 
     def observe(self, ctx: CheckContext) -> DomainValue:
+        if ctx.item.platform == "windows":
+            from pytest_drcheck.checks.windows import domain as windows
+
+            return windows.observe(ctx, DomainParams.of(ctx.params))
         from pytest_drcheck.checks import domain_linux
 
         return domain_linux.observe(ctx, DomainParams.of(ctx.params))

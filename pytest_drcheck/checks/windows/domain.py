@@ -12,18 +12,27 @@ by the family's one judge. Same shape as the Linux observer: ``commands(params)`
 - user/group: the account translated to its SID (``NTAccount.Translate``), which goes through
   the secure channel as a Linux NSS lookup goes through winbind/sssd.
 
-The family module is imported at run time: this module is the family's Windows half and ships
-with it (the ``domain`` family lands from its own branch).
+The family imports this module where it is used (``DomainCheck.commands``/``observe``), so
+this module can import the family's values at its top.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
 
+from pytest_drcheck.checks import domain as family
+from pytest_drcheck.checks.base import CheckContext
+from pytest_drcheck.checks.domain import (
+    AccountLookup,
+    DcInUse,
+    DomainParams,
+    DomainValue,
+    MachineTicket,
+    Membership,
+    SecureChannel,
+)
 from pytest_drcheck.model import CouldNotObserve
 from pytest_drcheck.targets.powershell_batch import ps_quote
 
@@ -39,10 +48,6 @@ TICKET_COMMAND = "klist -li 0x3e7 tgt" + _FAILED_TO_1
 _LINE = re.compile(r"^\s*([A-Za-z ]+?)\s*:\s*(.*?)\s*$")
 
 
-def _family() -> Any:
-    return importlib.import_module("pytest_drcheck.checks.domain")
-
-
 def dc_command(realm: str) -> str:
     return f"nltest ('/dsgetdc:' + {ps_quote(realm)})" + _FAILED_TO_1
 
@@ -53,8 +58,7 @@ def account_command(name: str) -> str:
             "$global:LASTEXITCODE = 2 }")
 
 
-def commands(params: Any) -> Sequence[str]:
-    family = _family()
+def commands(params: DomainParams) -> Sequence[str]:
     if params.prop == family.JOINED:
         return (MEMBERSHIP_COMMAND,)
     if params.prop == family.DC:
@@ -63,8 +67,8 @@ def commands(params: Any) -> Sequence[str]:
         return (SECURE_CHANNEL_COMMAND,)
     if params.prop == family.KERBEROS:
         return (TICKET_COMMAND,)
-    return (account_command(family.qualified(params.account, params.netbios, params.realm,
-                                             "backslash")),)
+    return (account_command(family.qualified(params.account or "", params.netbios,
+                                             params.realm, "backslash")),)
 
 
 def _fields(text: str) -> dict[str, str]:
@@ -80,29 +84,29 @@ def _first(text: str) -> str:
     return next((" ".join(line.split()) for line in text.splitlines() if line.strip()), "")[:160]
 
 
-def parse_membership(text: str, host: str) -> Any:
+def parse_membership(text: str, host: str) -> Membership:
     try:
         data = json.loads(text)
     except ValueError:
         raise CouldNotObserve(f"Win32_ComputerSystem on {host} printed no JSON: "
                               f"{text.strip()[:80]!r}") from None
     if isinstance(data, dict) and data.get("PartOfDomain") is True and data.get("Domain"):
-        return _family().Membership(str(data["Domain"]), None, VIA)
+        return Membership(str(data["Domain"]), None, VIA)
     workgroup = data.get("Workgroup") if isinstance(data, dict) else None
-    return _family().Membership(None, None, VIA, f"workgroup {workgroup}" if workgroup
+    return Membership(None, None, VIA, f"workgroup {workgroup}" if workgroup
                                 else "not part of a domain")
 
 
-def parse_dc(text: str, status: int) -> Any:
+def parse_dc(text: str, status: int) -> DcInUse:
     via = "nltest /dsgetdc"
     fields = _fields(text)
     if status != 0 or "dc" not in fields:
-        return _family().DcInUse(None, None, via, _first(text) or f"exit {status}")
+        return DcInUse(None, None, via, _first(text) or f"exit {status}")
     address = fields.get("address", "").lstrip("\\") or None
-    return _family().DcInUse(fields["dc"].lstrip("\\"), address, via)
+    return DcInUse(fields["dc"].lstrip("\\"), address, via)
 
 
-def parse_secure_channel(text: str, host: str) -> Any:
+def parse_secure_channel(text: str, host: str) -> SecureChannel:
     via = "Test-ComputerSecureChannel"
     try:
         data = json.loads(text)
@@ -116,23 +120,23 @@ def parse_secure_channel(text: str, host: str) -> Any:
         raise CouldNotObserve(f"{via} on {host} could not test the secure channel: "
                               f"{_first(str(data['error']))}")
     if data.get("valid") is True:
-        return _family().SecureChannel(True, via, "True")
-    return _family().SecureChannel(False, via, "False (the secure channel between the computer "
+        return SecureChannel(True, via, "True")
+    return SecureChannel(False, via, "False (the secure channel between the computer "
                                                 "and its domain is broken)")
 
 
-def parse_ticket(text: str, status: int) -> Any:
+def parse_ticket(text: str, status: int) -> MachineTicket:
     fields = _fields(text)
     client, domain = fields.get("clientname"), fields.get("domainname")
     if status != 0 or not client:
-        return _family().MachineTicket(None, False, _first(text) or f"exit {status}",
+        return MachineTicket(None, False, _first(text) or f"exit {status}",
                                        "LocalSystem (0x3e7)")
     principal = f"{client}@{domain}" if domain and "@" not in client else client
-    return _family().MachineTicket(principal, True, keytab="LocalSystem (0x3e7)")
+    return MachineTicket(principal, True, keytab="LocalSystem (0x3e7)")
 
 
-def observe(ctx: Any, params: Any) -> Any:
-    family, host = _family(), ctx.item.host
+def observe(ctx: CheckContext, params: DomainParams) -> DomainValue:
+    host = ctx.item.host
     if params.prop == family.JOINED:
         return parse_membership(ctx.output(0).stdout, host)
     if params.prop == family.DC:
@@ -144,6 +148,7 @@ def observe(ctx: Any, params: Any) -> Any:
         result = ctx.output(0, accept=(0, 1))
         return parse_ticket(result.stdout, result.exit_status)
     result = ctx.output(0, accept=(0, 2))
-    name = family.qualified(params.account, params.netbios, params.realm, "backslash")
+    name = family.qualified(params.account or "", params.netbios, params.realm, "backslash")
     sid = result.stdout.strip() if result.exit_status == 0 else ""
-    return family.AccountLookup(params.prop, name, sid or None, "SID lookup")
+    return AccountLookup("user" if params.prop == family.USER else "group", name, sid or None,
+                         "SID lookup")

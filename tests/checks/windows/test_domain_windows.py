@@ -1,7 +1,5 @@
 """domain on Windows: membership, DC, secure channel, machine ticket and SID lookups into the
-domain family's values, judged by its judge. The family lands from its own branch: until it
-is merged here these tests skip (they pass against that branch's value types at 7a4f575 and
-738d438)."""
+domain family's values, judged by its judge."""
 
 from __future__ import annotations
 
@@ -9,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from pytest_drcheck.checks import domain as family
 from pytest_drcheck.checks.windows import domain as windows
 from pytest_drcheck.model import CouldNotObserve, Outcome
 from tests.checks.windows.helpers import recorded
 
-family: Any = pytest.importorskip("pytest_drcheck.checks.domain")
 SITE = {"domains": {"corp": {"realm": "corp.example", "netbios": "CORP",
                              "dcs": ["dc01.corp.example"], "users": ["drcheck"]}}}
 
