@@ -82,7 +82,7 @@ class ScaleSite:
             Host(n, (Nic(NET, self.address(n)),), (Sshd(), Chronyd(servers=(NTP_ADDR,))),
                  nameservers=(DNS_ADDR,)) for n in self.instances)
         return Topology(networks=(NET,), hosts=shared + instances,
-                        reserved=(*LAB_PREFIXES, SCALE_PREFIX))
+                        reserved=LAB_PREFIXES)
 
     def lab(self) -> Lab:
         return Lab(STATE_DIR, self.topology())
@@ -108,19 +108,12 @@ class ScaleSite:
 
 
 def install_guard() -> None:
-    """Unreachable routes and the nft drop table for the lab's prefixes and ours, before any
-    namespace exists; kept while the site exists."""
-    topology = Topology(networks=(NET,), hosts=(), reserved=(*LAB_PREFIXES, SCALE_PREFIX))
+    """Unreachable routes and the nft drop table for the lab's prefixes, ours among them
+    (LAB_PREFIXES reserves 10.76/16 for this site), before any namespace exists; the lab's
+    guard is the same one, so it is never taken away."""
+    topology = Topology(networks=(NET,), hosts=(), reserved=LAB_PREFIXES)
     isolation.check_covered(topology)
     isolation.Guard.of(topology).install()
-
-
-def restore_lab_guard() -> None:
-    """Once no namespace or link of the site is left: the lab's own guard exactly as the lab
-    installs it (its tests check that the unreachable routes are exactly its prefixes), and
-    our /16's route removed."""
-    isolation.Guard(LAB_PREFIXES).install()
-    run(["ip", "-4", "route", "del", "unreachable", SCALE_PREFIX], check=False)
 
 
 @contextlib.contextmanager
@@ -142,4 +135,3 @@ def build(site: ScaleSite) -> tuple[Lab, str]:
 def teardown(site: ScaleSite) -> None:
     install_guard()
     site.lab().down()
-    restore_lab_guard()

@@ -14,7 +14,9 @@ from pytest_drcheck.lab.components.base import Component
 PREFIX = "drlab"
 # The address space the lab owns: every lab network lies inside it, and the isolation guard
 # (isolation.py) keeps all of it from leaving the machine, whatever state the lab is in.
-LAB_PREFIXES = ("10.77.0.0/16", "10.78.0.0/16", "10.99.0.0/16")
+# 10.76/16 belongs to the scale benchmark's sites (benchmarks/scale_site.py): guarded by the
+# same guard, so it stays guarded after a benchmark ends or dies.
+LAB_PREFIXES = ("10.76.0.0/16", "10.77.0.0/16", "10.78.0.0/16", "10.99.0.0/16")
 # Bumped when the way the lab is built changes without the topology changing, so that
 # ``up`` rebuilds a lab made by older code instead of calling it healthy.
 BUILD_VERSION = 1
