@@ -45,6 +45,7 @@ import yaml
 from pytest_drcheck.inventory import load_plan
 from pytest_drcheck.lab import Lab, faults
 from pytest_drcheck.lab.components.pki import BIND_PASSWORD_FILE
+from pytest_drcheck.lab.faults.domain import wait_until_member_works
 from pytest_drcheck.lab.site import LAN
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("drlab")]
@@ -239,6 +240,17 @@ def stopped(host: str, daemon: str) -> Inject:
     return lambda lab, stage: faults.stopped(lab, host, daemon)
 
 
+def stopped_under_the_member(host: str, daemon: str) -> Inject:
+    """A daemon the domain member db01 depends on (the AD DC, DNS): undone only once db01's
+    winbindd reaches its DC again (it keeps the domain offline for a while after losing it)."""
+    @contextlib.contextmanager
+    def inject(lab: Lab, stage: Stage) -> Iterator[None]:
+        with faults.stopped(lab, host, daemon):
+            yield
+        wait_until_member_works(lab, "db01")
+    return inject
+
+
 @contextlib.contextmanager
 def inventory_changed(stage: Stage, change: Callable[[dict[str, Any]], None]) -> Iterator[None]:
     document = yaml.safe_load(INVENTORY.read_text())
@@ -307,10 +319,16 @@ DNS_ONPREM = matching("*::dns[[]*@onprem]")
 LDAP_CORP = [f"{h}::ldap[dc01.corp.example/{p}@corp]" for h in INSTANCES
              for p in ("ldaps", "starttls", "search")]
 LDAP_AD = matching("*::ldap[[]*@ad]")
+# db01 is a member of the AD domain: its membership needs the DC, and (Kerberos, the secure
+# channel) DNS; whether it is joined at all is read from its own configuration.
+DOMAIN_DC = "db01::domain[ad/dc]"
+DOMAIN_NEEDS_DNS = [*matching("db01::domain[[]ad/kerberos]"),
+                    *matching("db01::domain[[]ad/secure-channel]"),
+                    *matching("db01::domain[[]ad/user/*"), *matching("db01::domain[[]ad/group/*")]
 DNS_SERVER = r"(10\.77\.0\.53|DNS|[Rr]esolv|name server|nameserver)"
 
 FAULTS: tuple[Fault, ...] = (
-    Fault("dnsmasq killed", stopped("dns01", "dnsmasq"), {
+    Fault("dnsmasq killed", stopped_under_the_member("dns01", "dnsmasq"), {
         # Through the system resolver: a resolver failure, never "does not resolve" (the
         # absent name and the PTR included): could not observe, naming DNS.
         **expect(ERROR, could_not_observe(DNS_SERVER), *DNS_BY_RESOLVER),
@@ -322,6 +340,9 @@ FAULTS: tuple[Fault, ...] = (
         # Every directory server is found by name: nothing to bind to, named as DNS.
         **expect(UNOBSERVED, unobserved(r"(corp\.example|DNS|[Rr]esolv)"), *LDAP_CORP,
                  *LDAP_AD),
+        # The member still reaches its DC (winbindd knows its address), but Kerberos and the
+        # secure channel look the realm up in DNS: their commands time out, lookups are skipped.
+        **expect(UNOBSERVED, unobserved(r"(timed out|secure-channel)"), *DOMAIN_NEEDS_DNS),
         # The proxy resolves through the same server, but squid keeps the answers of the
         # green drill before in its own cache: a real 200 through the proxy is a pass, and
         # without that cache its DNS failure page (503) is not a pass, not "denied".
@@ -335,10 +356,14 @@ FAULTS: tuple[Fault, ...] = (
     Fault("slapd killed", stopped("dc01", "slapd"), {
         **expect(UNOBSERVED, unobserved(r"(refused|dc01\.corp\.example)"), *LDAP_CORP),
     }),
-    Fault("samba killed", stopped("dc02", "samba"), {
+    Fault("samba killed", stopped_under_the_member("dc02", "samba"), {
         # Samba is also the AD zone's DNS: SRV lookups and the DC's own name fail.
         **expect(UNOBSERVED, unobserved(r"(ad\.corp\.example|DNS|[Rr]esolv|refused)"),
                  *LDAP_AD),
+        # The member's DC is gone: that is the failure; what needs a DC is skipped.
+        **expect(FAILED, r"expected a DC among dc02\.ad\.corp\.example, no DC located.*",
+                 DOMAIN_DC),
+        **expect(UNOBSERVED, unobserved(r"domain\[ad/dc\] did not pass"), *DOMAIN_NEEDS_DNS),
     }),
     Fault("chrony server killed", clock_server_gone, {
         **expect(FAILED, r"expected synchronised .*observed .*not synchronised.*10\.77\.0\.30.*",

@@ -63,3 +63,9 @@ class Component(abc.ABC):
     def comm(self) -> str:
         """The process name after exec, used to find the daemon's PID under nsenter."""
         return self.binary[:15]
+
+    @property
+    def runs_as(self) -> str:
+        """The name the daemon runs under once started (``ps``); ``comm`` unless a start
+        script execs it later."""
+        return self.comm

@@ -148,6 +148,10 @@ exec winbindd --foreground --no-process-group --debug-stdout -d 1
     def comm(self) -> str:
         return "sh"
 
+    @property
+    def runs_as(self) -> str:
+        return "winbindd"  # the start script's exec, once joined
+
     def probe(self, ctx: HostContext, timeout: float) -> str | None:
         try:
             init = state_file.load(ctx.paths.state_file).hosts[ctx.host.name].init
