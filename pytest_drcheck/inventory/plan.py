@@ -41,6 +41,10 @@ class HostSpec:
     # {"drs": {"source_server_id": ...}} or {"ec2": {"instance_id" | "tags": ...}}. Kept apart
     # from `attributes` so a user's free-form attribute can never be taken for one.
     aws: Mapping[str, Any] = field(default_factory=dict)
+    # The inventory host holding this host's source server (`source:`), if described.
+    source: str | None = None
+    # A source server: checks only read it (targets/readonly.py refuses anything else).
+    read_only: bool = False
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,16 @@ CONNECTION: dict[str, Any] = {
 }
 
 
+# The protected (on-premises) server a recovery host restores: an inventory host's name, or
+# an address and connection of its own. Either way checks only read it (targets/readonly.py).
+SOURCE: dict[str, Any] = {
+    "anyOf": [NAME, {"type": "object", "additionalProperties": False, "required": ["address"],
+                     "properties": {"address": vocabulary.HOST_ADDRESS,
+                                    "connection": CONNECTION, "description": TEXT}}],
+    "x-expect": "an inventory host name, or {address, connection} of the source server",
+}
+
+
 def entry_schema(check_type: str) -> dict[str, Any]:
     schema = copy.deepcopy(dict(registry.get(check_type).entry_schema))
     schema.setdefault("type", "object")
@@ -136,6 +146,7 @@ def inventory_schema() -> dict[str, Any]:
             # AWS recovery instances: found at session start instead of an address.
             "drs": DRS_HOST,
             "ec2": EC2_HOST,
+            "source": SOURCE,
         },
     })
     return {

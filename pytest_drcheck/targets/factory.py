@@ -30,10 +30,14 @@ class TargetFactory:
         self.providers: list[TargetProvider] = []
 
     def __call__(self, host: HostSpec, target_of: Callable[[str], Target]) -> Target:
-        for provider in self.providers:
-            if provider.handles(host):
-                return provider.make_target(host, target_of)
-        return self.plain(host, target_of)
+        target = next((p.make_target(host, target_of) for p in self.providers
+                       if p.handles(host)), None) or self.plain(host, target_of)
+        if host.read_only:
+            # A source server: only commands on the read-only allowlist ever reach it.
+            from pytest_drcheck.targets.readonly import ReadOnlyTarget
+
+            return ReadOnlyTarget(target)
+        return target
 
     def plain(self, host: HostSpec, target_of: Callable[[str], Target]) -> Target:
         """The target of the host's connection type, whatever the providers would make."""
