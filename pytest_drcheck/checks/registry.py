@@ -27,6 +27,7 @@ BUILTIN_CHECKS: dict[str, str] = {
     "agent": "pytest_drcheck.checks.agents:AgentCheck",
     "logging": "pytest_drcheck.checks.logging_delivery:LoggingCheck",
     "backup": "pytest_drcheck.checks.backup:BackupCheck",
+    "rpo": "pytest_drcheck.checks.rpo:RpoCheck",
 }
 
 ENTRY_POINT_GROUP = "pytest_drcheck.checks"

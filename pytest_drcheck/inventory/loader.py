@@ -87,6 +87,12 @@ class _Loader:
             name=drill_data["name"], description=drill_data.get("description", ""),
             rto_seconds=parse_duration(drill_data["rto"]) if "rto" in drill_data else None,
             rpo_seconds=parse_duration(drill_data["rpo"]) if "rpo" in drill_data else None)
+        self.drill = drill
+        # Each host's source server (`source:`), known before expansion: families that
+        # measure against it (rpo) get it, and the drill's objectives, in their entry.
+        self.source_of = {name: (source if isinstance(source, str) else f"{name}.source")
+                          for name, host_data in data["hosts"].items()
+                          if (source := host_data.get("source")) is not None}
         self._check_site_sections(doc, data.get("site", {}))
         defaults = data.get("defaults", {})
         default_timeout = parse_duration(defaults.get("timeout", DEFAULT_CHECK_TIMEOUT))
@@ -244,6 +250,9 @@ class _Loader:
             for index, entry in enumerate(entries):
                 entry_path = (*source.path, check_type, index)
                 params = {k: v for k, v in entry.items() if k not in ("timeout", "description")}
+                if getattr(check, "wants_host_context", False):
+                    params["host_context"] = {"source": self.source_of.get(host),
+                                              "drill_rpo_s": self.drill.rpo_seconds}
                 try:
                     subjects = check.expand(params, site)
                 except ExpansionError as exc:
