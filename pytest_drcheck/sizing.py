@@ -48,6 +48,24 @@ def parse_rate(text: str) -> float:
     return parse_size(size) / seconds
 
 
+# Bits only: a lower-case b (MB/s and MBps are bytes, eight times more).
+_BANDWIDTH = re.compile(r"\A([0-9]{1,9}(?:\.[0-9]{1,6})?) ?([kKmMgGtT])(?:bit/s|bps)\Z")
+_BIT_UNITS = {"k": 1e-3, "m": 1.0, "g": 1e3, "t": 1e6}
+
+
+def parse_bandwidth(text: str | float | int) -> float:
+    """Mbit/s in ``100Mbit/s``, ``1 Gbit/s``, ``500Mbps`` (decimal: 1 Gbit = 1000 Mbit); a
+    bare number is Mbit/s."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if not math.isfinite(text) or text <= 0:
+            raise ValueError(f"{text!r} is not a bandwidth; write e.g. 100Mbit/s")
+        return float(text)
+    match = _BANDWIDTH.match(str(text).strip()) if len(str(text)) <= 32 else None
+    if match is None or float(match.group(1)) <= 0:
+        raise ValueError(f"{text!r} is not a bandwidth; write e.g. 100Mbit/s or 1Gbit/s")
+    return float(match.group(1)) * _BIT_UNITS[match.group(2).lower()]
+
+
 def mbit_per_s(bytes_per_second: float) -> float:
     return bytes_per_second * 8 / BITS_PER_MBIT
 

@@ -28,6 +28,7 @@ BUILTIN_CHECKS: dict[str, str] = {
     "logging": "pytest_drcheck.checks.logging_delivery:LoggingCheck",
     "backup": "pytest_drcheck.checks.backup:BackupCheck",
     "rpo": "pytest_drcheck.checks.rpo:RpoCheck",
+    "replication": "pytest_drcheck.checks.replication:ReplicationCheck",
 }
 
 ENTRY_POINT_GROUP = "pytest_drcheck.checks"

@@ -252,6 +252,7 @@ class _Loader:
                 params = {k: v for k, v in entry.items() if k not in ("timeout", "description")}
                 if getattr(check, "wants_host_context", False):
                     params["host_context"] = {"source": self.source_of.get(host),
+                                              "sources": sorted(set(self.source_of.values())),
                                               "drill_rpo_s": self.drill.rpo_seconds}
                 try:
                     subjects = check.expand(params, site)

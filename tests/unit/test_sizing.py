@@ -8,6 +8,7 @@ from pytest_drcheck.cli import main
 from pytest_drcheck.sizing import (
     DEFAULT_HEADROOM,
     mbit_per_s,
+    parse_bandwidth,
     parse_rate,
     parse_size,
     size_link,
@@ -90,3 +91,17 @@ def test_drcheck_size_refuses_a_bad_size_in_one_line(capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert err.startswith("drcheck size: '20 gigs' is not a size; write e.g. 20GB")
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("text", "mbit"), [
+    ("100Mbit/s", 100.0), ("1 Gbit/s", 1000.0), ("500Mbps", 500.0), ("2.5gbit/s", 2500.0),
+    ("512kbit/s", 0.512), (100, 100.0), (0.5, 0.5)])
+def test_link_bandwidths(text: str | float, mbit: float) -> None:
+    assert parse_bandwidth(text) == pytest.approx(mbit)
+
+
+@pytest.mark.parametrize("text", ["100", "100MB/s", "100MBps", "fast", "0Mbit/s", -1,
+                                  float("inf"), True])
+def test_a_bandwidth_that_is_not_one(text: object) -> None:
+    with pytest.raises(ValueError, match="is not a bandwidth"):
+        parse_bandwidth(text)  # type: ignore[arg-type]
