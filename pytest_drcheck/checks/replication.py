@@ -10,7 +10,7 @@ figure is before protocol overhead, so the verdict also says what the headroom f
 
 Devices counted: whole disks (sd*, vd*, xvd*, hd*, nvme*n*), not partitions (their writes are
 the disk's) nor loop/dm/md/zram devices (they would count the same writes twice), unless
-``devices:`` names them.
+``devices:`` names them (shell patterns: ``loop*``).
 
 Could not observe (an error naming the cause): a source that cannot be reached or read, a
 diskstats without any counted device, a window that does not fit the check's timeout.
@@ -18,6 +18,7 @@ diskstats without any counted device, a window that does not fit the check's tim
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import re
 import time
@@ -86,7 +87,8 @@ def write_rate(source: str, readings: Sequence[Reading], devices: Sequence[str])
         raise CouldNotObserve(f"{source}'s /proc/diskstats could not be read (no reading)")
     counted = tuple(sorted(
         name for name in readings[0].sectors_written
-        if (name in devices if devices else WHOLE_DISK.match(name))))
+        if (any(fnmatch.fnmatchcase(name, d) for d in devices) if devices
+            else WHOLE_DISK.match(name))))
     if not counted:
         wanted = ", ".join(devices) if devices else "whole disks (sd*, vd*, xvd*, nvme*n*)"
         present = ", ".join(sorted(readings[0].sectors_written)[:8]) or "none"
@@ -159,7 +161,7 @@ class ReplicationCheck(Check[LinkLoad]):
             "window": {"anyOf": [{"const": "boot"}, vocabulary.TIMEOUT],
                        "x-expect": "a duration such as 10s, or boot (counters since boot)"},
             "devices": {"type": "array", "uniqueItems": True, "minItems": 1,
-                        "items": {"type": "string", "pattern": r"\A[A-Za-z0-9_.:-]{1,64}\Z"}},
+                        "items": {"type": "string", "pattern": r"\A[A-Za-z0-9_.:*?\[\]-]{1,64}\Z"}},
             "headroom": {"type": "number", "minimum": 1, "maximum": 10},
         },
     }

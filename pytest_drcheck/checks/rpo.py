@@ -7,7 +7,9 @@ check reads the newest beacon it holds, and
     measured RPO = recovery point - (beacon time - source clock offset)
 
 The recovery point is DRS's point-in-time snapshot when the target knows it, else the drill's
-launch time (``recoverypoint.py``). The beacon was written by the *source's* clock: its offset
+launch time (``recoverypoint.py``). A live standby that keeps receiving replication
+(``recovery_point: now``) has none: its beacon is read by the check itself, and the moment of
+that read is the recovery point (what a failure right now would lose). The beacon was written by the *source's* clock: its offset
 from the runner's is measured over the source's read-only connection (the clock sampler of
 ``net/clockoffset.py``) and taken out, with its uncertainty. A host without ``source:`` has
 its beacon taken as written, and the verdict says so.
@@ -23,7 +25,7 @@ import shlex
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from pytest_drcheck import beacon
@@ -33,7 +35,7 @@ from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.net import clockoffset
 from pytest_drcheck.recoverypoint import KnowsRecoveryPoint, RecoveryPoint, drill_launch
-from pytest_drcheck.targets.base import StreamError, Target, TargetError
+from pytest_drcheck.targets.base import CommandResult, StreamError, Target, TargetError
 
 # Samples of the source's clock: enough for one short round trip among them.
 CLOCK_SAMPLES = 8
@@ -62,10 +64,16 @@ class RpoParams:
     path: str
     target_s: float
     source: str | None
+    live: bool = False
 
     @classmethod
     def of(cls, params: Mapping[str, Any]) -> RpoParams:
-        return cls(params["beacon"], params["max_s"], params.get("source"))
+        return cls(params["beacon"], params["max_s"], params.get("source"),
+                   bool(params.get("live")))
+
+
+def _read_command(path: str) -> str:
+    return f"cat -- {shlex.quote(path)}"
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,10 @@ class RpoCheck(Check[MeasuredRpo]):
                        "x-expect": "the beacon file's absolute path"},
             # Overrides drill.rpo for this host.
             "max": vocabulary.OBJECTIVE,
+            # drill: the recovery instance holds a point in time (DRS, --dr-launched-at);
+            # now: a live standby that keeps receiving replication, whose recovery point is
+            # the moment the beacon is read ("what a failure right now would lose").
+            "recovery_point": {"enum": ["drill", "now"]},
         },
     }
 
@@ -109,10 +121,13 @@ class RpoCheck(Check[MeasuredRpo]):
             raise ExpansionError("the RPO target must be more than 0", ".max")
         path = entry.get("beacon", beacon.DEFAULT_PATH)
         return [Subject(path, {"beacon": path, "max_s": target,
-                               "source": context.get("source")})]
+                               "source": context.get("source"),
+                               "live": entry.get("recovery_point") == "now"})]
 
     def commands(self, item: PlanItem) -> Sequence[str]:
-        return (f"cat -- {shlex.quote(RpoParams.of(item.params).path)}",)
+        params = RpoParams.of(item.params)
+        # A live standby's beacon is read by observe itself, timed: the read is the point.
+        return () if params.live else (_read_command(params.path),)
 
     def expected(self, item: PlanItem) -> str:
         return f"RPO at most {format_rpo(RpoParams.of(item.params).target_s)}"
@@ -122,7 +137,11 @@ class RpoCheck(Check[MeasuredRpo]):
     def observe(self, ctx: CheckContext) -> MeasuredRpo:
         params = RpoParams.of(ctx.params)
         deadline = time.monotonic() + max(1.0, ctx.timeout - 0.5)
-        read = ctx.output(0, accept=_READ_STATUSES)
+        read_uncertainty = 0.0
+        if params.live:
+            read, point, read_uncertainty = _timed_read(ctx, params.path, deadline)
+        else:
+            read = ctx.output(0, accept=_READ_STATUSES)
         if read.exit_status != 0:
             said = " ".join(read.stderr.split())[:120] or "exit 1"
             raise CouldNotObserve(f"no replicated beacon at {params.path} on {ctx.item.host} "
@@ -132,11 +151,12 @@ class RpoCheck(Check[MeasuredRpo]):
             beacon_at = beacon.parse_beacon(read.stdout)
         except beacon.BeaconError as exc:
             raise CouldNotObserve(f"{params.path} on {ctx.item.host}: {exc}") from None
-        point = self._recovery_point(ctx, deadline)
-        offset, uncertainty = None, 0.0
+        if not params.live:
+            point = self._recovery_point(ctx, deadline)
+        offset, uncertainty = None, read_uncertainty
         if params.source is not None:
             measured = _source_clock(ctx, params.source, deadline)
-            offset, uncertainty = measured.offset, measured.uncertainty
+            offset, uncertainty = measured.offset, measured.uncertainty + read_uncertainty
         written_at = beacon_at.timestamp() - (offset or 0.0)
         rpo = point.at.timestamp() - written_at
         if rpo < -(NEWER_TOLERANCE_S + uncertainty):
@@ -198,6 +218,23 @@ class RpoCheck(Check[MeasuredRpo]):
         if value.rpo_s <= params.target_s:
             return Observation.passed(expected, observed, **details)
         return Observation.failed(expected, observed, observed, **details)
+
+
+def _timed_read(ctx: CheckContext, path: str, deadline: float
+                ) -> tuple[CommandResult, RecoveryPoint, float]:
+    """The beacon read now, and when: the midpoint of the read's round trip (NTP's rule),
+    give or take half of it."""
+    command = _read_command(path)
+    sent = time.time()
+    try:
+        result = ctx.target.run(command, max(0.5, deadline - time.monotonic()))
+    except TargetError as exc:
+        raise CouldNotObserve(f"cannot read {path} on {ctx.item.host}: {exc}") from None
+    received = time.time()
+    result = result.on(ctx.item.host, ctx.command_timeout).require(_READ_STATUSES)
+    moment = datetime.fromtimestamp((sent + received) / 2, timezone.utc)
+    point = RecoveryPoint(moment, "the moment the beacon was read (a live standby)")
+    return result, point, (received - sent) / 2
 
 
 def _signed(seconds: float) -> str:

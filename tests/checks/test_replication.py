@@ -54,6 +54,7 @@ def test_named_devices_are_counted_instead() -> None:
     readings = parse_readings(sampled(diskstats(10.0, 0, loop0=0),
                                       diskstats(12.0, MIB_SECTORS, loop0=4 * MIB_SECTORS)))
     assert write_rate("src01", readings, ("loop0",)).average_bps == 2 * 2 ** 20
+    assert write_rate("src01", readings, ("loop*",)).average_bps == 2 * 2 ** 20
 
 
 def test_no_counted_device_is_could_not_observe() -> None:

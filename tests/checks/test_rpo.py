@@ -30,8 +30,9 @@ def launched() -> Iterator[None]:
     set_drill_launch(None)
 
 
-def item(path: Path, source: str | None = None, target_s: float = 900.0) -> PlanItem:
-    (subject,) = CHECK.expand({"beacon": str(path), "host_context": {
+def item(path: Path, source: str | None = None, target_s: float = 900.0,
+         **entry: str) -> PlanItem:
+    (subject,) = CHECK.expand({"beacon": str(path), **entry, "host_context": {
         "source": source, "drill_rpo_s": target_s}}, {})
     return PlanItem("app01", "rpo", subject.name, freeze(subject.params),
                     Location("site.yaml", 1, "hosts.app01.checks.rpo[0]"), 20.0)
@@ -231,3 +232,24 @@ drill: {name: d}
 hosts:
   app01: {address: 10.0.0.1, checks: {rpo: [{}]}}
 """))
+
+
+def test_a_live_standby_is_measured_at_the_moment_its_beacon_is_read(tmp_path: Path) -> None:
+    set_drill_launch(None)  # no recovery point is needed: the read is the point
+    path = write_beacon(tmp_path, datetime.now(timezone.utc) - timedelta(seconds=3))
+    plan_item = item(path, recovery_point="now")
+    assert CHECK.commands(plan_item) == ()  # read by observe, timed, not in the batch
+    observation = CHECK.evaluate(context(plan_item))
+    assert observation.outcome is Outcome.PASSED, observation.reason
+    assert 3.0 <= observation.details["rpo_s"] <= 3.0 + 5.0
+    assert observation.details["recovery_point_source"] == (
+        "the moment the beacon was read (a live standby)")
+    assert observation.details["uncertainty_s"] > 0  # half the read's round trip
+
+
+def test_a_stalled_live_standby_fails_once_its_beacon_is_older_than_the_target(
+        tmp_path: Path) -> None:
+    path = write_beacon(tmp_path, datetime.now(timezone.utc) - timedelta(seconds=90))
+    observation = CHECK.evaluate(context(item(path, target_s=60.0, recovery_point="now")))
+    assert observation.outcome is Outcome.FAILED
+    assert re.match(r"RPO measured 1 min 3\d s against a target of 1 min", observation.reason)
