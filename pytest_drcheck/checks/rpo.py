@@ -9,10 +9,12 @@ check reads the newest beacon it holds, and
 The recovery point is DRS's point-in-time snapshot when the target knows it, else the drill's
 launch time (``recoverypoint.py``). A live standby that keeps receiving replication
 (``recovery_point: now``) has none: its beacon is read by the check itself, and the moment of
-that read is the recovery point (what a failure right now would lose). The beacon was written by the *source's* clock: its offset
-from the runner's is measured over the source's read-only connection (the clock sampler of
-``net/clockoffset.py``) and taken out, with its uncertainty. A host without ``source:`` has
-its beacon taken as written, and the verdict says so.
+that read is the recovery point (what a failure right now would lose).
+
+The beacon was written by the *source's* clock: its offset from the runner's is measured over
+the source's read-only connection (the clock sampler of ``net/clockoffset.py``) and taken
+out, with its uncertainty. A host without ``source:`` has its beacon taken as written, and the
+verdict says so.
 
 Could not observe (an error naming the cause, never a pass): no beacon, a beacon that is not a
 time, no recovery point, a source clock that cannot be read, a beacon newer than the recovery
