@@ -14,6 +14,7 @@ from pytest_drcheck.lab.components.dns import Dnsmasq, Srv, Unbound, Zone
 from pytest_drcheck.lab.components.ldap import Slapd
 from pytest_drcheck.lab.components.ntp import Chronyd, SkewedNtp
 from pytest_drcheck.lab.components.proxy import Squid
+from pytest_drcheck.lab.components.replication import ReplicationSimulator, SourceLoad
 from pytest_drcheck.lab.components.samba import SambaDc
 from pytest_drcheck.lab.components.sshd import Sshd
 from pytest_drcheck.lab.components.syslog import RsyslogCollector, SignatureMirror
@@ -68,7 +69,8 @@ LAB = Topology(
             computers=INSTANCES),)),
         Host("ntp01", (Nic(LAN, "10.77.0.30"),), (Chronyd(serve=("10.77.0.0/16", "10.78.0.0/16")),
                                                    SkewedNtp(port=1123, offset=120.0))),
-        Host("app01", (Nic(LAN, "10.77.0.11"),), (Sshd(), TIME_CLIENT, *OPS_AGENTS)),
+        Host("app01", (Nic(LAN, "10.77.0.11"),), (Sshd(), TIME_CLIENT, *OPS_AGENTS,
+                                                   ReplicationSimulator(source="src01"))),
         Host("app02", (Nic(LAN, "10.77.0.12"),), (Sshd(), TIME_CLIENT, *OPS_AGENTS)),
         Host("db01", (Nic(LAN, "10.77.0.13"), Nic(BACKEND, "10.78.0.13")),
              (Sshd(), TIME_CLIENT, *OPS_AGENTS)),
@@ -78,5 +80,7 @@ LAB = Topology(
              nameservers=(), domain="example.com"),
         Host("logs01", (Nic(LAN, "10.77.0.40"),), (Sshd(), RsyslogCollector(), SignatureMirror())),
         Host("backup01", (Nic(LAN, "10.77.0.41"),), (Sshd(), BaculaSd())),
+        # On-premises source of app01 (issue 15): a beacon, a known write load, real sshd.
+        Host("src01", (Nic(LAN, "10.77.0.71"),), (Sshd(), SourceLoad())),
     ),
 )
