@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from pytest_drcheck.cli import main
@@ -105,3 +108,42 @@ def test_link_bandwidths(text: str | float, mbit: float) -> None:
 def test_a_bandwidth_that_is_not_one(text: object) -> None:
     with pytest.raises(ValueError, match="is not a bandwidth"):
         parse_bandwidth(text)  # type: ignore[arg-type]
+
+
+def write_observations(directory: Path, *lines: dict[str, object]) -> None:
+    (directory / "observations").mkdir(parents=True)
+    (directory / "observations" / "app01.jsonl").write_text(
+        "".join(json.dumps(line) + "\n" for line in lines))
+
+
+def replication_observation(at: str, **sources: float) -> dict[str, object]:
+    return {"key": "app01::replication[link]", "check": "replication", "observed_at": at,
+            "details": {"basis": "window 10 s", "sources": {
+                name: {"average_bytes_s": rate} for name, rate in sources.items()}}}
+
+
+def test_drcheck_size_from_a_drill_s_measured_rates(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    write_observations(tmp_path, replication_observation("2026-12-01T09:00:00+00:00",
+                                                         src01=1e6, src02=9e6),
+                       {"check": "reach", "details": {}},
+                       replication_observation("2026-12-01T10:00:00+00:00", src01=2e6))
+    assert main(["size", "--from-evidence", str(tmp_path), "--headroom", "1"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # The latest observation of src01 (2 MB/s = 16 Mbit/s) and src02's 72 Mbit/s.
+    assert out[:2] == ["measured src01: 16.00 Mbit/s average (window 10 s)",
+                       "measured src02: 72.00 Mbit/s average (window 10 s)"]
+    assert "average write rate: 88.0 Mbit/s" in out[3]
+    # Scaled to 50 servers writing their average (5.5 MB/s each).
+    assert main(["size", "--from-evidence", str(tmp_path), "--servers", "50",
+                 "--headroom", "1"]) == 0
+    assert "average write rate: 2200.0 Mbit/s" in capsys.readouterr().out
+
+
+def test_drcheck_size_without_measurements_says_what_to_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_observations(tmp_path, {"check": "reach", "details": {}})
+    assert main(["size", "--from-evidence", str(tmp_path)]) == 1
+    assert "has no replication check observation" in capsys.readouterr().err
+    assert main(["size", "--servers", "3"]) == 2
+    assert "give --servers and --writes-per-day" in capsys.readouterr().err
