@@ -72,3 +72,16 @@ def test_a_drill_without_rpo_checks_has_no_rpo_section() -> None:
     records = [RECORDS[2]]
     html = render_report(facts(records), records)
     assert 'id="rpo"' not in html and "RPO measured" not in html
+
+
+def test_the_report_charts_the_write_rate_against_the_link() -> None:
+    records = [*RECORDS, record("app01::replication[link]", "passed", 4.0, replication={
+        "average_mbit_s": 40.0, "peak_mbit_s": 120.0, "link_mbit_s": 100.0, "headroom": 1.3})]
+    html = render_report(facts(records), records)
+    assert 'id="replication-link"' in html
+    assert "link 100 Mbit/s" in html
+    for shown in ("average 40.00 Mbit/s", "with headroom 52.00 Mbit/s", "peak 120.00 Mbit/s"):
+        assert shown in html
+    # Scaled to the peak (the largest figure): the link line at 100/120 of the width.
+    assert '<line x1="516.5" x2="516.5"' in html
+    assert 'width="126.5" height="14"' in html  # 40/120 of 380 (as rounded to 0.1 %)
