@@ -74,6 +74,8 @@ def drill(workdir: Path, checks: str, *args: str) -> list[dict[str, object]]:
 
 def replica_age(lab: Lab) -> float:
     done = lab.exec("app01", ["cat", REPLICA_PATH], timeout=10)
+    if done.returncode != 0:
+        return float("inf")  # none copied yet
     return time.time() - parse_beacon(done.stdout).timestamp()
 
 
