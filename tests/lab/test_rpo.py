@@ -97,8 +97,9 @@ def test_shipped_lab_drill_is_green_for_rpo_and_replication(lab: Lab,
     result, messages = drill(pytester, "", "-k", "rpo or replication", inventory="lab.yaml")
     result.assert_outcomes(passed=2)
     # Live standby: about the simulator's lag (plus the beacon's 0.25 s step and the copy
-    # tick), far under the 15 min target.
-    assert LAG <= measured(messages) < LAG + 5
+    # tick; minus at most the source clock's and the read's uncertainty, a few tens of ms in
+    # the benchmark), far under the 15 min target.
+    assert LAG - 0.5 <= measured(messages) < LAG + 5
     assert re.search(r"app01 replication link: writes [\d.]+ Mbit/s on average over "
                      r"3(\.\d+)? s.* against a 100 Mbit/s link", messages), messages
 
@@ -129,8 +130,9 @@ def test_a_frozen_replica_measured_from_the_launch_time_reads_the_lag(
                                  f"--dr-launched-at={launched.isoformat()}")
     result.assert_outcomes(passed=1)
     figure = measured(messages)
-    # The lag, plus at most one beacon step (0.25 s), a copy tick and the stop's own time.
-    assert LAG <= figure < LAG + 2.0, figure
+    # The lag, plus at most one beacon step (0.25 s), a copy tick and the stop's own time
+    # (benchmarks/rpo_accuracy.py: +0.04 to +0.27 s over 10 drills).
+    assert LAG - 0.5 <= figure < LAG + 2.0, figure
 
 
 def test_the_sizing_check_reads_the_known_write_rate(lab: Lab,
