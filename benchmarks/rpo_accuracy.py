@@ -30,14 +30,14 @@ sys.path.insert(0, str(REPO))
 from lablock import fresh_lab  # noqa: E402
 
 from pytest_drcheck.beacon import parse_beacon  # noqa: E402
-from pytest_drcheck.lab import Lab  # noqa: E402
+from pytest_drcheck.lab import Lab, faults  # noqa: E402
 from pytest_drcheck.lab.components.replication import (  # noqa: E402
-    REPLICA_PATH,
     ReplicationSimulator,
     SourceLoad,
     device_file,
 )
 
+REPLICA = "/var/tmp/drcheck-lab/hosts/app01/replica-beacon"
 HEAD = """\
 version: 1
 drill: {name: rpo-accuracy, rpo: 15m}
@@ -73,7 +73,7 @@ def drill(workdir: Path, checks: str, *args: str) -> list[dict[str, object]]:
 
 
 def replica_age(lab: Lab) -> float:
-    done = lab.exec("app01", ["cat", REPLICA_PATH], timeout=10)
+    done = lab.exec("app01", ["cat", REPLICA], timeout=10)
     if done.returncode != 0:
         return float("inf")  # none copied yet
     return time.time() - parse_beacon(done.stdout).timestamp()
@@ -105,14 +105,14 @@ def main() -> None:
         caught_up(lab, lag)
         for _ in range(count):
             caught_up(lab, lag)
-            with lab.stopped("app01", "replication"):
+            with faults.stalled_replication(lab):
                 launched = datetime.now(timezone.utc).isoformat()
-                (record,) = drill(workdir, "      rpo: [{beacon: /run/drcheck/beacon}]\n",
+                (record,) = drill(workdir, f"      rpo: [{{beacon: {REPLICA}}}]\n",
                                   f"--dr-launched-at={launched}")
             frozen.append(float(record["details"]["rpo_s"]) - lag)  # type: ignore[index]
         caught_up(lab, lag)
         for _ in range(count):
-            (record,) = drill(workdir, "      rpo: [{beacon: /run/drcheck/beacon, "
+            (record,) = drill(workdir, f"      rpo: [{{beacon: {REPLICA}, "
                                        "recovery_point: now}]\n")
             live.append(float(record["details"]["rpo_s"]) - lag)  # type: ignore[index]
             cost["rpo"].append(float(record["duration_ms"]))  # type: ignore[arg-type]

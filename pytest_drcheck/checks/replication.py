@@ -188,9 +188,6 @@ class ReplicationCheck(Check[LinkLoad]):
                                  "devices": list(entry.get("devices", [])),
                                  "headroom": float(entry.get("headroom", DEFAULT_HEADROOM))})]
 
-    def needs_connection(self, item: PlanItem) -> bool:
-        return False  # observed on the sources, through their own connections
-
     def expected(self, item: PlanItem) -> str:
         link = ReplicationParams.of(item.params).link_mbit
         return f"sources' total average write rate at most the link's {link:g} Mbit/s"

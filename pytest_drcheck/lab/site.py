@@ -69,8 +69,7 @@ LAB = Topology(
             computers=INSTANCES),)),
         Host("ntp01", (Nic(LAN, "10.77.0.30"),), (Chronyd(serve=("10.77.0.0/16", "10.78.0.0/16")),
                                                    SkewedNtp(port=1123, offset=120.0))),
-        Host("app01", (Nic(LAN, "10.77.0.11"),), (Sshd(), TIME_CLIENT, *OPS_AGENTS,
-                                                   ReplicationSimulator(source="src01"))),
+        Host("app01", (Nic(LAN, "10.77.0.11"),), (Sshd(), TIME_CLIENT, *OPS_AGENTS)),
         Host("app02", (Nic(LAN, "10.77.0.12"),), (Sshd(), TIME_CLIENT, *OPS_AGENTS)),
         Host("db01", (Nic(LAN, "10.77.0.13"), Nic(BACKEND, "10.78.0.13")),
              (Sshd(), TIME_CLIENT, *OPS_AGENTS)),
@@ -81,6 +80,7 @@ LAB = Topology(
         Host("logs01", (Nic(LAN, "10.77.0.40"),), (Sshd(), RsyslogCollector(), SignatureMirror())),
         Host("backup01", (Nic(LAN, "10.77.0.41"),), (Sshd(), BaculaSd())),
         # On-premises source of app01 (issue 15): a beacon, a known write load, real sshd.
-        Host("src01", (Nic(LAN, "10.77.0.71"),), (Sshd(), SourceLoad())),
+        Host("src01", (Nic(LAN, "10.77.0.71"),), (Sshd(), SourceLoad(),
+                                                   ReplicationSimulator(replica_of="app01"))),
     ),
 )

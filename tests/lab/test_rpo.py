@@ -1,6 +1,6 @@
 """Measured RPO and replication sizing against the lab's replication (issue 15): src01 (real
-sshd) writes a beacon every 0.25 s and 1 MiB/s to its own loop device; a simulator on app01
-copies the beacon 2 s late; the lab's breaker stalls it (stops it by PID).
+sshd) writes a beacon every 0.25 s and 1 MiB/s to its own loop device; a simulator on src01
+copies the beacon to app01 2 s late; the lab's breaker stalls it (stops it by PID).
 
 Green as shipped; a stalled simulator fails ``rpo`` with the measured figure; a frozen replica
 (the simulator stopped at the launch, as DRS's instance is) measured from --dr-launched-at reads
@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from pytest_drcheck.beacon import parse_beacon
-from pytest_drcheck.lab import Lab
+from pytest_drcheck.lab import Lab, faults
 from pytest_drcheck.lab.components.replication import (
-    REPLICA_PATH,
     ReplicationSimulator,
     SourceLoad,
     device_file,
@@ -29,6 +28,8 @@ from pytest_drcheck.lab.components.replication import (
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
 LAG = ReplicationSimulator().lag
+# Where the simulator puts app01's replica (the lab's state dir, as in inventories/lab.yaml).
+REPLICA = "/var/tmp/drcheck-lab/hosts/app01/replica-beacon"
 RATE_MBIT = SourceLoad().rate * 8 / 1e6  # 8.389 Mbit/s
 # The sizing figure against the known rate: the writes run on an absolute schedule, so what is
 # left is one 64 KiB write at each end of the window and /proc/uptime's 10 ms resolution.
@@ -70,7 +71,7 @@ def replica_age(lab: Lab) -> float:
     """Seconds since the beacon app01 holds was written (one clock: the lab shares ours);
     infinite while there is none yet (the simulator copies its first one ``LAG`` s after it
     starts)."""
-    done = lab.exec("app01", ["cat", REPLICA_PATH], timeout=10)
+    done = lab.exec("app01", ["cat", REPLICA], timeout=10)
     if done.returncode != 0:
         return float("inf")
     return time.time() - parse_beacon(done.stdout).timestamp()
@@ -100,7 +101,7 @@ def test_shipped_lab_drill_is_green_for_rpo_and_replication(lab: Lab,
     # tick; minus at most the source clock's and the read's uncertainty, a few tens of ms in
     # the benchmark), far under the 15 min target.
     assert LAG - 0.5 <= measured(messages) < LAG + 5
-    assert re.search(r"app01 replication link: writes [\d.]+ Mbit/s on average over "
+    assert re.search(r"src01 replication link: writes [\d.]+ Mbit/s on average over "
                      r"3(\.\d+)? s.* against a 100 Mbit/s link", messages), messages
 
 
@@ -108,13 +109,13 @@ def test_stalled_replication_fails_rpo_with_the_measured_figure(lab: Lab,
                                                                 pytester: pytest.Pytester
                                                                 ) -> None:
     wait_for(lambda: replica_age(lab) < LAG + 2, "replication running")
-    with lab.stopped("app01", "replication"):
+    with faults.stalled_replication(lab):
         wait_for(lambda: replica_age(lab) > 6.0, "the stalled replica to age past 6 s")
-        result, messages = drill(pytester, "      rpo: [{beacon: /run/drcheck/beacon, max: 5s, "
+        result, messages = drill(pytester, f"      rpo: [{{beacon: {REPLICA}, max: 5s, "
                                            "recovery_point: now}]\n")
     result.assert_outcomes(failed=1)
     assert measured(messages) > 6.0
-    assert re.search(r"app01 rpo /run/drcheck/beacon: RPO measured [\d.]+ s against a target "
+    assert re.search(rf"app01 rpo {REPLICA}: RPO measured [\d.]+ s against a target "
                      r"of 5\.0 s \(newest beacon .*src01's clock .*taken out\)", messages), messages
     wait_for(lambda: replica_age(lab) < LAG + 2, "replication to catch up after the stall")
 
@@ -124,9 +125,9 @@ def test_a_frozen_replica_measured_from_the_launch_time_reads_the_lag(
     """As a DRS drill: the instance holds the data of the launch moment. Stopping the simulator
     is that moment; --dr-launched-at gives it; the measured RPO is the simulator's lag."""
     wait_for(lambda: replica_age(lab) < LAG + 2, "replication running")
-    with lab.stopped("app01", "replication"):
+    with faults.stalled_replication(lab):
         launched = datetime.now(timezone.utc)
-        result, messages = drill(pytester, "      rpo: [{beacon: /run/drcheck/beacon}]\n",
+        result, messages = drill(pytester, f"      rpo: [{{beacon: {REPLICA}}}]\n",
                                  f"--dr-launched-at={launched.isoformat()}")
     result.assert_outcomes(passed=1)
     figure = measured(messages)

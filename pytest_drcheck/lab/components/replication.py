@@ -1,10 +1,11 @@
 """The lab's replication: an on-premises source writing a beacon and a known disk load, and a
 simulator copying that beacon to its recovery instance with a known lag.
 
-Both are processes of ``replica_processes.py`` run by the system python3 inside their hosts.
-Lab hosts share one file system (only /run is private to each), so the source's beacon sits in
-its host directory, where the simulator on the recovery instance reads it; the replica lands in
-the instance's private /run, where the ``rpo`` check reads it over SSH like any file.
+Both are processes of ``replica_processes.py`` run by the system python3 on the source host.
+Lab hosts share one file system (only /run is private to each): the source's beacon sits in its
+host directory and the replica in the recovery instance's (``replica_path``), where the ``rpo``
+check reads it over the instance's SSH like any file. Stopping the simulator (the breaker in
+``faults/replication.py``) stalls replication.
 """
 
 from __future__ import annotations
@@ -16,13 +17,16 @@ from typing import ClassVar
 from pytest_drcheck.lab.components.base import Component, HostContext
 
 SCRIPT = Path(__file__).resolve().with_name("replica_processes.py")
-# Where the replicated beacon lands on the recovery instance (its private /run).
-REPLICA_PATH = "/run/drcheck/beacon"
 
 
 def beacon_path(ctx: HostContext, host: str) -> Path:
     """The beacon of source ``host`` (in its host directory, on the shared file system)."""
     return ctx.paths.host_dir(host) / "beacon"
+
+
+def replica_path(ctx: HostContext, host: str) -> Path:
+    """Where the replicated beacon of recovery instance ``host`` lands."""
+    return ctx.paths.host_dir(host) / "replica-beacon"
 
 
 def device_file(ctx: HostContext, host: str) -> Path:
@@ -62,21 +66,26 @@ class SourceLoad(Component):
 
 @dataclass(frozen=True)
 class ReplicationSimulator(Component):
-    """On a recovery instance: the source's beacon copied to ``REPLICA_PATH``, ``lag`` s late."""
+    """On a source host: its beacon copied to ``replica_path`` of ``replica_of``, ``lag`` s
+    late."""
 
     name: ClassVar[str] = "replication"
     binary: ClassVar[str] = "python3"
     package: ClassVar[str] = "python3"
 
-    source: str = "src01"
+    replica_of: str = "app01"
     lag: float = 2.0
     tick: float = 0.05
 
+    def prepare(self, ctx: HostContext) -> None:
+        replica_path(ctx, self.replica_of).unlink(missing_ok=True)
+
     def argv(self, ctx: HostContext, binary: str) -> list[str]:
-        return [binary, str(SCRIPT), "replicate", "--source", str(beacon_path(ctx, self.source)),
-                "--replica", REPLICA_PATH, "--lag", str(self.lag), "--tick", str(self.tick)]
+        return [binary, str(SCRIPT), "replicate", "--source",
+                str(beacon_path(ctx, ctx.host.name)), "--replica",
+                str(replica_path(ctx, self.replica_of)), "--lag", str(self.lag), "--tick",
+                str(self.tick)]
 
     def probe(self, ctx: HostContext, timeout: float) -> str | None:
-        # The replica appears `lag` seconds after start, in the instance's private /run (not
-        # visible from here): the rpo check and the lab tests read it over SSH.
+        # The replica appears `lag` seconds after start: the lab tests wait for it.
         return None
