@@ -196,6 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     from pytest_drcheck.aws.drill_cli import add_drill_command
 
     add_drill_command(commands)
+    from pytest_drcheck.sizing_cli import add_size_command
+
+    add_size_command(commands)
+    from pytest_drcheck.beacon_cli import add_beacon_command
+
+    add_beacon_command(commands)
     lab = commands.add_parser("lab", help="the local sandbox DR site (root)")
     lab.add_argument("action", choices=["up", "down", "status"])
     lab.add_argument("rest", nargs=argparse.REMAINDER)

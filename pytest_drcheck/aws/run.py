@@ -25,6 +25,7 @@ from pytest_drcheck.aws.leftovers import Leftover, find_leftovers, leftover_repo
 from pytest_drcheck.aws.retain import recorded_addresses
 from pytest_drcheck.checks.source_addresses import SourceAddresses
 from pytest_drcheck.inventory.plan import HostSpec, Plan
+from pytest_drcheck.recoverypoint import RecoveryPoint
 from pytest_drcheck.targets.base import CommandResult, Stream, Target, TargetError
 
 T = TypeVar("T")
@@ -245,6 +246,25 @@ class AwsHostTarget(Target):
                 self._inner = self.aws.inner_target(self.spec, found, self._target_of)
             inner = self._inner
         inner.connect()
+
+    def recovery_point(self, timeout: float) -> RecoveryPoint | None:
+        """DRS's point-in-time snapshot this recovery instance was launched from (the rpo
+        check's recovery point, read through this seam); None when DRS does not say."""
+        if not self.spec.aws:
+            return None
+        try:
+            found = self.aws.found(self.name, timeout)
+        except (DiscoveryError, AwsError) as exc:
+            raise TargetError(str(exc)) from None
+        stamp = (found.recovery_instance or {}).get("pointInTimeSnapshotDateTime")
+        if not stamp:
+            return None
+        from pytest_drcheck.aws.discover import instant
+
+        at = instant(stamp)
+        if at.year < 2000:  # unparseable
+            return None
+        return RecoveryPoint(at, f"DRS point-in-time snapshot of {found.instance_id}")
 
     def _connected(self) -> Target:
         self.connect()

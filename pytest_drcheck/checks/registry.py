@@ -24,6 +24,8 @@ BUILTIN_CHECKS: dict[str, str] = {
     "logging": "pytest_drcheck.checks.logging_delivery:LoggingCheck",
     "backup": "pytest_drcheck.checks.backup:BackupCheck",
     "domain": "pytest_drcheck.checks.domain:DomainCheck",
+    "rpo": "pytest_drcheck.checks.rpo:RpoCheck",
+    "replication": "pytest_drcheck.checks.replication:ReplicationCheck",
 }
 
 ENTRY_POINT_GROUP = "pytest_drcheck.checks"

@@ -149,6 +149,7 @@ def derive(drill: Mapping[str, Any], records: Sequence[Record], complete: bool
                          for w in drill.get("waivers", [])]
     result["counts"] = totals
     result["rto"] = rto.as_dict()
+    result["rpo"] = drillinfo.measure_rpo(records, drill.get("drill", {}).get("rpo_target_s"))
     result["verdict"] = outcome
     result["verdict_reasons"] = reasons
     return result

@@ -8,7 +8,7 @@ from __future__ import annotations
 import getpass
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +93,34 @@ def _strip_credentials(url: str) -> str:
     if sep and "@" in rest.split("/", 1)[0]:
         return f"{scheme}://{rest.split('@', 1)[1]}"
     return url
+
+
+def measure_rpo(records: Sequence[Mapping[str, Any]], target_s: float | None
+                ) -> dict[str, Any]:
+    """drill.json's ``rpo``: each host's measured RPO (its rpo check's figure, the worst of
+    them when it has several), the drill's worst, and whether it met the target. Hosts whose
+    rpo check could not observe are listed, not guessed."""
+    hosts: dict[str, float] = {}
+    targets: dict[str, float] = {}
+    unmeasured: set[str] = set()
+    for record in records:
+        if record.get("check") != "rpo":
+            continue
+        host = str(record.get("host"))
+        figure = record.get("rpo") or {}
+        if figure.get("measured_s") is None:
+            unmeasured.add(host)
+            continue
+        hosts[host] = max(hosts.get(host, 0.0), float(figure["measured_s"]))
+        if figure.get("target_s") is not None:
+            targets[host] = float(figure["target_s"])
+    worst = max(hosts, key=lambda h: (hosts[h], h)) if hosts else None
+    met = (None if not hosts or unmeasured - set(hosts) else
+           all(hosts[h] <= targets.get(h, target_s if target_s is not None else float("inf"))
+               for h in hosts))
+    return {"target_s": target_s,
+            "measured_s": hosts[worst] if worst is not None else None,
+            "worst_host": worst, "met": met,
+            "hosts": [{"host": h, "measured_s": hosts[h], "target_s": targets.get(h, target_s)}
+                      for h in sorted(hosts)],
+            "unmeasured": sorted(unmeasured - set(hosts))}

@@ -198,6 +198,10 @@ def suite_properties(drill: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("dr.rto_measured_s", _text(rto.get("measured_s"))),
         ("dr.rto_met", _text(rto.get("met"))),
         ("dr.rto_last_green", _text(rto.get("last_green"))),
+        ("dr.rpo_target_s", _text(drill.get("rpo", {}).get("target_s"))),
+        ("dr.rpo_measured_s", _text(drill.get("rpo", {}).get("measured_s"))),
+        ("dr.rpo_met", _text(drill.get("rpo", {}).get("met"))),
+        ("dr.rpo_worst_host", _text(drill.get("rpo", {}).get("worst_host"))),
         ("dr.verdict", _text(drill.get("verdict"))),
         ("dr.shard", f"{shard['index']}/{shard['count']}" if shard else ""),
     ]

@@ -75,6 +75,12 @@ def make_record(result: CheckResult, item: PlanItem, decision: Decision, anchor:
                             if green is not None else None),
         "waiver": None,
     }
+    if "rpo_s" in result.details:  # the measured RPO drill.json sums up (checks/rpo.py)
+        record["rpo"] = {"measured_s": result.details["rpo_s"],
+                         "target_s": result.details.get("rpo_target_s")}
+    if "link_mbit_s" in result.details:  # the replication check's figures (report chart)
+        record["replication"] = {key: result.details.get(key) for key in (
+            "average_mbit_s", "peak_mbit_s", "link_mbit_s", "headroom")}
     if decision.waiver is not None:
         record["waiver"] = waiver_dict(decision.waiver) | {"status": decision.status,
                                                            "note": decision.note}

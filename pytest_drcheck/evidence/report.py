@@ -232,6 +232,8 @@ def view(drill: Mapping[str, Any], given: Sequence[Mapping[str, Any]],
                 "measured": _duration(measured),
                 "share": _share(measured, target)},
         "gauge": _gauge(rto),
+        "rpo": _rpo_view(drill.get("rpo") or {}),
+        "link_bars": _link_bars(records),
         "timeline": _timeline(drill, records),
         "facts": [
             ("Inventory", f"{drill['inventory']['path']}"),
@@ -259,6 +261,50 @@ def view(drill: Mapping[str, Any], given: Sequence[Mapping[str, Any]],
         "short_time": _short_time,
         "labels": OUTCOME_LABELS,
     }
+
+
+def _rpo_view(rpo: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The measured RPO beside the RTO: 'RPO measured 3 min 12 s against a target of 15 min'
+    for the worst host, and each host's figure. None when no rpo check ran."""
+    from pytest_drcheck.checks.rpo import format_rpo
+
+    if not rpo.get("hosts") and not rpo.get("unmeasured"):
+        return None
+    measured, target = rpo.get("measured_s"), rpo.get("target_s")
+    text = ("RPO not measured" if measured is None else
+            f"RPO measured {format_rpo(float(measured))}"
+            + (f" against a target of {format_rpo(float(target))}" if target else ""))
+    hosts = [(h["host"], format_rpo(float(h["measured_s"])),
+              format_rpo(float(h["target_s"])) if h.get("target_s") else "n/a",
+              h.get("target_s") is None or float(h["measured_s"]) <= float(h["target_s"]))
+             for h in rpo.get("hosts", [])]
+    return {"text": text, "met": rpo.get("met"), "worst_host": rpo.get("worst_host"),
+            "hosts": hosts, "unmeasured": list(rpo.get("unmeasured", []))}
+
+
+def _link_bars(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per replication check: the sources' average and peak write rate and the rate with
+    headroom, as bar widths (percent) against the link's capacity."""
+    bars = []
+    for record in records:
+        figures = record.get("replication") or {}
+        link = figures.get("link_mbit_s")
+        if not link or figures.get("average_mbit_s") is None:
+            continue
+        average, peak = float(figures["average_mbit_s"]), figures.get("peak_mbit_s")
+        needed = average * float(figures.get("headroom") or 1.0)
+        scale = max(float(link), average, needed, float(peak or 0.0))
+
+        def pct(value: float, scale: float = scale) -> float:
+            return round(100.0 * value / scale, 1)
+
+        bars.append({"key": record["key"], "link": f"{float(link):g}",
+                     "link_pct": pct(float(link)),
+                     "rows": [(name, f"{value:.2f}", pct(value), value > float(link))
+                              for name, value in (("average", average),
+                                                  ("with headroom", needed),
+                                                  ("peak", peak)) if value is not None]})
+    return bars
 
 
 def _share(measured: float | None, target: float | None) -> str:

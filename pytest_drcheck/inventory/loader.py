@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,12 @@ class _Loader:
             name=drill_data["name"], description=drill_data.get("description", ""),
             rto_seconds=parse_duration(drill_data["rto"]) if "rto" in drill_data else None,
             rpo_seconds=parse_duration(drill_data["rpo"]) if "rpo" in drill_data else None)
+        self.drill = drill
+        # Each host's source server (`source:`), known before expansion: families that
+        # measure against it (rpo) get it, and the drill's objectives, in their entry.
+        self.source_of = {name: (source if isinstance(source, str) else f"{name}.source")
+                          for name, host_data in data["hosts"].items()
+                          if (source := host_data.get("source")) is not None}
         self._check_site_sections(doc, data.get("site", {}))
         defaults = data.get("defaults", {})
         default_timeout = parse_duration(defaults.get("timeout", DEFAULT_CHECK_TIMEOUT))
@@ -124,6 +130,8 @@ class _Loader:
             for source in self._sources(doc, host_path, host_data, groups, member_groups):
                 for item in self._expand(source, host_name, site, default_timeout, platform):
                     items[item.key] = item  # later sources override earlier ones
+        self._add_sources(doc, data, defaults, hosts)
+        self._check_read_only(hosts, items.values())
         self._check_jumps(doc, hosts)
         self._check_host_references(doc, site, hosts)
         for find_problems in extensions.problem_finders():
@@ -136,6 +144,53 @@ class _Loader:
             sha256=hashlib.sha256(self.path.read_bytes()).hexdigest(), drill=drill,
             hosts=hosts, items=tuple(sorted(items.values(), key=lambda i: i.key)),
             site=freeze(site), document=freeze(data), waivers=waivers)
+
+    def _add_sources(self, doc: Document, data: Mapping[str, Any],
+                     defaults: Mapping[str, Any], hosts: dict[str, HostSpec]) -> None:
+        """`source:` of each host: a named inventory host, or a host of its own made here
+        (``<host>.source``); either is marked read-only."""
+        for name, host_data in data["hosts"].items():
+            source = host_data.get("source")
+            where = ("hosts", name, "source")
+            if source is None:
+                continue
+            if isinstance(source, str):
+                if source == name or source not in hosts:
+                    why = ("a host cannot be its own source" if source == name else
+                           f"source '{source}' is not a host of this inventory"
+                           f"{_hint(source, hosts)}")
+                    self.problems.append(doc.problem(where, f"{why}; name another host or "
+                                                            "write {address, connection}"))
+                    continue
+                source_name = source
+            else:
+                source_name = f"{name}.source"
+                if source_name in data["hosts"]:
+                    self.problems.append(doc.problem(where, (
+                        f"host '{source_name}' already exists; write source: {source_name} "
+                        "to use it, or rename it")))
+                    continue
+                connection = _connection([defaults.get("connection", {}),
+                                          source.get("connection", {})], source_name)
+                hosts[source_name] = HostSpec(source_name, source["address"], connection, ())
+            hosts[source_name] = replace(hosts[source_name], read_only=True)
+            hosts[name] = replace(hosts[name], source=source_name)
+
+    def _check_read_only(self, hosts: Mapping[str, HostSpec], items: Iterable[PlanItem]
+                         ) -> None:
+        """A source server's checks must only read it: refused here, before any drill."""
+        from pytest_drcheck.targets.readonly import is_read_only
+
+        for item in items:
+            if not hosts[item.host].read_only:
+                continue
+            commands = registry.get(item.check).commands(item)
+            if not all(is_read_only(command) for command in commands):
+                where = item.source
+                self.problems.append(Problem(where.file, where.line, where.place, (
+                    f"{item.host} is a source server (read-only) and "
+                    f"{item.check} '{item.subject}' runs commands that are not known to only "
+                    "read it; check it from its recovery instance or leave it out")))
 
     def _sources(self, doc: Document, host_path: tuple[str | int, ...],
                  host_data: Mapping[str, Any], groups: Mapping[str, Any],
@@ -217,6 +272,10 @@ class _Loader:
             for index, entry in enumerate(entries):
                 entry_path = (*source.path, check_type, index)
                 params = {k: v for k, v in entry.items() if k not in ("timeout", "description")}
+                if getattr(check, "wants_host_context", False):
+                    params["host_context"] = {"source": self.source_of.get(host),
+                                              "sources": sorted(set(self.source_of.values())),
+                                              "drill_rpo_s": self.drill.rpo_seconds}
                 try:
                     subjects = check.expand(params, site)
                 except ExpansionError as exc:

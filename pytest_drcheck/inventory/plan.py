@@ -44,6 +44,10 @@ class HostSpec:
     aws: Mapping[str, Any] = field(default_factory=dict)
     # linux or windows (inventory ``platform:``; a winrm connection means windows).
     platform: str = "linux"
+    # The inventory host holding this host's source server (`source:`), if described.
+    source: str | None = None
+    # A source server: checks only read it (targets/readonly.py refuses anything else).
+    read_only: bool = False
 
 
 @dataclass(frozen=True)

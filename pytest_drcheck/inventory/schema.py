@@ -67,6 +67,16 @@ CONNECTION: dict[str, Any] = {
 }
 
 
+# The protected (on-premises) server a recovery host restores: an inventory host's name, or
+# an address and connection of its own. Either way checks only read it (targets/readonly.py).
+SOURCE: dict[str, Any] = {
+    "anyOf": [NAME, {"type": "object", "additionalProperties": False, "required": ["address"],
+                     "properties": {"address": vocabulary.HOST_ADDRESS,
+                                    "connection": CONNECTION, "description": TEXT}}],
+    "x-expect": "an inventory host name, or {address, connection} of the source server",
+}
+
+
 def entry_schema(check_type: str) -> dict[str, Any]:
     schema = copy.deepcopy(dict(registry.get(check_type).entry_schema))
     schema.setdefault("type", "object")
@@ -141,6 +151,7 @@ def inventory_schema() -> dict[str, Any]:
             "platform": vocabulary.PLATFORM,
             # Extensions' ways of finding a host instead of an address (aws: drs:, ec2:).
             **extensions.host_keys(),
+            "source": SOURCE,
         },
     })
     return {

@@ -15,6 +15,7 @@ from pytest_drcheck.lab.components.domain_member import WinbindMember
 from pytest_drcheck.lab.components.ldap import Slapd
 from pytest_drcheck.lab.components.ntp import Chronyd, SkewedNtp
 from pytest_drcheck.lab.components.proxy import Squid
+from pytest_drcheck.lab.components.replication import ReplicationSimulator, SourceLoad
 from pytest_drcheck.lab.components.samba import SambaDc
 from pytest_drcheck.lab.components.sshd import Sshd
 from pytest_drcheck.lab.components.syslog import RsyslogCollector, SignatureMirror
@@ -81,5 +82,8 @@ LAB = Topology(
              nameservers=(), domain="example.com"),
         Host("logs01", (Nic(LAN, "10.77.0.40"),), (Sshd(), RsyslogCollector(), SignatureMirror())),
         Host("backup01", (Nic(LAN, "10.77.0.41"),), (Sshd(), BaculaSd())),
+        # On-premises source of app01 (issue 15): a beacon, a known write load, real sshd.
+        Host("src01", (Nic(LAN, "10.77.0.71"),), (Sshd(), SourceLoad(),
+                                                   ReplicationSimulator(replica_of="app01"))),
     ),
 )

@@ -86,6 +86,12 @@ def open_evidence(config: pytest.Config, plan: Plan, inventory_id: str) -> Evide
             anchor, source = (hooked.astimezone(timezone.utc),
                               "launch time from a plugin (pytest_dr_launched_at)")
     session = EvidenceSession(plan, options, started, anchor, source, inventory_id)
+    from pytest_drcheck.recoverypoint import RecoveryPoint, set_drill_launch
+
+    # A launch time that was given is the rpo check's recovery point; the start of checking
+    # is none (the data was taken before it).
+    given = source != "start of checking (no launch time given)"
+    set_drill_launch(RecoveryPoint(anchor, source) if given else None)
     if not config.getoption("collectonly"):
         try:
             session.open_bundle(controller=worker is None)

@@ -34,6 +34,11 @@ class TargetFactory:
         target = (provider.make_target(host, target_of) if provider is not None
                   else self.plain(host, target_of))
         target.lookup_timeout = host.connection.command_timeout
+        if host.read_only:
+            # A source server: only commands on the read-only allowlist ever reach it.
+            from pytest_drcheck.targets.readonly import ReadOnlyTarget
+
+            return ReadOnlyTarget(target)
         return target
 
     def plain(self, host: HostSpec, target_of: Callable[[str], Target]) -> Target:
