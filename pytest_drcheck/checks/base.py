@@ -81,11 +81,14 @@ class CheckContext:
     def params(self) -> Mapping[str, Any]:
         return self.item.params
 
-    def output(self, index: int, accept: Collection[int] = (0,)) -> CommandResult:
+    def output(self, index: int, accept: Collection[int] = (0,), shown: str | None = None
+               ) -> CommandResult:
         """The ``index``-th command's result, if it was observed: exited with a status in
-        ``accept``. Otherwise raise ``CouldNotObserve`` naming the command and the cause
-        (timed out, not found on the host, lost from the batch, failed with its stderr)."""
-        return self.outputs[index].on(self.item.host, self.command_timeout).require(accept)
+        ``accept``. Otherwise raise ``CouldNotObserve`` naming the command (or ``shown``, what
+        a long script runs) and the cause (timed out, not found on the host, lost from the
+        batch, failed with its stderr)."""
+        return self.outputs[index].on(self.item.host, self.command_timeout).require(
+            accept, shown)
 
 
 ValueT = TypeVar("ValueT")

@@ -306,8 +306,15 @@ def parse_account(text: str, host: str, kind: str) -> AccountLookup:
     return AccountLookup("user" if lookup_kind == USER else "group", name, entry, tool)
 
 
+# What each property's script runs, for a message about the script itself (it timed out...).
+SHOWN = {JOINED: "wbinfo --own-domain (or klist -k)",
+         KERBEROS: "kinit -k", SECURE_CHANNEL: "net ads testjoin (or adcli testjoin)",
+         DC: "wbinfo --ping-dc (or sssctl, adcli info)", USER: "getent passwd",
+         GROUP: "getent group"}
+
+
 def observe(ctx: CheckContext, params: DomainParams) -> DomainValue:
-    text = ctx.output(0).stdout
+    text = ctx.output(0, shown=SHOWN[params.prop]).stdout
     host = ctx.item.host
     if params.prop == JOINED:
         return parse_membership(text, host)

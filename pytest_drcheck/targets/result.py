@@ -72,16 +72,18 @@ class CommandResult:
         return replace(self, host=self.host or host,
                        timeout=self.timeout if self.timeout is not None else timeout)
 
-    def require(self, allowed_statuses: Collection[int] = (0,)) -> CommandResult:
+    def require(self, allowed_statuses: Collection[int] = (0,), shown: str | None = None
+                ) -> CommandResult:
         """This result if its output can be trusted; else CommandNotObserved with the cause.
 
         For check families: a command that timed out, whose tool is missing, whose batch did
         not complete, or that exited with a status not in ``allowed_statuses`` observed
         nothing, and must not be read as data (an empty ``cat`` is not "no nameserver").
         The message names the command, the host and the cause in one line, e.g.
-        ```ip -j addr` timed out after 10 s on app01``.
+        ```ip -j addr` timed out after 10 s on app01``. ``shown`` names a long script by
+        what it runs (```net ads testjoin` timed out ...``) instead of its first characters.
         """
-        shown, where = f"`{self._shown()}`", self.host or "the host"
+        shown, where = f"`{shown or self._shown()}`", self.host or "the host"
         if self.batch_failure is not None:
             raise CommandNotObserved(
                 "batch failure", f"{shown} did not run on {where}: "

@@ -29,6 +29,14 @@ def test_a_timeout_names_the_command_the_time_and_the_host() -> None:
         "timed out", "`ip -j addr` timed out after 10 s on app01")
 
 
+def test_a_long_script_is_named_by_what_it_runs() -> None:
+    script = "if grep -Eq winbind /etc/nsswitch.conf; then via=winbind; fi; " * 5
+    result = CommandResult(script, 124, "", "", timed_out=True, host="db01", timeout=10)
+    with pytest.raises(CommandNotObserved) as caught:
+        result.require(shown="net ads testjoin")
+    assert str(caught.value) == "`net ads testjoin` timed out after 10 s on db01"
+
+
 def test_a_missing_tool_is_not_a_failure_of_the_thing_checked() -> None:
     result = CommandResult("ip -j addr", 127, "", "sh: 1: ip: not found\n", host="app01",
                            timeout=10)
