@@ -37,6 +37,8 @@ SEAL_ERROR_KEY = pytest.StashKey[str]()
 LOG_FILTER_KEY = pytest.StashKey[logging.Filter]()
 # pytest's handlers that attach log records to test reports (and to caplog).
 _REPORT_HANDLERS = ("report_handler", "caplog_handler")
+# The RTO anchor when no launch time was given (--dr-launched-at, a plugin's hook).
+NO_LAUNCH_TIME = "start of checking (no launch time given)"
 
 
 def evidence_of(config: pytest.Config) -> EvidenceSession | None:
@@ -75,7 +77,7 @@ def open_evidence(config: pytest.Config, plan: Plan, inventory_id: str) -> Evide
         started = parse_instant(worker["dr_started_at"])
         anchor, source = parse_instant(worker["dr_anchor"]), worker["dr_anchor_source"]
     else:
-        started, anchor, source = now, now, "start of checking (no launch time given)"
+        started, anchor, source = now, now, NO_LAUNCH_TIME
         hooked = config.hook.pytest_dr_launched_at(config=config)
         if options.launched_at is not None:
             anchor, source = options.launched_at, "--dr-launched-at"
@@ -90,8 +92,7 @@ def open_evidence(config: pytest.Config, plan: Plan, inventory_id: str) -> Evide
 
     # A launch time that was given is the rpo check's recovery point; the start of checking
     # is none (the data was taken before it).
-    given = source != "start of checking (no launch time given)"
-    set_drill_launch(RecoveryPoint(anchor, source) if given else None)
+    set_drill_launch(RecoveryPoint(anchor, source) if source != NO_LAUNCH_TIME else None)
     if not config.getoption("collectonly"):
         try:
             session.open_bundle(controller=worker is None)

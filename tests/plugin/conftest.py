@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 
 import pytest
 
+from tests.plugin import sockets
 from tests.plugin.sockets import Listener
 
 
@@ -17,7 +17,4 @@ def listener() -> Iterator[Listener]:
 
 @pytest.fixture
 def closed_port() -> int:
-    sock = socket.create_server(("127.0.0.1", 0))
-    port: int = sock.getsockname()[1]
-    sock.close()
-    return port
+    return sockets.closed_port()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pytest_drcheck.targets.ssh import SshSettings, SshTarget
+from tests.plugin import sockets
 from tests.plugin.sockets import Listener, blackhole
 from tests.targets.sshd import Sshd, start_sshd
 
@@ -114,9 +115,7 @@ def silent_listener() -> Iterator[SilentListener]:
 
 @pytest.fixture
 def closed_port() -> int:
-    with socket.create_server(("127.0.0.1", 0)) as sock:
-        port: int = sock.getsockname()[1]
-    return port
+    return sockets.closed_port()
 
 
 @pytest.fixture
