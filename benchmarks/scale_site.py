@@ -59,6 +59,9 @@ def instance_address(index: int) -> str:
 class ScaleSite:
     hosts: int
     rtt_ms: float
+    # Instances run chronyd too (for the time and agent checks); a 1,000-instance site can
+    # leave it out to halve its daemons when its suite has no time or agent check.
+    clocks: bool = True
 
     @property
     def instances(self) -> tuple[str, ...]:
@@ -79,7 +82,8 @@ class ScaleSite:
                  (Chronyd(serve=(SCALE_PREFIX,)),), nameservers=(DNS_ADDR,)),
         )
         instances = tuple(
-            Host(n, (Nic(NET, self.address(n)),), (Sshd(), Chronyd(servers=(NTP_ADDR,))),
+            Host(n, (Nic(NET, self.address(n)),),
+                 (Sshd(), Chronyd(servers=(NTP_ADDR,))) if self.clocks else (Sshd(),),
                  nameservers=(DNS_ADDR,)) for n in self.instances)
         return Topology(networks=(NET,), hosts=shared + instances,
                         reserved=LAB_PREFIXES)
