@@ -20,6 +20,8 @@ class Throttle:
     mbit_per_s: float | None
     # Who says so, for messages: "DRS source server s-0123...".
     origin: str
+    # The service, for verdicts: "DRS".
+    service: str
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Backlog:
     # Bytes written on the source and not yet replicated, summed over its replicated disks.
     backlog_bytes: int
     origin: str
+    service: str
 
 
 @runtime_checkable
