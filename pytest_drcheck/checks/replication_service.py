@@ -157,8 +157,7 @@ def observe_backlog(ctx: CheckContext, sources: Sequence[str],
     if window_s + slack_s > ctx.timeout:
         raise CouldNotObserve(f"a {window_s:g} s window does not fit in the check's "
                               f"{ctx.timeout:g} s timeout; raise timeout: or shorten window:")
-    started = time.monotonic()
-    deadline = started + ctx.timeout - 1
+    deadline = time.monotonic() + ctx.timeout - 1
 
     def read_all() -> tuple[dict[str, Backlog], float]:
         begun = time.monotonic()
@@ -169,7 +168,8 @@ def observe_backlog(ctx: CheckContext, sources: Sequence[str],
         return read, (begun + time.monotonic()) / 2
 
     before, first_at = read_all()
-    time.sleep(max(0.0, started + window_s - time.monotonic()))
+    # The second read starts a window after the middle of the first.
+    time.sleep(max(0.0, first_at + window_s - time.monotonic()))
     after, second_at = read_all()
     return BacklogGrowth(before, after, second_at - first_at)
 
