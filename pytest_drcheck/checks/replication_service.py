@@ -121,11 +121,13 @@ def judge_throttle(expected: str, value: ThrottleLoad, headroom: float) -> Obser
         "throttle_mbit_s": value.throttles[s].mbit_per_s, "origin": value.throttles[s].origin,
         "average_mbit_s": round(fits[s].average_mbit_per_s, 4), "verdict": fits[s].verdict}
         for s in sources}, "average_mbit_s": round(average, 4), "headroom": headroom}
+    limits = [value.throttles[s].mbit_per_s for s in sources]
+    total = sum(limit for limit in limits if limit is not None)
+    # What the throttles let through in all (the report's chart); None: one is unthrottled.
+    details["throttle_mbit_s"] = None if None in limits else total
     too_low = [s for s in sources if fits[s].verdict == "too low"]
     if not too_low:
         return Observation.passed(expected, observed, **details)
-    limits = [value.throttles[s].mbit_per_s for s in sources]
-    total = sum(limit for limit in limits if limit is not None)
     if len(sources) == 1 or (None not in limits and total < average):
         per_source = "" if len(sources) == 1 else (
             " (" + ", ".join(f"{s} {value.throttles[s].mbit_per_s:g}" for s in sources) + ")")
