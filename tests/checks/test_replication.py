@@ -302,12 +302,14 @@ def test_each_source_against_its_own_throttle() -> None:
     assert observation.reason == (
         "DRS throttles src02's replication to 10 Mbit/s, below the 25.17 Mbit/s it writes on "
         "average over 1 s; replication lags and the RPO grows")
+    assert observation.details["throttle_mbit_s"] is None  # src01 is not throttled
     # Both throttled, in all below what they write: the totals, each throttle named.
     targets["app01"] = Linked(throttle=30.0)
     observation = CHECK.evaluate(linked_context(items["throttle"], targets))
     assert observation.reason == (
         "DRS throttles replication to 40 Mbit/s (src01 30, src02 10), below the 67.11 Mbit/s "
         "the sources write on average over 1 s; replication lags and the RPO grows")
+    assert observation.details["throttle_mbit_s"] == 40.0
 
 
 def test_an_unreadable_throttle_is_could_not_observe_and_leaves_the_link_alone() -> None:
