@@ -420,3 +420,12 @@ def test_a_backlog_window_that_does_not_fit_the_timeout() -> None:
                                              (2_500_000, "2.50 MB"), (3e12, "3000.00 GB")])
 def test_backlog_sizes_are_decimal(count: float, text: str) -> None:
     assert format_bytes(count) == text
+
+
+def test_the_lab_drill_s_replication_check_is_unchanged() -> None:
+    # No recovery host of the lab is found through DRS: src01 keeps its one link test.
+    plan = load_plan(Path(__file__).parents[2] / "inventories" / "lab.yaml")
+    assert [(i.key, dict(i.params)) for i in plan.items if i.check == "replication"] == [
+        ("src01::replication[link]", {"sources": ("src01",), "link_mbit": 100.0,
+                                      "window_s": 3.0, "devices": ("loop*",),
+                                      "headroom": 1.3})]
