@@ -121,3 +121,68 @@ def describe(sizing: LinkSizing) -> list[str]:
         f"provision at least {sizing.provision_mbit_per_s} Mbit/s (rounded up to a whole "
         "Mbit/s)",
     ]
+
+
+# --- DRS's bandwidth throttle (bandwidthThrottling: Mbit/s per source server, 0 = none) ------
+
+
+def parse_throttle(text: str | float | int) -> float | None:
+    """Mbit/s of a throttle written as a bandwidth (``50Mbit/s``, or a bare number of Mbit/s);
+    0 (``0``, ``0Mbit/s``) is DRS's "not throttled": None."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool) and text == 0:
+        return None
+    if _ZERO.match(str(text).strip()):
+        return None
+    return parse_bandwidth(text)
+
+
+_ZERO = re.compile(r"\A0+(?:\.0+)? ?(?:[kKmMgGtT](?:bit/s|bps))?\Z")
+
+
+@dataclass(frozen=True)
+class ThrottleFit:
+    """One source server's throttle against what it writes. DRS throttles each source
+    server's replication agent on its own, so the comparison is per server."""
+
+    throttle_mbit_per_s: float | None
+    average_mbit_per_s: float
+    headroom: float
+
+    @property
+    def needed_mbit_per_s(self) -> float:
+        return self.average_mbit_per_s * self.headroom
+
+    @property
+    def verdict(self) -> str:
+        """'unthrottled'; 'fits' (at least the rate with headroom); 'tight' (the average, not
+        the headroom: it falls behind at peaks and catches up); 'too low' (below the average:
+        replication never catches up)."""
+        throttle = self.throttle_mbit_per_s
+        if throttle is None:
+            return "unthrottled"
+        if throttle < self.average_mbit_per_s:
+            return "too low"
+        return "tight" if throttle < self.needed_mbit_per_s else "fits"
+
+
+def describe_throttle(sizing: LinkSizing, throttle_mbit_per_s: float | None) -> list[str]:
+    """``describe``'s lines for a DRS throttle applied to each of the servers."""
+    if throttle_mbit_per_s is None:
+        return ["DRS throttle: none (0 = not throttled): only the link limits replication"]
+    fit = ThrottleFit(throttle_mbit_per_s, mbit_per_s(sizing.bytes_per_second_each),
+                      sizing.headroom)
+    lines = [
+        f"DRS throttle: {throttle_mbit_per_s:g} Mbit/s per source server (bandwidthThrottling "
+        f"applies to each server's replication agent); each server writes "
+        f"{fit.average_mbit_per_s:.2f} Mbit/s on average, {fit.needed_mbit_per_s:.2f} Mbit/s "
+        f"with headroom x{sizing.headroom:g}",
+    ]
+    raise_to = math.ceil(round(fit.needed_mbit_per_s, 9))
+    lines.append({
+        "fits": "the throttle fits: it is at least each server's rate with headroom",
+        "tight": ("the throttle fits the average but not the headroom: replication falls "
+                  f"behind at peaks; raise it to {raise_to} Mbit/s"),
+        "too low": ("the throttle is too low: below each server's average write rate, "
+                    f"replication lags and the RPO grows; raise it to {raise_to} Mbit/s"),
+    }[fit.verdict])
+    return lines

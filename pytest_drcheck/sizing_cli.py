@@ -11,9 +11,12 @@ from typing import Any
 
 from pytest_drcheck.sizing import (
     DEFAULT_HEADROOM,
+    LinkSizing,
     describe,
+    describe_throttle,
     mbit_per_s,
     parse_rate,
+    parse_throttle,
     size_link,
 )
 
@@ -33,6 +36,9 @@ def add_size_command(commands: Any) -> None:
                            "bundle); --servers then scales their average to that many")
     size.add_argument("--headroom", type=float, default=DEFAULT_HEADROOM,
                       help=f"factor for protocol overhead and peaks (default {DEFAULT_HEADROOM})")
+    size.add_argument("--throttle", metavar="BANDWIDTH",
+                      help="DRS's bandwidthThrottling of each source server, e.g. 50Mbit/s "
+                           "(0: not throttled): says whether it fits each server's write rate")
     size.set_defaults(handler=size_main)
 
 
@@ -66,16 +72,31 @@ def size_main(args: argparse.Namespace) -> int:
             return 2
         text = args.write_rate if args.write_rate is not None else f"{args.writes_per_day}/day"
         sizing = size_link(args.servers, parse_rate(text), args.headroom)
+        lines = _lines(sizing, args.throttle)
     except ValueError as exc:
         print(f"drcheck size: {exc}", file=sys.stderr)
         return 2
-    for line in describe(sizing):
+    for line in lines:
         print(line)
     return 0
 
 
+def _lines(sizing: LinkSizing, throttle: str | None) -> list[str]:
+    """The calculation, and the throttle's fit when one is given (ValueError: not a
+    bandwidth)."""
+    if throttle is None:
+        return describe(sizing)
+    return describe(sizing) + describe_throttle(sizing, parse_throttle(throttle))
+
+
 def _from_evidence(args: argparse.Namespace) -> int:
     directory = Path(args.from_evidence)
+    if args.throttle is not None:
+        try:
+            parse_throttle(args.throttle)
+        except ValueError as exc:
+            print(f"drcheck size: {exc}", file=sys.stderr)
+            return 2
     try:
         rates = measured_rates(directory)
     except (OSError, KeyError, TypeError, ValueError) as exc:
@@ -89,6 +110,6 @@ def _from_evidence(args: argparse.Namespace) -> int:
         print(f"measured {source}: {mbit_per_s(rate):.2f} Mbit/s average ({basis})")
     average = sum(rate for rate, _ in rates.values()) / len(rates)
     sizing = size_link(args.servers or len(rates), average, args.headroom)
-    for line in describe(sizing):
+    for line in _lines(sizing, args.throttle):
         print(line)
     return 0

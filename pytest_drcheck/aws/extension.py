@@ -31,5 +31,6 @@ EXTENSION = Extension(
     }),
     problems="pytest_drcheck.aws.inventory:aws_problems",
     preload=tuple(f"pytest_drcheck.aws.{module}" for module in ("guard", "jobs", "ostype",
-                                                                 "ec2types", "retain")),
+                                                                 "ec2types", "retain",
+                                                                 "replication")),
 )

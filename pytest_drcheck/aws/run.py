@@ -23,6 +23,7 @@ from pytest_drcheck.aws.guard import DiscoveryError, NoInstance
 from pytest_drcheck.aws.inventory import AwsSettings
 from pytest_drcheck.aws.leftovers import Leftover, find_leftovers, leftover_report
 from pytest_drcheck.aws.retain import recorded_addresses
+from pytest_drcheck.checks.replication_settings import Backlog, Throttle
 from pytest_drcheck.checks.source_addresses import SourceAddresses
 from pytest_drcheck.inventory.plan import HostSpec, Plan
 from pytest_drcheck.recoverypoint import RecoveryPoint
@@ -224,6 +225,20 @@ class AwsHostTarget(Target):
             raise TargetError(f"{self.name} is not found through DRS (add drs: "
                               "{source_server_id: ...} to the host, or list the addresses)")
         return recorded_addresses(self.aws, self.name, timeout)
+
+    def replication_throttle(self, timeout: float) -> Throttle:
+        """DRS's bandwidthThrottling of the host's source server (the replication check,
+        through the checks' ReplicationSettings seam); TargetError with the cause. The AWS
+        calls are bounded by aws.call_timeout."""
+        from pytest_drcheck.aws import replication
+
+        return replication.throttle(self.aws, self.spec)
+
+    def replication_backlog(self, timeout: float) -> Backlog:
+        """DRS's replication backlog of the host's source server, read now."""
+        from pytest_drcheck.aws import replication
+
+        return replication.backlog(self.aws, self.spec)
 
     def connect(self) -> None:
         with self._lock:

@@ -14,6 +14,12 @@ the disk's) nor loop/dm/md/zram devices (they would count the same writes twice)
 
 Could not observe (an error naming the cause): a source that cannot be reached or read, a
 diskstats without any counted device, a window that does not fit the check's timeout.
+
+Subjects: ``link`` (the above); with sources linked to DRS (a recovery host whose ``source:``
+names them has ``drs:``) also ``throttle`` (DRS's bandwidthThrottling against the write rates)
+and ``backlog`` (DRS's replication backlog growing or not over the window), each its own test:
+see ``pytest_drcheck/checks/replication_service.py``. The link and throttle subjects, run side
+by side, share one reading of the sources' counters.
 """
 
 from __future__ import annotations
@@ -21,13 +27,22 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import re
+import threading
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pytest_drcheck.checks.base import Check, CheckContext, ExpansionError, Subject
+from pytest_drcheck.checks.replication_service import (
+    BacklogGrowth,
+    ThrottleLoad,
+    judge_backlog,
+    judge_throttle,
+    observe_backlog,
+    read_throttles,
+)
 from pytest_drcheck.durations import parse_duration
 from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
@@ -123,11 +138,13 @@ class ReplicationParams:
     window_s: float | None  # None: since boot
     devices: tuple[str, ...]
     headroom: float
+    # Source -> its recovery hosts found through the replication service (throttle subject).
+    linked_by: Mapping[str, Sequence[str]]
 
     @classmethod
     def of(cls, params: Mapping[str, Any]) -> ReplicationParams:
         return cls(tuple(params["sources"]), params["link_mbit"], params["window_s"],
-                   tuple(params["devices"]), params["headroom"])
+                   tuple(params["devices"]), params["headroom"], params.get("linked_by", {}))
 
 
 @dataclass(frozen=True)
@@ -146,7 +163,47 @@ class LinkLoad:
             p for p in peaks if p is not None))
 
 
-class ReplicationCheck(Check[LinkLoad]):
+def _basis(rates: Sequence[WriteRate], window_s: float | None) -> str:
+    if len(rates) == 1:
+        return rates[0].basis
+    return "since boot" if window_s is None else f"over {window_s:g} s"
+
+
+class _InFlight:
+    """Identical measurements running at the same time share one: an entry's link and
+    throttle subjects, run side by side, read the sources' counters once per window."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[Hashable, Future[LinkLoad]] = {}
+
+    def share(self, key: Hashable, compute: Callable[[], LinkLoad], timeout: float
+              ) -> LinkLoad:
+        with self._lock:
+            future = self._running.get(key)
+            owner = future is None
+            if future is None:
+                future = self._running[key] = Future()
+        if owner:
+            try:
+                future.set_result(compute())
+            except Exception as exc:
+                future.set_exception(exc)
+            finally:
+                with self._lock:
+                    self._running.pop(key, None)
+        try:
+            return future.result(timeout=timeout)
+        except TimeoutError:
+            raise CouldNotObserve(f"the sources' disk counters were not read within "
+                                  f"{timeout:g} s (the check's timeout)") from None
+
+
+_MEASUREMENTS = _InFlight()
+Value = LinkLoad | ThrottleLoad | BacklogGrowth
+
+
+class ReplicationCheck(Check[Value]):
     type_name: ClassVar[str] = "replication"
     default_timeout: ClassVar[float] = 30.0
     wants_host_context: ClassVar[bool] = True
@@ -184,16 +241,61 @@ class ReplicationCheck(Check[LinkLoad]):
         if not sources:
             raise ExpansionError("no source servers to measure: describe them with source: "
                                  "on the recovery hosts, or list them in sources:")
-        return [Subject("link", {"sources": sources, "link_mbit": link, "window_s": window,
-                                 "devices": list(entry.get("devices", [])),
-                                 "headroom": float(entry.get("headroom", DEFAULT_HEADROOM))})]
+        link_params = {"sources": sources, "link_mbit": link, "window_s": window,
+                       "devices": list(entry.get("devices", [])),
+                       "headroom": float(entry.get("headroom", DEFAULT_HEADROOM))}
+        subjects = [Subject("link", link_params)]
+        linked_by = {s: list(context.get("linked_by", {}).get(s, [])) for s in sources}
+        if any(linked_by.values()):
+            subjects.append(Subject("throttle", {**link_params, "linked_by": linked_by}))
+            subjects.append(Subject("backlog", {
+                "sources": sources, "linked_by": linked_by,
+                "window_s": DEFAULT_WINDOW_S if window is None else window}))
+        return subjects
+
+    def needs_connection(self, item: PlanItem) -> bool:
+        # The backlog is read from the service by the runner alone.
+        return item.subject != "backlog"
 
     def expected(self, item: PlanItem) -> str:
+        if item.subject == "backlog":
+            return (f"the replication backlog not growing over {item.params['window_s']:g} s")
+        if item.subject == "throttle":
+            return "each source's average write rate within its replication throttle"
         link = ReplicationParams.of(item.params).link_mbit
         return f"sources' total average write rate at most the link's {link:g} Mbit/s"
 
-    def observe(self, ctx: CheckContext) -> LinkLoad:
+    def observe(self, ctx: CheckContext) -> Value:
+        if ctx.item.subject == "backlog":
+            return observe_backlog(ctx, tuple(ctx.params["sources"]), ctx.params["linked_by"],
+                                   ctx.params["window_s"], _SLACK_S)
         params = ReplicationParams.of(ctx.params)
+        if ctx.item.subject == "throttle":
+            return self._throttle(ctx, params)
+        return self._load(ctx, params)
+
+    def _throttle(self, ctx: CheckContext, params: ReplicationParams) -> ThrottleLoad:
+        """The throttles (from the service) and the write rates (the sources' counters),
+        read side by side; what could not be read, of either, is named."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reading = pool.submit(read_throttles, ctx, params.sources, params.linked_by,
+                                  max(1.0, ctx.timeout - 1))
+            causes: list[str] = []
+            load: LinkLoad | None = None
+            try:
+                load = self._load(ctx, params)
+            except CouldNotObserve as exc:
+                causes.append(str(exc))
+            try:
+                throttles = reading.result()
+            except CouldNotObserve as exc:
+                causes.insert(0, str(exc))
+        if causes or load is None:
+            raise CouldNotObserve("; ".join(causes))
+        return ThrottleLoad({r.source: r.average_bps for r in load.rates},
+                            _basis(load.rates, params.window_s), throttles)
+
+    def _load(self, ctx: CheckContext, params: ReplicationParams) -> LinkLoad:
         if params.window_s is None:
             command, timeout = DISKSTATS_READ, max(1.0, ctx.timeout - 1)
         else:
@@ -204,10 +306,15 @@ class ReplicationCheck(Check[LinkLoad]):
                 raise CouldNotObserve(
                     f"a {params.window_s:g} s window does not fit in the check's "
                     f"{ctx.timeout:g} s timeout; raise timeout: or shorten window:")
-        with ThreadPoolExecutor(max_workers=min(16, len(params.sources))) as pool:
-            futures = [pool.submit(self._measure, ctx, source, command, timeout,
-                                   params.devices) for source in params.sources]
-            return LinkLoad(tuple(future.result() for future in futures))
+
+        def measure() -> LinkLoad:
+            with ThreadPoolExecutor(max_workers=min(16, len(params.sources))) as pool:
+                futures = [pool.submit(self._measure, ctx, source, command, timeout,
+                                       params.devices) for source in params.sources]
+                return LinkLoad(tuple(future.result() for future in futures))
+
+        key = (ctx.target_of, params.sources, command, params.devices)
+        return _MEASUREMENTS.share(key, measure, ctx.timeout)
 
     @staticmethod
     def _measure(ctx: CheckContext, source: str, command: str, timeout: float,
@@ -227,11 +334,14 @@ class ReplicationCheck(Check[LinkLoad]):
         result.on(source, timeout).require()
         return write_rate(source, parse_readings(result.stdout), devices)
 
-    def judge(self, item: PlanItem, value: LinkLoad) -> Observation:
+    def judge(self, item: PlanItem, value: Value) -> Observation:
+        if isinstance(value, BacklogGrowth):
+            return judge_backlog(self.expected(item), value)
         params = ReplicationParams.of(item.params)
+        if isinstance(value, ThrottleLoad):
+            return judge_throttle(self.expected(item), value, params.headroom)
         average, peak = value.average_mbit, value.peak_mbit
-        basis = value.rates[0].basis if len(value.rates) == 1 else (
-            "since boot" if params.window_s is None else f"over {params.window_s:g} s")
+        basis = _basis(value.rates, params.window_s)
         per_source = ", ".join(
             f"{r.source} {mbit_per_s(r.average_bps):.2f}"
             + (f" (peak {mbit_per_s(r.peak_bps):.2f})" if r.peak_bps is not None else "")

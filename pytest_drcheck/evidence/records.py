@@ -81,6 +81,8 @@ def make_record(result: CheckResult, item: PlanItem, decision: Decision, anchor:
     if "link_mbit_s" in result.details:  # the replication check's figures (report chart)
         record["replication"] = {key: result.details.get(key) for key in (
             "average_mbit_s", "peak_mbit_s", "link_mbit_s", "headroom")}
+    if "throttle_mbit_s" in result.details:  # replication[throttle]: DRS's (report chart)
+        record["replication"] = {"throttle_mbit_s": result.details["throttle_mbit_s"]}
     if decision.waiver is not None:
         record["waiver"] = waiver_dict(decision.waiver) | {"status": decision.status,
                                                            "note": decision.note}

@@ -284,7 +284,11 @@ def _rpo_view(rpo: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def _link_bars(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Per replication check: the sources' average and peak write rate and the rate with
-    headroom, as bar widths (percent) against the link's capacity."""
+    headroom, as bar widths (percent) against the link's capacity, and DRS's throttle in all
+    (its ``throttle`` subject) when every source is throttled."""
+    throttles = {str(r["key"]).rsplit("[", 1)[0]: float(r["replication"]["throttle_mbit_s"])
+                 for r in records
+                 if (r.get("replication") or {}).get("throttle_mbit_s") is not None}
     bars = []
     for record in records:
         figures = record.get("replication") or {}
@@ -293,13 +297,16 @@ def _link_bars(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             continue
         average, peak = float(figures["average_mbit_s"]), figures.get("peak_mbit_s")
         needed = average * float(figures.get("headroom") or 1.0)
-        scale = max(float(link), average, needed, float(peak or 0.0))
+        throttle = throttles.get(str(record["key"]).rsplit("[", 1)[0])
+        scale = max(float(link), average, needed, float(peak or 0.0), throttle or 0.0)
 
         def pct(value: float, scale: float = scale) -> float:
             return round(100.0 * value / scale, 1)
 
         bars.append({"key": record["key"], "link": f"{float(link):g}",
                      "link_pct": pct(float(link)),
+                     "throttle": None if throttle is None else f"{throttle:g}",
+                     "throttle_pct": None if throttle is None else pct(throttle),
                      "rows": [(name, f"{value:.2f}", pct(value), value > float(link))
                               for name, value in (("average", average),
                                                   ("with headroom", needed),

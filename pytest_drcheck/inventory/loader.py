@@ -95,6 +95,12 @@ class _Loader:
         self.source_of = {name: (source if isinstance(source, str) else f"{name}.source")
                           for name, host_data in data["hosts"].items()
                           if (source := host_data.get("source")) is not None}
+        # Per source, its recovery hosts found through an extension (drs:/ec2:): replication
+        # reads the recovery service's settings for the source through their targets.
+        self.linked_by: dict[str, list[str]] = {}
+        for name in sorted(self.source_of):
+            if set(extensions.host_keys()) & set(data["hosts"][name]):
+                self.linked_by.setdefault(self.source_of[name], []).append(name)
         self._check_site_sections(doc, data.get("site", {}))
         defaults = data.get("defaults", {})
         default_timeout = parse_duration(defaults.get("timeout", DEFAULT_CHECK_TIMEOUT))
@@ -275,6 +281,7 @@ class _Loader:
                 if getattr(check, "wants_host_context", False):
                     params["host_context"] = {"source": self.source_of.get(host),
                                               "sources": sorted(set(self.source_of.values())),
+                                              "linked_by": self.linked_by,
                                               "drill_rpo_s": self.drill.rpo_seconds}
                 try:
                     subjects = check.expand(params, site)

@@ -88,6 +88,8 @@ class FakeAws:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.job_logs: dict[str, list[dict[str, Any]]] = {}
         self.launch_configurations: dict[str, dict[str, Any]] = {}
+        # GetReplicationConfiguration answers, by source server id.
+        self.replication_configurations: dict[str, dict[str, Any]] = {}
         # SSM agent: instance id -> {"PingStatus": ..., "PlatformType": ..., "behaviour": ...}
         self.ssm_instances: dict[str, dict[str, Any]] = {}
         self.ssm_commands: dict[str, dict[str, Any]] = {}
@@ -175,6 +177,12 @@ class FakeAws:
             return self._terminate(body, model)
         elif operation == "DescribeRecoverySnapshots":
             result = self._page(self.snapshots.get(body["sourceServerID"], []), body)
+        elif operation == "GetReplicationConfiguration":
+            config = self.replication_configurations.get(body["sourceServerID"])
+            if config is None:
+                return 404, {"message": "source server not found",
+                             "__type": "ResourceNotFoundException"}
+            result = config
         elif operation == "GetLaunchConfiguration":
             config = self.launch_configurations.get(body["sourceServerID"])
             if config is None:

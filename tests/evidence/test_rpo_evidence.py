@@ -85,3 +85,25 @@ def test_the_report_charts_the_write_rate_against_the_link() -> None:
     # Scaled to the peak (the largest figure): the link line at 100/120 of the width.
     assert '<line x1="516.5" x2="516.5"' in html
     assert 'width="126.5" height="14"' in html  # 40/120 of 380 (as rounded to 0.1 %)
+
+
+def test_the_chart_draws_drs_s_throttle_as_a_second_line() -> None:
+    link = record("src01::replication[link]", "passed", 4.0, replication={
+        "average_mbit_s": 40.0, "peak_mbit_s": 60.0, "link_mbit_s": 100.0, "headroom": 1.3})
+    throttle = record("src01::replication[throttle]", "failed", None,
+                      replication={"throttle_mbit_s": 120.0})
+    records = [*RECORDS, link, throttle]
+    html = render_report(facts(records), records)
+    assert "link 100 Mbit/s, DRS throttle 120 Mbit/s (dashed)" in html
+    # Scaled to the throttle (the largest figure): the link at 100/120 of the width, the
+    # throttle at the full 380.
+    assert '<line x1="516.5" x2="516.5"' in html
+    assert '<line class="throttle" x1="580.0" x2="580.0"' in html
+    assert "The dashed line is what DRS's throttles let through in all." in html
+    # A source DRS does not throttle: no second line.
+    unthrottled = record("src01::replication[throttle]", "passed", 4.0,
+                         replication={"throttle_mbit_s": None})
+    records = [*RECORDS, link, unthrottled]
+    html = render_report(facts(records), records)
+    assert 'class="throttle"' not in html and "DRS throttle" not in html
+    assert "The dashed line" not in html

@@ -10,10 +10,12 @@ import pytest
 from pytest_drcheck.cli import main
 from pytest_drcheck.sizing import (
     DEFAULT_HEADROOM,
+    ThrottleFit,
     mbit_per_s,
     parse_bandwidth,
     parse_rate,
     parse_size,
+    parse_throttle,
     size_link,
 )
 
@@ -147,3 +149,74 @@ def test_drcheck_size_without_measurements_says_what_to_run(
     assert "has no replication check observation" in capsys.readouterr().err
     assert main(["size", "--servers", "3"]) == 2
     assert "give --servers and --writes-per-day" in capsys.readouterr().err
+
+
+# --- DRS's bandwidth throttle ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "mbit"), [
+    ("50Mbit/s", 50.0), ("1Gbit/s", 1000.0), (50, 50.0), ("0", None), (0, None),
+    ("0Mbit/s", None), ("0.0 Mbps", None)])
+def test_throttles_and_drs_s_zero_for_none(text: str | int, mbit: float | None) -> None:
+    assert parse_throttle(text) == mbit
+
+
+@pytest.mark.parametrize("text", ["50MB/s", "-5Mbit/s", "fast"])
+def test_a_throttle_that_is_not_a_bandwidth(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a bandwidth"):
+        parse_throttle(text)
+
+
+@pytest.mark.parametrize(("throttle", "verdict"), [
+    (None, "unthrottled"), (49.9, "too low"), (50.0, "tight"), (64.9, "tight"),
+    (65.0, "fits"), (1000.0, "fits")])
+def test_throttle_fit_per_server(throttle: float | None, verdict: str) -> None:
+    # 50 Mbit/s on average, x1.3 -> 65 Mbit/s with headroom.
+    fit = ThrottleFit(throttle, 50.0, 1.3)
+    assert fit.needed_mbit_per_s == pytest.approx(65.0)
+    assert fit.verdict == verdict
+
+
+def test_drcheck_size_seed_example_with_a_50_mbit_throttle(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The throttle is per source server: each writes 20 GB/day = 1.85 Mbit/s, well under 50.
+    assert main(["size", "--servers", "50", "--writes-per-day", "20GB",
+                 "--throttle", "50Mbit/s"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[3:] == [
+        "DRS throttle: 50 Mbit/s per source server (bandwidthThrottling applies to each "
+        "server's replication agent); each server writes 1.85 Mbit/s on average, 2.41 Mbit/s "
+        "with headroom x1.3",
+        "the throttle fits: it is at least each server's rate with headroom"]
+
+
+def test_drcheck_size_says_a_throttle_is_too_low(capsys: pytest.CaptureFixture[str]) -> None:
+    # One server writing 1000 GB/day = 92.59 Mbit/s; x1.3 = 120.37, raised to 121.
+    assert main(["size", "--servers", "1", "--writes-per-day", "1000GB",
+                 "--throttle", "50Mbit/s"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "the throttle is too low: below each server's average write rate, replication lags "
+        "and the RPO grows; raise it to 121 Mbit/s")
+    assert main(["size", "--servers", "1", "--writes-per-day", "1000GB",
+                 "--throttle", "100Mbit/s"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "the throttle fits the average but not the headroom: replication falls behind at "
+        "peaks; raise it to 121 Mbit/s")
+    assert main(["size", "--servers", "1", "--writes-per-day", "1000GB", "--throttle", "0"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "DRS throttle: none (0 = not throttled): only the link limits replication")
+
+
+def test_drcheck_size_refuses_a_throttle_in_bytes(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["size", "--servers", "1", "--writes-per-day", "1GB",
+                 "--throttle", "50MB/s"]) == 2
+    assert capsys.readouterr().err.startswith("drcheck size: '50MB/s' is not a bandwidth")
+    write_observations(tmp_path, replication_observation("2026-12-01T10:00:00+00:00",
+                                                         src01=2e6))
+    assert main(["size", "--from-evidence", str(tmp_path), "--throttle", "50MB/s"]) == 2
+    assert main(["size", "--from-evidence", str(tmp_path), "--throttle", "10Mbit/s",
+                 "--headroom", "1"]) == 0
+    # src01 writes 2 MB/s = 16 Mbit/s: a 10 Mbit/s throttle is too low.
+    assert capsys.readouterr().out.splitlines()[-1].startswith(
+        "the throttle is too low: below each server's average write rate")
