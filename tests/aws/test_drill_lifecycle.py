@@ -206,9 +206,20 @@ def test_wait_covers_a_launch_still_under_way(pytester: pytest.Pytester, drill: 
     # instance found ... (last drill: ..., status PENDING)" for the whole --dr-wait.
     app = drill.add("app01", launched=False, last_job=None)
     site = inventory(pytester.path / "site.yaml", fake, {"app01": app.sid})
-    fake.launch_delay = 3.0
+    # The launch ends only once the run has looked once and looks again (an operation asked
+    # a second time): a fixed delay was over before a loaded machine's first look.
+    fake.launch_gate = threading.Event()
     assert drcheck(["drill", "launch", str(site)]) == 0
     launched = outputs(capsys.readouterr().out)
+    asked: set[str] = set()
+
+    def end_launch_on_second_look(operation: str, body: object) -> None:
+        if operation in asked:
+            assert fake.launch_gate is not None
+            fake.launch_gate.set()
+        asked.add(operation)
+
+    fake.on_drs_call = end_launch_on_second_look
     result = pytester.runpytest("--dr-inventory=site.yaml", "-v",
                                 f"--dr-drs-job={launched['job']}",
                                 f"--dr-launched-at={launched['launched_at']}", "--dr-wait=60s",
