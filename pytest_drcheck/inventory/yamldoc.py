@@ -3,6 +3,9 @@
 PyYAML's composer gives nodes with marks; walking them ourselves (instead of yaml.safe_load)
 keeps line numbers for error messages and lets us reject duplicate keys, which safe_load
 silently resolves by keeping the last one (a typo'd duplicate would disable a check).
+The events come from libyaml when PyYAML has it (7x faster than PyYAML's pure-Python scanner
+and parser: most of collecting a large drill); a file libyaml refuses is read again by the
+pure-Python parser, whose messages (and lines) are the ones the hints below know.
 
 An inventory is untrusted text as far as resources go: the file size, the nesting depth and
 the nodes that aliases expand to are bounded, each refusal one line. YAML 1.1's surprises are
@@ -32,6 +35,8 @@ MAX_DEPTH = 64
 # Nodes an alias may stand for, in total (a billion-laughs file expands to 10^9).
 MAX_ALIAS_NODES = 10_000
 DOCUMENT = "document"
+# PyYAML built with libyaml (wheels are): events from C.
+LIBYAML: bool = bool(getattr(yaml, "__with_libyaml__", False))
 _RESOLVER = yaml.resolver.Resolver()
 
 _STANDARD = "tag:yaml.org,2002:"
@@ -104,22 +109,43 @@ class _TooDeep(Exception):
         self.line = line
 
 
-class _BoundedLoader(yaml.SafeLoader):
+class _DepthBound(yaml.composer.Composer):
     """PyYAML's composer recurses once per level: bound the depth before Python's limit does."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
+    _depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                event = self.peek_event()  # type: ignore[no-untyped-call]
+                event = self.peek_event()  # type: ignore[attr-defined]
                 raise _TooDeep(event.start_mark.line + 1)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+
+class _BoundedLoader(_DepthBound, yaml.SafeLoader):
+    """PyYAML's own scanner and parser: the reference, and every message's source."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.SafeLoader.__init__(self, stream)
+
+
+class _LibyamlComposer(_DepthBound, yaml.resolver.Resolver):
+    """The same composer and resolver over libyaml's events. (libyaml's own composer recurses
+    in C, where no depth bound can stop it; the nodes are PyYAML's either way.)"""
+
+    def __init__(self, stream: str) -> None:
+        parser = yaml._yaml.CParser(stream)
+        self.check_event = parser.check_event
+        self.peek_event = parser.peek_event
+        self.get_event = parser.get_event
+        yaml.composer.Composer.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+
+    def dispose(self) -> None:
+        pass
 
 
 class _Converter:
@@ -303,14 +329,12 @@ def _syntax_problem(name: str, exc: yaml.YAMLError, text: str) -> Problem:
     return Problem(name, line, DOCUMENT, f"not valid YAML: {hint}")
 
 
-def load_document(path: Path, display_name: str | None = None) -> Document:
-    name = display_name or str(path)
-    text = _read(path, name)
-    doc = Document(name, None, text)
+def _compose(name: str, text: str, loader_class: type[_BoundedLoader | _LibyamlComposer]
+             ) -> list[yaml.Node]:
     nodes: list[yaml.Node] = []
-    loader: _BoundedLoader | None = None
+    loader: _BoundedLoader | _LibyamlComposer | None = None
     try:
-        loader = _BoundedLoader(text)
+        loader = loader_class(text)
         while loader.check_node():
             node = loader.get_node()
             if node is None:
@@ -328,6 +352,25 @@ def load_document(path: Path, display_name: str | None = None) -> Document:
     finally:
         if loader is not None:
             loader.dispose()
+    return nodes
+
+
+def _nodes(name: str, text: str) -> list[yaml.Node]:
+    """libyaml's reading when it accepts the file; else (or without libyaml) PyYAML's, so a
+    refusal is worded, placed and hinted the same whichever parser PyYAML was built with."""
+    if LIBYAML and "\t" not in text:  # tabs: where the two parsers disagree most
+        try:
+            return _compose(name, text, _LibyamlComposer)
+        except Exception:  # any refusal is worded by the reference below
+            pass
+    return _compose(name, text, _BoundedLoader)
+
+
+def load_document(path: Path, display_name: str | None = None) -> Document:
+    name = display_name or str(path)
+    text = _read(path, name)
+    doc = Document(name, None, text)
+    nodes = _nodes(name, text)
     if not nodes:
         raise InventoryError([Problem(name, 1, DOCUMENT, "the file is empty; an inventory "
                                                          "needs version, drill and hosts")])
