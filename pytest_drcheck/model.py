@@ -44,8 +44,13 @@ class Location:
         return f"{self.file}{line}: {self.place}"
 
 
+_SCALARS = (str, int, float, type(None))
+
+
 def freeze(value: Any) -> Any:
     """Deep read-only copy, so a plan item cannot be changed by the check that runs it."""
+    if isinstance(value, _SCALARS):
+        return value  # most values: spared the Mapping check, an ABC's slow isinstance
     if isinstance(value, Mapping):
         return MappingProxyType({k: freeze(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):

@@ -42,6 +42,9 @@ _RESOLVER = yaml.resolver.Resolver()
 _STANDARD = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_STANDARD}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
 _COLLECTION_TAGS = {f"{_STANDARD}map", f"{_STANDARD}seq"}
+_STR = f"{_STANDARD}str"
+# What _bad_character looks for (category Cc is exactly these controls), found in C first.
+_SUSPECT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # Plain decimal integers: anything else YAML 1.1 reads as an int (022, 0x1f, 4:00, 1_000) is
 # kept as written.
 _PLAIN_INT = re.compile(r"\A[-+]?(?:0|[1-9][0-9]*)\Z")
@@ -227,6 +230,8 @@ class _Converter:
         if bad:
             self.problem(line, path, f"the value contains {bad}; remove it")
             return None
+        if node.tag == _STR:
+            return text  # what SafeConstructor gives, without its bookkeeping per value
         try:
             value = self.constructor.construct_object(node, deep=True)
         except Exception:  # PyYAML raises ValueError, KeyError, TypeError... on bad values
@@ -282,6 +287,8 @@ def _short(text: str, limit: int = 60) -> str:
 
 
 def _bad_character(text: str, controls: bool = True) -> str:
+    if not _SUSPECT.search(text):
+        return ""
     for char in text:
         if "\ud800" <= char <= "\udfff":
             return f"a lone surrogate ({ascii(char)[1:-1]})"
