@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ _STANDARD = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_STANDARD}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
 _COLLECTION_TAGS = {f"{_STANDARD}map", f"{_STANDARD}seq"}
 _STR = f"{_STANDARD}str"
+_MERGE = f"{_STANDARD}merge"
 # What _bad_character looks for (category Cc is exactly these controls), found in C first.
 _SUSPECT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # Plain decimal integers: anything else YAML 1.1 reads as an int (022, 0x1f, 4:00, 1_000) is
@@ -362,10 +364,16 @@ def _compose(name: str, text: str, loader_class: type[_BoundedLoader | _LibyamlC
     return nodes
 
 
+def _libyaml_reads(text: str) -> bool:
+    """Tabs and byte order marks are where the two parsers disagree (libyaml takes a BOM
+    inside a document for a blank, PyYAML refuses it): such files are PyYAML's to read."""
+    return LIBYAML and "\t" not in text and "\ufeff" not in text
+
+
 def _nodes(name: str, text: str) -> list[yaml.Node]:
     """libyaml's reading when it accepts the file; else (or without libyaml) PyYAML's, so a
     refusal is worded, placed and hinted the same whichever parser PyYAML was built with."""
-    if LIBYAML and "\t" not in text:  # tabs: where the two parsers disagree most
+    if _libyaml_reads(text):
         try:
             return _compose(name, text, _LibyamlComposer)
         except Exception:  # any refusal is worded by the reference below
@@ -373,9 +381,133 @@ def _nodes(name: str, text: str) -> list[yaml.Node]:
     return _compose(name, text, _BoundedLoader)
 
 
+class _NotPlain(Exception):
+    """The file uses something the direct reading leaves to the nodes (an anchor, a tag...)."""
+
+
+def _plain_document(name: str, text: str) -> Document | None:
+    """The data and lines straight from libyaml's events, for the usual file: one document, a
+    mapping, no anchors, aliases, tags, merge or duplicate keys, no control character and
+    nothing a scalar's reading objects to. The nodes and their conversion, for every other
+    file, find and word what this declines; for these files both give the same data and
+    lines (tests/inventory/test_yamldoc.py holds them to it)."""
+    doc = Document(name, None, text)
+    try:
+        doc.data = _PlainReader(doc).read()
+    except (_NotPlain, yaml.YAMLError):
+        return None
+    return doc
+
+
+def _line(event: Any) -> int:
+    return int(event.start_mark.line) + 1
+
+
+def _resolve(text: str, implicit: tuple[bool, bool]) -> str:
+    """The tag YAML gives a scalar written without one."""
+    tag: str = _RESOLVER.resolve(yaml.ScalarNode, text, implicit)  # type: ignore[no-untyped-call]
+    return tag
+
+
+class _PlainReader:
+    def __init__(self, doc: Document) -> None:
+        self.get_event: Callable[[], Any] = yaml._yaml.CParser(doc.text).get_event
+        self.converter = _Converter(doc)
+        self.lines = doc.lines
+
+    def read(self) -> dict[str, Any]:
+        get = self.get_event
+        if type(get()) is not yaml.StreamStartEvent or type(get()) is not yaml.DocumentStartEvent:
+            raise _NotPlain
+        start: Any = get()
+        if (type(start) is not yaml.MappingStartEvent or start.tag is not None
+                or start.anchor is not None):
+            raise _NotPlain
+        root: dict[str, Any] = {}
+        self.lines[()] = _line(start)
+        self._fill(root, ())
+        if type(get()) is not yaml.DocumentEndEvent or type(get()) is not yaml.StreamEndEvent:
+            raise _NotPlain  # a second document
+        return root
+
+    def _fill(self, root: dict[str, Any], root_path: tuple[str | int, ...]) -> None:
+        """Without recursion: a stack of the open collections, each with its path and, for a
+        mapping, the key whose value comes next."""
+        get = self.get_event
+        lines = self.lines
+        stack: list[tuple[dict[str, Any] | list[Any], tuple[str | int, ...]]] = [
+            (root, root_path)]
+        keys: list[str | None] = [None]
+        while stack:
+            event = get()
+            kind = type(event)
+            container, path = stack[-1]
+            if kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                stack.pop()
+                keys.pop()
+                continue
+            if event.anchor is not None or kind is yaml.AliasEvent or event.tag is not None:
+                raise _NotPlain
+            if isinstance(container, dict) and keys[-1] is None:
+                key = event.value if kind is yaml.ScalarEvent else None
+                if (key is None or key in container or _SUSPECT.search(key)
+                        or _resolve(key, event.implicit) == _MERGE):
+                    raise _NotPlain
+                keys[-1] = key
+                key_path = (*path, key)
+                lines[key_path] = event.start_mark.line + 1
+                continue
+            if isinstance(container, dict):
+                child: tuple[str | int, ...] = (*path, keys[-1])  # type: ignore[arg-type]
+                keys[-1] = None
+            else:
+                child = (*path, len(container))
+            line = event.start_mark.line + 1
+            lines.setdefault(child, line)
+            value: Any
+            if kind is yaml.ScalarEvent:
+                value = self._scalar(event, child, line)
+            elif len(stack) + 1 >= MAX_DEPTH:
+                raise _NotPlain
+            elif kind is yaml.MappingStartEvent:
+                value = {}
+            elif kind is yaml.SequenceStartEvent:
+                value = []
+            else:
+                raise _NotPlain
+            if isinstance(container, dict):
+                container[child[-1]] = value  # type: ignore[index]
+            else:
+                container.append(value)
+            if kind is not yaml.ScalarEvent:
+                stack.append((value, child))
+                keys.append(None)
+
+    def _scalar(self, event: Any, path: tuple[str | int, ...], line: int) -> Any:
+        text: str = event.value
+        if _bad_character(text, controls=False):
+            raise _NotPlain
+        tag = _resolve(text, event.implicit)
+        if tag == _STR:
+            return text
+        if tag not in _SCALAR_TAGS:
+            raise _NotPlain
+        node = yaml.ScalarNode(tag, text, event.start_mark, event.end_mark, event.style)
+        value = self.converter._scalar(node, path, line)
+        if self.converter.problems:
+            raise _NotPlain
+        return value
+
+
 def load_document(path: Path, display_name: str | None = None) -> Document:
     name = display_name or str(path)
     text = _read(path, name)
+    if _libyaml_reads(text) and (plain := _plain_document(name, text)) is not None:
+        return plain
+    return _node_document(name, text)
+
+
+def _node_document(name: str, text: str) -> Document:
     doc = Document(name, None, text)
     nodes = _nodes(name, text)
     if not nodes:
