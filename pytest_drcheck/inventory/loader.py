@@ -95,6 +95,9 @@ class _Loader:
         self.source_of = {name: (source if isinstance(source, str) else f"{name}.source")
                           for name, host_data in data["hosts"].items()
                           if (source := host_data.get("source")) is not None}
+        # Once, not per entry (sorted again for each entry, quadratic in the hosts); a tuple,
+        # as every entry shares it.
+        self.sources = tuple(sorted(set(self.source_of.values())))
         self._check_site_sections(doc, data.get("site", {}))
         defaults = data.get("defaults", {})
         default_timeout = parse_duration(defaults.get("timeout", DEFAULT_CHECK_TIMEOUT))
@@ -274,7 +277,7 @@ class _Loader:
                 params = {k: v for k, v in entry.items() if k not in ("timeout", "description")}
                 if getattr(check, "wants_host_context", False):
                     params["host_context"] = {"source": self.source_of.get(host),
-                                              "sources": sorted(set(self.source_of.values())),
+                                              "sources": self.sources,
                                               "drill_rpo_s": self.drill.rpo_seconds}
                 try:
                     subjects = check.expand(params, site)
