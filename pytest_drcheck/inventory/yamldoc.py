@@ -414,6 +414,8 @@ class _PlainReader:
         self.get_event: Callable[[], Any] = yaml._yaml.CParser(doc.text).get_event
         self.converter = _Converter(doc)
         self.lines = doc.lines
+        # The tag of each text as written (keys repeat on every host): resolved once.
+        self.tags: dict[tuple[str, tuple[bool, bool]], str] = {}
 
     def read(self) -> dict[str, Any]:
         get = self.get_event
@@ -451,7 +453,7 @@ class _PlainReader:
             if isinstance(container, dict) and keys[-1] is None:
                 key = event.value if kind is yaml.ScalarEvent else None
                 if (key is None or key in container or _SUSPECT.search(key)
-                        or _resolve(key, event.implicit) == _MERGE):
+                        or self._tag(key, event.implicit) == _MERGE):
                     raise _NotPlain
                 keys[-1] = key
                 key_path = (*path, key)
@@ -483,11 +485,17 @@ class _PlainReader:
                 stack.append((value, child))
                 keys.append(None)
 
+    def _tag(self, text: str, implicit: tuple[bool, bool]) -> str:
+        tag = self.tags.get((text, implicit))
+        if tag is None:
+            tag = self.tags[text, implicit] = _resolve(text, implicit)
+        return tag
+
     def _scalar(self, event: Any, path: tuple[str | int, ...], line: int) -> Any:
         text: str = event.value
         if _bad_character(text, controls=False):
             raise _NotPlain
-        tag = _resolve(text, event.implicit)
+        tag = self._tag(text, event.implicit)
         if tag == _STR:
             return text
         if tag not in _SCALAR_TAGS:
