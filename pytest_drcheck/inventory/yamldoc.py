@@ -149,6 +149,16 @@ class _LibyamlComposer(_DepthBound, yaml.resolver.Resolver):
         yaml.composer.Composer.__init__(self)
         yaml.resolver.Resolver.__init__(self)
 
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        # An empty key ('? ' alone, '{: x}') is placed by libyaml at the next token, by PyYAML
+        # where it stands, possibly on another line: PyYAML reads such a file. (An empty value
+        # differs too, but a value's place is its key's line.)
+        if isinstance(parent, yaml.MappingNode) and index is None:
+            event = self.peek_event()
+            if isinstance(event, yaml.ScalarEvent) and not event.value:
+                raise yaml.YAMLError("an empty key")
+        return super().compose_node(parent, index)
+
     def dispose(self) -> None:
         pass
 
@@ -452,7 +462,7 @@ class _PlainReader:
                 raise _NotPlain
             if isinstance(container, dict) and keys[-1] is None:
                 key = event.value if kind is yaml.ScalarEvent else None
-                if (key is None or key in container or _SUSPECT.search(key)
+                if (not key or key in container or _SUSPECT.search(key)
                         or self._tag(key, event.implicit) == _MERGE):
                     raise _NotPlain
                 keys[-1] = key
