@@ -1,13 +1,22 @@
 """Collection cost (issue 11): ``pytest --collect-only`` of an inventory with N checks against
 pytest collecting N trivial parametrized items, medians of interleaved runs and the difference.
 
+Two inventories per size: the same ten reach entries on every host (a drill's usual shape:
+hosts of one role share their checks), and every entry distinct (nothing for the loader to
+reuse). Wall time and CPU time (user+sys of the pytest process) are both shown: on a shared,
+busy machine the CPU time is the steadier figure.
+
 No network: collection does not connect (addresses are in 10.76.0.0/16, the scale benchmark's
-guarded range, and are never dialled here). Usage: python benchmarks/collection.py [N] [runs]
+guarded range, and are never dialled here).
+Usage: python benchmarks/collection.py [runs] [N ...]   (default: 5 runs, N = 1000 10000)
+To measure another checkout: PYTHONPATH=/path/to/checkout python benchmarks/collection.py
 """
 
 from __future__ import annotations
 
 import os
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -18,25 +27,34 @@ from pathlib import Path
 import yaml
 
 CHECKS_PER_HOST = 10
+TRIVIAL = "pytest, trivial items"
+SHARED = "drcheck, shared entries"
+DISTINCT = "drcheck, distinct entries"
 
 
-def write_inventory(directory: Path, checks: int) -> Path:
+def write_inventory(directory: Path, checks: int, distinct: bool = False) -> Path:
     hosts = max(1, checks // CHECKS_PER_HOST)
+
+    def port(host: int, entry: int) -> int:
+        return 1000 + (host * CHECKS_PER_HOST if distinct else 0) + entry
+
     doc = {
         "version": 1,
         "drill": {"name": "collection"},
         "defaults": {"connection": {"type": "ssh", "user": "root"}},
         "hosts": {f"h{i:05d}": {
             "address": f"10.76.{1 + i // 250}.{1 + i % 250}",
-            "checks": {"reach": [{"target": f"10.76.0.20:{1000 + p}"}
+            "checks": {"reach": [{"target": f"10.76.0.20:{port(i, p)}"}
                                  for p in range(CHECKS_PER_HOST)]}} for i in range(hosts)},
     }
+    directory.mkdir(parents=True, exist_ok=True)
     path = directory / "inventory.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
 
 def write_trivial(directory: Path, items: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
     path = directory / "test_trivial.py"
     path.write_text("import pytest\n\n\n"
                     f"@pytest.mark.parametrize('i', range({items}))\n"
@@ -44,45 +62,74 @@ def write_trivial(directory: Path, items: int) -> Path:
     return path
 
 
-def timed(argv: list[str], cwd: Path) -> tuple[float, str]:
+def timed(argv: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds of the child, and its last line (pytest's summary)."""
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     lines = done.stdout.strip().splitlines()
-    return elapsed, lines[-1] if lines else done.stderr.strip()[-200:]
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return elapsed, cpu, lines[-1] if lines else ""
+
+
+def configs(directory: Path, checks: int) -> dict[str, tuple[list[str], Path]]:
+    base = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+            "-p", "no:hypothesispytest"]
+    # Apart: collected from one directory, the drcheck run would also collect the test file.
+    plain, shared, distinct = (directory / f"{name}-{checks}"
+                               for name in ("plain", "shared", "distinct"))
+    return {
+        TRIVIAL: ([*base, str(write_trivial(plain, checks)), f"--rootdir={plain}"], plain),
+        SHARED: ([*base, f"--dr-inventory={write_inventory(shared, checks)}",
+                  f"--rootdir={shared}"], shared),
+        DISTINCT: ([*base, f"--dr-inventory={write_inventory(distinct, checks, True)}",
+                    f"--rootdir={distinct}"], distinct),
+    }
 
 
 def main() -> None:
-    checks = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    runs = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    sizes = [int(n) for n in sys.argv[2:]] or [1_000, 10_000]
     directory = Path(tempfile.mkdtemp(prefix="drcheck-collect-"))
-    # Apart: collected from one directory, the drcheck run would also collect the test file.
-    (directory / "plain").mkdir()
-    (directory / "drill").mkdir()
-    base = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-            "-p", "no:hypothesispytest"]
-    configs = {
-        "pytest, trivial items": [*base, str(write_trivial(directory / "plain", checks))],
-        "drcheck inventory": [*base, f"--dr-inventory="
-                              f"{write_inventory(directory / 'drill', checks)}"],
-    }
-    times: dict[str, list[float]] = {name: [] for name in configs}
-    summaries: dict[str, str] = {}
-    cwd = {"pytest, trivial items": directory / "plain", "drcheck inventory": directory / "drill"}
-    for name, argv in configs.items():  # warm-up: bytecode caches
-        timed(argv, cwd[name])
+    try:
+        measure(directory, runs, sizes)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def measure(directory: Path, runs: int, sizes: list[int]) -> None:
+    cases = {size: configs(directory, size) for size in sizes}
+    walls: dict[tuple[int, str], list[float]] = {}
+    cpus: dict[tuple[int, str], list[float]] = {}
+    summaries: dict[tuple[int, str], str] = {}
+    for named in cases.values():  # warm-up: bytecode caches
+        for argv, cwd in named.values():
+            timed(argv, cwd)
     for _ in range(runs):
-        for name, argv in configs.items():
-            elapsed, summaries[name] = timed([*argv, f"--rootdir={cwd[name]}"], cwd[name])
-            times[name].append(elapsed)
-    print(f"collection of {checks} items, medians of {runs} interleaved runs")
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    for name, median in medians.items():
-        print(f"  {name:24s} {median:6.2f} s   ({summaries[name]})")
-    trivial, ours = medians.values()
-    print(f"  drcheck adds {ours - trivial:+.2f} s over pytest's own collection")
+        for size, named in cases.items():
+            for name, (argv, cwd) in named.items():
+                wall, cpu, summaries[size, name] = timed(argv, cwd)
+                walls.setdefault((size, name), []).append(wall)
+                cpus.setdefault((size, name), []).append(cpu)
+    load = os.getloadavg()[0]
+    print(f"pytest --collect-only, medians of {runs} interleaved runs (load average {load:.1f})")
+    print(f"  {'items':>6s}  {'':26s} {'wall':>7s} {'cpu':>7s}   pytest's summary")
+    for size in sizes:
+        wall = {name: statistics.median(walls[size, name]) for name in cases[size]}
+        cpu = {name: statistics.median(cpus[size, name]) for name in cases[size]}
+        for name in cases[size]:
+            print(f"  {size:6d}  {name:26s} {wall[name]:6.2f}s {cpu[name]:6.2f}s   "
+                  f"({summaries[size, name]})")
+        for name in (SHARED, DISTINCT):
+            print(f"  {size:6d}  {name} adds {wall[name] - wall[TRIVIAL]:+.2f} s wall "
+                  f"({wall[name] / wall[TRIVIAL]:.2f}x), {cpu[name] - cpu[TRIVIAL]:+.2f} s CPU "
+                  f"({cpu[name] / cpu[TRIVIAL]:.2f}x) over pytest's own collection")
 
 
 if __name__ == "__main__":

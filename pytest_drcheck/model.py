@@ -44,8 +44,20 @@ class Location:
         return f"{self.file}{line}: {self.place}"
 
 
+_SCALARS = (str, int, float, type(None))
+
+
 def freeze(value: Any) -> Any:
     """Deep read-only copy, so a plan item cannot be changed by the check that runs it."""
+    # Plain dicts, lists and scalars first (the loader's values): spared the Mapping check,
+    # an ABC's slow isinstance, which every value of a large drill used to go through.
+    kind = type(value)
+    if kind is dict:
+        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if kind is list or kind is tuple:
+        return tuple([freeze(v) for v in value])
+    if isinstance(value, _SCALARS):
+        return value
     if isinstance(value, Mapping):
         return MappingProxyType({k: freeze(v) for k, v in value.items()})
     if isinstance(value, (list, tuple)):

@@ -7,6 +7,7 @@ The evidence side (launch anchor, bundle, sealing, summary) is its own plugin pa
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -184,11 +185,18 @@ class CheckError(_FAIL_WITHOUT_TRACEBACK):  # type: ignore[misc,valid-type]
         self.message = message
 
 
+@functools.cache
+def _check_marker(check: str) -> pytest.MarkDecorator:
+    """One marker per check type, shared by its items (marks are immutable): building it per
+    item was a tenth of collecting a large drill."""
+    return pytest.mark.dr_check(check)
+
+
 class CheckItem(pytest.Item):
     def __init__(self, *, plan_item: PlanItem, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.plan_item = plan_item
-        self.add_marker(pytest.mark.dr_check(plan_item.check))
+        self.add_marker(_check_marker(plan_item.check))
         # The check's result record (the verdict step's, shared with the evidence).
         self._record: Record | None = None
 

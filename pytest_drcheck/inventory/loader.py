@@ -101,6 +101,9 @@ class _Loader:
         for name in sorted(self.source_of):
             if set(extensions.host_keys()) & set(data["hosts"][name]):
                 self.linked_by.setdefault(self.source_of[name], []).append(name)
+        # Once, not per entry (sorted again for each entry, quadratic in the hosts); a tuple,
+        # as every entry shares it.
+        self.sources = tuple(sorted(set(self.source_of.values())))
         self._check_site_sections(doc, data.get("site", {}))
         defaults = data.get("defaults", {})
         default_timeout = parse_duration(defaults.get("timeout", DEFAULT_CHECK_TIMEOUT))
@@ -280,7 +283,7 @@ class _Loader:
                 params = {k: v for k, v in entry.items() if k not in ("timeout", "description")}
                 if getattr(check, "wants_host_context", False):
                     params["host_context"] = {"source": self.source_of.get(host),
-                                              "sources": sorted(set(self.source_of.values())),
+                                              "sources": self.sources,
                                               "linked_by": self.linked_by,
                                               "drill_rpo_s": self.drill.rpo_seconds}
                 try:

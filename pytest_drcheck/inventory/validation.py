@@ -6,6 +6,7 @@ import difflib
 import math
 import re
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker, validators
@@ -152,10 +153,57 @@ def _max_seconds(validator: Any, maximum: float, instance: Any, schema: Mapping[
                               validator_value=maximum)
 
 
+def _value_key(value: Any) -> Any:
+    """A hashable stand-in for a YAML value that tells apart what == does not (1, 1.0, True)."""
+    if isinstance(value, dict):
+        return (dict, tuple((key, _value_key(item)) for key, item in value.items()))
+    if isinstance(value, list):
+        return (list, tuple(_value_key(item) for item in value))
+    return (type(value), value)
+
+
+# (id of an `items` schema, value key) of list entries found valid in this validation.
+_VALID_ENTRIES: ContextVar[set[tuple[int, Any]] | None] = ContextVar("valid_entries",
+                                                                     default=None)
+_ITEMS = Draft202012Validator.VALIDATORS["items"]
+
+
+def _items_once(validator: Any, items: Any, instance: Any, schema: Mapping[str, Any]) -> Any:
+    """``items``, validating each distinct entry once: a drill repeats the same check entries
+    on many hosts, and validating each again was a fifth of collecting a large drill. Whether
+    a value is valid depends on the value and the schema only; errors are never reused, each
+    invalid entry is validated (and reported) where it is."""
+    valid = _VALID_ENTRIES.get()
+    if (valid is None or items is False or "prefixItems" in schema
+            or not isinstance(instance, list)):
+        yield from _ITEMS(validator, items, instance, schema)
+        return
+    for index, item in enumerate(instance):
+        key = (id(items), _value_key(item))
+        if key in valid:
+            continue
+        errors = list(validator.descend(item, items, path=index))
+        if errors:
+            yield from errors
+        else:
+            valid.add(key)
+
+
+def _dynamic_scope(schema: Any) -> bool:
+    """$dynamicRef makes a subschema's meaning depend on how it was reached: no reuse then."""
+    if isinstance(schema, Mapping):
+        return ("$dynamicRef" in schema or "$recursiveRef" in schema
+                or any(_dynamic_scope(value) for value in schema.values()))
+    if isinstance(schema, list):
+        return any(_dynamic_scope(value) for value in schema)
+    return False
+
+
 _TYPES = Draft202012Validator.TYPE_CHECKER.redefine_many(
     {"integer": _integer, "number": _number})
 InventoryValidator = validators.extend(  # type: ignore[no-untyped-call]
-    Draft202012Validator, {"x-max-seconds": _max_seconds}, type_checker=_TYPES)
+    Draft202012Validator, {"x-max-seconds": _max_seconds, "items": _items_once},
+    type_checker=_TYPES)
 # Only the formats the vocabulary uses; others stay annotations.
 _FORMATS = FormatChecker(formats=("ipv4", "ipv6"))
 
@@ -164,7 +212,11 @@ def validate(doc: Document, schema: Mapping[str, Any],
              base: tuple[str | int, ...] = ()) -> list[Problem]:
     validator = InventoryValidator(schema, format_checker=_FORMATS)
     problems: dict[tuple[str | int, ...], Problem] = {}
-    errors = [_leaf(raw) for raw in validator.iter_errors(doc.data)]
+    reuse = _VALID_ENTRIES.set(None if _dynamic_scope(schema) else set())
+    try:
+        errors = [_leaf(raw) for raw in validator.iter_errors(doc.data)]
+    finally:
+        _VALID_ENTRIES.reset(reuse)
     explained = {error_id for error_id, _ in _misspelt_required(errors)}
     for error in errors:
         if id(error) in explained:

@@ -3,6 +3,9 @@
 PyYAML's composer gives nodes with marks; walking them ourselves (instead of yaml.safe_load)
 keeps line numbers for error messages and lets us reject duplicate keys, which safe_load
 silently resolves by keeping the last one (a typo'd duplicate would disable a check).
+The events come from libyaml when PyYAML has it (7x faster than PyYAML's pure-Python scanner
+and parser: most of collecting a large drill); a file libyaml refuses is read again by the
+pure-Python parser, whose messages (and lines) are the ones the hints below know.
 
 An inventory is untrusted text as far as resources go: the file size, the nesting depth and
 the nodes that aliases expand to are bounded, each refusal one line. YAML 1.1's surprises are
@@ -15,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,11 +36,17 @@ MAX_DEPTH = 64
 # Nodes an alias may stand for, in total (a billion-laughs file expands to 10^9).
 MAX_ALIAS_NODES = 10_000
 DOCUMENT = "document"
+# PyYAML built with libyaml (wheels are): events from C.
+LIBYAML: bool = bool(getattr(yaml, "__with_libyaml__", False))
 _RESOLVER = yaml.resolver.Resolver()
 
 _STANDARD = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_STANDARD}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
 _COLLECTION_TAGS = {f"{_STANDARD}map", f"{_STANDARD}seq"}
+_STR = f"{_STANDARD}str"
+_MERGE = f"{_STANDARD}merge"
+# What _bad_character looks for (category Cc is exactly these controls), found in C first.
+_SUSPECT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # Plain decimal integers: anything else YAML 1.1 reads as an int (022, 0x1f, 4:00, 1_000) is
 # kept as written.
 _PLAIN_INT = re.compile(r"\A[-+]?(?:0|[1-9][0-9]*)\Z")
@@ -104,22 +114,53 @@ class _TooDeep(Exception):
         self.line = line
 
 
-class _BoundedLoader(yaml.SafeLoader):
+class _DepthBound(yaml.composer.Composer):
     """PyYAML's composer recurses once per level: bound the depth before Python's limit does."""
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
+    _depth = 0
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                event = self.peek_event()  # type: ignore[no-untyped-call]
+                event = self.peek_event()  # type: ignore[attr-defined]
                 raise _TooDeep(event.start_mark.line + 1)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+
+class _BoundedLoader(_DepthBound, yaml.SafeLoader):
+    """PyYAML's own scanner and parser: the reference, and every message's source."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.SafeLoader.__init__(self, stream)
+
+
+class _LibyamlComposer(_DepthBound, yaml.resolver.Resolver):
+    """The same composer and resolver over libyaml's events. (libyaml's own composer recurses
+    in C, where no depth bound can stop it; the nodes are PyYAML's either way.)"""
+
+    def __init__(self, stream: str) -> None:
+        parser = yaml._yaml.CParser(stream)
+        self.check_event = parser.check_event
+        self.peek_event = parser.peek_event
+        self.get_event = parser.get_event
+        yaml.composer.Composer.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        # An empty key ('? ' alone, '{: x}') is placed by libyaml at the next token, by PyYAML
+        # where it stands, possibly on another line: PyYAML reads such a file. (An empty value
+        # differs too, but a value's place is its key's line.)
+        if isinstance(parent, yaml.MappingNode) and index is None:
+            event = self.peek_event()
+            if isinstance(event, yaml.ScalarEvent) and not event.value:
+                raise yaml.YAMLError("an empty key")
+        return super().compose_node(parent, index)
+
+    def dispose(self) -> None:
+        pass
 
 
 class _Converter:
@@ -201,6 +242,8 @@ class _Converter:
         if bad:
             self.problem(line, path, f"the value contains {bad}; remove it")
             return None
+        if node.tag == _STR:
+            return text  # what SafeConstructor gives, without its bookkeeping per value
         try:
             value = self.constructor.construct_object(node, deep=True)
         except Exception:  # PyYAML raises ValueError, KeyError, TypeError... on bad values
@@ -256,6 +299,8 @@ def _short(text: str, limit: int = 60) -> str:
 
 
 def _bad_character(text: str, controls: bool = True) -> str:
+    if not _SUSPECT.search(text):
+        return ""
     for char in text:
         if "\ud800" <= char <= "\udfff":
             return f"a lone surrogate ({ascii(char)[1:-1]})"
@@ -303,14 +348,12 @@ def _syntax_problem(name: str, exc: yaml.YAMLError, text: str) -> Problem:
     return Problem(name, line, DOCUMENT, f"not valid YAML: {hint}")
 
 
-def load_document(path: Path, display_name: str | None = None) -> Document:
-    name = display_name or str(path)
-    text = _read(path, name)
-    doc = Document(name, None, text)
+def _compose(name: str, text: str, loader_class: type[_BoundedLoader | _LibyamlComposer]
+             ) -> list[yaml.Node]:
     nodes: list[yaml.Node] = []
-    loader: _BoundedLoader | None = None
+    loader: _BoundedLoader | _LibyamlComposer | None = None
     try:
-        loader = _BoundedLoader(text)
+        loader = loader_class(text)
         while loader.check_node():
             node = loader.get_node()
             if node is None:
@@ -328,6 +371,163 @@ def load_document(path: Path, display_name: str | None = None) -> Document:
     finally:
         if loader is not None:
             loader.dispose()
+    return nodes
+
+
+def _libyaml_reads(text: str) -> bool:
+    """Tabs and byte order marks are where the two parsers disagree (libyaml takes a BOM
+    inside a document for a blank, PyYAML refuses it): such files are PyYAML's to read."""
+    return LIBYAML and "\t" not in text and "\ufeff" not in text
+
+
+def _nodes(name: str, text: str) -> list[yaml.Node]:
+    """libyaml's reading when it accepts the file; else (or without libyaml) PyYAML's, so a
+    refusal is worded, placed and hinted the same whichever parser PyYAML was built with."""
+    if _libyaml_reads(text):
+        try:
+            return _compose(name, text, _LibyamlComposer)
+        except Exception:  # any refusal is worded by the reference below
+            pass
+    return _compose(name, text, _BoundedLoader)
+
+
+class _NotPlain(Exception):
+    """The file uses something the direct reading leaves to the nodes (an anchor, a tag...)."""
+
+
+def _plain_document(name: str, text: str) -> Document | None:
+    """The data and lines straight from libyaml's events, for the usual file: one document, a
+    mapping, no anchors, aliases, tags, merge or duplicate keys, no control character and
+    nothing a scalar's reading objects to. The nodes and their conversion, for every other
+    file, find and word what this declines; for these files both give the same data and
+    lines (tests/inventory/test_yamldoc.py holds them to it)."""
+    doc = Document(name, None, text)
+    try:
+        doc.data = _PlainReader(doc).read()
+    except (_NotPlain, yaml.YAMLError):
+        return None
+    return doc
+
+
+def _line(event: Any) -> int:
+    return int(event.start_mark.line) + 1
+
+
+def _resolve(text: str, implicit: tuple[bool, bool]) -> str:
+    """The tag YAML gives a scalar written without one."""
+    tag: str = _RESOLVER.resolve(yaml.ScalarNode, text, implicit)  # type: ignore[no-untyped-call]
+    return tag
+
+
+class _PlainReader:
+    def __init__(self, doc: Document) -> None:
+        self.get_event: Callable[[], Any] = yaml._yaml.CParser(doc.text).get_event
+        self.converter = _Converter(doc)
+        self.lines = doc.lines
+        # The tag of each text as written (keys repeat on every host): resolved once.
+        self.tags: dict[tuple[str, tuple[bool, bool]], str] = {}
+
+    def read(self) -> dict[str, Any]:
+        get = self.get_event
+        if type(get()) is not yaml.StreamStartEvent or type(get()) is not yaml.DocumentStartEvent:
+            raise _NotPlain
+        start: Any = get()
+        if (type(start) is not yaml.MappingStartEvent or start.tag is not None
+                or start.anchor is not None):
+            raise _NotPlain
+        root: dict[str, Any] = {}
+        self.lines[()] = _line(start)
+        self._fill(root, ())
+        if type(get()) is not yaml.DocumentEndEvent or type(get()) is not yaml.StreamEndEvent:
+            raise _NotPlain  # a second document
+        return root
+
+    def _fill(self, root: dict[str, Any], root_path: tuple[str | int, ...]) -> None:
+        """Without recursion: a stack of the open collections, each with its path and, for a
+        mapping, the key whose value comes next."""
+        get = self.get_event
+        lines = self.lines
+        stack: list[tuple[dict[str, Any] | list[Any], tuple[str | int, ...]]] = [
+            (root, root_path)]
+        keys: list[str | None] = [None]
+        while stack:
+            event = get()
+            kind = type(event)
+            container, path = stack[-1]
+            if kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                stack.pop()
+                keys.pop()
+                continue
+            if event.anchor is not None or kind is yaml.AliasEvent or event.tag is not None:
+                raise _NotPlain
+            if isinstance(container, dict) and keys[-1] is None:
+                key = event.value if kind is yaml.ScalarEvent else None
+                if (not key or key in container or _SUSPECT.search(key)
+                        or self._tag(key, event.implicit) == _MERGE):
+                    raise _NotPlain
+                keys[-1] = key
+                key_path = (*path, key)
+                lines[key_path] = event.start_mark.line + 1
+                continue
+            if isinstance(container, dict):
+                child: tuple[str | int, ...] = (*path, keys[-1])  # type: ignore[arg-type]
+                keys[-1] = None
+            else:
+                child = (*path, len(container))
+            line = event.start_mark.line + 1
+            lines.setdefault(child, line)
+            value: Any
+            if kind is yaml.ScalarEvent:
+                value = self._scalar(event, child, line)
+            elif len(stack) + 1 >= MAX_DEPTH:
+                raise _NotPlain
+            elif kind is yaml.MappingStartEvent:
+                value = {}
+            elif kind is yaml.SequenceStartEvent:
+                value = []
+            else:
+                raise _NotPlain
+            if isinstance(container, dict):
+                container[child[-1]] = value  # type: ignore[index]
+            else:
+                container.append(value)
+            if kind is not yaml.ScalarEvent:
+                stack.append((value, child))
+                keys.append(None)
+
+    def _tag(self, text: str, implicit: tuple[bool, bool]) -> str:
+        tag = self.tags.get((text, implicit))
+        if tag is None:
+            tag = self.tags[text, implicit] = _resolve(text, implicit)
+        return tag
+
+    def _scalar(self, event: Any, path: tuple[str | int, ...], line: int) -> Any:
+        text: str = event.value
+        if _bad_character(text, controls=False):
+            raise _NotPlain
+        tag = self._tag(text, event.implicit)
+        if tag == _STR:
+            return text
+        if tag not in _SCALAR_TAGS:
+            raise _NotPlain
+        node = yaml.ScalarNode(tag, text, event.start_mark, event.end_mark, event.style)
+        value = self.converter._scalar(node, path, line)
+        if self.converter.problems:
+            raise _NotPlain
+        return value
+
+
+def load_document(path: Path, display_name: str | None = None) -> Document:
+    name = display_name or str(path)
+    text = _read(path, name)
+    if _libyaml_reads(text) and (plain := _plain_document(name, text)) is not None:
+        return plain
+    return _node_document(name, text)
+
+
+def _node_document(name: str, text: str) -> Document:
+    doc = Document(name, None, text)
+    nodes = _nodes(name, text)
     if not nodes:
         raise InventoryError([Problem(name, 1, DOCUMENT, "the file is empty; an inventory "
                                                          "needs version, drill and hosts")])

@@ -61,6 +61,31 @@ def test_ids_are_sorted_readable_and_k_selects(pytester: pytest.Pytester, listen
     assert "2/5 tests collected (3 deselected)" in selected.stdout.str()
 
 
+def test_each_check_is_marked_with_its_type_and_m_selects(
+        pytester: pytest.Pytester, listener: Listener, closed_port: int) -> None:
+    """One marker per check type is shared by its items: each item still carries its own
+    type, and -m selects by it."""
+    inventory(pytester, listener.port, closed_port)
+    pytester.makeconftest("""
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                marks = [m.args for m in item.iter_markers("dr_check")]
+                print("MARK", item.nodeid, marks, "dr_check" in item.keywords)
+    """)
+    result = pytester.runpytest("--dr-inventory=site.yaml", "--collect-only", "-q", "-s")
+    assert sorted(line for line in result.stdout.lines if line.startswith("MARK")) == sorted([
+        "MARK site.yaml::app01::dns[localhost] [('dns',)] True",
+        f"MARK site.yaml::app01::reach[127.0.0.1:{closed_port}] [('reach',)] True",
+        f"MARK site.yaml::app01::reach[127.0.0.1:{listener.port}] [('reach',)] True",
+        "MARK site.yaml::app02::dns[localhost] [('dns',)] True",
+        f"MARK site.yaml::app02::reach[127.0.0.1:{closed_port}] [('reach',)] True",
+    ])
+    selected = pytester.runpytest("--dr-inventory=site.yaml", "--collect-only", "-q",
+                                  "-m", "dr_check")
+    assert "5 tests collected" in selected.stdout.str()
+    assert listener.accepted == 0
+
+
 def test_outcomes_and_one_line_failures(pytester: pytest.Pytester, listener: Listener,
                                         closed_port: int) -> None:
     inventory(pytester, listener.port, closed_port)
