@@ -4,6 +4,7 @@ replaced (the pool never shrinks) and what it returns late is discarded."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
@@ -11,6 +12,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from pytest_drcheck import engine as engine_module
 from pytest_drcheck.checks import registry
 from pytest_drcheck.checks.base import Check, CheckContext, Subject
 from pytest_drcheck.deadline import DeadlineExceeded, call_with_deadline
@@ -19,6 +21,7 @@ from pytest_drcheck.inventory.plan import ConnectionSpec, DrillSpec, HostSpec, P
 from pytest_drcheck.model import CheckResult, Location, Observation, Outcome, PlanItem
 from pytest_drcheck.pool import DeadlinePool
 from pytest_drcheck.targets.factory import TargetFactory
+from pytest_drcheck.targets.local import LocalTarget
 from pytest_drcheck.timer import Scheduled, Timer
 
 # Generous: only ever waited for by calls that do finish (never a measured duration).
@@ -124,7 +127,8 @@ def _item(check: str, subject: str, timeout: float = 30.0) -> PlanItem:
 
 def _engine(items: list[PlanItem], settings: EngineSettings) -> Engine:
     host = HostSpec("h1", None, ConnectionSpec(type="local"), ())
-    plan = Plan("site.yaml", "site.yaml", "0" * 64, DrillSpec("t"), {"h1": host}, items, {})
+    plan = Plan("site.yaml", "site.yaml", "0" * 64, DrillSpec("t"), {"h1": host}, tuple(items),
+                {})
     return Engine(plan, TargetFactory(), settings)
 
 
@@ -236,8 +240,51 @@ def test_deadlines_fire_from_one_timer_thread_and_calls_reuse_their_threads(
 
     before = len(started_threads)
     # call_with_deadline's public behaviour, without a thread per call.
-    assert [call_with_deadline(lambda n=n: n * 2, SETTLE) for n in range(200)] == [
-        n * 2 for n in range(200)]
+    assert [call_with_deadline(functools.partial(pow, n, 2), SETTLE) for n in range(200)] == [
+        n * n for n in range(200)]
     assert len(started_threads) - before <= 1
     with pytest.raises(ValueError, match="bad"):
         call_with_deadline(lambda: int("bad"), SETTLE)
+
+
+class PairedConnects(LocalTarget):
+    """A connect that is only let through with another one in progress (a barrier of two),
+    and that records how many were in progress at once."""
+
+    lock = threading.Lock()
+    barrier = threading.Barrier(2, timeout=SETTLE)
+    in_progress = 0
+    peak = 0
+
+    def connect(self) -> None:
+        cls = PairedConnects
+        with cls.lock:
+            cls.in_progress += 1
+            cls.peak = max(cls.peak, cls.in_progress)
+        try:
+            cls.barrier.wait()
+        finally:
+            with cls.lock:
+                cls.in_progress -= 1
+
+
+def test_connection_starts_are_paced_not_set_by_the_worker_count(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine_module, "handshake_limit", lambda: 2)
+    hosts = {f"h{n}": HostSpec(f"h{n}", None, ConnectionSpec(type="local"), ())
+             for n in range(8)}
+    items = [PlanItem(name, "quick", "q", {"name": "q"},
+                      Location("site.yaml", 1, f"hosts.{name}.checks.quick[q]"), 30.0)
+             for name in hosts]
+    plan = Plan("site.yaml", "site.yaml", "0" * 64, DrillSpec("t"), hosts, tuple(items), {})
+    engine = Engine(plan, lambda host, _: PairedConnects(host.name),
+                    EngineSettings(workers=8, per_host=1))
+    try:
+        engine.select(items)
+        engine.start()
+        outcomes = [engine.result(item).outcome for item in items]
+    finally:
+        engine.close()
+    assert outcomes == [Outcome.PASSED] * 8
+    # Eight hosts at once, two handshakes at once (pairs met at the barrier).
+    assert PairedConnects.peak == 2
