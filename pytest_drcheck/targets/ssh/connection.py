@@ -120,8 +120,13 @@ class Watchdog:
         self._lock = threading.Lock()
         self._state = "armed"
         self._on_fire = on_fire
-        # The process's one timer thread, not a thread per connection attempt.
-        self._timer = shared_timer().call_later(seconds, self.fire)
+        # The process's one timer thread, not a thread per connection attempt; tearing a
+        # transport down can wait for its thread, so that runs on a thread of its own, started
+        # only when the deadline is missed (the timer must never wait).
+        self._timer = shared_timer().call_later(seconds, self._fire_aside)
+
+    def _fire_aside(self) -> None:
+        threading.Thread(target=self.fire, name="drcheck-connect-abort", daemon=True).start()
 
     def fire(self) -> None:
         with self._lock:
