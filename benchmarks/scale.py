@@ -16,6 +16,9 @@ and released between rounds, so the lab's own tests never overlap a measurement.
 Needs root. Usage:
   python benchmarks/scale.py [--hosts 1,10,50,100] [--runs 3] [--rtt 20]
                              [--modes drcheck,paramiko,testinfra,testinfra-n8] [--keep]
+A mode ``drcheck-wN`` is drcheck with ``--dr-workers=N`` (e.g. ``--modes drcheck,drcheck-w8``
+to show that the default is never slower than a smaller setting). The "threads" column is the
+peak thread count of the client process (/proc/PID/status, sampled every 10 ms).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class Sample:
     sshd_cpu: float  # user+sys of the instances' sshd (and sessions), seconds
     rss_mib: float  # peak RSS of the largest client process
     summary: str
+    threads: int = 0  # peak thread count of the client process (sampled)
 
 
 @dataclass
@@ -76,7 +80,9 @@ def _sshd_ticks(lab: object, names: tuple[str, ...]) -> int:
 
 def command(mode: str, files: dict[str, Path], workdir: Path, extra: list[str]
             ) -> tuple[list[str], dict[str, str]]:
-    env = dict(os.environ, PYTHONPATH=str(HERE), SCALE_HOSTS=str(files["hosts"]),
+    # An outer PYTHONPATH stays behind ours: a copy of another revision can be measured.
+    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, PYTHONPATH=path, SCALE_HOSTS=str(files["hosts"]),
                SCALE_SSH=str(files["ssh_config"]))
     # A user's runs read compiled bytecode: without it every run recompiles (and pytest
     # re-rewrites) every module, which is not what is being measured.
@@ -85,8 +91,9 @@ def command(mode: str, files: dict[str, Path], workdir: Path, extra: list[str]
     # any pytest run: ~1 s of CPU that neither side of the comparison needs.
     pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
               "-p", "no:hypothesispytest", f"--rootdir={workdir}"]
-    if mode == "drcheck":
-        return [*pytest, f"--dr-inventory={files['inventory']}", *extra], env
+    if mode == "drcheck" or mode.startswith("drcheck-w"):
+        workers = [f"--dr-workers={mode.removeprefix('drcheck-w')}"] if mode != "drcheck" else []
+        return [*pytest, f"--dr-inventory={files['inventory']}", *workers, *extra], env
     if mode == "paramiko":
         return [sys.executable, str(HERE / "scale_floor.py"), str(files["hosts"])], env
     xdist = ["-n", "8"] if mode == "testinfra-n8" else []
@@ -100,10 +107,12 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path, lab: object,
     with tempfile.TemporaryFile() as out:
         child = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
         deadline = started + timeout
+        threads = 0
         while True:
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
+            threads = max(threads, _threads(child.pid))
             if time.perf_counter() > deadline:
                 child.kill()
                 pid, status, usage = os.wait4(child.pid, 0)
@@ -118,7 +127,17 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path, lab: object,
     summary = text[-1] if text else f"exit {child.returncode}"
     if child.returncode not in (0,):
         summary = f"exit {child.returncode}: {summary}"
-    return Sample(wall, usage.ru_utime + usage.ru_stime, sshd, usage.ru_maxrss / 1024, summary)
+    return Sample(wall, usage.ru_utime + usage.ru_stime, sshd, usage.ru_maxrss / 1024, summary,
+                  threads)
+
+
+def _threads(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines()
+                 if line.startswith("Threads:")), 0)
 
 
 def main() -> None:
@@ -174,7 +193,8 @@ def report(sizes: list[int], modes: list[str], cells: dict[tuple[int, str], Cell
     print(f"\nscale benchmark: {links}; medians of {args.runs} interleaved "
           f"runs, {os.cpu_count()} CPUs")
     print(f"{'N':>5} {'mode':13s} {'wall s':>8} {'cpu ms/host':>12} {'sshd ms/host':>13} "
-          f"{'peak RSS MiB':>13} {'wall/N=1':>9} {'wall/floor':>11} {'cpu/floor':>10}")
+          f"{'peak RSS MiB':>13} {'threads':>8} {'wall/N=1':>9} {'wall/floor':>11} "
+          f"{'cpu/floor':>10}")
     first = sizes[0]
     for n in sizes:
         for mode in modes:
@@ -190,13 +210,15 @@ def report(sizes: list[int], modes: list[str], cells: dict[tuple[int, str], Cell
                 cpu_floor = f"{cpu / floor.median('cpu'):.2f}x"
             print(f"{n:>5} {mode:13s} {wall:8.2f} {1000 * cpu / n:12.1f} "
                   f"{1000 * cell.median('sshd_cpu') / n:13.1f} {cell.median('rss_mib'):13.1f} "
-                  f"{wall / base:8.2f}x {wall_floor:>11} {cpu_floor:>10}")
+                  f"{cell.median('threads'):8.0f} {wall / base:8.2f}x {wall_floor:>11} "
+                  f"{cpu_floor:>10}")
         if "drcheck" in modes and cells[n, "drcheck"].samples:
             ours = cells[n, "drcheck"].median("wall")
-            for mode in ("testinfra", "testinfra-n8"):
-                if mode in modes and cells[n, mode].samples:
+            others = [m for m in modes if m.startswith(("testinfra", "drcheck-w"))]
+            for mode in others:
+                if cells[n, mode].samples:
                     print(f"{'':>5} {mode} / drcheck wall: "
-                          f"{cells[n, mode].median('wall') / ours:.1f}x")
+                          f"{cells[n, mode].median('wall') / ours:.2f}x")
     print("last summaries:")
     for (n, mode), cell in cells.items():
         if cell.samples:

@@ -10,18 +10,20 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from pytest_drcheck.checks import registry
 from pytest_drcheck.checks.base import CheckContext
-from pytest_drcheck.deadline import DeadlineExceeded, call_with_deadline
 from pytest_drcheck.durations import format_duration
 from pytest_drcheck.inventory.plan import HostSpec, Plan
 from pytest_drcheck.model import (
@@ -32,14 +34,14 @@ from pytest_drcheck.model import (
     Outcome,
     PlanItem,
 )
+from pytest_drcheck.pool import DeadlinePool
 from pytest_drcheck.retry import Backoff
 from pytest_drcheck.targets.base import CommandResult, Target, TargetError
+from pytest_drcheck.timer import DeadlineExceeded, shared_timer
 
 log = logging.getLogger("pytest_drcheck.engine")
 
 ResultListener = Callable[[CheckResult], None]
-# A host's batched command outputs for one item (waits for the batch if the item has commands).
-OutputsOf = Callable[[PlanItem], Sequence[CommandResult]]
 TargetFactory = Callable[[HostSpec, Callable[[str], Target]], Target]
 # Extra seconds a watchdog allows beyond a target's own timeouts before giving up on it.
 WATCHDOG_SLACK = 2.0
@@ -48,6 +50,22 @@ RUNNER_VANTAGE = "runner"
 # Light checks (streams only) per host at once, as a multiple of --dr-per-host: a direct-tcpip
 # channel costs the host almost nothing, and waiting out timeouts one by one would not scale.
 LIGHT_FACTOR = 8
+# Threads that run checks, connects and batches for every host: twice what --dr-workers hosts
+# times --dr-per-host command checks need, within these bounds. Calls beyond wait their turn
+# (their deadlines start when a thread takes them); the checks mostly wait on the network.
+MIN_POOL = 4
+MAX_POOL = 128
+
+
+def pool_size(settings: EngineSettings) -> int:
+    return max(MIN_POOL, min(MAX_POOL, 2 * settings.workers * settings.per_host))
+
+
+def handshake_limit() -> int:
+    """SSH handshakes in progress at once: the client's key exchange is CPU-bound, so more
+    than a few per core only makes every handshake slower (and the default --dr-workers
+    slower than a smaller setting); a few per core keep the cores busy across round trips."""
+    return max(2, 4 * (os.cpu_count() or 1))
 
 
 def _preload() -> None:
@@ -99,6 +117,10 @@ class Engine:
         self._selected: dict[str, list[PlanItem]] = {}
         # Monotonic time until which failures are retried (set when checking starts).
         self._retry_until: float | None = None
+        # Every check, batch and connect runs on this pool, each under its deadline.
+        self._pool = DeadlinePool(pool_size(self.settings), "drcheck-check")
+        # Connection starts are paced to the CPU the handshakes need, not to --dr-workers.
+        self._handshakes = threading.Semaphore(handshake_limit())
 
     # --- wiring ----------------------------------------------------------------------------
 
@@ -181,6 +203,7 @@ class Engine:
     def close(self) -> None:
         for _ in self._workers:
             self._queue.put(None)
+        self._pool.close()
         with self._targets_lock:
             targets = list(self._targets.values())
         for target in targets:
@@ -213,8 +236,9 @@ class Engine:
     def _connect(self, host: HostSpec) -> tuple[Target | None, str]:
         try:
             target = self.target(host.name)
-            call_with_deadline(target.connect, host.connection.connect_timeout * 3
-                               + WATCHDOG_SLACK, f"connect-{host.name}")
+            with self._handshakes:
+                self._pool.submit(target.connect, self._connect_deadline(host),
+                                  f"connect-{host.name}").result()
         except (TargetError, DeadlineExceeded) as exc:
             reason = str(exc) if isinstance(exc, TargetError) else (
                 f"connection timed out after {format_duration(host.connection.connect_timeout)}")
@@ -249,35 +273,13 @@ class Engine:
                 if not items:
                     return
             failed_connects = attempts - 1
-        outputs = self._start_commands(host, target, remote)
         per_host = max(1, min(self.settings.per_host, self.settings.workers))
-        for wave in self._waves(items):
-            self._run_wave(wave, target, outputs, per_host, wall, mono, failed_connects)
+        _HostChecks(self, host, target, items, remote, per_host, wall, mono,
+                    failed_connects).run()
 
-    def _start_commands(self, host: HostSpec, target: Target, items: list[PlanItem]
-                        ) -> OutputsOf:
-        """Start the host's batch in the background. Checks without commands (streams, API
-        calls) start at once, alongside it, instead of waiting one batch round trip; the
-        others wait for its outputs."""
-        with_commands = {i.key for i in items if registry.get(i.check).commands(i)}
-        if not with_commands:
-            return lambda item: ()
-        batch: Future[dict[str, Sequence[CommandResult]]] = Future()
-
-        def run() -> None:
-            try:
-                batch.set_result(self._run_commands(host, target, items))
-            except BaseException as exc:  # re-raised in every check that waits for it
-                batch.set_exception(exc)
-
-        threading.Thread(target=run, name=f"batch-{host.name}", daemon=True).start()
-
-        def outputs_of(item: PlanItem) -> Sequence[CommandResult]:
-            if item.key not in with_commands:
-                return ()
-            return batch.result().get(item.key, ())
-
-        return outputs_of
+    @staticmethod
+    def _connect_deadline(host: HostSpec) -> float:
+        return host.connection.connect_timeout * 3 + WATCHDOG_SLACK
 
     def _waves(self, items: list[PlanItem]) -> list[list[PlanItem]]:
         """Items in dependency order: each wave needs only results of earlier waves (or of
@@ -296,32 +298,6 @@ class Engine:
             pending = [i for i in pending if i.key not in done]
         return waves
 
-    def _run_wave(self, items: list[PlanItem], target: Target, outputs: OutputsOf,
-                  per_host: int, wall: float, mono: float, failed_connects: int) -> None:
-        light = [i for i in items if registry.get(i.check).light]
-        heavy = [i for i in items if not registry.get(i.check).light]
-        threads: list[threading.Thread] = []
-
-        def dispatch(batch: list[PlanItem], slots: threading.Semaphore) -> None:
-            for item in batch:
-                slots.acquire()
-                thread = threading.Thread(
-                    target=self._evaluate_and_release, name=f"check-{item.key}", daemon=True,
-                    args=(item, target, outputs, slots, wall, mono, failed_connects))
-                thread.start()
-                threads.append(thread)
-
-        # Light checks mostly wait on the network: they get their own, larger pool so they
-        # neither wait behind command checks nor hold them up.
-        light_dispatcher = threading.Thread(
-            target=dispatch, args=(light, threading.Semaphore(per_host * LIGHT_FACTOR)),
-            daemon=True)
-        light_dispatcher.start()
-        dispatch(heavy, threading.Semaphore(per_host))
-        light_dispatcher.join()
-        for thread in threads:
-            thread.join()
-
     def _unreachable(self, items: list[PlanItem], host_name: str, reason: str, wall: float,
                      mono: float, attempts: int = 1) -> None:
         reason = reason.removeprefix(f"{host_name}: ")
@@ -331,72 +307,36 @@ class Engine:
                 Outcome.ERROR, registry.get(item.check).expected(item), "not observed",
                 f"cannot reach {host_name}: {reason}"), wall, mono, host_name, attempts))
 
-    def _run_commands(self, host: HostSpec, target: Target, items: list[PlanItem]
-                      ) -> dict[str, Sequence[CommandResult]]:
-        """One batch for every command of every item; identical commands run once."""
+    @staticmethod
+    def _batch_of(items: Sequence[PlanItem]) -> tuple[dict[str, list[str]], list[str]]:
+        """Every command of every item, and the commands to run: identical ones run once."""
         wanted: dict[str, list[str]] = {}
         unique: dict[str, None] = {}
         for item in items:
             commands = list(registry.get(item.check).commands(item))
             wanted[item.key] = commands
             unique.update(dict.fromkeys(commands))
-        if not unique:
-            return {}
-        commands = list(unique)
+        return wanted, list(unique)
+
+    def _start_batch(self, host: HostSpec, target: Target, commands: list[str]
+                     ) -> Future[Sequence[CommandResult]]:
+        """One batch for all the commands, on the pool, under its deadline."""
         timeout = host.connection.command_timeout
+        return self._pool.submit(lambda: target.run_batch(commands, timeout),
+                                 timeout + 5 + WATCHDOG_SLACK, f"batch-{host.name}")
+
+    @staticmethod
+    def _outputs(wanted: dict[str, list[str]], commands: list[str],
+                 batch: Future[Sequence[CommandResult]]) -> dict[str, Sequence[CommandResult]]:
+        """Each item's outputs from the finished batch; any other exception than a target's
+        or a deadline's is a bug, raised for the items to report."""
         try:
-            results = call_with_deadline(lambda: target.run_batch(commands, timeout),
-                                         timeout + 5 + WATCHDOG_SLACK, f"batch-{host.name}")
+            results = batch.result()
         except (TargetError, DeadlineExceeded) as exc:
             results = [CommandResult.not_run(c, f"the batch did not complete: {exc}")
                        for c in commands]
         by_command = dict(zip(commands, results, strict=True))
         return {key: [by_command[c] for c in cmds] for key, cmds in wanted.items()}
-
-    def _evaluate_and_release(self, item: PlanItem, target: Target, outputs_of: OutputsOf,
-                              slots: threading.Semaphore, batch_wall: float,
-                              batch_mono: float, earlier_attempts: int = 0) -> None:
-        try:
-            try:
-                outputs = outputs_of(item)
-            except Exception as exc:  # a bug in the batch must not lose this item's result
-                log.debug("batch for %s failed", item.host, exc_info=True)
-                self._finish(item, self._stamp(item, Observation(
-                    Outcome.ERROR, "a result", "none",
-                    f"internal error: {type(exc).__name__}: {exc}"),
-                    batch_wall, batch_mono, item.host))
-                return
-            uses_batch = bool(outputs) or earlier_attempts > 0
-            wall, mono = (batch_wall, batch_mono) if uses_batch else (time.time(),
-                                                                      time.monotonic())
-            unmet = self._unmet_requirement(item)
-            if unmet is not None:
-                self._finish(item, self._stamp(item, unmet, wall, mono, target.vantage))
-                return
-            observation = self._evaluate(item, target, outputs)
-            vantage = (target.vantage if registry.get(item.check).needs_connection(item)
-                       else RUNNER_VANTAGE)
-            attempts = earlier_attempts + 1
-            earlier: list[EarlierAttempt] = []  # the bundle's JUnit shows them (flaky)
-            delays = self.settings.backoff.delays()
-            # Under --dr-wait an instance still settling is observed again, whether its
-            # property was wrong or could not be observed yet.
-            while (observation.outcome in (Outcome.FAILED, Outcome.ERROR)
-                   and self._retry_left() > 0):
-                # Sleeping must not hold one of the host's check slots.
-                slots.release()
-                try:
-                    time.sleep(min(next(delays), max(0.0, self._retry_left())))
-                finally:
-                    slots.acquire()
-                earlier.append(EarlierAttempt(datetime.now(timezone.utc), observation.outcome,
-                                              observation.observed, observation.reason))
-                observation = self._evaluate(item, target, self._rerun(item, target))
-                attempts += 1
-            self._finish(item, self._stamp(item, observation, wall, mono, vantage, attempts,
-                                           tuple(earlier)))
-        finally:
-            slots.release()
 
     def _unmet_requirement(self, item: PlanItem) -> Observation | None:
         """A skip naming the first required test that did not pass (its waves ran first)."""
@@ -413,41 +353,27 @@ class Engine:
                                            f"skipped: {name} did not pass ({why})")
         return None
 
-    def _rerun(self, item: PlanItem, target: Target) -> Sequence[CommandResult]:
-        """A retry observes afresh: the item's own commands run again (one small batch)."""
-        host = self.plan.hosts[item.host]
-        if not registry.get(item.check).needs_connection(item):
-            # Observed from the runner (cloud APIs): never dial the instance for it.
-            return ()
-        # The connection may have dropped (an instance rebooting after first boot); if it
-        # cannot be reopened, the commands below fail and say why.
-        with contextlib.suppress(TargetError, DeadlineExceeded):
-            call_with_deadline(target.connect, host.connection.connect_timeout * 3
-                               + WATCHDOG_SLACK, f"reconnect-{item.host}")
-        return self._run_commands(host, target, [item]).get(item.key, ())
-
-    def _evaluate(self, item: PlanItem, target: Target,
-                  outputs: Sequence[CommandResult]) -> Observation:
+    def _observe(self, item: PlanItem, target: Target,
+                 outputs: Sequence[CommandResult]) -> Observation:
+        """Evaluates the item (on a pool thread, under its deadline)."""
         check = registry.get(item.check)
         host = self.plan.hosts[item.host]
         context = CheckContext(item, target, outputs, item.timeout, self.target,
                                host.connection.command_timeout)
         try:
-            return call_with_deadline(lambda: check.evaluate(context),
-                                      item.timeout + WATCHDOG_SLACK, f"check-{item.key}")
-        except DeadlineExceeded:
-            return Observation.not_observed(
-                check.expected(item), f"no answer within {format_duration(item.timeout)} "
-                "(the check's timeout)")
+            return check.evaluate(context)
         except CouldNotObserve as exc:
             return Observation.not_observed(check.expected(item), str(exc))
         except TargetError as exc:
             return Observation.not_observed(check.expected(item), str(exc))
         except Exception as exc:
             log.debug("check %s raised\n%s", item.key, traceback.format_exc())
-            return Observation(Outcome.ERROR, "a result", "none",
-                               f"internal error in {item.check} check: "
-                               f"{type(exc).__name__}: {exc}")
+            return self._internal_error(item.check, exc)
+
+    @staticmethod
+    def _internal_error(check: str, exc: BaseException) -> Observation:
+        return Observation(Outcome.ERROR, "a result", "none",
+                           f"internal error in {check} check: {type(exc).__name__}: {exc}")
 
     @staticmethod
     def _stamp(item: PlanItem, observation: Observation, wall: float, mono: float,
@@ -468,3 +394,187 @@ class Engine:
             future = self._futures.setdefault(item.key, Future())
         if not future.done():
             future.set_result(result)
+
+
+@dataclass(eq=False)
+class _ItemRun:
+    """One item on its way through its attempts."""
+
+    item: PlanItem
+    light: bool
+    wall: float = 0.0
+    mono: float = 0.0
+    vantage: str = ""
+    attempts: int = 0
+    earlier: list[EarlierAttempt] = field(default_factory=list)
+    last: Observation | None = None  # the attempt a retry follows
+    delays: Iterator[float] | None = None
+
+
+class _HostChecks:
+    """One host's checks, wave after wave, within the per-host limits. The host's job thread
+    starts what fits and takes each completion as a step (posted by the pool or the timer);
+    every check, batch and reconnect runs on the engine's pool under its deadline, so no
+    thread is started or kept waiting per check."""
+
+    def __init__(self, engine: Engine, host: HostSpec, target: Target, items: list[PlanItem],
+                 remote: list[PlanItem], per_host: int, wall: float, mono: float,
+                 failed_connects: int) -> None:
+        self.engine = engine
+        self.host = host
+        self.target = target
+        self.items = items
+        self.wall, self.mono = wall, mono
+        self.failed_connects = failed_connects
+        # Light checks mostly wait on the network: they get their own, larger share so they
+        # neither wait behind command checks nor hold them up.
+        self.limits = {False: per_host, True: per_host * LIGHT_FACTOR}
+        self.running = {False: 0, True: 0}
+        self.ready: dict[bool, deque[_ItemRun]] = {False: deque(), True: deque()}
+        self.steps: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self.wanted, self.commands = engine._batch_of(remote)
+        self.needs_batch = {key for key, commands in self.wanted.items() if commands}
+        # Each item's outputs once the batch has finished (None while it runs).
+        self.outputs: dict[str, Sequence[CommandResult]] | None = None if self.commands else {}
+        self.batch_error: Exception | None = None
+        self.parked: list[_ItemRun] = []  # first looks waiting for the batch's outputs
+        self.unfinished = 0
+
+    def run(self) -> None:
+        if self.commands:
+            # Checks without commands (streams, API calls) start at once, alongside it.
+            batch = self.engine._start_batch(self.host, self.target, self.commands)
+            self._then(batch, self._batch_done)
+        for wave in self.engine._waves(self.items):
+            for item in wave:
+                light = registry.get(item.check).light
+                self.ready[light].append(_ItemRun(item, light))
+            self.unfinished = len(wave)
+            self._start_what_fits()
+            while self.unfinished:
+                self.steps.get()()
+                self._start_what_fits()
+
+    def _then(self, future: Future[Any], step: Callable[[Future[Any]], None]) -> None:
+        future.add_done_callback(lambda done: self.steps.put(lambda: step(done)))
+
+    def _start_what_fits(self) -> None:
+        for light in (False, True):
+            ready = self.ready[light]
+            while ready and self.running[light] < self.limits[light]:
+                run = ready.popleft()
+                if run.attempts:
+                    self._look_again(run)
+                elif run.item.key in self.needs_batch and self.outputs is None:
+                    self.parked.append(run)
+                else:
+                    self._first_look(run)
+
+    def _batch_done(self, batch: Future[Sequence[CommandResult]]) -> None:
+        try:
+            self.outputs = self.engine._outputs(self.wanted, self.commands, batch)
+        except Exception as exc:  # a bug in the batch must not lose its items' results
+            log.debug("batch for %s failed", self.host.name, exc_info=True)
+            self.batch_error = exc
+            self.outputs = {}
+        for run in reversed(self.parked):
+            self.ready[run.light].appendleft(run)
+        self.parked.clear()
+
+    def _first_look(self, run: _ItemRun) -> None:
+        item = run.item
+        if self.batch_error is not None and item.key in self.needs_batch:
+            exc = self.batch_error
+            self._done(run, Engine._stamp(item, Observation(
+                Outcome.ERROR, "a result", "none",
+                f"internal error: {type(exc).__name__}: {exc}"),
+                self.wall, self.mono, item.host))
+            return
+        outputs = (self.outputs or {}).get(item.key, ()) if item.key in self.needs_batch else ()
+        uses_batch = bool(outputs) or self.failed_connects > 0
+        run.wall, run.mono = ((self.wall, self.mono) if uses_batch
+                              else (time.time(), time.monotonic()))
+        unmet = self.engine._unmet_requirement(item)
+        if unmet is not None:
+            self._done(run, Engine._stamp(item, unmet, run.wall, run.mono,
+                                          self.target.vantage))
+            return
+        run.vantage = (self.target.vantage if registry.get(item.check).needs_connection(item)
+                       else RUNNER_VANTAGE)
+        run.attempts = self.failed_connects
+        run.delays = self.engine.settings.backoff.delays()
+        self.running[run.light] += 1
+        self._look(run, outputs)
+
+    def _look(self, run: _ItemRun, outputs: Sequence[CommandResult]) -> None:
+        item, engine, target = run.item, self.engine, self.target
+        look = engine._pool.submit(lambda: engine._observe(item, target, outputs),
+                                   item.timeout + WATCHDOG_SLACK, f"check-{item.key}")
+        self._then(look, lambda done: self._looked(run, done))
+
+    def _looked(self, run: _ItemRun, look: Future[Observation]) -> None:
+        item = run.item
+        try:
+            observation = look.result()
+        except DeadlineExceeded:
+            observation = Observation.not_observed(
+                registry.get(item.check).expected(item),
+                f"no answer within {format_duration(item.timeout)} (the check's timeout)")
+        run.attempts += 1
+        self.running[run.light] -= 1
+        retry_left = self.engine._retry_left()
+        # Under --dr-wait an instance still settling is observed again, whether its property
+        # was wrong or could not be observed yet; waiting holds none of the host's slots.
+        if observation.outcome in (Outcome.FAILED, Outcome.ERROR) and retry_left > 0:
+            run.last = observation
+            assert run.delays is not None
+            delay = min(next(run.delays), max(0.0, retry_left))
+            shared_timer().call_later(
+                delay, lambda: self.steps.put(lambda: self.ready[run.light].append(run)))
+            return
+        self._done(run, Engine._stamp(item, observation, run.wall, run.mono, run.vantage,
+                                      run.attempts, tuple(run.earlier)))
+
+    def _look_again(self, run: _ItemRun) -> None:
+        """A retry observes afresh: the item's own commands run again (one small batch)."""
+        last = run.last
+        assert last is not None
+        run.earlier.append(EarlierAttempt(datetime.now(timezone.utc), last.outcome,
+                                          last.observed, last.reason))
+        self.running[run.light] += 1
+        if not registry.get(run.item.check).needs_connection(run.item):
+            # Observed from the runner (cloud APIs): never dial the instance for it.
+            self._look(run, ())
+            return
+        # The connection may have dropped (an instance rebooting after first boot); if it
+        # cannot be reopened, the commands below fail and say why.
+        reconnect = self.engine._pool.submit(self.target.connect,
+                                             Engine._connect_deadline(self.host),
+                                             f"reconnect-{self.host.name}")
+        self._then(reconnect, lambda done: self._rerun(run))
+
+    def _rerun(self, run: _ItemRun) -> None:
+        wanted, commands = self.engine._batch_of([run.item])
+        if not commands:
+            self._look(run, ())
+            return
+        batch = self.engine._start_batch(self.host, self.target, commands)
+        self._then(batch, lambda done: self._rerun_done(run, wanted, commands, done))
+
+    def _rerun_done(self, run: _ItemRun, wanted: dict[str, list[str]], commands: list[str],
+                    batch: Future[Sequence[CommandResult]]) -> None:
+        try:
+            outputs = self.engine._outputs(wanted, commands, batch).get(run.item.key, ())
+        except Exception as exc:  # a bug in the batch: this attempt reports it
+            log.debug("batch for %s failed", self.host.name, exc_info=True)
+            self.running[run.light] -= 1
+            run.attempts += 1
+            self._done(run, Engine._stamp(run.item, Engine._internal_error(run.item.check, exc),
+                                          run.wall, run.mono, run.vantage, run.attempts,
+                                          tuple(run.earlier)))
+            return
+        self._look(run, outputs)
+
+    def _done(self, run: _ItemRun, result: CheckResult) -> None:
+        self.engine._finish(run.item, result)
+        self.unfinished -= 1

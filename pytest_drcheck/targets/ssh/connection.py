@@ -22,6 +22,7 @@ from pytest_drcheck.targets.ssh.hostkeys import (
     trust_known_keys,
 )
 from pytest_drcheck.targets.ssh.settings import Endpoint, SshSettings
+from pytest_drcheck.timer import shared_timer
 
 # A connection whose peer stops acknowledging for this long (or twice the connect timeout,
 # if longer) is dead: the runner was cut off or the instance froze. The kernel then fails the
@@ -119,9 +120,13 @@ class Watchdog:
         self._lock = threading.Lock()
         self._state = "armed"
         self._on_fire = on_fire
-        self._timer = threading.Timer(max(0.0, seconds), self.fire)
-        self._timer.daemon = True
-        self._timer.start()
+        # The process's one timer thread, not a thread per connection attempt; tearing a
+        # transport down can wait for its thread, so that runs on a thread of its own, started
+        # only when the deadline is missed (the timer must never wait).
+        self._timer = shared_timer().call_later(seconds, self._fire_aside)
+
+    def _fire_aside(self) -> None:
+        threading.Thread(target=self.fire, name="drcheck-connect-abort", daemon=True).start()
 
     def fire(self) -> None:
         with self._lock:

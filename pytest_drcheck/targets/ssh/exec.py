@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import select
 import shlex
-import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -16,6 +15,7 @@ from pytest_drcheck.durations import format_duration
 from pytest_drcheck.targets.base import TargetError
 from pytest_drcheck.targets.result import TIMEOUT_STATUS, CommandResult
 from pytest_drcheck.targets.ssh.errors import OpenRejected
+from pytest_drcheck.timer import shared_timer
 
 # The client-side deadline trails the remote `timeout` a little so that, when the host has
 # coreutils, the command is stopped there first and its partial output and 124 come back.
@@ -121,9 +121,7 @@ def start_command(host: SessionHost, transport: paramiko.Transport, chan: parami
     # connection for a message about a channel it has freed. (For the same reason stdin is
     # closed by the remote command's </dev/null, not by an EOF from here, which could cross
     # sshd's own CLOSE handled on paramiko's transport thread.)
-    timer = threading.Timer(max(0.0, deadline - time.monotonic()), chan.event.set)
-    timer.daemon = True
-    timer.start()
+    timer = shared_timer().call_later(deadline - time.monotonic(), chan.event.set)
     try:
         chan.exec_command(command)
     except (paramiko.SSHException, OSError, EOFError):
