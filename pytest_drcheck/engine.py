@@ -35,6 +35,7 @@ from pytest_drcheck.model import (
     PlanItem,
 )
 from pytest_drcheck.pool import DeadlinePool
+from pytest_drcheck.recoverypoint import RecoveryPoint
 from pytest_drcheck.retry import Backoff
 from pytest_drcheck.targets.base import CommandResult, Target, TargetError
 from pytest_drcheck.timer import DeadlineExceeded, shared_timer
@@ -93,6 +94,8 @@ class EngineSettings:
     # --dr-wait: seconds from the start of checking during which failing checks are retried.
     wait: float = 0.0
     backoff: Backoff = field(default_factory=Backoff)
+    # The drill's launch time, when one was given: the rpo check's recovery point.
+    drill_launch: RecoveryPoint | None = None
 
 
 class Engine:
@@ -359,7 +362,7 @@ class Engine:
         check = registry.get(item.check)
         host = self.plan.hosts[item.host]
         context = CheckContext(item, target, outputs, item.timeout, self.target,
-                               host.connection.command_timeout)
+                               host.connection.command_timeout, self.settings.drill_launch)
         try:
             return check.evaluate(context)
         except CouldNotObserve as exc:

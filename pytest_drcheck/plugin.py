@@ -16,7 +16,7 @@ import pytest
 
 from pytest_drcheck import __version__
 from pytest_drcheck.plugins import OPTION_GROUP
-from pytest_drcheck.plugins.evidence import EVIDENCE_KEY, open_evidence
+from pytest_drcheck.plugins.evidence import EVIDENCE_KEY, drill_launch, open_evidence
 
 if TYPE_CHECKING:
     from pytest_drcheck.evidence.records import Record
@@ -117,7 +117,8 @@ def pytest_configure(config: pytest.Config) -> None:
     evidence = open_evidence(config, plan, config.stash[INVENTORY_ID_KEY])
     settings = EngineSettings(workers=_setting(config, "dr_workers", 32),
                               per_host=_setting(config, "dr_per_host", 4),
-                              wait=evidence.options.wait)
+                              wait=evidence.options.wait,
+                              drill_launch=drill_launch(evidence))
     run = config.stash[RUN_KEY] = DrillRun(plan, settings)
     config.hook.pytest_dr_run_configured(config=config, run=run)
     # The inventory becomes a collection argument like a test file, so pytest collects, counts,

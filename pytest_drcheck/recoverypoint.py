@@ -3,13 +3,14 @@
 Best first: the point in time a target knows for its own instance (the aws extra's targets
 answer with DRS's point-in-time snapshot through ``recovery_point``: a seam, so nothing here
 imports the AWS layer), else the drill's launch time (DRS's job creation through the
-``pytest_dr_launched_at`` hook, or ``--dr-launched-at``), which the plugin hands over here once
-per run. "When checking started" is no recovery point: the data was taken before it.
+``pytest_dr_launched_at`` hook, or ``--dr-launched-at``), which the plugin hands to the engine
+with the run's settings and the engine to each check's context: one value per run, never
+module state (in-process pytest runs in one interpreter may hold two copies of a module).
+"When checking started" is no recovery point: the data was taken before it.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -27,19 +28,3 @@ class KnowsRecoveryPoint(Protocol):
     """A target that knows its instance's recovery point (or None when it does not)."""
 
     def recovery_point(self, timeout: float) -> RecoveryPoint | None: ...
-
-
-_lock = threading.Lock()
-_drill_launch: RecoveryPoint | None = None
-
-
-def set_drill_launch(point: RecoveryPoint | None) -> None:
-    """The drill's launch time, when one was given (the plugin calls this once per run)."""
-    global _drill_launch
-    with _lock:
-        _drill_launch = point
-
-
-def drill_launch() -> RecoveryPoint | None:
-    with _lock:
-        return _drill_launch

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar, final
 
 from pytest_drcheck.model import Observation, Outcome, PlanItem
+from pytest_drcheck.recoverypoint import RecoveryPoint
 from pytest_drcheck.targets.base import CommandResult, Target
 
 
@@ -76,6 +77,9 @@ class CheckContext:
     target_of: Callable[[str], Target]
     # The per-command timeout the batch ran under (for messages).
     command_timeout: float = field(default=0.0)
+    # The drill's launch time when one was given (--dr-launched-at, DRS's job): a recovery
+    # point for checks that measure data loss.
+    drill_launch: RecoveryPoint | None = None
 
     @property
     def params(self) -> Mapping[str, Any]:

@@ -36,7 +36,7 @@ from pytest_drcheck.durations import parse_duration
 from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.net import clockoffset
-from pytest_drcheck.recoverypoint import KnowsRecoveryPoint, RecoveryPoint, drill_launch
+from pytest_drcheck.recoverypoint import KnowsRecoveryPoint, RecoveryPoint
 from pytest_drcheck.targets.base import CommandResult, StreamError, Target, TargetError
 
 # Samples of the source's clock: enough for one short round trip among them.
@@ -186,7 +186,7 @@ class RpoCheck(Check[MeasuredRpo]):
                                       ) from None
             if known is not None:
                 return known
-        launch = drill_launch()
+        launch = ctx.drill_launch
         if launch is None:
             raise CouldNotObserve(
                 f"no recovery point for {ctx.item.host}: no DRS point in time and no launch "

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from pytest_drcheck.evidence.session import EvidenceSession
     from pytest_drcheck.inventory.plan import Plan
+    from pytest_drcheck.recoverypoint import RecoveryPoint
     from pytest_drcheck.runtime import DrillRun
 
 EVIDENCE_KEY = pytest.StashKey["EvidenceSession"]()
@@ -54,6 +55,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--dr-launched-at", dest="dr_launched_at", metavar="ISO-8601",
                     help="when the drill instances were launched (e.g. 2024-05-01T09:30:00Z): "
                          "the start of the measured RTO (default: when checking starts)")
+
+
+def drill_launch(evidence: EvidenceSession) -> RecoveryPoint | None:
+    """A launch time that was given is the rpo check's recovery point; the start of checking
+    is none (the data was taken before it)."""
+    from pytest_drcheck.recoverypoint import RecoveryPoint
+
+    if evidence.anchor_source == NO_LAUNCH_TIME:
+        return None
+    return RecoveryPoint(evidence.anchor, evidence.anchor_source)
 
 
 def open_evidence(config: pytest.Config, plan: Plan, inventory_id: str) -> EvidenceSession:
@@ -88,11 +99,6 @@ def open_evidence(config: pytest.Config, plan: Plan, inventory_id: str) -> Evide
             anchor, source = (hooked.astimezone(timezone.utc),
                               "launch time from a plugin (pytest_dr_launched_at)")
     session = EvidenceSession(plan, options, started, anchor, source, inventory_id)
-    from pytest_drcheck.recoverypoint import RecoveryPoint, set_drill_launch
-
-    # A launch time that was given is the rpo check's recovery point; the start of checking
-    # is none (the data was taken before it).
-    set_drill_launch(RecoveryPoint(anchor, source) if source != NO_LAUNCH_TIME else None)
     if not config.getoption("collectonly"):
         try:
             session.open_bundle(controller=worker is None)

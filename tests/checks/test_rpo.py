@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from pytest_drcheck.checks.base import CheckContext, ExpansionError
 from pytest_drcheck.checks.rpo import RpoCheck, format_rpo
 from pytest_drcheck.inventory import InventoryError, load_plan
 from pytest_drcheck.model import CouldNotObserve, Location, Outcome, PlanItem, freeze
-from pytest_drcheck.recoverypoint import RecoveryPoint, set_drill_launch
+from pytest_drcheck.recoverypoint import RecoveryPoint
 from pytest_drcheck.targets.base import Stream, Target, TargetError
 from pytest_drcheck.targets.local import LocalTarget
 from pytest_drcheck.targets.readonly import ReadOnlyTarget
@@ -23,11 +22,7 @@ CHECK = RpoCheck()
 LAUNCH = datetime(2026, 12, 1, 9, 30, tzinfo=timezone.utc)
 
 
-@pytest.fixture(autouse=True)
-def launched() -> Iterator[None]:
-    set_drill_launch(RecoveryPoint(LAUNCH, "--dr-launched-at"))
-    yield
-    set_drill_launch(None)
+LAUNCHED = RecoveryPoint(LAUNCH, "--dr-launched-at")
 
 
 def item(path: Path, source: str | None = None, target_s: float = 900.0,
@@ -39,7 +34,8 @@ def item(path: Path, source: str | None = None, target_s: float = 900.0,
 
 
 def context(plan_item: PlanItem, target: Target | None = None,
-            sources: dict[str, Target] | None = None) -> CheckContext:
+            sources: dict[str, Target] | None = None,
+            launch: RecoveryPoint | None = LAUNCHED) -> CheckContext:
     """The item's command run for real on this machine (the beacon is a real file)."""
     runner = LocalTarget("app01")
     outputs = [runner.run(c, 5) for c in CHECK.commands(plan_item)]
@@ -48,7 +44,7 @@ def context(plan_item: PlanItem, target: Target | None = None,
         return (sources or {})[name]
 
     return CheckContext(plan_item, target or runner, outputs, 10.0, target_of,
-                        command_timeout=5.0)
+                        command_timeout=5.0, drill_launch=launch)
 
 
 def write_beacon(tmp_path: Path, moment: datetime | str) -> Path:
@@ -153,11 +149,10 @@ def test_a_beacon_that_is_not_a_time_is_could_not_observe(tmp_path: Path, text: 
 
 
 def test_no_recovery_point_is_could_not_observe(tmp_path: Path) -> None:
-    set_drill_launch(None)
     path = write_beacon(tmp_path, LAUNCH)
     with pytest.raises(CouldNotObserve, match="no recovery point for app01: no DRS point in "
                                               "time and no launch time; pass --dr-launched-at"):
-        CHECK.evaluate(context(item(path)))
+        CHECK.evaluate(context(item(path), launch=None))
 
 
 def test_a_beacon_newer_than_the_recovery_point_is_could_not_observe(tmp_path: Path) -> None:
@@ -235,11 +230,11 @@ hosts:
 
 
 def test_a_live_standby_is_measured_at_the_moment_its_beacon_is_read(tmp_path: Path) -> None:
-    set_drill_launch(None)  # no recovery point is needed: the read is the point
     path = write_beacon(tmp_path, datetime.now(timezone.utc) - timedelta(seconds=3))
     plan_item = item(path, recovery_point="now")
     assert CHECK.commands(plan_item) == ()  # read by observe, timed, not in the batch
-    observation = CHECK.evaluate(context(plan_item))
+    # No launch time: none is needed, the read is the point.
+    observation = CHECK.evaluate(context(plan_item, launch=None))
     assert observation.outcome is Outcome.PASSED, observation.reason
     assert 3.0 <= observation.details["rpo_s"] <= 3.0 + 5.0
     assert observation.details["recovery_point_source"] == (
