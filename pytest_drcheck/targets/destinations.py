@@ -62,13 +62,17 @@ class DestinationCap:
         slot back when it is closed. The wait and the open share ``timeout``."""
         slots = self.slots(address, port)
         started = time.monotonic()
-        if not slots.acquire(timeout, until=started + timeout):
-            raise StreamWaitTimedOut(
-                f"waited {format_duration(time.monotonic() - started)} for a stream to "
-                f"{address}:{port}: {self.limit} in use ({SETTING})")
-        waited = time.monotonic() - started
+        waited = 0.0
+        # A free slot is taken at once, and the open then has the whole timeout (its messages
+        # say "timed out after 1 s", not "after 999 ms").
+        if not slots.acquire(0.0, until=started):
+            if not slots.acquire(timeout, until=started + timeout):
+                raise StreamWaitTimedOut(
+                    f"waited {format_duration(time.monotonic() - started)} for a stream to "
+                    f"{address}:{port}: {self.limit} in use ({SETTING})")
+            waited = time.monotonic() - started
         try:
-            stream = open_stream(max(0.05, timeout - waited))
+            stream = open_stream(timeout if not waited else max(0.05, timeout - waited))
         except StreamError as exc:
             slots.release()
             # A connection given only what the wait left of the timeout did not time out in
