@@ -20,10 +20,13 @@ import dns.rcode
 import dns.rrset
 import pytest
 
+from pytest_drcheck.checks import dns as dns_check
 from pytest_drcheck.checks.dns import DnsCheck
 from pytest_drcheck.model import CouldNotObserve, Observation, Outcome
 from pytest_drcheck.net import dnsshared
 from pytest_drcheck.net.resolvconf import parse_resolv_conf
+from pytest_drcheck.targets.base import CommandResult
+from pytest_drcheck.targets.local import LocalTarget
 from tests.checks.instances import NameserverTarget, TcpDnsServer, context, item_of, ran
 
 CHECK = DnsCheck()
@@ -49,11 +52,34 @@ def evaluate(entry: dict[str, object], outputs: list[tuple[int, str]],
     found); the resolv.conf command (always last) prints ``resolv``."""
     item = item_of(CHECK, entry, site or SITE, timeout=timeout)
     commands = list(CHECK.commands(item))
-    results = [ran(c, *(outputs[i] if i < len(outputs) else (2, "")))
-               for i, c in enumerate(commands[:-1])]
+    if commands and commands[0].startswith(dns_check.lookup_commands("x", "A")[1][:15]):
+        lookups = dns_check.lookup_commands(str(entry["name"]), str(entry.get("type", "A")))
+        results = [as_one_command(commands[0], [
+            ran(c, *(outputs[i] if i < len(outputs) else (2, "")))
+            for i, c in enumerate(lookups)])]
+    else:
+        results = [ran(c, *(outputs[i] if i < len(outputs) else (2, "")))
+                   for i, c in enumerate(commands[:-1])]
     if commands:
         results.append(ran(commands[-1], 0, resolv))
     return CHECK.evaluate(context(item, target, results))
+
+
+def as_one_command(script: str, lookups: list[CommandResult]) -> CommandResult:
+    """What the batch gives back for ``dns.lookup_script`` when its lookups give ``lookups``
+    (glibc, hosts file, DNS alone), written as the shell writes it (a real shell runs it in
+    test_the_lookups_of_a_name_run_as_one_command_in_a_real_shell)."""
+    out = err = ""
+    for index in (dns_check.FILES_LOOKUP, dns_check.SYSTEM_LOOKUP, dns_check.DNS_LOOKUP):
+        if index == dns_check.DNS_LOOKUP and lookups[dns_check.FILES_LOOKUP].exit_status:
+            break
+        result = lookups[index]
+        out, err = out + result.stdout, err + result.stderr
+        if result.timed_out:
+            return ran(script, 124, out, err, timed_out=True)
+        out += f"#drcheck-getent {index} {result.exit_status}\n"
+        err += f"#drcheck-getent {index}\n"
+    return ran(script, 0, out, err)
 
 
 def cause(entry: dict[str, object], outputs: list[tuple[int, str]], target: NameserverTarget,
@@ -214,9 +240,10 @@ def test_getent_not_found_while_dns_answers_is_not_observed_as_absent(
 def test_a_timed_out_or_missing_getent_is_not_data(server: TcpDnsServer) -> None:
     target = NameserverTarget({"10.77.0.53": server.port})
     item = item_of(CHECK, {"name": "legacy.corp.example", "absent": True}, SITE)
-    commands = CHECK.commands(item)
-    timed_out = [ran(commands[0], timed_out=True), ran(commands[1], 2), ran(commands[2], 2),
-                 ran(commands[3], 0, RESOLV)]
+    script, resolv = CHECK.commands(item)
+    lookups = dns_check.lookup_commands("legacy.corp.example", "A")
+    timed_out = [as_one_command(script, [ran(lookups[0], timed_out=True), ran(lookups[1], 2),
+                                         ran(lookups[2], 2)]), ran(resolv, 0, RESOLV)]
     # The nameserver answers over TCP: getent's timeout is the resolver path's (UDP, say).
     with pytest.raises(CouldNotObserve, match=r"^the system resolver on app01 did not answer in "
                                               r"time \(`getent ahostsv4 legacy.corp.example` "
@@ -229,8 +256,7 @@ def test_a_timed_out_or_missing_getent_is_not_data(server: TcpDnsServer) -> None
                                               r"nameserver 10.77.0.53:53 refused the TCP "
                                               r"connection$"):
         CHECK.evaluate(context(item, NameserverTarget({}), timed_out))
-    missing = [ran(commands[0], 127), ran(commands[1], 127), ran(commands[2], 127),
-               ran(commands[3], 0, RESOLV)]
+    missing = [as_one_command(script, [ran(c, 127) for c in lookups]), ran(resolv, 0, RESOLV)]
     with pytest.raises(CouldNotObserve, match=r"is not available on app01 \(command not "
                                               r"found\)$"):
         CHECK.evaluate(context(item, target, missing))
@@ -600,3 +626,59 @@ def test_a_query_stuck_behind_a_slow_one_is_asked_alone(
         assert slow.result() == (f"resolver onprem (127.0.0.1:{server.port}) did not answer "
                                  "within 3 s")
         assert dialled(target, server.port) == 2
+
+
+# --- the lookups of a name as one command of the batch -------------------------------------
+
+FAKE_GETENT = """#!/bin/sh
+case "$*" in
+  "-s files hosts a.example") echo "10.9.9.9        a.example"; exit 0 ;;
+  "ahostsv4 a.example") echo "10.9.9.9        STREAM a.example"
+                        echo "10.9.9.9        DGRAM"; exit 0 ;;
+  "-s dns ahostsv4 a.example") echo "enumeration not supported" >&2; exit 3 ;;
+  "ahostsv4 slow.example") echo partial; sleep 30 ;;
+  *) exit 2 ;;
+esac
+"""
+
+
+def test_the_lookups_of_a_name_run_as_one_command_in_a_real_shell(tmp_path: Path) -> None:
+    # A stand-in getent (no lookup may leave this machine): the shell and the batch are real.
+    (tmp_path / "getent").write_text(FAKE_GETENT)
+    (tmp_path / "getent").chmod(0o755)
+    target = LocalTarget("app01")
+
+    def lookups_of(name: str, timeout: float) -> list[CommandResult]:
+        lookups = dns_check.lookup_commands(name, "A")
+        script = f"PATH={tmp_path}:$PATH; {dns_check.lookup_script(lookups)}"
+        (result,) = target.run_batch([script], timeout)
+        return dns_check.split_lookups(result, lookups)
+
+    system, files, dns_only = lookups_of("a.example", 10)
+    assert (system.command, system.exit_status, system.stdout, system.stderr) == (
+        "getent ahostsv4 a.example", 0,
+        "10.9.9.9        STREAM a.example\n10.9.9.9        DGRAM\n", "")
+    assert (files.command, files.exit_status, files.stdout) == (
+        "getent -s files hosts a.example", 0, "10.9.9.9        a.example\n")
+    assert (dns_only.exit_status, dns_only.stdout, dns_only.stderr) == (
+        3, "", "enumeration not supported\n")
+    with pytest.raises(CouldNotObserve, match=r"^`getent -s dns ahostsv4 a.example` failed "
+                                              r"on app01 \(exit 3\): enumeration not "
+                                              r"supported$"):
+        dns_only.require((0, 2))
+    system, files, dns_only = lookups_of("b.example", 10)
+    assert (system.exit_status, files.exit_status, system.stdout) == (2, 2, "")
+    with pytest.raises(CouldNotObserve, match="did not run"):  # never read: no hosts answer
+        dns_only.require((0, 2))
+    system, files, _ = lookups_of("slow.example", 1)
+    assert files.exit_status == 2 and system.timed_out and system.stdout == "partial\n"
+    with pytest.raises(CouldNotObserve, match=r"^`getent ahostsv4 slow.example` timed out "
+                                              r"after 1 s on app01$"):
+        system.require((0, 2))
+
+
+def test_a_batch_that_failed_fails_each_lookup_alike() -> None:
+    lookups = dns_check.lookup_commands("a.example", "AAAA")
+    failed = CommandResult.not_run("script", "the batch did not complete: gone")
+    for result, command in zip(dns_check.split_lookups(failed, lookups), lookups, strict=True):
+        assert result.command == command and result.batch_failure == failed.batch_failure
