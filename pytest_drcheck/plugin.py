@@ -63,6 +63,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="hosts checked at the same time (default 32)")
     group.addoption("--dr-per-host", dest="dr_per_host", type=int, metavar="N",
                     help="checks run at the same time on one host (default 4)")
+    group.addoption("--dr-streams-per-destination", dest="dr_streams_per_destination",
+                    type=int, metavar="N",
+                    help="TCP streams open at once to one address:port across all hosts "
+                         "(default 64): a shared resolver or DC is not flooded")
     group.addoption("--dr-suites", dest="dr_suites", action="append", default=[],
                     metavar="DIR", help="extra directory to look for suites in (repeatable)")
     parser.addini("dr_inventory", "default for --dr-inventory")
@@ -75,6 +79,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("dr_wait", "default for --dr-wait")
     parser.addini("dr_workers", "default for --dr-workers")
     parser.addini("dr_per_host", "default for --dr-per-host")
+    parser.addini("dr_streams_per_destination", "default for --dr-streams-per-destination")
 
 
 def _setting(config: pytest.Config, name: str, default: int) -> int:
@@ -119,6 +124,10 @@ def pytest_configure(config: pytest.Config) -> None:
                               per_host=_setting(config, "dr_per_host", 4),
                               wait=evidence.options.wait,
                               drill_launch=drill_launch(evidence))
+    from pytest_drcheck.targets import destinations
+
+    destinations.configure(_setting(config, "dr_streams_per_destination",
+                                    destinations.DEFAULT_STREAMS_PER_DESTINATION))
     run = config.stash[RUN_KEY] = DrillRun(plan, settings)
     config.hook.pytest_dr_run_configured(config=config, run=run)
     # The inventory becomes a collection argument like a test file, so pytest collects, counts,

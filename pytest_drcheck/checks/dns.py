@@ -19,6 +19,7 @@ record of that type ("no data"), which is what applications see as "does not res
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import shlex
@@ -32,7 +33,7 @@ from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.net.dnsquery import ANSWER_RCODES, NoAnswer, answers, ask, normalise, rcode_of
 from pytest_drcheck.net.resolvconf import ResolvConf, parse_resolv_conf
 from pytest_drcheck.net.stubresolver import ResolverFailed, StubAnswer, first_answer, search
-from pytest_drcheck.targets.result import CommandNotObserved, CommandResult
+from pytest_drcheck.targets.result import TIMEOUT_STATUS, CommandNotObserved, CommandResult
 
 RECORD_TYPES = ["A", "AAAA", "CNAME", "SRV", "PTR"]
 SYSTEM = "system"
@@ -70,6 +71,85 @@ def _first_column(stdout: str) -> list[str]:
         if parts:
             seen.setdefault(parts[0], None)
     return list(seen)
+
+
+# A/AAAA through the system resolver asks getent three things: glibc's answer, the hosts
+# file's, and DNS alone's (read only when the hosts file answered). They run as one command of
+# the host's batch, one shell instead of three framed commands (which made each more name
+# cost about three times its lookups), and each lookup's output and status is then judged
+# as the command it is: its stdout and stderr end at a marker line naming it and its status.
+# The hosts file is read first (no network); DNS alone is asked only when it answered.
+_MARK = "#drcheck-getent"
+SYSTEM_LOOKUP, FILES_LOOKUP, DNS_LOOKUP = range(3)
+_LOOKUP_ORDER = (FILES_LOOKUP, SYSTEM_LOOKUP, DNS_LOOKUP)
+
+
+def lookup_commands(name: str, record_type: str) -> tuple[str, str, str]:
+    """The three getent commands of an A/AAAA name: glibc, hosts file, DNS alone."""
+    quoted = shlex.quote(name)
+    database = "ahostsv4" if record_type == "A" else "ahostsv6"
+    return (f"getent {database} {quoted}", f"getent -s files hosts {quoted}",
+            f"getent -s dns {database} {quoted}")
+
+
+def lookup_script(lookups: Sequence[str]) -> str:
+    """One shell command running ``lookups`` (lookup_commands) in _LOOKUP_ORDER."""
+
+    def marked(index: int) -> str:
+        return f"{lookups[index]}; echo '{_MARK} {index}' \"$?\"; echo '{_MARK} {index}' >&2"
+
+    return (f"{lookups[FILES_LOOKUP]}; r=$?; echo '{_MARK} {FILES_LOOKUP}' \"$r\"; "
+            f"echo '{_MARK} {FILES_LOOKUP}' >&2; {marked(SYSTEM_LOOKUP)}; "
+            f"if [ \"$r\" = 0 ]; then {marked(DNS_LOOKUP)}; fi")
+
+
+def _sections(text: str) -> tuple[dict[int, tuple[str, str]], str]:
+    """{index: (its output, what follows the index on its marker line)} and the output after
+    the last marker (the lookup that was running when the command ended)."""
+    pieces = text.split(_MARK + " ")
+    found: dict[int, tuple[str, str]] = {}
+    current = pieces[0]
+    for piece in pieces[1:]:
+        header, _, rest = piece.partition("\n")
+        index, _, status = header.partition(" ")
+        if index.isdigit():
+            found[int(index)] = (current, status)
+        current = rest
+    return found, current
+
+
+def split_lookups(result: CommandResult, lookups: Sequence[str]) -> list[CommandResult]:
+    """The results of the three lookups of ``lookup_script`` as if each had been a command of
+    the batch: the same output, status, timeout or failure, so the same verdicts and
+    messages."""
+    if result.batch_failure is not None:
+        return [dataclasses.replace(result, command=command) for command in lookups]
+    outs, out_tail = _sections(result.stdout)
+    errs, err_tail = _sections(result.stderr)
+    results: dict[int, CommandResult] = {}
+    ended = False  # the lookup that was running when the command ended has been found
+    for index in _LOOKUP_ORDER:
+        command = lookups[index]
+        if index in outs and outs[index][1].strip().lstrip("-").isdigit():
+            results[index] = dataclasses.replace(
+                result, command=command, exit_status=int(outs[index][1]),
+                stdout=outs[index][0], stderr=errs.get(index, ("", ""))[0], timed_out=False)
+        elif result.timed_out and not ended:
+            ended = True
+            results[index] = dataclasses.replace(
+                result, command=command, exit_status=TIMEOUT_STATUS, stdout=out_tail,
+                stderr=err_tail, timed_out=True)
+        elif result.timed_out:
+            results[index] = dataclasses.replace(
+                result, command=command, exit_status=TIMEOUT_STATUS, stdout="", stderr="",
+                timed_out=True)
+        elif index == DNS_LOOKUP and outs.get(FILES_LOOKUP, ("", ""))[1].strip() != "0":
+            # Not asked: the hosts file did not answer, and only then is it read.
+            results[index] = CommandResult.not_run(command, "not needed (no hosts-file "
+                                                            "answer)")
+        else:  # the shell itself failed: every lookup shares its status and error
+            results[index] = dataclasses.replace(result, command=command)
+    return [results[index] for index in range(3)]
 
 
 def _shown(values: Sequence[str]) -> str:
@@ -278,9 +358,7 @@ class DnsCheck(Check[DnsLookup]):
             return ()
         name = shlex.quote(params.name)
         if params.type in ("A", "AAAA"):
-            database = "ahostsv4" if params.type == "A" else "ahostsv6"
-            return (f"getent {database} {name}", f"getent -s files hosts {name}",
-                    f"getent -s dns {database} {name}", RESOLV_CONF)
+            return (lookup_script(lookup_commands(params.name, params.type)), RESOLV_CONF)
         if params.type == "PTR":
             return (f"getent hosts {name}", RESOLV_CONF)
         # SRV and CNAME have no NSS database: ask the instance's configured nameservers.
@@ -332,6 +410,9 @@ class DnsCheck(Check[DnsLookup]):
                               "over TCP; check UDP to the nameserver") from None
 
     def _system(self, ctx: CheckContext, params: DnsParams, budget: float) -> DnsLookup:
+        # The one command of the three lookups, read as the three commands (and resolv.conf).
+        lookups = split_lookups(ctx.outputs[0], lookup_commands(params.name, params.type))
+        ctx = dataclasses.replace(ctx, outputs=[*lookups, *ctx.outputs[1:]])
         system = self._getent(ctx, 0, params.name, params.type, budget, search_list=True)
         files = ctx.output(1, accept=(0, GETENT_NOT_FOUND))
         addresses = tuple(_first_column(system.stdout))

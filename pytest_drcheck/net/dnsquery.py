@@ -16,6 +16,7 @@ import dns.rdatatype
 import dns.reversename
 
 from pytest_drcheck.durations import format_duration
+from pytest_drcheck.net import dnsshared
 from pytest_drcheck.net.streams import StreamTimeout, recv_exact
 from pytest_drcheck.targets.base import Stream, StreamError, Target
 
@@ -38,8 +39,13 @@ def make_query(name: str, record_type: str) -> dns.message.Message:
 
 def query_over_stream(stream: Stream, name: str, record_type: str,
                       timeout: float) -> dns.message.Message:
+    return exchange(stream, make_query(name, record_type), timeout)
+
+
+def exchange(stream: Stream, query: dns.message.Message, timeout: float
+             ) -> dns.message.Message:
+    """The answer to ``query``, the only one on ``stream``."""
     deadline = time.monotonic() + timeout
-    query = make_query(name, record_type)
     wire = query.to_wire()
     stream.settimeout(timeout)
     stream.sendall(struct.pack("!H", len(wire)) + wire)
@@ -57,18 +63,51 @@ _STREAM_CAUSES = {"refused": "refused the TCP connection",
 def ask(target: Target, server: tuple[str, int], name: str, record_type: str,
         timeout: float) -> dns.message.Message:
     """The answer of the nameserver at ``server`` to one query, asked over TCP from the
-    target within ``timeout`` seconds; NoAnswer when it gives none."""
+    target within ``timeout`` seconds; NoAnswer when it gives none.
+
+    The target's queries to one nameserver share one stream (net.dnsshared), and a query the
+    shared stream cannot carry is asked alone on a stream of its own, in what is left of
+    ``timeout``; every message names the whole ``timeout``.
+    """
     deadline = time.monotonic() + timeout
-    try:
-        stream = target.open_stream(server[0], server[1], timeout)
-    except StreamError as exc:
-        if exc.outcome == "timed out":
+    query = make_query(name, record_type)
+    pool = dnsshared.pool_of(target, server)
+    if pool.sharing:
+        try:
+            shared = pool.stream(deadline, lambda left: target.open_stream(
+                server[0], server[1], left))
+        except StreamError as exc:
+            raise _not_connected(exc, timeout) from None
+        if shared is None:  # another query was opening the stream for the whole budget
             raise NoAnswer(f"did not accept a TCP connection within "
-                           f"{format_duration(timeout)}") from None
-        raise NoAnswer(_STREAM_CAUSES.get(exc.outcome, f"could not be asked: {exc}")) from None
+                           f"{format_duration(timeout)}")
+        try:
+            return shared.ask(query, deadline)
+        except StreamTimeout:
+            raise NoAnswer(f"did not answer within {format_duration(timeout)}") from None
+        except dnsshared.Broken as exc:
+            raise NoAnswer(str(exc)) from None
+        except dnsshared.FallBack:
+            pass  # asked alone below
+    return _ask_alone(target, server, query, deadline, timeout)
+
+
+def _not_connected(exc: StreamError, timeout: float) -> NoAnswer:
+    if exc.outcome == "timed out":
+        return NoAnswer(f"did not accept a TCP connection within {format_duration(timeout)}")
+    return NoAnswer(_STREAM_CAUSES.get(exc.outcome, f"could not be asked: {exc}"))
+
+
+def _ask_alone(target: Target, server: tuple[str, int], query: dns.message.Message,
+               deadline: float, timeout: float) -> dns.message.Message:
+    """One query on a stream of its own until ``deadline``; messages name ``timeout``."""
     try:
-        return query_over_stream(stream, name, record_type,
-                                 max(0.05, deadline - time.monotonic()))
+        stream = target.open_stream(server[0], server[1],
+                                    max(0.05, deadline - time.monotonic()))
+    except StreamError as exc:
+        raise _not_connected(exc, timeout) from None
+    try:
+        return exchange(stream, query, max(0.05, deadline - time.monotonic()))
     except StreamTimeout:
         raise NoAnswer(f"did not answer within {format_duration(timeout)}") from None
     except EOFError:

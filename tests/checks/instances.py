@@ -51,6 +51,7 @@ class TcpDnsServer:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port: int = self.sock.getsockname()[1]
         self._held: list[socket.socket] = []
+        self.accepted = 0
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -60,32 +61,38 @@ class TcpDnsServer:
             except OSError:
                 return
             self._held.append(conn)
+            self.accepted += 1
             if not self.silent:
                 threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
     def _answer(self, conn: socket.socket) -> None:
-        try:
-            (length,) = struct.unpack("!H", _recv_exact(conn, 2))
-            query = dns.message.from_wire(_recv_exact(conn, length))
-        except (EOFError, OSError):
-            return
-        question = query.question[0]
-        name = question.name.to_text().lower().rstrip(".")
-        rtype = dns.rdatatype.to_text(question.rdtype)
-        self.asked.append((name, rtype))
-        if self.closing:
-            conn.close()
-            return
-        response = dns.message.make_response(query)
-        if name in self.rcodes:
-            response.set_rcode(dns.rcode.from_text(self.rcodes[name]))
-        elif (name, rtype) in self.records:
-            response.answer.append(dns.rrset.from_text_list(
-                question.name, 60, "IN", rtype, self.records[(name, rtype)]))
-        elif not any(n == name for n, _ in self.records):
-            response.set_rcode(dns.rcode.NXDOMAIN)
-        wire = response.to_wire()
-        conn.sendall(struct.pack("!H", len(wire)) + wire)
+        # Several queries per connection, answered in order, as real servers do (RFC 7766).
+        while True:
+            try:
+                (length,) = struct.unpack("!H", _recv_exact(conn, 2))
+                query = dns.message.from_wire(_recv_exact(conn, length))
+            except (EOFError, OSError):
+                return
+            question = query.question[0]
+            name = question.name.to_text().lower().rstrip(".")
+            rtype = dns.rdatatype.to_text(question.rdtype)
+            self.asked.append((name, rtype))
+            if self.closing:
+                conn.close()
+                return
+            response = dns.message.make_response(query)
+            if name in self.rcodes:
+                response.set_rcode(dns.rcode.from_text(self.rcodes[name]))
+            elif (name, rtype) in self.records:
+                response.answer.append(dns.rrset.from_text_list(
+                    question.name, 60, "IN", rtype, self.records[(name, rtype)]))
+            elif not any(n == name for n, _ in self.records):
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            wire = response.to_wire()
+            try:
+                conn.sendall(struct.pack("!H", len(wire)) + wire)
+            except OSError:
+                return
 
     def close(self) -> None:
         self.sock.close()

@@ -4,13 +4,29 @@ a failed resolver never reads as "does not resolve", and never passes an absent 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import shutil
+import socket
+import struct
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import dns.message
+import dns.rcode
+import dns.rrset
 import pytest
 
+from pytest_drcheck.checks import dns as dns_check
 from pytest_drcheck.checks.dns import DnsCheck
 from pytest_drcheck.model import CouldNotObserve, Observation, Outcome
+from pytest_drcheck.net import dnsshared
 from pytest_drcheck.net.resolvconf import parse_resolv_conf
+from pytest_drcheck.targets.base import CommandResult
+from pytest_drcheck.targets.local import LocalTarget
 from tests.checks.instances import NameserverTarget, TcpDnsServer, context, item_of, ran
 
 CHECK = DnsCheck()
@@ -36,11 +52,34 @@ def evaluate(entry: dict[str, object], outputs: list[tuple[int, str]],
     found); the resolv.conf command (always last) prints ``resolv``."""
     item = item_of(CHECK, entry, site or SITE, timeout=timeout)
     commands = list(CHECK.commands(item))
-    results = [ran(c, *(outputs[i] if i < len(outputs) else (2, "")))
-               for i, c in enumerate(commands[:-1])]
+    if commands and commands[0].startswith(dns_check.lookup_commands("x", "A")[1][:15]):
+        lookups = dns_check.lookup_commands(str(entry["name"]), str(entry.get("type", "A")))
+        results = [as_one_command(commands[0], [
+            ran(c, *(outputs[i] if i < len(outputs) else (2, "")))
+            for i, c in enumerate(lookups)])]
+    else:
+        results = [ran(c, *(outputs[i] if i < len(outputs) else (2, "")))
+                   for i, c in enumerate(commands[:-1])]
     if commands:
         results.append(ran(commands[-1], 0, resolv))
     return CHECK.evaluate(context(item, target, results))
+
+
+def as_one_command(script: str, lookups: list[CommandResult]) -> CommandResult:
+    """What the batch gives back for ``dns.lookup_script`` when its lookups give ``lookups``
+    (glibc, hosts file, DNS alone), written as the shell writes it (a real shell runs it in
+    test_the_lookups_of_a_name_run_as_one_command_in_a_real_shell)."""
+    out = err = ""
+    for index in (dns_check.FILES_LOOKUP, dns_check.SYSTEM_LOOKUP, dns_check.DNS_LOOKUP):
+        if index == dns_check.DNS_LOOKUP and lookups[dns_check.FILES_LOOKUP].exit_status:
+            break
+        result = lookups[index]
+        out, err = out + result.stdout, err + result.stderr
+        if result.timed_out:
+            return ran(script, 124, out, err, timed_out=True)
+        out += f"#drcheck-getent {index} {result.exit_status}\n"
+        err += f"#drcheck-getent {index}\n"
+    return ran(script, 0, out, err)
 
 
 def cause(entry: dict[str, object], outputs: list[tuple[int, str]], target: NameserverTarget,
@@ -201,9 +240,10 @@ def test_getent_not_found_while_dns_answers_is_not_observed_as_absent(
 def test_a_timed_out_or_missing_getent_is_not_data(server: TcpDnsServer) -> None:
     target = NameserverTarget({"10.77.0.53": server.port})
     item = item_of(CHECK, {"name": "legacy.corp.example", "absent": True}, SITE)
-    commands = CHECK.commands(item)
-    timed_out = [ran(commands[0], timed_out=True), ran(commands[1], 2), ran(commands[2], 2),
-                 ran(commands[3], 0, RESOLV)]
+    script, resolv = CHECK.commands(item)
+    lookups = dns_check.lookup_commands("legacy.corp.example", "A")
+    timed_out = [as_one_command(script, [ran(lookups[0], timed_out=True), ran(lookups[1], 2),
+                                         ran(lookups[2], 2)]), ran(resolv, 0, RESOLV)]
     # The nameserver answers over TCP: getent's timeout is the resolver path's (UDP, say).
     with pytest.raises(CouldNotObserve, match=r"^the system resolver on app01 did not answer in "
                                               r"time \(`getent ahostsv4 legacy.corp.example` "
@@ -216,8 +256,7 @@ def test_a_timed_out_or_missing_getent_is_not_data(server: TcpDnsServer) -> None
                                               r"nameserver 10.77.0.53:53 refused the TCP "
                                               r"connection$"):
         CHECK.evaluate(context(item, NameserverTarget({}), timed_out))
-    missing = [ran(commands[0], 127), ran(commands[1], 127), ran(commands[2], 127),
-               ran(commands[3], 0, RESOLV)]
+    missing = [as_one_command(script, [ran(c, 127) for c in lookups]), ran(resolv, 0, RESOLV)]
     with pytest.raises(CouldNotObserve, match=r"is not available on app01 \(command not "
                                               r"found\)$"):
         CHECK.evaluate(context(item, target, missing))
@@ -343,3 +382,303 @@ def test_resolv_conf_order_of_names_and_servers() -> None:
                                               "a.b.example.example.net.")
     assert conf.candidates("x.example.") == ("x.example.",)
     assert parse_resolv_conf("").asked == ("127.0.0.1",)
+
+
+# --- one stream per host and resolver (net.dnsshared) --------------------------------------
+
+NAMES = {f"host{i}.corp.example": f"10.77.1.{i}" for i in range(8)}
+
+
+def named(name: str, port: int, target: NameserverTarget, timeout: float = 5.0,
+          **entry: object) -> Observation | str:
+    """A named-resolver check's verdict, or its could-not-observe cause."""
+    site = {"dns": {"resolvers": {"onprem": f"127.0.0.1:{port}"}}}
+    try:
+        return evaluate({"name": name, "resolver": "onprem", **entry}, [], target,
+                        timeout=timeout, site=site)
+    except CouldNotObserve as exc:
+        return str(exc)
+
+
+def side_by_side(names: list[str], port: int, target: NameserverTarget, timeout: float = 5.0
+                 ) -> dict[str, Observation | str]:
+    """The checks of ``names`` run at once, as the engine runs a host's checks."""
+    with ThreadPoolExecutor(len(names)) as pool:
+        futures = {n: pool.submit(named, n, port, target, timeout, expect=NAMES.get(n, "x"))
+                   for n in names}
+        return {n: f.result() for n, f in futures.items()}
+
+
+def dialled(target: NameserverTarget, port: int) -> int:
+    return sum(1 for _, p in target.dialled if p == port)
+
+
+@pytest.fixture
+def dnsmasq(tmp_path: Path) -> Iterator[int]:
+    """A real dnsmasq on 127.0.0.1 answering NAMES (and NXDOMAIN for the rest of the zone)."""
+    if shutil.which("dnsmasq") is None:
+        pytest.skip("dnsmasq is not installed")
+    with socket.socket() as probe:  # a free port; dnsmasq binds it right after
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        ["dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--no-poll",
+         "--bind-interfaces", "--listen-address=127.0.0.1", f"--port={port}", "--user=root",
+         "--group=root", "--pid-file=", f"--log-facility={tmp_path / 'dnsmasq.log'}",
+         "--cache-size=0", "--local=/corp.example/",
+         *(f"--host-record={n},{a}" for n, a in NAMES.items())],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # ready when it accepts
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "dnsmasq did not start"
+            time.sleep(0.02)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_the_queries_of_one_host_to_dnsmasq_share_one_connection(dnsmasq: int) -> None:
+    target = NameserverTarget({})
+    verdicts = side_by_side([*NAMES, "legacy.corp.example"], dnsmasq, target)
+    via = f"onprem (127.0.0.1:{dnsmasq})"
+    for name, address in NAMES.items():
+        verdict = verdicts[name]
+        assert isinstance(verdict, Observation), verdict
+        assert (verdict.outcome, verdict.observed) == (Outcome.PASSED,
+                                                       f"resolved {address} via {via}")
+    legacy = verdicts["legacy.corp.example"]
+    assert isinstance(legacy, Observation) and legacy.observed == f"NXDOMAIN from {via}"
+    # The next checks of the host, one after another, take the same stream.
+    for name in list(NAMES)[:3]:
+        again = named(name, dnsmasq, target, expect=NAMES[name])
+        assert isinstance(again, Observation) and again.outcome is Outcome.PASSED
+    # Before: one connection per query (12).
+    assert dialled(target, dnsmasq) == 1
+
+
+class ScriptedDnsServer:
+    """A DNS server over TCP whose ``script(conn, index)`` serves each connection (the
+    index counts connections from 0); ``query(conn)`` and ``answer(query, address)``
+    help."""
+
+    def __init__(self, script: Callable[[socket.socket, int], None]) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.script = script
+        self.conns: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._run, args=(conn, len(self.conns) - 1),
+                             daemon=True).start()
+
+    def _run(self, conn: socket.socket, index: int) -> None:
+        with contextlib.suppress(OSError, EOFError):
+            self.script(conn, index)
+
+    @staticmethod
+    def query(conn: socket.socket) -> dns.message.Message:
+        (length,) = struct.unpack("!H", _exactly(conn, 2))
+        return dns.message.from_wire(_exactly(conn, length))
+
+    @staticmethod
+    def answer(query: dns.message.Message) -> bytes:
+        response = dns.message.make_response(query)
+        name = query.question[0].name
+        address = NAMES.get(name.to_text().rstrip("."))
+        if address is None:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        else:
+            response.answer.append(dns.rrset.from_text_list(name, 60, "IN", "A", [address]))
+        wire = response.to_wire()
+        return struct.pack("!H", len(wire)) + wire
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+def _exactly(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data
+
+
+def name_of(query: dns.message.Message) -> str:
+    return str(query.question[0].name.to_text().rstrip("."))
+
+
+@contextlib.contextmanager
+def scripted(script: Callable[[socket.socket, int], None]) -> Iterator[ScriptedDnsServer]:
+    server = ScriptedDnsServer(script)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def serve_in_order(conn: socket.socket) -> None:
+    while True:
+        conn.sendall(ScriptedDnsServer.answer(ScriptedDnsServer.query(conn)))
+
+
+def test_answers_out_of_order_go_to_the_query_of_their_id() -> None:
+    names = list(NAMES)[:3]
+
+    def reversed_answers(conn: socket.socket, index: int) -> None:
+        queries = [ScriptedDnsServer.query(conn) for _ in names]
+        # A stray answer (an id nobody asked with) first, then the rest last-asked first.
+        stray = dns.message.make_query("host7.corp.example", "A")
+        stray.id = next(i for i in range(65536) if i not in {q.id for q in queries})
+        conn.sendall(ScriptedDnsServer.answer(stray))
+        for query in reversed(queries):
+            conn.sendall(ScriptedDnsServer.answer(query))
+        serve_in_order(conn)
+
+    with scripted(reversed_answers) as server:
+        target = NameserverTarget({})
+        verdicts = side_by_side(names, server.port, target)
+        assert {n: v.observed for n, v in verdicts.items() if isinstance(v, Observation)} == {
+            n: f"resolved {NAMES[n]} via onprem (127.0.0.1:{server.port})" for n in names}
+        assert dialled(target, server.port) == 1
+
+
+def test_a_stream_broken_mid_answer_leaves_each_unanswered_query_not_observed() -> None:
+    names = list(NAMES)[:3]
+
+    def breaks_off(conn: socket.socket, index: int) -> None:
+        queries = sorted((ScriptedDnsServer.query(conn) for _ in names), key=name_of)
+        conn.sendall(ScriptedDnsServer.answer(queries[0]))
+        conn.sendall(ScriptedDnsServer.answer(queries[1])[:9])  # half an answer, then gone
+        conn.close()
+
+    with scripted(breaks_off) as server:
+        target = NameserverTarget({})
+        verdicts = side_by_side(names, server.port, target)
+        via = f"onprem (127.0.0.1:{server.port})"
+        first = verdicts.pop(names[0])
+        assert isinstance(first, Observation) and first.outcome is Outcome.PASSED
+        assert verdicts == {n: f"resolver {via} closed the TCP connection without answering"
+                            for n in names[1:]}
+        assert dialled(target, server.port) == 1
+
+
+def test_a_stream_closed_between_answers_asks_the_rest_alone() -> None:
+    names = list(NAMES)[:3]
+
+    def one_per_connection(conn: socket.socket, index: int) -> None:
+        if index == 0:  # a server that serves one query per connection and closes
+            queries = sorted((ScriptedDnsServer.query(conn) for _ in names), key=name_of)
+            conn.sendall(ScriptedDnsServer.answer(queries[0]))
+            conn.close()
+            return
+        serve_in_order(conn)
+
+    with scripted(one_per_connection) as server:
+        target = NameserverTarget({})
+        verdicts = side_by_side(names, server.port, target)
+        assert all(isinstance(v, Observation) and v.outcome is Outcome.PASSED
+                   for v in verdicts.values()), verdicts
+        assert dialled(target, server.port) == 3
+        # The host asks that server alone from now on.
+        later = named(names[0], server.port, target, expect=NAMES[names[0]])
+        assert isinstance(later, Observation) and later.outcome is Outcome.PASSED
+        assert dialled(target, server.port) == 4
+
+
+def test_a_query_stuck_behind_a_slow_one_is_asked_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dnsshared, "PATIENCE", 0.2)
+    slow_read = threading.Event()
+
+    def in_order_and_stuck(conn: socket.socket, index: int) -> None:
+        while True:
+            query = ScriptedDnsServer.query(conn)
+            if name_of(query) == "slow.corp.example":
+                slow_read.set()
+                ScriptedDnsServer.query(conn)  # the next one waits behind it, unanswered
+                conn.recv(1)  # until the client goes away
+                return
+            conn.sendall(ScriptedDnsServer.answer(query))
+
+    with scripted(in_order_and_stuck) as server, ThreadPoolExecutor(1) as pool:
+        target = NameserverTarget({})
+        slow = pool.submit(named, "slow.corp.example", server.port, target, 3.0)
+        assert slow_read.wait(30)
+        fast = named("host1.corp.example", server.port, target, expect=NAMES["host1.corp.example"])
+        assert isinstance(fast, Observation) and fast.outcome is Outcome.PASSED
+        assert slow.result() == (f"resolver onprem (127.0.0.1:{server.port}) did not answer "
+                                 "within 3 s")
+        assert dialled(target, server.port) == 2
+
+
+# --- the lookups of a name as one command of the batch -------------------------------------
+
+FAKE_GETENT = """#!/bin/sh
+case "$*" in
+  "-s files hosts a.example") echo "10.9.9.9        a.example"; exit 0 ;;
+  "ahostsv4 a.example") echo "10.9.9.9        STREAM a.example"
+                        echo "10.9.9.9        DGRAM"; exit 0 ;;
+  "-s dns ahostsv4 a.example") echo "enumeration not supported" >&2; exit 3 ;;
+  "ahostsv4 slow.example") echo partial; sleep 30 ;;
+  *) exit 2 ;;
+esac
+"""
+
+
+def test_the_lookups_of_a_name_run_as_one_command_in_a_real_shell(tmp_path: Path) -> None:
+    # A stand-in getent (no lookup may leave this machine): the shell and the batch are real.
+    (tmp_path / "getent").write_text(FAKE_GETENT)
+    (tmp_path / "getent").chmod(0o755)
+    target = LocalTarget("app01")
+
+    def lookups_of(name: str, timeout: float) -> list[CommandResult]:
+        lookups = dns_check.lookup_commands(name, "A")
+        script = f"PATH={tmp_path}:$PATH; {dns_check.lookup_script(lookups)}"
+        (result,) = target.run_batch([script], timeout)
+        return dns_check.split_lookups(result, lookups)
+
+    system, files, dns_only = lookups_of("a.example", 10)
+    assert (system.command, system.exit_status, system.stdout, system.stderr) == (
+        "getent ahostsv4 a.example", 0,
+        "10.9.9.9        STREAM a.example\n10.9.9.9        DGRAM\n", "")
+    assert (files.command, files.exit_status, files.stdout) == (
+        "getent -s files hosts a.example", 0, "10.9.9.9        a.example\n")
+    assert (dns_only.exit_status, dns_only.stdout, dns_only.stderr) == (
+        3, "", "enumeration not supported\n")
+    with pytest.raises(CouldNotObserve, match=r"^`getent -s dns ahostsv4 a.example` failed "
+                                              r"on app01 \(exit 3\): enumeration not "
+                                              r"supported$"):
+        dns_only.require((0, 2))
+    system, files, dns_only = lookups_of("b.example", 10)
+    assert (system.exit_status, files.exit_status, system.stdout) == (2, 2, "")
+    with pytest.raises(CouldNotObserve, match="did not run"):  # never read: no hosts answer
+        dns_only.require((0, 2))
+    system, files, _ = lookups_of("slow.example", 1)
+    assert files.exit_status == 2 and system.timed_out and system.stdout == "partial\n"
+    with pytest.raises(CouldNotObserve, match=r"^`getent ahostsv4 slow.example` timed out "
+                                              r"after 1 s on app01$"):
+        system.require((0, 2))
+
+
+def test_a_batch_that_failed_fails_each_lookup_alike() -> None:
+    lookups = dns_check.lookup_commands("a.example", "AAAA")
+    failed = CommandResult.not_run("script", "the batch did not complete: gone")
+    for result, command in zip(dns_check.split_lookups(failed, lookups), lookups, strict=True):
+        assert result.command == command and result.batch_failure == failed.batch_failure

@@ -27,7 +27,9 @@ class SessionSlots:
         self._moved = time.monotonic()
         self._changed = threading.Condition(threading.Lock())
 
-    def acquire(self, patience: float) -> bool:
+    def acquire(self, patience: float, until: float | None = None) -> bool:
+        """A slot, in turn; False when the queue stood still for ``patience`` seconds or,
+        given ``until`` (a monotonic time), when that time came whatever the queue did."""
         ticket = object()
         arrived = time.monotonic()
         with self._changed:
@@ -35,6 +37,8 @@ class SessionSlots:
             try:
                 while not (self._free > 0 and self._waiting[0] is ticket):
                     left = max(arrived, self._moved) + patience - time.monotonic()
+                    if until is not None:
+                        left = min(left, until - time.monotonic())
                     if left <= 0:
                         return False
                     self._changed.wait(left)
@@ -54,6 +58,11 @@ class SessionSlots:
             self._free += 1
             self._moved = time.monotonic()
             self._changed.notify_all()
+
+    def in_use(self) -> int:
+        """How many slots are taken now."""
+        with self._changed:
+            return self._size - self._free
 
     def waiting(self) -> int:
         """How many callers wait for a slot now."""
