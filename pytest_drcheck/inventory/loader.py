@@ -275,7 +275,9 @@ class _Loader:
                 if getattr(check, "wants_host_context", False):
                     params["host_context"] = {"source": self.source_of.get(host),
                                               "sources": sorted(set(self.source_of.values())),
-                                              "drill_rpo_s": self.drill.rpo_seconds}
+                                              "drill_rpo_s": self.drill.rpo_seconds,
+                                              "host": host,
+                                              "recovered_by": self._recovered_by(host)}
                 try:
                     subjects = check.expand(params, site)
                 except ExpansionError as exc:
@@ -304,6 +306,13 @@ class _Loader:
                         continue
                     items[item.key] = item
         return list(items.values())
+
+    def _recovered_by(self, host: str) -> list[tuple[str, str | None]]:
+        """(name, written address) of the hosts whose ``source:`` names ``host`` (failback
+        dials them from it)."""
+        hosts: Mapping[str, Any] = self.doc.data["hosts"]
+        return [(name, hosts[name].get("address")) for name, source in
+                sorted(self.source_of.items()) if source == host]
 
     def _expansion_problem(self, source: _Source, entry_path: tuple[str | int, ...],
                            exc: ExpansionError) -> Problem:
