@@ -123,9 +123,9 @@ def recovery_instances(host_context: Mapping[str, Any] | None) -> list[tuple[str
     instances: list[tuple[str, str]] = []
     for name, address in recovered:
         if not address:
-            raise ExpansionError(f"recovery instance {name} (source: {host}) has no address: "
-                                 "in the inventory; add it, or check the path with reach: "
-                                 "{target: <address>:1500}")
+            raise ExpansionError(f"recovery instance {name} (source: {host}) has no address "
+                                 "in the inventory to dial; add its address:, or check the "
+                                 "path with reach: {target: <address>:1500}")
         instances.append((str(name), str(address)))
     return instances
 
