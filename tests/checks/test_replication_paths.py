@@ -13,6 +13,9 @@ from pytest_drcheck.checks.base import ExpansionError
 from pytest_drcheck.checks.egress import EgressCheck
 from pytest_drcheck.checks.reach import ReachCheck
 from pytest_drcheck.model import Outcome
+from pytest_drcheck.targets.base import Stream, StreamError
+from pytest_drcheck.targets.local import LocalTarget
+from pytest_drcheck.targets.readonly import ReadOnlyTarget
 from tests.checks.instances import InstanceTarget, context, item_of
 from tests.checks.test_egress import StatusProxy
 from tests.plugin.sockets import Listener, closed_port
@@ -161,3 +164,23 @@ def test_the_endpoint_through_the_proxy_is_judged_as_egress() -> None:
     finally:
         allowed.close()
         forbidden.close()
+
+
+class BlackHoledSource(LocalTarget):
+    """The source's own connection answers; its streams to port 1500 time out (a dropping
+    firewall on the way)."""
+
+    def open_stream(self, host: str, port: int, timeout: float) -> Stream:
+        if port == replication_paths.REPLICATION_PORT:
+            raise StreamError("timed out", f"{host}:{port} from src01: timed out")
+        return super().open_stream(host, port, timeout)
+
+
+def test_a_black_holed_failback_port_is_observed_from_the_read_only_source() -> None:
+    """Before: the timeout's responsiveness probe (`true` on the source) was refused by the
+    read-only target, so a dropped path was an error ("could not observe"), not a failure."""
+    item = item_of(ReachCheck(), {"replication": "recovery-instance", "host_context": SOURCE,
+                                  "connect_timeout": "1s"}, SITE)
+    verdict = ReachCheck().evaluate(context(item, ReadOnlyTarget(BlackHoledSource("src01"))))
+    assert (verdict.outcome, verdict.reason) == (
+        Outcome.FAILED, "expected open, observed timed out after 1 s")
