@@ -6,6 +6,10 @@ the proxy (403...), refused, timed out, or a proxy error. Denied passes only whe
 expected; "the proxy could not reach it" (5xx) is not a denial: the proxy let it through.
 A destination or proxy name that does not resolve on the instance, or an sshd that will not
 forward, could not be observed: an error naming the cause, never "denied".
+
+``replication: endpoint`` (the shipped replication-path and failback-path suites) is one cell
+derived from ``site.replication``: the DRS regional endpoint on 443, through the proxy named by
+its ``via`` (a CONNECT, as the replication agent makes) or direct, expected allowed.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
+from pytest_drcheck.checks import replication_paths
 from pytest_drcheck.checks.base import (
     Check,
     CheckContext,
@@ -108,7 +113,10 @@ class EgressCheck(Check[EgressOutcome]):
     light: ClassVar[bool] = True
     entry_schema: ClassVar[Mapping[str, Any]] = {
         "properties": {**_CELL, "site": {"const": True,
-                                         "x-expect": "true (check the site's whole policy)"}},
+                                         "x-expect": "true (check the site's whole policy)"},
+                       "replication": {"const": "endpoint",
+                                       "x-expect": "endpoint (the DRS endpoint of "
+                                                   "site.replication)"}},
     }
     site_schema: ClassVar[Mapping[str, Any] | None] = {
         "type": "object", "additionalProperties": False,
@@ -123,6 +131,8 @@ class EgressCheck(Check[EgressOutcome]):
 
     def expand(self, entry: Mapping[str, Any], site: Mapping[str, Any]) -> list[Subject]:
         egress_site: Mapping[str, Any] = site.get("egress", {})
+        if "replication" in entry:
+            return [self._replication_endpoint(entry, site, egress_site)]
         if entry.get("site"):
             if set(entry) - {"site", "connect_timeout"}:
                 raise ExpansionError("'site: true' checks the whole site.egress.policy; put "
@@ -147,6 +157,29 @@ class EgressCheck(Check[EgressOutcome]):
             if key not in entry:
                 raise ExpansionError(f"missing required key '{key}'; add it (or use 'site: true')")
         return [self._cell(entry, egress_site)]
+
+    @classmethod
+    def _replication_endpoint(cls, entry: Mapping[str, Any], site: Mapping[str, Any],
+                              egress_site: Mapping[str, Any]) -> Subject:
+        if set(entry) - {"replication", "connect_timeout"}:
+            raise ExpansionError("replication: endpoint takes the DRS endpoint and its path "
+                                 "from site.replication; put other cells in separate entries")
+        replication = replication_paths.section(site)
+        host, port = replication_paths.endpoint(site)
+        cell = {"destination": replication_paths.format_endpoint(host, port),
+                "expect": "allowed", "via": replication.get("via", DIRECT),
+                **({"connect_timeout": entry["connect_timeout"]}
+                   if "connect_timeout" in entry else {})}
+        try:
+            subject = cls._cell(cell, egress_site)
+        except ExpansionError as exc:
+            # The proxy is named in site.replication.via: the fix is there.
+            raise ExpansionError(str(exc).replace("use via: direct", "leave via out for a "
+                                                  "direct path"),
+                                 "", ("replication", "via")) from None
+        return Subject(f"DRS endpoint {cell['destination']} via {cell['via']}"
+                       if cell["via"] != DIRECT else f"DRS endpoint {cell['destination']} "
+                       "direct", subject.params)
 
     @staticmethod
     def _cell(cell: Mapping[str, Any], egress_site: Mapping[str, Any]) -> Subject:

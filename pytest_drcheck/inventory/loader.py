@@ -104,6 +104,7 @@ class _Loader:
         # Once, not per entry (sorted again for each entry, quadratic in the hosts); a tuple,
         # as every entry shares it.
         self.sources = tuple(sorted(set(self.source_of.values())))
+        self._recovering: dict[str, list[tuple[str, str | None]]] | None = None
         self._check_site_sections(doc, data.get("site", {}))
         defaults = data.get("defaults", {})
         default_timeout = parse_duration(defaults.get("timeout", DEFAULT_CHECK_TIMEOUT))
@@ -285,7 +286,9 @@ class _Loader:
                     params["host_context"] = {"source": self.source_of.get(host),
                                               "sources": self.sources,
                                               "linked_by": self.linked_by,
-                                              "drill_rpo_s": self.drill.rpo_seconds}
+                                              "drill_rpo_s": self.drill.rpo_seconds,
+                                              "host": host,
+                                              "recovered_by": self._recovered_by(host)}
                 try:
                     subjects = check.expand(params, site)
                 except ExpansionError as exc:
@@ -314,6 +317,17 @@ class _Loader:
                         continue
                     items[item.key] = item
         return list(items.values())
+
+    def _recovered_by(self, host: str) -> list[tuple[str, str | None]]:
+        """(name, written address) of the hosts whose ``source:`` names ``host`` (failback
+        dials them from it)."""
+        if self._recovering is None:  # indexed once: entries of every host ask
+            hosts: Mapping[str, Any] = self.doc.data["hosts"]
+            self._recovering = {}
+            for name, source in sorted(self.source_of.items()):
+                self._recovering.setdefault(source, []).append(
+                    (name, hosts[name].get("address")))
+        return list(self._recovering.get(host, ()))
 
     def _expansion_problem(self, source: _Source, entry_path: tuple[str | int, ...],
                            exc: ExpansionError) -> Problem:

@@ -16,6 +16,7 @@ from pytest_drcheck.lab.components.ldap import Slapd
 from pytest_drcheck.lab.components.ntp import Chronyd, SkewedNtp
 from pytest_drcheck.lab.components.proxy import Squid
 from pytest_drcheck.lab.components.replication import ReplicationSimulator, SourceLoad
+from pytest_drcheck.lab.components.replication_server import ReplicationServer
 from pytest_drcheck.lab.components.samba import SambaDc
 from pytest_drcheck.lab.components.sshd import Sshd
 from pytest_drcheck.lab.components.syslog import RsyslogCollector, SignatureMirror
@@ -46,11 +47,15 @@ INSTANCES = ("app01", "app02", "db01")
 AD_REALM = "AD.CORP.EXAMPLE"
 TIME_CLIENT = Chronyd(servers=("10.77.0.30",))
 
+DRS_ENDPOINT = "drs.us-east-1.amazonaws.com"
 INTERNET_NAMES = (
     ("www.example.com", "10.99.0.80"),
     ("repo.example.net", "10.99.0.81"),
     # Served by the same web server: only the proxy's allow-list keeps it out.
     ("blocked.example.org", "10.99.0.80"),
+    # DRS's regional endpoint (site.replication in inventories/lab.yaml): a lab web server
+    # behind the proxy. unbound never recurses, so the name resolves to nothing else.
+    (DRS_ENDPOINT, "10.99.0.90"),
 )
 
 # Operations agents on every recovery instance: endpoint protection and the backup agent.
@@ -70,20 +75,28 @@ LAB = Topology(
             computers=INSTANCES),)),
         Host("ntp01", (Nic(LAN, "10.77.0.30"),), (Chronyd(serve=("10.77.0.0/16", "10.78.0.0/16")),
                                                    SkewedNtp(port=1123, offset=120.0))),
-        Host("app01", (Nic(LAN, "10.77.0.11"),), (Sshd(), TIME_CLIENT, *OPS_AGENTS)),
+        # app01 also receives replication back from src01 when failing back (TCP 1500).
+        Host("app01", (Nic(LAN, "10.77.0.11"),), (Sshd(), TIME_CLIENT, *OPS_AGENTS,
+                                                   ReplicationServer())),
         Host("app02", (Nic(LAN, "10.77.0.12"),), (Sshd(), TIME_CLIENT, *OPS_AGENTS)),
         Host("db01", (Nic(LAN, "10.77.0.13"), Nic(BACKEND, "10.78.0.13")),
              (Sshd(), TIME_CLIENT, *OPS_AGENTS,
               # Joined to the AD domain with winbind (issue 13): the drill's domain checks.
               WinbindMember(AD_REALM, "AD"))),
         Host("proxy01", (Nic(LAN, "10.77.0.60"), Nic(INTERNET, "10.99.0.1")),
-             (Squid(allow=(".example.com", ".example.net"), nameserver="10.77.0.53"),)),
+             (Squid(allow=(".example.com", ".example.net", DRS_ENDPOINT),
+                    nameserver="10.77.0.53"),)),
         Host("web01", (Nic(INTERNET, "10.99.0.80"),), (WebServer(),), search=(),
              nameservers=(), domain="example.com"),
         Host("logs01", (Nic(LAN, "10.77.0.40"),), (Sshd(), RsyslogCollector(), SignatureMirror())),
         Host("backup01", (Nic(LAN, "10.77.0.41"),), (Sshd(), BaculaSd())),
         # On-premises source of app01 (issue 15): a beacon, a known write load, real sshd.
-        Host("src01", (Nic(LAN, "10.77.0.71"),), (Sshd(), SourceLoad(),
-                                                   ReplicationSimulator(replica_of="app01"))),
+        # It reaches the staging area over the backend segment (the replication network).
+        Host("src01", (Nic(LAN, "10.77.0.71"), Nic(BACKEND, "10.78.0.71")),
+             (Sshd(), SourceLoad(), ReplicationSimulator(replica_of="app01"))),
+        # The staging area's replication server (DRS's staging subnet), on the backend only.
+        Host("staging01", (Nic(BACKEND, "10.78.0.80"),), (ReplicationServer(),)),
+        Host("drs01", (Nic(INTERNET, "10.99.0.90"),), (WebServer(port=443),), search=(),
+             nameservers=(), domain="amazonaws.com"),
     ),
 )

@@ -36,7 +36,10 @@ def diskstats_sampler(samples: int, interval: float) -> str:
             f"[ $n -lt {samples} ] && sleep {pause}; done; true")
 
 
-_EXACT = frozenset({SAMPLER_COMMAND, SAMPLE_COMMAND, DISKSTATS_READ})
+# `true`: after a stream from the source timed out, tcp_probe.require_responsive runs it to
+# tell a black-holed path from a stalled connection (a reach from the source, failback-path).
+RESPONSIVE_PROBE = "true"
+_EXACT = frozenset({SAMPLER_COMMAND, SAMPLE_COMMAND, DISKSTATS_READ, RESPONSIVE_PROBE})
 _PATTERNS = (
     re.compile(r"\An=0; while \[ \$n -lt [0-9]{1,3} \]; do "
                + re.escape(DISKSTATS_READ)

@@ -326,6 +326,8 @@ DOMAIN_NEEDS_DNS = [*matching("db01::domain[[]ad/kerberos]"),
                     *matching("db01::domain[[]ad/secure-channel]"),
                     *matching("db01::domain[[]ad/user/*"), *matching("db01::domain[[]ad/group/*")]
 DNS_SERVER = r"(10\.77\.0\.53|DNS|[Rr]esolv|name server|nameserver)"
+# The source src01's replication path to DRS goes through the same proxy (replication-path).
+DRS_ENDPOINT = "src01::egress[DRS endpoint drs.us-east-1.amazonaws.com:443 via corp]"
 
 FAULTS: tuple[Fault, ...] = (
     Fault("dnsmasq killed", stopped_under_the_member("dns01", "dnsmasq"), {
@@ -351,7 +353,7 @@ FAULTS: tuple[Fault, ...] = (
         **expect(f"passed|{NOT_PASSED}",
                  r".*(DNS|[Rr]esolv|503|connected \(HTTP 200\)|no answer from the proxy).*",
                  *on(INSTANCES, "egress[www.example.com/@corp]",
-                     "egress[www.example.com:80@corp]")),
+                     "egress[www.example.com:80@corp]"), DRS_ENDPOINT),
         # The expected source is a name: comparing needs it resolved (issue 14 item 4).
         **expect(ERROR, could_not_observe(r"ntp01\.corp\.example"), *on(INSTANCES,
                                                                         "time[source]")),
@@ -459,7 +461,7 @@ FAULTS: tuple[Fault, ...] = (
         **expect(ERROR, could_not_observe(r"(10\.77\.0\.60:3128|proxy).*(closed|no answer|"
                                           r"without)"), *on(
             INSTANCES, "egress[10.99.0.80/@corp]", "egress[blocked.example.org/@corp]",
-            "egress[www.example.com/@corp]", "egress[www.example.com:80@corp]")),
+            "egress[www.example.com/@corp]", "egress[www.example.com:80@corp]"), DRS_ENDPOINT),
     }),
     Fault("wrong expectations in the inventory", lambda lab, stage: inventory_changed(
         stage, wrong_expectations), {

@@ -202,7 +202,10 @@ def test_topology_has_the_specified_hosts_and_daemons() -> None:
         extra = ["chronyd", "clamd", "bacula-fd"] if host in INSTANCES else []
         # db01 is also a member of the lab's AD domain (issue 13: winbind).
         member = ["winbind"] if host == "db01" else []
-        assert [c.name for c in LAB.host(host).components] == [daemon, *extra, *member]
+        # app01 receives replication back from its source when failing back (issue 15).
+        failback = ["replication-server"] if host == "app01" else []
+        assert [c.name for c in LAB.host(host).components] == [daemon, *extra, *member,
+                                                               *failback]
     assert [n.address for n in LAB.host("db01").nics] == ["10.77.0.13", "10.78.0.13"]
 
 

@@ -18,12 +18,17 @@ from pytest_drcheck.lab.faults.network import (
     isolate,
 )
 from pytest_drcheck.lab.faults.posture import direct_path, extra_address, nic_missing, proxy_allows
-from pytest_drcheck.lab.faults.replication import stalled_replication
+from pytest_drcheck.lab.faults.replication import (
+    failback_blocked,
+    proxy_denies,
+    staging_down,
+    stalled_replication,
+)
 from pytest_drcheck.lab.faults.timesync import skewed_source
 
 __all__ = [
     "accepting_and_closing", "cut_off", "direct_path", "discarding", "dns_record", "extra_address",
-    "firewall", "hosts_entry", "in_force", "isolate", "nft", "nft_table", "nic_missing",
-    "proxy_allows", "rotated_host_key", "skewed_source", "stalled_replication", "stopped",
-    "untrusted_certificate", "wrong_secret",
+    "failback_blocked", "firewall", "hosts_entry", "in_force", "isolate", "nft", "nft_table",
+    "nic_missing", "proxy_allows", "proxy_denies", "rotated_host_key", "skewed_source",
+    "staging_down", "stalled_replication", "stopped", "untrusted_certificate", "wrong_secret",
 ]
