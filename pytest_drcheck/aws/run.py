@@ -25,6 +25,7 @@ from pytest_drcheck.aws.leftovers import Leftover, find_leftovers, leftover_repo
 from pytest_drcheck.aws.retain import recorded_addresses
 from pytest_drcheck.checks.replication_settings import Backlog, Throttle
 from pytest_drcheck.checks.source_addresses import SourceAddresses
+from pytest_drcheck.inflight import InFlight
 from pytest_drcheck.inventory.plan import HostSpec, Plan
 from pytest_drcheck.recoverypoint import RecoveryPoint
 from pytest_drcheck.targets.base import CommandResult, Stream, Target, TargetError
@@ -71,7 +72,7 @@ class AwsRun:
                          if isinstance(registry.get(item.check), AwsCheck)}
         self._leftovers: list[Leftover] | None = None
         self._memo: dict[Hashable, Future[Any]] = {}
-        self._in_flight: dict[Hashable, Future[Any]] = {}
+        self._in_flight: InFlight[Any] = InFlight()
         self._memo_lock = threading.Lock()
         secrets.use(self.clients)
 
@@ -101,20 +102,7 @@ class AwsRun:
         """compute() now, shared with the checks asking for the same key at the same time,
         never reused afterwards: state that changes during a drill (a DRS job, its post-launch
         actions) is read again by every later look, e.g. each --dr-wait retry."""
-        with self._memo_lock:
-            future = self._in_flight.get(key)
-            owner = future is None
-            if future is None:
-                future = self._in_flight[key] = Future()
-        if owner:
-            try:
-                future.set_result(compute())
-            except Exception as exc:
-                future.set_exception(exc)
-            finally:
-                with self._memo_lock:
-                    self._in_flight.pop(key, None)
-        result: T = future.result()
+        result: T = self._in_flight.share(key, compute)
         return result
 
     # --- targets (TargetFactory provider) --------------------------------------------------

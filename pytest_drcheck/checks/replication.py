@@ -27,10 +27,9 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import re
-import threading
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -44,6 +43,7 @@ from pytest_drcheck.checks.replication_service import (
     read_throttles,
 )
 from pytest_drcheck.durations import parse_duration
+from pytest_drcheck.inflight import InFlight
 from pytest_drcheck.inventory import vocabulary
 from pytest_drcheck.model import CouldNotObserve, Observation, PlanItem
 from pytest_drcheck.sizing import DEFAULT_HEADROOM, mbit_per_s, parse_bandwidth
@@ -169,37 +169,9 @@ def _basis(rates: Sequence[WriteRate], window_s: float | None) -> str:
     return "since boot" if window_s is None else f"over {window_s:g} s"
 
 
-class _InFlight:
-    """Identical measurements running at the same time share one: an entry's link and
-    throttle subjects, run side by side, read the sources' counters once per window."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running: dict[Hashable, Future[LinkLoad]] = {}
-
-    def share(self, key: Hashable, compute: Callable[[], LinkLoad], timeout: float
-              ) -> LinkLoad:
-        with self._lock:
-            future = self._running.get(key)
-            owner = future is None
-            if future is None:
-                future = self._running[key] = Future()
-        if owner:
-            try:
-                future.set_result(compute())
-            except Exception as exc:
-                future.set_exception(exc)
-            finally:
-                with self._lock:
-                    self._running.pop(key, None)
-        try:
-            return future.result(timeout=timeout)
-        except TimeoutError:
-            raise CouldNotObserve(f"the sources' disk counters were not read within "
-                                  f"{timeout:g} s (the check's timeout)") from None
-
-
-_MEASUREMENTS = _InFlight()
+# Identical measurements running at the same time share one: an entry's link and throttle
+# subjects, run side by side, read the sources' counters once per window.
+_MEASUREMENTS: InFlight[LinkLoad] = InFlight()
 Value = LinkLoad | ThrottleLoad | BacklogGrowth
 
 
@@ -314,7 +286,11 @@ class ReplicationCheck(Check[Value]):
                 return LinkLoad(tuple(future.result() for future in futures))
 
         key = (ctx.target_of, params.sources, command, params.devices)
-        return _MEASUREMENTS.share(key, measure, ctx.timeout)
+        try:
+            return _MEASUREMENTS.share(key, measure, ctx.timeout)
+        except TimeoutError:
+            raise CouldNotObserve(f"the sources' disk counters were not read within "
+                                  f"{ctx.timeout:g} s (the check's timeout)") from None
 
     @staticmethod
     def _measure(ctx: CheckContext, source: str, command: str, timeout: float,
