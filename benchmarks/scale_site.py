@@ -111,6 +111,32 @@ class ScaleSite:
         return f"tc netem {delay} each way ({self.rtt_ms:g} ms round trip)"
 
 
+NEIGH = Path("/proc/sys/net/ipv4/neigh/default")
+
+
+def widen_neighbour_table(hosts: int) -> dict[str, str]:
+    """Room in the kernel's ARP table for every instance the client talks to (the root
+    namespace holds one entry per instance; past gc_thresh3, 1,024 by default, the kernel logs
+    "neighbor table overflow" and new instances stop answering ARP). Returns what to restore:
+    the setting is the machine's, so it is put back when the site goes."""
+    saved: dict[str, str] = {}
+    for name, wanted in (("gc_thresh1", hosts + 64), ("gc_thresh2", 2 * hosts + 128),
+                         ("gc_thresh3", 4 * hosts + 256)):
+        current = (NEIGH / name).read_text().strip()
+        if int(current) < wanted:
+            saved[name] = current
+            (NEIGH / name).write_text(f"{wanted}\n")
+    return saved
+
+
+def restore_neighbour_table(saved: dict[str, str]) -> None:
+    # Lowest first on the way back up, highest first on the way down: the kernel wants
+    # thresh1 <= thresh2 <= thresh3 only loosely, but keep the order anyway.
+    for name in ("gc_thresh3", "gc_thresh2", "gc_thresh1"):
+        if name in saved:
+            (NEIGH / name).write_text(f"{saved[name]}\n")
+
+
 def install_guard() -> None:
     """Unreachable routes and the nft drop table for the lab's prefixes, ours among them
     (LAB_PREFIXES reserves 10.76/16 for this site), before any namespace exists; the lab's
