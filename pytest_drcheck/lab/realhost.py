@@ -30,6 +30,11 @@ _INIT = f"""
 hostname "$1" || exit 1
 mount -t tmpfs -o mode=0755,size=16m drlab-run /run || exit 1
 mkdir -p /run/sshd
+# The machine's root login files are not the instance's: Debian's bash reads ~/.bashrc for
+# every command sshd runs, and a developer's (pyenv init: a rehash per session, waiting on a
+# lock a killed session can leave behind) made every lab command hang.
+for f in /root/.bashrc /root/.bash_profile /root/.profile
+do [ -f "$f" ] && mount --bind /dev/null "$f"; done
 for f in /proc/sys/net/ipv6/conf/all/disable_ipv6 /proc/sys/net/ipv6/conf/default/disable_ipv6
 do [ -w "$f" ] && echo 1 > "$f"; done
 : > {READY_MARK}
