@@ -151,6 +151,8 @@ def sample_stream(stream: Stream, deadline: float,
             raise SamplerError("the host's clock did not answer in time") from None
         except EOFError:
             raise SamplerError("the clock sampler ended without answering") from None
+        except ConnectionError as exc:  # the connection under the channel, not the sampler
+            raise SamplerError(str(exc)) from None
         except OSError as exc:
             raise SamplerError(f"the clock sampler's channel failed: {exc}") from None
         received = clock.now()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -214,6 +215,38 @@ def test_the_clock_sampler_measures_identical_clocks_within_its_uncertainty(
     assert all(abs(s.offset) <= s.uncertainty for s in samples)
     # A sample is a channel round trip: shorter than the session setup it no longer pays.
     assert best.round_trip < setup
+
+
+def test_an_open_process_that_ends_gives_end_of_output(make_target: MakeTarget) -> None:
+    stream = make_target().open_process("echo done", 10)
+    try:
+        stream.settimeout(10)
+        received = b""
+        while chunk := stream.recv(100):
+            received += chunk
+    finally:
+        stream.close()
+    assert received == b"done\n"
+
+
+def test_a_connection_lost_under_the_clock_sampler_is_named(make_target: MakeTarget) -> None:
+    """The network dropping the connection mid-sampling is the cause the check reports, not
+    a sampler that "ended without answering" (a drill cut app02 off and read exactly that)."""
+    from pytest_drcheck.net.clockoffset import SAMPLER_COMMAND, SamplerError, sample_stream
+
+    target = make_target()
+    target.connect()
+    stream = target.open_process(SAMPLER_COMMAND, 10)
+    try:
+        assert len(sample_stream(stream, time.monotonic() + 10, lambda done: True)) == 1
+        target.transport.sock.shutdown(socket.SHUT_RDWR)  # as a network that drops it
+        with pytest.raises(SamplerError) as raised:
+            sample_stream(stream, time.monotonic() + 10, lambda done: len(done) >= 5)
+    finally:
+        stream.close()
+    assert re.fullmatch(r"app01: the SSH connection to 127\.0\.0\.1:\d+ was lost \(host "
+                        r"rebooted, sshd restarted, or the network dropped it\)",
+                        str(raised.value))
 
 
 # -- streams --------------------------------------------------------------------------------------

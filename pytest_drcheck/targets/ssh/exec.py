@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import select
 import shlex
@@ -23,6 +24,8 @@ CLIENT_GRACE_SECONDS = 0.25
 # Pause between attempts to open a session that sshd refused for lack of a free slot.
 SESSION_RETRY_SECONDS = 0.02
 SESSION_RETRY_MAX_SECONDS = 0.5
+# How long a channel torn down without EOF waits for its transport to be marked gone.
+LOST_TRANSPORT_GRACE_SECONDS = 1.0
 
 
 class SessionHost(Protocol):
@@ -139,22 +142,50 @@ class SessionStream:
     """A session channel running a long-lived command, as a Stream (its stdin and stdout);
     closing it gives its session slot back, once."""
 
-    def __init__(self, chan: paramiko.Channel, release: Callable[[], None]) -> None:
+    def __init__(self, chan: paramiko.Channel, release: Callable[[], None],
+                 lost_message: Callable[[], str]) -> None:
         self._chan = chan
         self._release: Callable[[], None] | None = release
+        self._lost_message = lost_message
 
     def sendall(self, data: bytes) -> None:
-        self._chan.sendall(data)
+        try:
+            self._chan.sendall(data)
+        except (EOFError, OSError) as exc:  # paramiko raises EOFError when its socket died
+            self._raise_if_lost()
+            if isinstance(exc, EOFError):
+                raise ConnectionError("the SSH channel closed while sending") from None
+            raise
 
     def recv(self, size: int) -> bytes:
         data: bytes = self._chan.recv(size)
+        if not data:
+            self._raise_if_lost()
         return data
+
+    def _raise_if_lost(self) -> None:
+        """A channel that ended without the host's EOF is a lost connection, and says so.
+
+        A command that ends sends EOF before the channel closes; a channel closed (or a
+        send refused) without it was torn down with its transport. paramiko closes the
+        channels before it marks the transport inactive, so the transport's thread gets a
+        moment to finish first.
+        """
+        if self._chan.eof_received:
+            return
+        transport = self._chan.get_transport()
+        if transport is not None and transport.is_active():
+            transport.join(LOST_TRANSPORT_GRACE_SECONDS)
+        if transport is None or not transport.is_active():
+            raise ConnectionError(self._lost_message())
 
     def settimeout(self, timeout: float | None) -> None:
         self._chan.settimeout(timeout)
 
     def close(self) -> None:
-        self._chan.close()
+        # The transport may have died under it: then nothing is left to close on the host.
+        with contextlib.suppress(EOFError, OSError):
+            self._chan.close()
         release, self._release = self._release, None
         if release is not None:
             release()

@@ -246,7 +246,7 @@ class SshTarget(Target):
         except BaseException:
             self._sessions.release()
             raise
-        return SessionStream(chan, self._sessions.release)
+        return SessionStream(chan, self._sessions.release, self.lost_message)
 
     def acquire_session(self, patience: float) -> bool:
         return self._sessions.acquire(patience)
