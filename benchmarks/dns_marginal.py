@@ -29,21 +29,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from pytest_drcheck.lab.inventory_text import ssh_defaults
+
 HERE = Path(__file__).resolve().parent
 
 HEAD = """\
 version: 1
 sandbox: drcheck-lab
 drill: {name: dns-marginal}
-defaults:
-  timeout: 20s
-  connection:
-    type: ssh
-    user: root
-    identity_file: /var/tmp/drcheck-lab/ssh/id_ed25519
-    known_hosts: /var/tmp/drcheck-lab/ssh/known_hosts
-    connect_timeout: 5s
-    command_timeout: 10s
+""" + ssh_defaults(timeout="20s", connect_timeout="5s", command_timeout="10s") + """\
 site:
   dns:
     resolvers: {onprem: 10.77.0.53}

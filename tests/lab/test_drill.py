@@ -15,19 +15,11 @@ from pathlib import Path
 import pytest
 
 from pytest_drcheck.lab import Lab
+from pytest_drcheck.lab.inventory_text import ssh_defaults
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
-SSH = """\
-defaults:
-  timeout: 10s
-  connection:
-    type: ssh
-    user: root
-    identity_file: /var/tmp/drcheck-lab/ssh/id_ed25519
-    known_hosts: /var/tmp/drcheck-lab/ssh/known_hosts
-    connect_timeout: 2s
-"""
+SSH = ssh_defaults(timeout="10s", connect_timeout="2s")
 HOSTS = """\
 site:
   dns:

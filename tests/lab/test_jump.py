@@ -10,21 +10,15 @@ from __future__ import annotations
 import pytest
 
 from pytest_drcheck.lab import Lab
+from pytest_drcheck.lab.inventory_text import ssh_defaults
 
 pytestmark = pytest.mark.lab
 
+# jump: logs01 is the README's pattern: not applied to logs01 itself.
 INVENTORY = """\
 version: 1
 drill: {name: lab-jump}
-defaults:
-  timeout: 20s
-  connection:
-    type: ssh
-    user: root
-    identity_file: /var/tmp/drcheck-lab/ssh/id_ed25519
-    known_hosts: /var/tmp/drcheck-lab/ssh/known_hosts
-    connect_timeout: 5s
-    jump: logs01                # the README's pattern: not applied to logs01 itself
+""" + ssh_defaults(timeout="20s", connect_timeout="5s", jump="logs01") + """\
 site:
   dns:
     resolvers: {onprem: 10.77.0.53}

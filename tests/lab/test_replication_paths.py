@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_drcheck.lab import Lab, faults
+from pytest_drcheck.lab.inventory_text import ssh_defaults
 from pytest_drcheck.lab.site import DRS_ENDPOINT
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("drlab")]
@@ -25,14 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 INVENTORY = """\
 version: 1
 drill: {name: lab-paths}
-defaults:
-  timeout: 20s
-  connection:
-    type: ssh
-    user: root
-    identity_file: /var/tmp/drcheck-lab/ssh/id_ed25519
-    known_hosts: /var/tmp/drcheck-lab/ssh/known_hosts
-    connect_timeout: 5s
+""" + ssh_defaults(timeout="20s", connect_timeout="5s") + """\
 site:
   egress: {proxies: {corp: "10.77.0.60:3128"}}
   replication: {region: us-east-1, via: corp, staging: [10.78.0.80]}

@@ -24,6 +24,7 @@ from pytest_drcheck.lab.components.replication import (
     SourceLoad,
     device_file,
 )
+from pytest_drcheck.lab.inventory_text import ssh_defaults
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
@@ -37,14 +38,7 @@ RATE_TOLERANCE = 0.05
 HEAD = """\
 version: 1
 drill: {name: lab-rpo, rpo: 15m}
-defaults:
-  timeout: 20s
-  connection:
-    type: ssh
-    user: root
-    identity_file: /var/tmp/drcheck-lab/ssh/id_ed25519
-    known_hosts: /var/tmp/drcheck-lab/ssh/known_hosts
-    connect_timeout: 5s
+""" + ssh_defaults(timeout="20s", connect_timeout="5s") + """\
 hosts:
   src01: {address: 10.77.0.71}
   app01:
