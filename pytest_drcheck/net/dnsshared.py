@@ -25,8 +25,6 @@ cause (``Broken``): could not observe, never a wrong answer. An idle stream stay
 from __future__ import annotations
 
 import contextlib
-import heapq
-import itertools
 import random
 import struct
 import threading
@@ -39,6 +37,7 @@ import dns.exception
 import dns.message
 
 from pytest_drcheck.targets.base import Stream, Target
+from pytest_drcheck.timer import Timer
 
 # How long a query waits behind an older unanswered query on its stream before asking alone.
 # Only efficiency depends on it: asking alone too early costs a connection, never a verdict.
@@ -297,7 +296,8 @@ class StreamPool:
             return
         stamp = shared.idle_since
         if stamp is not None:
-            _closer.at(stamp + self._linger, lambda: self._close_if_idle(shared, stamp))
+            _closer.call_later(stamp + self._linger - time.monotonic(),
+                               lambda: self._close_if_idle(shared, stamp))
 
     def _close_if_idle(self, shared: SharedStream, stamp: float) -> None:
         with self._cond:
@@ -314,38 +314,9 @@ class StreamPool:
             shared.close()
 
 
-class _Closer:
-    """One timer thread for every lingering stream of the process."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._due: list[tuple[float, int, Callable[[], None]]] = []
-        self._order = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def at(self, when: float, action: Callable[[], None]) -> None:
-        with self._cond:
-            heapq.heappush(self._due, (when, next(self._order), action))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="drcheck-dns-linger",
-                                                daemon=True)
-                self._thread.start()
-            self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._due or self._due[0][0] > time.monotonic():
-                    wait = self._due[0][0] - time.monotonic() if self._due else None
-                    self._cond.wait(wait)
-                _, _, action = heapq.heappop(self._due)
-            try:
-                action()
-            except Exception:  # a close that fails must not stop the others' closing
-                continue
-
-
-_closer = _Closer()
+# Lingering streams are closed on a timer of their own, not the shared one: closing a channel
+# can wait on its transport, and the shared timer must never wait (it fires every deadline).
+_closer = Timer(name="drcheck-dns-linger")
 _pools: weakref.WeakKeyDictionary[Target, dict[tuple[str, int], StreamPool]] = (
     weakref.WeakKeyDictionary())
 _pools_lock = threading.Lock()

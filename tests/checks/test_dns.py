@@ -682,3 +682,40 @@ def test_a_batch_that_failed_fails_each_lookup_alike() -> None:
     failed = CommandResult.not_run("script", "the batch did not complete: gone")
     for result, command in zip(dns_check.split_lookups(failed, lookups), lookups, strict=True):
         assert result.command == command and result.batch_failure == failed.batch_failure
+
+
+class AnsweringStream:
+    """A stream that answers each DNS query sent on it at once (NOERROR, no records), and
+    records being closed."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+        self.closed = threading.Event()
+
+    def sendall(self, data: bytes) -> None:
+        answer = dns.message.make_response(dns.message.from_wire(data[2:])).to_wire()
+        self.pending += struct.pack("!H", len(answer)) + answer
+
+    def recv(self, size: int) -> bytes:
+        chunk, self.pending = self.pending[:size], self.pending[size:]
+        return chunk
+
+    def settimeout(self, timeout: float | None) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def test_an_idle_shared_stream_is_closed_once_it_lingered_and_the_next_opens_anew() -> None:
+    pool = dnsshared.StreamPool(linger=0.05)
+    first, second = AnsweringStream(), AnsweringStream()
+    streams = iter([first, second])
+    for stream in (first, second):
+        shared = pool.stream(time.monotonic() + 10, lambda timeout: next(streams))
+        assert shared is not None and shared.stream is stream
+        query = dns.message.make_query("app01.corp.example", "A")
+        assert shared.ask(query, time.monotonic() + 10).id == query.id
+        # Only the linger timer closes an idle stream that is still usable.
+        assert stream.closed.wait(30)
+    assert pool.opened == 2
