@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,19 +19,10 @@ from pytest_drcheck.model import CouldNotObserve, Location, PlanItem, freeze
 from pytest_drcheck.targets.base import CommandResult, Stream, StreamError
 from pytest_drcheck.targets.local import LocalTarget
 from tests.plugin.sockets import closed_port
+from tests.sockets import LoopbackServer, recv_exactly
 
 
-def _recv_exact(conn: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = conn.recv(size - len(data))
-        if not chunk:
-            raise EOFError
-        data += chunk
-    return data
-
-
-class TcpDnsServer:
+class TcpDnsServer(LoopbackServer):
     """Answers from ``records`` {(name, type): [rdata text]}; a name with records of other
     types only is NOERROR without data; ``rcodes`` {name: rcode} forces an rcode (SERVFAIL);
     anything else is NXDOMAIN. ``silent``: accepts and never answers; ``closing``: closes
@@ -48,31 +38,19 @@ class TcpDnsServer:
         # Reads the query, then closes without answering (dnsmasq whose upstream is silent).
         self.closing = closing
         self.asked: list[tuple[str, str]] = []
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
         self._held: list[socket.socket] = []
-        self.accepted = 0
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self._held.append(conn)
-            self.accepted += 1
-            if not self.silent:
-                threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+    def serve(self, conn: socket.socket, index: int) -> None:
+        self._held.append(conn)
+        if not self.silent:
+            super().serve(conn, index)
 
-    def _answer(self, conn: socket.socket) -> None:
+    def converse(self, conn: socket.socket, index: int) -> None:
         # Several queries per connection, answered in order, as real servers do (RFC 7766).
         while True:
-            try:
-                (length,) = struct.unpack("!H", _recv_exact(conn, 2))
-                query = dns.message.from_wire(_recv_exact(conn, length))
-            except (EOFError, OSError):
-                return
+            (length,) = struct.unpack("!H", recv_exactly(conn, 2))
+            query = dns.message.from_wire(recv_exactly(conn, length))
             question = query.question[0]
             name = question.name.to_text().lower().rstrip(".")
             rtype = dns.rdatatype.to_text(question.rdtype)
@@ -89,16 +67,12 @@ class TcpDnsServer:
             elif not any(n == name for n, _ in self.records):
                 response.set_rcode(dns.rcode.NXDOMAIN)
             wire = response.to_wire()
-            try:
-                conn.sendall(struct.pack("!H", len(wire)) + wire)
-            except OSError:
-                return
+            conn.sendall(struct.pack("!H", len(wire)) + wire)
 
     def close(self) -> None:
-        self.sock.close()
+        super().close()
         for conn in self._held:
             conn.close()
-
 
 
 class NameserverTarget(LocalTarget):

@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import socket
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from pytest_drcheck.model import PlanItem
 from pytest_drcheck.targets.base import CommandResult, Target
 from pytest_drcheck.targets.local import LocalTarget
 from pytest_drcheck.targets.ssh import SshSettings, SshTarget
+from tests.sockets import LoopbackServer
 from tests.targets.sshd import Sshd
 
 SITE = """\
@@ -89,35 +89,21 @@ def context(item: PlanItem, outputs: Sequence[CommandResult] = (),
                         command_timeout=10.0)
 
 
-class Server:
+class Server(LoopbackServer):
     """A real TCP server on 127.0.0.1 that answers each connection with ``answer(data)`` of
     the first bytes received (None: close at once without reading)."""
 
     def __init__(self, answer: Callable[[bytes], bytes] | None) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
         self.answer = answer
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                if self.answer is None:
-                    continue  # accepts and closes
-                conn.settimeout(5)
-                try:
-                    data = conn.recv(4096)
-                    conn.sendall(self.answer(data))
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.sock.close()
-
+    def serve(self, conn: socket.socket, index: int) -> None:
+        with conn:
+            if self.answer is None:
+                return  # accepts and closes
+            conn.settimeout(5)
+            with contextlib.suppress(OSError):
+                conn.sendall(self.answer(conn.recv(4096)))
 
 
 def ssh_target(sshd: Sshd, directory: Path, name: str = "app01") -> SshTarget:

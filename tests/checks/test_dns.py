@@ -28,6 +28,7 @@ from pytest_drcheck.net.resolvconf import parse_resolv_conf
 from pytest_drcheck.targets.base import CommandResult
 from pytest_drcheck.targets.local import LocalTarget
 from tests.checks.instances import NameserverTarget, TcpDnsServer, context, item_of, ran
+from tests.sockets import LoopbackServer, recv_exactly
 
 CHECK = DnsCheck()
 SITE = {"dns": {"resolvers": {"onprem": "10.77.0.53"}}}
@@ -461,36 +462,27 @@ def test_the_queries_of_one_host_to_dnsmasq_share_one_connection(dnsmasq: int) -
     assert dialled(target, dnsmasq) == 1
 
 
-class ScriptedDnsServer:
+class ScriptedDnsServer(LoopbackServer):
     """A DNS server over TCP whose ``script(conn, index)`` serves each connection (the
     index counts connections from 0); ``query(conn)`` and ``answer(query, address)``
     help."""
 
     def __init__(self, script: Callable[[socket.socket, int], None]) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
         self.script = script
         self.conns: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            threading.Thread(target=self._run, args=(conn, len(self.conns) - 1),
-                             daemon=True).start()
+    def serve(self, conn: socket.socket, index: int) -> None:
+        self.conns.append(conn)
+        super().serve(conn, index)
 
-    def _run(self, conn: socket.socket, index: int) -> None:
-        with contextlib.suppress(OSError, EOFError):
-            self.script(conn, index)
+    def converse(self, conn: socket.socket, index: int) -> None:
+        self.script(conn, index)
 
     @staticmethod
     def query(conn: socket.socket) -> dns.message.Message:
-        (length,) = struct.unpack("!H", _exactly(conn, 2))
-        return dns.message.from_wire(_exactly(conn, length))
+        (length,) = struct.unpack("!H", recv_exactly(conn, 2))
+        return dns.message.from_wire(recv_exactly(conn, length))
 
     @staticmethod
     def answer(query: dns.message.Message) -> bytes:
@@ -505,19 +497,9 @@ class ScriptedDnsServer:
         return struct.pack("!H", len(wire)) + wire
 
     def close(self) -> None:
-        self.sock.close()
+        super().close()
         for conn in self.conns:
             conn.close()
-
-
-def _exactly(conn: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = conn.recv(size - len(data))
-        if not chunk:
-            raise EOFError
-        data += chunk
-    return data
 
 
 def name_of(query: dns.message.Message) -> str:

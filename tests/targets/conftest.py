@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from pytest_drcheck.targets.ssh import SshSettings, SshTarget
 from tests.plugin import sockets
 from tests.plugin.sockets import Listener, blackhole
+from tests.sockets import LoopbackServer
 from tests.targets.sshd import Sshd, start_sshd
 
 
@@ -66,32 +66,13 @@ def make_target(sshd: Sshd, known_hosts: Path) -> Iterator[MakeTarget]:
         target.close()
 
 
-class EchoServer:
+class EchoServer(LoopbackServer):
     """Echoes every byte back; counts connections."""
 
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        self.accepted = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _echo(conn: socket.socket) -> None:
+    def converse(self, conn: socket.socket, index: int) -> None:
         with conn:
             while data := conn.recv(65536):
                 conn.sendall(data)
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
