@@ -836,7 +836,7 @@ def test_shard_applies_to_hand_written_host_tests(pytester: pytest.Pytester, lis
     write_inventory(pytester, listener.port, closed_port)
     pytester.makepyfile(test_mine="""
         def test_host(dr_target):
-            assert dr_target.run("true", 5).ok
+            assert dr_target.run("true", 60).ok
         """)
     everything = pytester.runpytest("--dr-inventory=site.yaml", "test_mine.py", "site.yaml",
                                     "--collect-only", "-q")

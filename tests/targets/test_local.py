@@ -27,15 +27,15 @@ def test_run_returns_stdout_stderr_and_exit_status() -> None:
 def test_run_timeout_kills_the_whole_process_group() -> None:
     started = time.monotonic()
     result = LocalTarget("runner").run("echo before; sleep 41.25 & sleep 41.25", 1)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 20  # the commands would take 41 s
     assert (result.exit_status, result.timed_out, result.stdout) == (124, True, "before\n")
     assert processes("sleep 41.25") == []
 
 
 def test_run_batch_runs_commands_concurrently() -> None:
     started = time.monotonic()
-    results = LocalTarget("runner").run_batch([f"sleep 1; echo {i}" for i in range(20)], 5)
-    assert time.monotonic() - started < 3.0
+    results = LocalTarget("runner").run_batch([f"sleep 1; echo {i}" for i in range(20)], 60)
+    assert time.monotonic() - started < 10  # one after another: 20 s
     assert [r.stdout for r in results] == [f"{i}\n" for i in range(20)]
 
 
@@ -58,7 +58,7 @@ def test_open_stream_times_out_when_nothing_answers(blackhole_port: int) -> None
     started = time.monotonic()
     with pytest.raises(StreamError) as caught:
         LocalTarget("runner").open_stream("127.0.0.1", blackhole_port, 0.5)
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10  # a blackholed port never answers
     assert caught.value.outcome == "timed out"
     assert str(caught.value) == f"127.0.0.1:{blackhole_port} from runner: timed out after 500 ms"
 

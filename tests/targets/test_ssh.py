@@ -49,9 +49,9 @@ def test_run_returns_stdout_stderr_and_exit_status(make_target: MakeTarget) -> N
 
 def test_run_gives_the_command_eof_on_stdin(make_target: MakeTarget) -> None:
     started = time.monotonic()
-    result = make_target().run("cat; echo done", 5)
+    result = make_target().run("cat; echo done", 120)
     assert (result.stdout, result.exit_status) == ("done\n", 0)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 60  # without EOF, cat waits for the 120 s timeout
 
 
 def test_run_timeout_returns_in_time_and_the_host_stops_the_command(
@@ -63,8 +63,11 @@ def test_run_timeout_returns_in_time_and_the_host_stops_the_command(
     elapsed = time.monotonic() - started
     assert result.timed_out and result.exit_status == 124
     assert result.stdout == "before\n"
-    assert elapsed < 2.0
-    time.sleep(1.5)  # `timeout -k 1` on the host: TERM at 1 s, KILL at 2 s at the latest
+    assert elapsed < 15  # the command would take 37 s
+    # `timeout -k 1` on the host: TERM at 1 s, KILL at 2 s at the latest (later on a busy host).
+    deadline = time.monotonic() + 30
+    while remote_processes("sleep 37.125") and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert remote_processes("sleep 37.125") == []
 
 
@@ -98,14 +101,14 @@ def test_run_batch_parses_odd_output_of_twenty_concurrent_commands(
     target = make_target()
     target.connect()
     started = time.monotonic()
-    results = target.run_batch(commands, 10)
+    results = target.run_batch(commands, 60)
     elapsed = time.monotonic() - started
     for i, result in enumerate(results):
         stdout, stderr, status = odd[i][1:] if i in odd else (f"{i}\n", "", 0)
         assert (result.command, result.stdout, result.stderr, result.exit_status) == (
             commands[i], stdout, stderr, status), i
     # Twenty one-second commands run side by side on the host: about 1 s, not 20.
-    assert elapsed < 3.0
+    assert elapsed < 10
 
 
 def test_run_batch_reports_per_command_timeouts(make_target: MakeTarget) -> None:
@@ -122,7 +125,7 @@ def test_thirty_threads_share_one_connection(make_target: MakeTarget, sshd: Sshd
 
     def work(i: int) -> None:
         barrier.wait()  # all at once, including the first connect
-        results[i] = target.run(f"sleep 0.3; echo {i}", 10)
+        results[i] = target.run(f"sleep 0.3; echo {i}", 60)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(30)]
     for thread in threads:
@@ -130,7 +133,7 @@ def test_thirty_threads_share_one_connection(make_target: MakeTarget, sshd: Sshd
     time.sleep(0.5)
     connections_during = established(sshd.port)
     for thread in threads:
-        thread.join(20)
+        thread.join(120)
     assert {i: (r.stdout, r.exit_status) for i, r in results.items()} == {
         i: (f"{i}\n", 0) for i in range(30)}
     assert sshd.accepted() - before == 1
@@ -146,7 +149,7 @@ def test_bursts_of_short_commands_never_upset_sshd(make_target: MakeTarget, sshd
 
     def work() -> None:
         for _ in range(20):
-            result = target.run("true", 10)
+            result = target.run("true", 60)
             if not result.ok:
                 failures.append(repr(result))
 
@@ -154,7 +157,7 @@ def test_bursts_of_short_commands_never_upset_sshd(make_target: MakeTarget, sshd
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
+        thread.join(300)
     assert failures == []
     assert "nonexistent channel" not in sshd.log.read_text()
     assert target.transport.is_active()
@@ -177,7 +180,7 @@ def test_open_process_answers_line_by_line_over_one_channel(make_target: MakeTar
     finally:
         stream.close()
         stream.close()  # idempotent: the slot is given back once
-    assert target.run("echo free", 10).stdout == "free\n"
+    assert target.run("echo free", 60).stdout == "free\n"
     assert "nonexistent channel" not in sshd.log.read_text()
 
 
@@ -278,8 +281,8 @@ def test_open_stream_times_out_when_nothing_answers(make_target: MakeTarget,
         target.open_stream("127.0.0.1", blackhole_port, 0.5)
     assert caught.value.outcome == "timed out"
     assert str(caught.value) == f"127.0.0.1:{blackhole_port} from app01: timed out after 500 ms"
-    assert time.monotonic() - started < 1.0
-    assert target.run("echo still fine", 5).stdout == "still fine\n"
+    assert time.monotonic() - started < 10  # a blackholed port never answers
+    assert target.run("echo still fine", 60).stdout == "still fine\n"
 
 
 
@@ -365,7 +368,7 @@ def test_connect_to_a_silent_port_times_out(make_target: MakeTarget,
     started = time.monotonic()
     with pytest.raises(TargetError) as caught:
         make_target(port=silent_listener.port, connect_timeout=1).connect()
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 10  # a silent port never answers
     assert str(caught.value).startswith(
         f"app01: timed out after 1 s connecting to 127.0.0.1:{silent_listener.port} waiting for "
         "the SSH banner")
@@ -382,7 +385,7 @@ def test_a_server_that_stalls_after_its_banner_times_out() -> None:
             target.connect()
     finally:
         stalled.close()
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 10  # a stalled server never answers
     assert str(caught.value) == (
         f"app01: timed out after 1 s connecting to 127.0.0.1:{stalled.port} during key "
         "exchange or authentication")
@@ -390,7 +393,7 @@ def test_a_server_that_stalls_after_its_banner_times_out() -> None:
 
 def test_close_during_a_connection_attempt_ends_it_at_once(
         make_target: MakeTarget, silent_listener: SilentListener) -> None:
-    target = make_target(port=silent_listener.port, connect_timeout=10)
+    target = make_target(port=silent_listener.port, connect_timeout=120)
     messages: list[str] = []
 
     def attempt() -> None:
@@ -404,8 +407,8 @@ def test_close_during_a_connection_attempt_ends_it_at_once(
     time.sleep(0.3)
     started = time.monotonic()
     target.close()
-    thread.join(5)
-    assert time.monotonic() - started < 1.0
+    thread.join(120)
+    assert time.monotonic() - started < 30  # not the 120 s connect timeout
     assert messages == ["app01: the SSH connection was closed"]
 
 def test_tcp_connect_that_gets_no_answer_times_out(make_target: MakeTarget,
@@ -413,14 +416,14 @@ def test_tcp_connect_that_gets_no_answer_times_out(make_target: MakeTarget,
     started = time.monotonic()
     with pytest.raises(TargetError) as caught:
         make_target(port=blackhole_port, connect_timeout=1).connect()
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 10  # a blackholed port never answers
     assert str(caught.value).startswith(
         f"app01: timed out after 1 s connecting to 127.0.0.1:{blackhole_port} (nothing answered")
 
 
 def test_many_threads_share_one_failed_attempt(make_target: MakeTarget,
                                                silent_listener: SilentListener) -> None:
-    target = make_target(port=silent_listener.port, connect_timeout=1)
+    target = make_target(port=silent_listener.port, connect_timeout=5)
     messages: list[str] = []
 
     def attempt() -> None:
@@ -434,14 +437,14 @@ def test_many_threads_share_one_failed_attempt(make_target: MakeTarget,
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(10)
-    assert time.monotonic() - started < 2.0
+        thread.join(120)
+    assert time.monotonic() - started < 50  # attempts one after another: 100 s
     assert len(messages) == 20 and len(set(messages)) == 1
-    # Remembered: asking again neither waits nor connects again.
+    # Remembered: asking again neither waits (5 s) nor connects again.
     started = time.monotonic()
-    with pytest.raises(TargetError, match="timed out after 1 s"):
+    with pytest.raises(TargetError, match="timed out after 5 s"):
         target.run("true", 5)
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 2.5
     assert silent_listener.accepted == 1
 
 
@@ -479,10 +482,10 @@ def test_accept_new_records_the_key_then_connects(make_target: MakeTarget, sshd:
                                                   tmp_path: Path) -> None:
     path = tmp_path / "new" / "known_hosts"
     first = make_target(known_hosts=str(path), host_key_policy="accept-new")
-    assert first.run("echo ok", 5).stdout == "ok\n"
+    assert first.run("echo ok", 60).stdout == "ok\n"
     assert path.read_text() == sshd.host_key_line + "\n"
     # What was written is a valid known_hosts entry: strict checking now trusts it.
-    assert make_target(known_hosts=str(path)).run("echo again", 5).stdout == "again\n"
+    assert make_target(known_hosts=str(path)).run("echo again", 60).stdout == "again\n"
 
 
 def test_changed_host_key_is_a_mismatch_even_with_accept_new(make_target: MakeTarget,
@@ -554,8 +557,8 @@ def test_jump_through_the_same_sshd_to_itself(make_target: MakeTarget, sshd: Ssh
     bastion = make_target(name="bastion")
     app01 = make_target(name="app01", jump=bastion)
     app02 = make_target(name="app02", jump=bastion)
-    assert app01.run("echo one", 5).stdout == "one\n"
-    assert app02.run("echo two", 5).stdout == "two\n"
+    assert app01.run("echo one", 60).stdout == "one\n"
+    assert app02.run("echo two", 60).stdout == "two\n"
     # bastion once (shared by both), then each host through it.
     assert sshd.accepted() - before == 3
     assert established(sshd.port) == 1  # only the bastion's TCP connection comes from here
@@ -591,7 +594,7 @@ def test_ssh_config_supplies_hostname_user_port_and_identity(
     target = make_target(address="recovery-app", port=None, user=None, identity_file=None,
                          ssh_config=str(config))
     assert target.vantage == f"app01 (ssh root@127.0.0.1:{sshd.port})"
-    assert target.run("echo via config", 5).stdout == "via config\n"
+    assert target.run("echo via config", 60).stdout == "via config\n"
 
 
 def test_explicit_settings_win_over_ssh_config(make_target: MakeTarget, sshd: Sshd,
@@ -600,7 +603,7 @@ def test_explicit_settings_win_over_ssh_config(make_target: MakeTarget, sshd: Ss
     config.write_text(f"Host 127.0.0.1\n  User nobody\n  Port {closed_port}\n")
     target = make_target(ssh_config=str(config))
     assert target.vantage == f"app01 (ssh root@127.0.0.1:{sshd.port})"
-    assert target.run("whoami", 5).stdout == "root\n"
+    assert target.run("whoami", 60).stdout == "root\n"
 
 
 def test_ssh_config_proxyjump(make_target: MakeTarget, sshd: Sshd, tmp_path: Path) -> None:
@@ -611,7 +614,7 @@ def test_ssh_config_proxyjump(make_target: MakeTarget, sshd: Sshd, tmp_path: Pat
     target = make_target(address="recovery-app", port=None, ssh_config=str(config))
     assert target.vantage == (
         f"app01 (ssh root@127.0.0.1:{sshd.port} via root@127.0.0.1:{sshd.port})")
-    assert target.run("echo jumped", 5).stdout == "jumped\n"
+    assert target.run("echo jumped", 60).stdout == "jumped\n"
     assert sshd.accepted() - before == 2
 
 
@@ -655,7 +658,7 @@ def test_close_while_commands_run_ends_them_promptly(make_target: MakeTarget) ->
 
     def long_command() -> None:
         try:
-            outcomes.append(repr(target.run("sleep 20", 30)))
+            outcomes.append(repr(target.run("sleep 120", 180)))
         except TargetError as exc:
             outcomes.append(str(exc))
 
@@ -666,8 +669,8 @@ def test_close_while_commands_run_ends_them_promptly(make_target: MakeTarget) ->
     started = time.monotonic()
     target.close()
     for thread in threads:
-        thread.join(5)
-    assert time.monotonic() - started < 2
+        thread.join(120)
+    assert time.monotonic() - started < 60  # the commands would take 120 s
     assert outcomes == ["app01: the SSH connection was closed"] * 5
 
 

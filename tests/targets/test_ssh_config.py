@@ -39,4 +39,4 @@ def test_other_match_blocks_still_apply(make_target: MakeTarget, sshd: Sshd,
     config.write_text(f"Match host recovery-app\n  HostName 127.0.0.1\n  Port {sshd.port}\n"
                       "Match host exec-server\n  User nobody\n")
     target = make_target(address="recovery-app", port=None, ssh_config=str(config))
-    assert target.run("echo matched", 5).stdout == "matched\n"
+    assert target.run("echo matched", 60).stdout == "matched\n"
