@@ -93,7 +93,8 @@ def test_a_waiting_command_is_not_starved_by_a_loop_of_short_ones(
     target = make_target(max_sessions=1)
     target.connect()
     round_trip = command_round_trip(target)
-    waiter_timeout = 1.0
+    # Room for the waiter's own command on a loaded runner, from the measured round trip.
+    waiter_timeout = max(1.0, 5 * round_trip)
     # Long enough that, without turns, the waiter would time out three times over.
     loops = math.ceil(3 * (waiter_timeout + CLIENT_GRACE_SECONDS) / round_trip) + 5
     loop_done = threading.Event()
