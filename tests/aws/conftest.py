@@ -218,19 +218,22 @@ def drill(fake: FakeAws) -> Drill:
 
 def write_inventory(path: Path, fake: FakeAws, hosts: str, extra: str = "",
                     drill_head: str = "drill: {name: aws-drill, rpo: 15m}") -> Path:
-    """An inventory whose aws: section points every service at the local endpoint."""
+    """An inventory whose aws: section points every service at the local endpoint.
+
+    Its timeouts are bounds for an overloaded runner (the local endpoints answered in seconds
+    under eight CPU hogs): a test of a timeout sets its own."""
     text = textwrap.dedent(f"""\
         version: 1
         {drill_head}
         aws:
           region: {REGION}
           endpoint_url: {fake.url}
-          connect_timeout: 2s
-          read_timeout: 5s
+          connect_timeout: 5s
+          read_timeout: 30s
           max_attempts: 2
         defaults:
-          timeout: 10s
-          connection: {{type: ssm, connect_timeout: 3s, command_timeout: 10s}}
+          timeout: 60s
+          connection: {{type: ssm, connect_timeout: 10s, command_timeout: 60s}}
         """) + extra + "hosts:\n" + textwrap.indent(textwrap.dedent(hosts), "  ")
     path.write_text(text)
     return path

@@ -191,7 +191,8 @@ def test_trickling_endpoint_is_cut_at_the_call_deadline(pytester: pytest.Pyteste
         """)
     # call_timeout defaults to connect_timeout + read_timeout: 2 s + 3 s.
     site = pytester.path / "site.yaml"
-    site.write_text(site.read_text().replace("  read_timeout: 5s\n", "  read_timeout: 3s\n", 1))
+    text = site.read_text().replace("  connect_timeout: 5s\n", "  connect_timeout: 2s\n", 1)
+    site.write_text(text.replace("  read_timeout: 30s\n", "  read_timeout: 3s\n", 1))
     fake.trickle = 1.5
     started = time.monotonic()
     try:
