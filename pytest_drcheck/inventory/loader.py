@@ -77,7 +77,10 @@ class _Loader:
         if not isinstance(doc.data, dict):
             raise InventoryError([doc.problem((), "an inventory must be a mapping; write "
                                                   "version, drill and hosts at the top level")])
-        problems = validate(doc, schema.inventory_schema())
+        site = doc.data.get("site")
+        problems = validate(doc, schema.inventory_schema(
+            schema.check_types_used(doc.data, ("groups", "hosts")),
+            site=bool(site) and isinstance(site, dict)))
         if problems:
             raise InventoryError(problems)
         data: dict[str, Any] = doc.data
@@ -244,7 +247,8 @@ class _Loader:
                     return None
                 if candidate.resolve().parent == BUILTIN_SUITES.resolve():
                     self.shipped_files.add(suite.file)
-                problems = validate(suite, schema.suite_schema())
+                problems = validate(suite, schema.suite_schema(
+                    schema.check_types_used(suite.data, ("checks",))))
                 if not problems and suite.data["suite"] != name:
                     problems.append(suite.problem(("suite",), (
                         f"suite is named '{suite.data['suite']}' but its file is {name}.yaml; "
@@ -348,6 +352,8 @@ class _Loader:
         """site: entries are checked whether or not a check uses them yet: expanding a family's
         'site: true' entry finds the mistakes inside its section (a policy cell naming an
         undefined proxy, say)."""
+        if not site:
+            return  # no section to check (and no family to import for it)
         for check_type in registry.names():
             check = registry.get(check_type)
             if not check.site_key or check.site_key not in site:
@@ -370,6 +376,8 @@ class _Loader:
 
     def _check_host_references(self, doc: Document, site: Mapping[str, Any],
                                hosts: Mapping[str, HostSpec]) -> None:
+        if not site:
+            return
         for check_type in registry.names():
             check = registry.get(check_type)
             if not check.site_key or check.site_key not in site:
