@@ -94,18 +94,8 @@ def _same(value: Any, wanted: Any) -> bool:
             and value == wanted)
 
 
-class _Deferred:
-    """A subschema compiled on first use: most check families' schemas are never reached."""
-
-    def __init__(self, compiler: _Compiler, schema: Mapping[str, Any]) -> None:
-        self.compiler = compiler
-        self.schema = schema
-        self.predicate: Predicate | None = None
-
-    def __call__(self, value: Any) -> bool:
-        if self.predicate is None:
-            self.predicate = self.compiler.build(self.schema)
-        return self.predicate(value)
+def _never(value: Any) -> bool:
+    return False
 
 
 class _Compiler:
@@ -118,19 +108,32 @@ class _Compiler:
         if schema is True:
             return lambda value: True
         if schema is False:
-            return lambda value: False
+            return _never
         if not isinstance(schema, Mapping):
             raise _Unsupported(schema)
         found = self.compiled.get(id(schema))
         if found is None:
             self.kept.append(schema)
-            found = self.compiled[id(schema)] = _Deferred(self, schema)
+            try:
+                found = self.build(schema)
+            except _Unsupported:
+                # A no wherever a value reaches it (jsonschema decides); where none does, as
+                # in a family's schema that the document does not use, it changes nothing.
+                found = _never
+            self.compiled[id(schema)] = found
         return found
 
     def build(self, schema: Mapping[str, Any]) -> Predicate:
         tests: list[Predicate] = []
+        done: set[str] = set()
+        properties = schema.get("properties")
+        if (isinstance(properties, Mapping) and schema.get("additionalProperties") is False
+                and "patternProperties" not in schema):
+            # The usual closed mapping, in one pass over the value's keys.
+            tests.append(self._closed(properties))
+            done = {"properties", "additionalProperties"}
         for keyword, argument in schema.items():
-            if keyword in _ANNOTATIONS:
+            if keyword in _ANNOTATIONS or keyword in done:
                 continue
             build = getattr(self, "_" + keyword.replace("-", "_"), None)
             if build is None:
@@ -148,6 +151,20 @@ class _Compiler:
             first, second, third = tests
             return lambda value: first(value) and second(value) and third(value)
         return lambda value: all(test(value) for test in tests)
+
+    def _closed(self, properties: Mapping[str, Any]) -> Predicate:
+        """``properties`` with ``additionalProperties: false``: every key known and valid."""
+        subs = {name: self.compile(sub) for name, sub in properties.items()}
+
+        def check(value: Any) -> bool:
+            if not _object(value):
+                return True
+            for name, item in value.items():
+                sub = subs.get(name)
+                if sub is None or not sub(item):
+                    return False
+            return True
+        return check
 
     # --- keywords, each as jsonschema applies it -----------------------------------------
 
