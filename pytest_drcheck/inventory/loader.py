@@ -285,6 +285,8 @@ class _Loader:
         items: dict[str, PlanItem] = {}
         for check_type, entries in sorted(source.checks.items()):
             check = registry.get(check_type)
+            # place_of(entry_path), built once per list: every entry of a large drill had it.
+            places = place_of((*source.path, check_type))
             for index, entry in enumerate(entries):
                 entry_path = (*source.path, check_type, index)
                 params = {k: v for k, v in entry.items() if k not in ("timeout", "description")}
@@ -300,9 +302,10 @@ class _Loader:
                 except ExpansionError as exc:
                     self.problems.append(self._expansion_problem(source, entry_path, exc))
                     continue
-                timeout = parse_duration(entry.get("timeout", default_timeout))
+                timeout = (parse_duration(entry["timeout"]) if "timeout" in entry
+                           else default_timeout)
                 location = Location(source.doc.file, source.doc.line_of(entry_path),
-                                    place_of(entry_path))
+                                    f"{places}[{index}]")
                 for subject in subjects:
                     item = PlanItem(host, check_type, subject.name, freeze(subject.params),
                                     location, timeout, subject.requires, platform)
