@@ -8,12 +8,16 @@ busy machine the CPU time is the steadier figure.
 
 No network: collection does not connect (addresses are in 10.76.0.0/16, the scale benchmark's
 guarded range, and are never dialled here).
-Usage: python benchmarks/collection.py [runs] [N ...]   (default: 5 runs, N = 1000 10000)
-To measure another checkout: PYTHONPATH=/path/to/checkout python benchmarks/collection.py
+Usage: python benchmarks/collection.py [--baseline DIR] [runs] [N ...]
+(default: 5 runs, N = 1000 10000). To measure another checkout alone:
+PYTHONPATH=/path/to/checkout python benchmarks/collection.py. With --baseline, the drcheck
+cases also run from that checkout (e.g. an export of main), interleaved with this one's, so a
+change is measured under the same load: on a shared machine, runs apart are not comparable.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 import shutil
@@ -62,10 +66,13 @@ def write_trivial(directory: Path, items: int) -> Path:
     return path
 
 
-def timed(argv: list[str], cwd: Path) -> tuple[float, float, str]:
+def timed(argv: list[str], cwd: Path, checkout: str | None = None
+          ) -> tuple[float, float, str]:
     """Wall seconds, CPU seconds of the child, and its last line (pytest's summary)."""
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if checkout is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [checkout, env.get("PYTHONPATH")]))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
@@ -78,55 +85,68 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, float, str]:
     return elapsed, cpu, lines[-1] if lines else ""
 
 
-def configs(directory: Path, checks: int) -> dict[str, tuple[list[str], Path]]:
+Case = tuple[list[str], Path, str | None]  # argv, directory, checkout to import drcheck from
+
+
+def configs(directory: Path, checks: int, baseline: str | None = None) -> dict[str, Case]:
     base = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
             "-p", "no:hypothesispytest"]
     # Apart: collected from one directory, the drcheck run would also collect the test file.
     plain, shared, distinct = (directory / f"{name}-{checks}"
                                for name in ("plain", "shared", "distinct"))
-    return {
-        TRIVIAL: ([*base, str(write_trivial(plain, checks)), f"--rootdir={plain}"], plain),
+    cases: dict[str, Case] = {
+        TRIVIAL: ([*base, str(write_trivial(plain, checks)), f"--rootdir={plain}"], plain, None),
         SHARED: ([*base, f"--dr-inventory={write_inventory(shared, checks)}",
-                  f"--rootdir={shared}"], shared),
+                  f"--rootdir={shared}"], shared, None),
         DISTINCT: ([*base, f"--dr-inventory={write_inventory(distinct, checks, True)}",
-                    f"--rootdir={distinct}"], distinct),
+                    f"--rootdir={distinct}"], distinct, None),
     }
+    if baseline is not None:
+        for name in (SHARED, DISTINCT):
+            argv, cwd, _ = cases[name]
+            cases[f"{name} (baseline)"] = (argv, cwd, baseline)
+    return cases
 
 
 def main() -> None:
-    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    sizes = [int(n) for n in sys.argv[2:]] or [1_000, 10_000]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="another checkout whose drcheck is measured alongside")
+    parser.add_argument("runs", nargs="?", type=int, default=5)
+    parser.add_argument("sizes", nargs="*", type=int)
+    args = parser.parse_args()
+    baseline = str(Path(args.baseline).resolve()) if args.baseline else None
     directory = Path(tempfile.mkdtemp(prefix="drcheck-collect-"))
     try:
-        measure(directory, runs, sizes)
+        measure(directory, args.runs, args.sizes or [1_000, 10_000], baseline)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def measure(directory: Path, runs: int, sizes: list[int]) -> None:
-    cases = {size: configs(directory, size) for size in sizes}
+def measure(directory: Path, runs: int, sizes: list[int], baseline: str | None = None) -> None:
+    cases = {size: configs(directory, size, baseline) for size in sizes}
     walls: dict[tuple[int, str], list[float]] = {}
     cpus: dict[tuple[int, str], list[float]] = {}
     summaries: dict[tuple[int, str], str] = {}
     for named in cases.values():  # warm-up: bytecode caches
-        for argv, cwd in named.values():
-            timed(argv, cwd)
+        for argv, cwd, checkout in named.values():
+            timed(argv, cwd, checkout)
     for _ in range(runs):
         for size, named in cases.items():
-            for name, (argv, cwd) in named.items():
-                wall, cpu, summaries[size, name] = timed(argv, cwd)
+            for name, (argv, cwd, checkout) in named.items():
+                wall, cpu, summaries[size, name] = timed(argv, cwd, checkout)
                 walls.setdefault((size, name), []).append(wall)
                 cpus.setdefault((size, name), []).append(cpu)
     load = os.getloadavg()[0]
     print(f"pytest --collect-only, medians of {runs} interleaved runs (load average {load:.1f})")
-    print(f"  {'items':>6s}  {'':26s} {'wall':>7s} {'cpu':>7s}   pytest's summary")
+    print(f"  {'items':>6s}  {'':37s} {'wall':>7s} {'cpu':>7s}   pytest's summary")
     for size in sizes:
         wall = {name: statistics.median(walls[size, name]) for name in cases[size]}
         cpu = {name: statistics.median(cpus[size, name]) for name in cases[size]}
         for name in cases[size]:
-            print(f"  {size:6d}  {name:26s} {wall[name]:6.2f}s {cpu[name]:6.2f}s   "
+            print(f"  {size:6d}  {name:37s} {wall[name]:6.2f}s {cpu[name]:6.2f}s   "
                   f"({summaries[size, name]})")
-        for name in (SHARED, DISTINCT):
+        for name in (n for n in cases[size] if n != TRIVIAL):
             print(f"  {size:6d}  {name} adds {wall[name] - wall[TRIVIAL]:+.2f} s wall "
                   f"({wall[name] / wall[TRIVIAL]:.2f}x), {cpu[name] - cpu[TRIVIAL]:+.2f} s CPU "
                   f"({cpu[name] / cpu[TRIVIAL]:.2f}x) over pytest's own collection")

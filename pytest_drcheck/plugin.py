@@ -8,6 +8,7 @@ The evidence side (launch anchor, bundle, sealing, summary) is its own plugin pa
 from __future__ import annotations
 
 import functools
+import gc
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,6 +105,19 @@ def pytest_configure(config: pytest.Config) -> None:
                 raise pytest.UsageError(f"--{name.replace('_', '-')} needs an inventory: add "
                                         "--dr-inventory=FILE")
         return
+    # What is made from here on lives for the session (modules, the plan): the cyclic
+    # collector's passes over it find nothing; paused until it is frozen out of their way.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        _configure_run(config, inventory)
+    finally:
+        if collecting:
+            gc.enable()
+    _freeze_what_lives_for_the_session(config)
+
+
+def _configure_run(config: pytest.Config, inventory: str) -> None:
     from pytest_drcheck.engine import EngineSettings
     from pytest_drcheck.inventory import InventoryError, load_plan
     from pytest_drcheck.runtime import DrillRun
@@ -135,6 +149,17 @@ def pytest_configure(config: pytest.Config) -> None:
     resolved = Path(inventory).resolve()
     if not any(Path(arg.split("::")[0]).resolve() == resolved for arg in config.args):
         config.args.append(str(resolved))
+
+
+def _freeze_what_lives_for_the_session(config: pytest.Config) -> None:
+    """The plan, pytest's own state and every module live until the session ends: the cyclic
+    garbage collector's passes over them (a large drill's hundreds of thousands of objects)
+    find nothing, and cost more than collecting the items did (0.3 s of CPU for 10,000
+    checks). They are kept out of its sight until the session's cleanup; objects made later
+    are collected as ever. Not when someone froze objects already (theirs to unfreeze)."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        config.add_cleanup(gc.unfreeze)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -13,7 +13,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 from pytest_drcheck.durations import format_duration
 from pytest_drcheck.evidence.layout import OBSERVATIONS, RESULTS
@@ -106,6 +105,9 @@ def append_suite_output(xml_path: Path, text: str) -> bool:
     """Add the suite's ``system-out`` to pytest's JUnit file without rewriting it: the element
     goes last in the suite (where the schema wants it), spliced in before the closing tags.
     False (nothing changed) when the file does not end as pytest writes it."""
+    # Imported here: xml.sax.saxutils brings urllib, http and ssl, at every collection.
+    from xml.sax.saxutils import escape
+
     element = f"<system-out>{escape(xml_text(text))}</system-out>".encode()
     with xml_path.open("r+b") as handle:
         handle.seek(0, os.SEEK_END)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import gc
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -16,8 +17,8 @@ from pytest_drcheck.durations import parse_duration
 from pytest_drcheck.inventory import schema
 from pytest_drcheck.inventory.errors import InventoryError, Problem
 from pytest_drcheck.inventory.plan import ConnectionSpec, DrillSpec, HostSpec, Plan
+from pytest_drcheck.inventory.quickcheck import conforms
 from pytest_drcheck.inventory.secrets import SecretRef
-from pytest_drcheck.inventory.validation import validate
 from pytest_drcheck.inventory.waivers import parse_waivers
 from pytest_drcheck.inventory.yamldoc import Document, load_document, place_of
 from pytest_drcheck.model import Location, PlanItem, freeze
@@ -77,7 +78,10 @@ class _Loader:
         if not isinstance(doc.data, dict):
             raise InventoryError([doc.problem((), "an inventory must be a mapping; write "
                                                   "version, drill and hosts at the top level")])
-        problems = validate(doc, schema.inventory_schema())
+        site = doc.data.get("site")
+        problems = validate(doc, schema.inventory_schema(
+            schema.check_types_used(doc.data, ("groups", "hosts")),
+            site=bool(site) and isinstance(site, dict)))
         if problems:
             raise InventoryError(problems)
         data: dict[str, Any] = doc.data
@@ -189,11 +193,12 @@ class _Loader:
     def _check_read_only(self, hosts: Mapping[str, HostSpec], items: Iterable[PlanItem]
                          ) -> None:
         """A source server's checks must only read it: refused here, before any drill."""
-        from pytest_drcheck.targets.readonly import is_read_only
-
         for item in items:
             if not hosts[item.host].read_only:
                 continue
+            # Imported here, for inventories that have a source server: not at every load.
+            from pytest_drcheck.targets.readonly import is_read_only
+
             commands = registry.get(item.check).commands(item)
             if not all(is_read_only(command) for command in commands):
                 where = item.source
@@ -244,7 +249,8 @@ class _Loader:
                     return None
                 if candidate.resolve().parent == BUILTIN_SUITES.resolve():
                     self.shipped_files.add(suite.file)
-                problems = validate(suite, schema.suite_schema())
+                problems = validate(suite, schema.suite_schema(
+                    schema.check_types_used(suite.data, ("checks",))))
                 if not problems and suite.data["suite"] != name:
                     problems.append(suite.problem(("suite",), (
                         f"suite is named '{suite.data['suite']}' but its file is {name}.yaml; "
@@ -279,6 +285,8 @@ class _Loader:
         items: dict[str, PlanItem] = {}
         for check_type, entries in sorted(source.checks.items()):
             check = registry.get(check_type)
+            # place_of(entry_path), built once per list: every entry of a large drill had it.
+            places = place_of((*source.path, check_type))
             for index, entry in enumerate(entries):
                 entry_path = (*source.path, check_type, index)
                 params = {k: v for k, v in entry.items() if k not in ("timeout", "description")}
@@ -294,9 +302,10 @@ class _Loader:
                 except ExpansionError as exc:
                     self.problems.append(self._expansion_problem(source, entry_path, exc))
                     continue
-                timeout = parse_duration(entry.get("timeout", default_timeout))
+                timeout = (parse_duration(entry["timeout"]) if "timeout" in entry
+                           else default_timeout)
                 location = Location(source.doc.file, source.doc.line_of(entry_path),
-                                    place_of(entry_path))
+                                    f"{places}[{index}]")
                 for subject in subjects:
                     item = PlanItem(host, check_type, subject.name, freeze(subject.params),
                                     location, timeout, subject.requires, platform)
@@ -348,6 +357,8 @@ class _Loader:
         """site: entries are checked whether or not a check uses them yet: expanding a family's
         'site: true' entry finds the mistakes inside its section (a policy cell naming an
         undefined proxy, say)."""
+        if not site:
+            return  # no section to check (and no family to import for it)
         for check_type in registry.names():
             check = registry.get(check_type)
             if not check.site_key or check.site_key not in site:
@@ -370,6 +381,8 @@ class _Loader:
 
     def _check_host_references(self, doc: Document, site: Mapping[str, Any],
                                hosts: Mapping[str, HostSpec]) -> None:
+        if not site:
+            return
         for check_type in registry.names():
             check = registry.get(check_type)
             if not check.site_key or check.site_key not in site:
@@ -406,6 +419,16 @@ class _Loader:
                     "nor an address; add the host or write user@bastion.example.com:22")))
 
 
+def validate(doc: Document, document_schema: Mapping[str, Any]) -> list[Problem]:
+    """The problems jsonschema finds; none, without asking it (or importing it), for a
+    document the quick check finds valid (the usual case)."""
+    if conforms(document_schema, doc.data):
+        return []
+    from pytest_drcheck.inventory.validation import validate as find_problems
+
+    return find_problems(doc, document_schema)
+
+
 def _with_fix(message: str, fix: str) -> str:
     """Every line says what to do: a check family's message (ours, or a plugin's) that only
     states the problem gets a generic fix."""
@@ -435,7 +458,16 @@ def load_plan(path: str | Path, suite_dirs: Sequence[str | Path] = (),
               display_name: str | None = None) -> Plan:
     """Load an inventory. Raises InventoryError listing every problem found, one per line."""
     path = Path(path)
-    return _Loader(path, [Path(d) for d in suite_dirs], display_name or str(path)).load()
+    # Loading makes hundreds of thousands of objects that all stay alive: the cyclic
+    # collector's passes over them while they are made find nothing, and cost a tenth of
+    # loading a large inventory. (Never re-enabled if a caller had turned it off.)
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _Loader(path, [Path(d) for d in suite_dirs], display_name or str(path)).load()
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def with_host_address(host: HostSpec, address: str) -> HostSpec:

@@ -8,7 +8,7 @@ annotation: the plain-words form of what a value must be, used in error messages
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from pytest_drcheck import extensions
@@ -87,7 +87,15 @@ def entry_schema(check_type: str) -> dict[str, Any]:
     return schema
 
 
-def checks_schema() -> dict[str, Any]:
+# Only for the schema of a check type that no entry uses: no value is ever validated against it.
+_UNUSED: dict[str, Any] = {}
+
+
+def checks_schema(used: Collection[str] | None = None) -> dict[str, Any]:
+    """Every check type is a key; with ``used`` (the types a document's ``checks:`` write),
+    the others get an empty schema, so their families are not imported to validate a
+    document that never reaches them (importing every family was a fifth of collecting a
+    drill). The keys, and so the messages about an unknown type, stay the same."""
     return {
         "type": "object",
         "additionalProperties": False,
@@ -95,14 +103,17 @@ def checks_schema() -> dict[str, Any]:
         "properties": {
             name: {"type": "array", "items": entry_schema(name),
                    "x-expect": f"a list of {name} check entries"}
+            if used is None or name in used else _UNUSED
             for name in registry.names()
         },
     }
 
 
-def site_schema() -> dict[str, Any]:
+def site_schema(needed: bool = True) -> dict[str, Any]:
+    """``needed=False`` for a document whose ``site:`` is absent or empty: nothing is
+    validated against its sections, and the families that own them stay unimported."""
     properties: dict[str, Any] = {}
-    for name in registry.names():
+    for name in registry.names() if needed else ():
         check = registry.get(name)
         if check.site_key and check.site_schema is not None:
             properties[check.site_key] = copy.deepcopy(dict(check.site_schema))
@@ -110,13 +121,37 @@ def site_schema() -> dict[str, Any]:
             "x-kind": "site section"}
 
 
-def _with_checks(base: Mapping[str, Any]) -> dict[str, Any]:
+def _with_checks(base: Mapping[str, Any], used: Collection[str] | None) -> dict[str, Any]:
     schema = copy.deepcopy(dict(base))
-    schema["properties"]["checks"] = checks_schema()
+    schema["properties"]["checks"] = checks_schema(used)
     return schema
 
 
-def suite_schema() -> dict[str, Any]:
+def check_types_used(data: Any, sections: Collection[str]) -> set[str] | None:
+    """The check types written as keys of ``checks:`` in these sections of a document: the
+    top level's own ``checks`` (a suite), or each entry's of ``hosts`` and ``groups``.
+    None (every type) for a shape the schema will reject anyway."""
+    if not isinstance(data, dict):
+        return None
+    holders: list[Any] = []
+    for section in sections:
+        if section == "checks":
+            holders.append(data)
+            continue
+        entries = data.get(section, {})
+        if not isinstance(entries, dict):
+            return None
+        holders += entries.values()
+    used: set[str] = set()
+    for holder in holders:
+        checks = holder.get("checks", {}) if isinstance(holder, dict) else {}
+        if not isinstance(checks, dict):
+            return None
+        used.update(name for name in checks if isinstance(name, str))
+    return used
+
+
+def suite_schema(used: Collection[str] | None = None) -> dict[str, Any]:
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "type": "object",
@@ -125,12 +160,15 @@ def suite_schema() -> dict[str, Any]:
         "properties": {
             "suite": NAME,
             "description": TEXT,
-            "checks": checks_schema(),
+            "checks": checks_schema(used),
         },
     }
 
 
-def inventory_schema() -> dict[str, Any]:
+def inventory_schema(used: Collection[str] | None = None, site: bool = True
+                     ) -> dict[str, Any]:
+    """The whole schema (``drcheck schema``), or with ``used`` and ``site`` (see
+    checks_schema and site_schema) the one that validates a given document alike."""
     group = _with_checks({
         "type": "object", "additionalProperties": False,
         "properties": {
@@ -138,7 +176,7 @@ def inventory_schema() -> dict[str, Any]:
             "connection": CONNECTION,
             "suites": NAME_LIST,
         },
-    })
+    }, used)
     host = _with_checks({
         "type": "object", "additionalProperties": False,
         "properties": {
@@ -153,7 +191,7 @@ def inventory_schema() -> dict[str, Any]:
             **extensions.host_keys(),
             "source": SOURCE,
         },
-    })
+    }, used)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
@@ -178,7 +216,7 @@ def inventory_schema() -> dict[str, Any]:
             },
             "suite_paths": {"type": "array",
                             "items": {"type": "string", "minLength": 1, "maxLength": 1024}},
-            "site": site_schema(),
+            "site": site_schema(site),
             "groups": {"type": "object", "propertyNames": NAME,
                        "additionalProperties": group, "x-kind": "group"},
             "hosts": {"type": "object", "propertyNames": NAME, "minProperties": 1,

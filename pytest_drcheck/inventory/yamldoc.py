@@ -426,6 +426,10 @@ class _PlainReader:
         self.lines = doc.lines
         # The tag of each text as written (keys repeat on every host): resolved once.
         self.tags: dict[tuple[str, tuple[bool, bool]], str] = {}
+        # Texts (as written) already found to be a plain key, or a plain text value: keys and
+        # many values repeat on every host, and are looked at once.
+        self.plain_keys: set[tuple[str, tuple[bool, bool]]] = set()
+        self.plain_texts: set[tuple[str, tuple[bool, bool]]] = set()
 
     def read(self) -> dict[str, Any]:
         get = self.get_event
@@ -447,6 +451,8 @@ class _PlainReader:
         mapping, the key whose value comes next."""
         get = self.get_event
         lines = self.lines
+        plain_keys = self.plain_keys
+        plain_texts = self.plain_texts
         stack: list[tuple[dict[str, Any] | list[Any], tuple[str | int, ...]]] = [
             (root, root_path)]
         keys: list[str | None] = [None]
@@ -462,8 +468,9 @@ class _PlainReader:
                 raise _NotPlain
             if isinstance(container, dict) and keys[-1] is None:
                 key = event.value if kind is yaml.ScalarEvent else None
-                if (not key or key in container or _SUSPECT.search(key)
-                        or self._tag(key, event.implicit) == _MERGE):
+                if (key is None or key in container
+                        or ((key, event.implicit) not in plain_keys
+                            and not self._plain_key(key, event.implicit))):
                     raise _NotPlain
                 keys[-1] = key
                 key_path = (*path, key)
@@ -478,7 +485,9 @@ class _PlainReader:
             lines.setdefault(child, line)
             value: Any
             if kind is yaml.ScalarEvent:
-                value = self._scalar(event, child, line)
+                value = event.value
+                if (value, event.implicit) not in plain_texts:
+                    value = self._scalar(event, child, line)
             elif len(stack) + 1 >= MAX_DEPTH:
                 raise _NotPlain
             elif kind is yaml.MappingStartEvent:
@@ -495,6 +504,12 @@ class _PlainReader:
                 stack.append((value, child))
                 keys.append(None)
 
+    def _plain_key(self, key: str, implicit: tuple[bool, bool]) -> bool:
+        if not key or _SUSPECT.search(key) or self._tag(key, implicit) == _MERGE:
+            return False
+        self.plain_keys.add((key, implicit))
+        return True
+
     def _tag(self, text: str, implicit: tuple[bool, bool]) -> str:
         tag = self.tags.get((text, implicit))
         if tag is None:
@@ -507,6 +522,7 @@ class _PlainReader:
             raise _NotPlain
         tag = self._tag(text, event.implicit)
         if tag == _STR:
+            self.plain_texts.add((text, event.implicit))
             return text
         if tag not in _SCALAR_TAGS:
             raise _NotPlain

@@ -376,3 +376,17 @@ def test_a_drill_run_redacts_aws_secrets_in_its_evidence(pytester: pytest.Pytest
         """)
     pytester.runpytest("--dr-inventory=site.yaml", "--collect-only", "-q")
     assert (pytester.path / "redacted.txt").read_text() == "seen [redacted aws-ssm:/dr/pw]"
+
+
+def test_a_secret_reference_is_found_at_any_depth_before_its_place_is_sought() -> None:
+    from types import MappingProxyType
+
+    from pytest_drcheck.aws.inventory import _aws_secret_places, _has_aws_secret
+
+    nested = {"hosts": {"a": {"connection": {"password": "aws-ssm:/dr/pw"}}},
+              "x": [1, ("y", MappingProxyType({"k": "aws-secretsmanager:dr"}))]}
+    assert _has_aws_secret(nested) is True
+    assert list(_aws_secret_places(nested, ())) == [
+        ("hosts", "a", "connection", "password"), ("x", 1, 1, "k")]
+    # A key is no value; a text that merely contains the prefix is no reference.
+    assert _has_aws_secret({"aws-ssm:/k": ["see aws-ssm:/x", 1.5, None]}) is False

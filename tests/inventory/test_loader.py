@@ -1,3 +1,4 @@
+import gc
 import json
 from pathlib import Path
 
@@ -176,3 +177,24 @@ hosts:
     checks:
       nic: [{count: 2}, {count: 3}]
 """))
+
+
+def test_loading_leaves_the_garbage_collector_as_it_was(tmp_path: Path) -> None:
+    """Loading turns the cyclic collector off for its own allocations only (and never turns
+    on a collector the caller had turned off), whether it loads or refuses."""
+    good = tmp_path / "good.yaml"
+    good.write_text("version: 1\ndrill: {name: t}\nhosts:\n  app01:\n    address: 10.0.0.1\n"
+                    "    checks: {reach: [{target: '10.0.0.2:22'}]}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\ndrill: {name: t}\nhosts: {app01: {adress: 10.0.0.1}}\n")
+    was = gc.isenabled()
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            assert len(load_plan(good).items) == 1
+            assert gc.isenabled() is enabled
+            with pytest.raises(InventoryError, match="unknown key 'adress'"):
+                load_plan(bad)
+            assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
