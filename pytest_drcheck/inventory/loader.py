@@ -17,7 +17,6 @@ from pytest_drcheck.durations import parse_duration
 from pytest_drcheck.inventory import schema
 from pytest_drcheck.inventory.errors import InventoryError, Problem
 from pytest_drcheck.inventory.plan import ConnectionSpec, DrillSpec, HostSpec, Plan
-from pytest_drcheck.inventory.quickcheck import conforms
 from pytest_drcheck.inventory.secrets import SecretRef
 from pytest_drcheck.inventory.waivers import parse_waivers
 from pytest_drcheck.inventory.yamldoc import Document, load_document, place_of
@@ -420,10 +419,8 @@ class _Loader:
 
 
 def validate(doc: Document, document_schema: Mapping[str, Any]) -> list[Problem]:
-    """The problems jsonschema finds; none, without asking it (or importing it), for a
-    document the quick check finds valid (the usual case)."""
-    if conforms(document_schema, doc.data):
-        return []
+    """The problems jsonschema finds (imported on first use: a plugin load without an
+    inventory never needs it)."""
     from pytest_drcheck.inventory.validation import validate as find_problems
 
     return find_problems(doc, document_schema)

@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 
 from pytest_drcheck.inventory import InventoryError, load_plan, validation
-from pytest_drcheck.inventory.schema import inventory_schema
-from pytest_drcheck.inventory.yamldoc import load_document
 
 HOSTS = 40
 
@@ -41,10 +39,8 @@ def test_an_entry_repeated_on_every_host_is_validated_once(
     monkeypatch.setattr(validation.InventoryValidator, "descend", counting)
     path = tmp_path / "site.yaml"
     path.write_text(inventory({}))
-    # jsonschema's own pass (a valid file's load never needs it: inventory.quickcheck says yes).
-    assert validation.validate(load_document(path), inventory_schema()) == []
-    assert seen == [{"target": "10.0.0.99:22", "timeout": "5s"}, {"target": "10.0.0.99:443"}]
     assert len(load_plan(path).items) == 2 * HOSTS
+    assert seen == [{"target": "10.0.0.99:22", "timeout": "5s"}, {"target": "10.0.0.99:443"}]
 
 
 def test_every_invalid_entry_is_reported_where_it_is(tmp_path: Path) -> None:
