@@ -13,7 +13,7 @@ import pytest
 
 from pytest_drcheck.checks import registry
 from pytest_drcheck.checks.base import Check, CheckContext, Subject
-from pytest_drcheck.engine import Engine, EngineSettings
+from pytest_drcheck.engine import Engine, EngineSettings, handshake_limit
 from pytest_drcheck.inventory.plan import ConnectionSpec, DrillSpec, HostSpec, Plan
 from pytest_drcheck.model import (
     CheckResult,
@@ -238,3 +238,56 @@ def test_stream_checks_start_alongside_the_batch_not_after_it(tmp_path: Path) ->
                    _item("port", check="streamonly"), listener=open_the_gate)
     assert results["port"].outcome is Outcome.PASSED
     assert results["batch"].outcome is Outcome.PASSED, results["batch"].message
+
+
+class HurriedLocalTarget(LocalTarget):
+    """Gives every whole script a tenth of a second (its commands keep their own timeouts):
+    the batch then really runs out of time, as an overloaded host's does."""
+
+    def run(self, command: str, timeout: float) -> Any:
+        return super().run(command, 0.1)
+
+
+def _run_paced(*items: PlanItem, workers: int, factory: Any = None
+               ) -> tuple[dict[str, CheckResult], int, int]:
+    """Results, and the host gate's limit before and after the run."""
+    host = HostSpec("h1", None, ConnectionSpec(type="local", command_timeout=1.0), ())
+    plan = Plan("site.yaml", "site.yaml", "0" * 64, DrillSpec("t"), {"h1": host}, items, {})
+    engine = Engine(plan, factory or TargetFactory(), EngineSettings(workers=workers))
+    before = engine.gate.limit
+    try:
+        engine.select(items)
+        engine.start()
+        results = {item.subject: engine.result(item) for item in items}
+        return results, before, engine.gate.limit
+    finally:
+        engine.close()
+
+
+def test_the_host_limit_starts_at_what_the_handshakes_take_and_never_passes_workers() -> None:
+    assert Engine(Plan("s", "s", "0" * 64, DrillSpec("t"), {}, [], {}), TargetFactory(),
+                  EngineSettings(workers=1000)).gate.limit == handshake_limit()
+    assert Engine(Plan("s", "s", "0" * 64, DrillSpec("t"), {}, [], {}), TargetFactory(),
+                  EngineSettings(workers=1)).gate.limit == 1
+
+
+def test_a_batch_that_answers_lets_the_host_limit_grow() -> None:
+    results, before, after = _run_paced(_item("a", want="ok", command="echo ok"),
+                                        workers=1000)
+    assert results["a"].outcome is Outcome.PASSED
+    assert after == before + 1
+
+
+def test_a_batch_that_timed_out_shrinks_the_host_limit_and_is_reported_as_without_it() -> None:
+    def make_target(host: HostSpec, target_of: Any) -> Target:
+        return HurriedLocalTarget(host.name)
+
+    results, before, after = _run_paced(_item("slow", want="", command="sleep 5"),
+                                        workers=1000, factory=make_target)
+    # The verdict is the batch's own: an error naming the timeout, never judged.
+    assert results["slow"].outcome is Outcome.ERROR
+    assert results["slow"].message == (
+        "h1 probe slow: could not observe: `sleep 5` did not run on h1: the batch of 1 "
+        "commands timed out after 6 s")
+    assert JUDGED == []
+    assert after == max(os.cpu_count() or 1, before // 2)
