@@ -103,6 +103,7 @@ class HostGate:
         self._policy = limit
         self._changed = threading.Condition()
         self.active = 0
+        self.peak = 0  # most hosts admitted at once (for the run's log)
 
     @property
     def limit(self) -> int:
@@ -114,7 +115,14 @@ class HostGate:
         with self._changed:
             self._changed.wait_for(lambda: self.active < self._policy.limit)
             self.active += 1
+            self.peak = max(self.peak, self.active)
             return self._policy.epoch
+
+    def summary(self) -> str:
+        with self._changed:
+            policy = self._policy
+            return (f"hosts checked at once: at most {self.peak}, limit {policy.limit} at the "
+                    f"end (ceiling {policy.ceiling}), cut {policy.epoch} times")
 
     def leave(self) -> None:
         with self._changed:

@@ -24,7 +24,7 @@ from typing import Any
 
 from pytest_drcheck.checks import registry
 from pytest_drcheck.checks.base import CheckContext
-from pytest_drcheck.concurrency import AdaptiveLimit, Decision, HostGate
+from pytest_drcheck.concurrency import AdaptiveLimit, HostGate
 from pytest_drcheck.durations import format_duration
 from pytest_drcheck.inventory.plan import HostSpec, Plan
 from pytest_drcheck.model import (
@@ -216,6 +216,8 @@ class Engine:
             return self._targets[host]
 
     def close(self) -> None:
+        if self._workers:
+            log.info("%s", self.gate.summary())
         for _ in self._workers:
             self._queue.put(None)
         self._pool.close()
@@ -358,6 +360,7 @@ class Engine:
                batch: Future[Sequence[CommandResult]]) -> None:
         """Feeds a finished batch to the host gate; never touches what the batch reports."""
         error = batch.exception()
+        before = self.gate.limit
         if isinstance(error, DeadlineExceeded) or (
                 error is None and _whole_batch_timed_out(batch.result())):
             decision = self.gate.timed_out(admitted)
@@ -367,9 +370,10 @@ class Engine:
             decision = self.gate.round_trip(kind, seconds, admitted)
         else:  # lost connection, refused exec: says nothing about load
             return
-        if decision is not Decision.HOLD:
-            log.debug("host gate %s to %d after %s's batch (%.2f s)",
-                      decision.value, self.gate.limit, host, seconds)
+        after = self.gate.limit
+        if after != before:
+            log.debug("host gate: %d -> %d hosts at once after %s's batch (%s, %.2f s)",
+                      before, after, host, decision.value, seconds)
 
     @staticmethod
     def _outputs(wanted: dict[str, list[str]], commands: list[str],

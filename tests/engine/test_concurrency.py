@@ -141,3 +141,14 @@ def test_the_gate_hands_out_the_epoch_a_host_is_admitted_in() -> None:
     gate.leave()
     assert gate.enter() == first + 1
     assert gate.timed_out(first) is Decision.HOLD  # the earlier host's batch: already answered
+
+
+def test_the_gate_sums_up_how_many_hosts_it_let_in_at_once() -> None:
+    gate = HostGate(AdaptiveLimit(ceiling=32, initial=8, floor=2))
+    for _ in range(3):
+        gate.enter()
+    gate.leave()
+    gate.enter()
+    gate.timed_out(0)
+    assert gate.summary() == ("hosts checked at once: at most 3, limit 4 at the end "
+                              "(ceiling 32), cut 1 times")
