@@ -282,8 +282,14 @@ class Engine:
             attempts = 1
             delays = self.settings.backoff.delays()
             # An instance still booting refuses connections: under --dr-wait, keep knocking.
+            # Between knocks the host is not being checked: its place at the host gate goes
+            # to a host that is (it would otherwise hold back hosts that are up).
             while connected is None and self._retry_left() > 0:
-                time.sleep(min(next(delays), max(0.0, self._retry_left())))
+                self.gate.leave()
+                try:
+                    time.sleep(min(next(delays), max(0.0, self._retry_left())))
+                finally:
+                    admitted = self.gate.enter()
                 connected, reason = self._connect(host)
                 attempts += 1
             if connected is None:

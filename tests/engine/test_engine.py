@@ -4,15 +4,19 @@ with that reason. Real commands on the local target; no mock."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
+from pytest_drcheck import engine as engine_module
 from pytest_drcheck.checks import registry
 from pytest_drcheck.checks.base import Check, CheckContext, Subject
+from pytest_drcheck.concurrency import AdaptiveLimit, HostGate
 from pytest_drcheck.engine import Engine, EngineSettings, handshake_limit
 from pytest_drcheck.inventory.plan import ConnectionSpec, DrillSpec, HostSpec, Plan
 from pytest_drcheck.model import (
@@ -24,7 +28,7 @@ from pytest_drcheck.model import (
     PlanItem,
 )
 from pytest_drcheck.retry import Backoff
-from pytest_drcheck.targets.base import Target
+from pytest_drcheck.targets.base import Target, TargetError
 from pytest_drcheck.targets.factory import TargetFactory
 from pytest_drcheck.targets.local import LocalTarget
 
@@ -291,3 +295,50 @@ def test_a_batch_that_timed_out_shrinks_the_host_limit_and_is_reported_as_withou
         "commands timed out after 6 s")
     assert JUDGED == []
     assert after == max(os.cpu_count() or 1, before // 2)
+
+
+def test_a_command_that_timed_out_on_its_own_is_a_round_trip_not_a_lost_batch() -> None:
+    # The batch came back (one command hit its own timeout): the host answered.
+    results, before, after = _run_paced(_item("slow", want="", command="sleep 30"),
+                                        workers=1000)
+    assert results["slow"].message == ("h1 probe slow: could not observe: `sleep 30` timed "
+                                       "out after 1 s on h1")
+    assert after == before + 1
+
+
+def test_a_host_waiting_for_its_instance_under_dr_wait_lets_another_host_be_checked(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # One host at a time. h1's instance refuses connections until h2 has been checked: if
+    # h1 kept its place while it waited, h2 would only start once h1's wait had run out.
+    monkeypatch.setattr(engine_module, "host_gate",
+                        lambda settings: HostGate(AdaptiveLimit(2, initial=1, floor=1)))
+    h2_checked = threading.Event()
+
+    class BootingLocalTarget(LocalTarget):
+        def connect(self) -> None:
+            if self.name == "h1" and not h2_checked.is_set():
+                raise TargetError(f"{self.name}: connection refused")
+
+    def make_target(host: HostSpec, target_of: Any) -> Target:
+        return BootingLocalTarget(host.name)
+
+    def on_result(result: CheckResult) -> None:
+        if result.host == "h2":
+            h2_checked.set()
+
+    items = [dataclasses.replace(_item("a", want="ok", command="echo ok"), host=name)
+             for name in ("h1", "h2")]
+    hosts = {name: HostSpec(name, None, ConnectionSpec(type="local"), ()) for name in ("h1", "h2")}
+    plan = Plan("site.yaml", "site.yaml", "0" * 64, DrillSpec("t"), hosts, items, {})
+    engine = Engine(plan, make_target,
+                    EngineSettings(workers=2, wait=30.0, backoff=Backoff(first=0.05, cap=0.05)))
+    engine.add_listener(on_result)
+    try:
+        engine.select(items)
+        engine.start()
+        first, second = (engine.result(item) for item in items)
+    finally:
+        engine.close()
+    assert second.outcome is Outcome.PASSED
+    assert first.outcome is Outcome.PASSED, first.message
+    assert first.attempts > 1
