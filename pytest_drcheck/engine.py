@@ -166,12 +166,13 @@ class Engine:
                 registry.get(item.check)
             self._prepare_target(host)
         with self._lock:
-            if fresh and not self._workers:
-                for index in range(max(1, self.settings.workers)):
-                    thread = threading.Thread(target=self._worker, name=f"drcheck-{index}",
-                                              daemon=True)
-                    thread.start()
-                    self._workers.append(thread)
+            # A thread per host job up to --dr-workers: no idle threads for a small drill.
+            wanted = min(max(1, self.settings.workers), len(self._scheduled))
+            for index in range(len(self._workers), wanted):
+                thread = threading.Thread(target=self._worker, name=f"drcheck-{index}",
+                                          daemon=True)
+                thread.start()
+                self._workers.append(thread)
         for host in fresh:
             self._queue.put((host, list(self._selected[host])))
 

@@ -342,3 +342,17 @@ def test_a_host_waiting_for_its_instance_under_dr_wait_lets_another_host_be_chec
     assert second.outcome is Outcome.PASSED
     assert first.outcome is Outcome.PASSED, first.message
     assert first.attempts > 1
+
+
+def test_a_small_drill_starts_a_host_thread_per_host_not_per_worker() -> None:
+    item = _item("a", want="ok", command="echo ok")
+    host = HostSpec("h1", None, ConnectionSpec(type="local"), ())
+    plan = Plan("site.yaml", "site.yaml", "0" * 64, DrillSpec("t"), {"h1": host}, [item], {})
+    engine = Engine(plan, TargetFactory(), EngineSettings(workers=100))
+    try:
+        engine.select([item])
+        engine.start()
+        assert engine.result(item).outcome is Outcome.PASSED
+        assert len(engine._workers) == 1
+    finally:
+        engine.close()
