@@ -24,6 +24,7 @@ from typing import Any
 
 from pytest_drcheck.checks import registry
 from pytest_drcheck.checks.base import CheckContext
+from pytest_drcheck.concurrency import AdaptiveLimit, HostGate
 from pytest_drcheck.durations import format_duration
 from pytest_drcheck.inventory.plan import HostSpec, Plan
 from pytest_drcheck.model import (
@@ -67,6 +68,15 @@ def handshake_limit() -> int:
     than a few per core only makes every handshake slower (and the default --dr-workers
     slower than a smaller setting); a few per core keep the cores busy across round trips."""
     return max(2, 4 * (os.cpu_count() or 1))
+
+
+def host_gate(settings: EngineSettings) -> HostGate:
+    """Hosts checked at once: adaptive, with --dr-workers as the ceiling. It starts at what the
+    handshakes can take at once (more hosts would only queue for them) and never goes below
+    one host per core (fewer cannot keep the client busy across round trips)."""
+    ceiling = max(1, settings.workers)
+    return HostGate(AdaptiveLimit(ceiling, initial=handshake_limit(),
+                                  floor=os.cpu_count() or 1))
 
 
 def _preload() -> None:
@@ -124,6 +134,8 @@ class Engine:
         self._pool = DeadlinePool(pool_size(self.settings), "drcheck-check")
         # Connection starts are paced to the CPU the handshakes need, not to --dr-workers.
         self._handshakes = threading.Semaphore(handshake_limit())
+        # Hosts checked at once, up to --dr-workers: follows how fast their batches answer.
+        self.gate = host_gate(self.settings)
 
     # --- wiring ----------------------------------------------------------------------------
 
@@ -154,12 +166,13 @@ class Engine:
                 registry.get(item.check)
             self._prepare_target(host)
         with self._lock:
-            if fresh and not self._workers:
-                for index in range(max(1, self.settings.workers)):
-                    thread = threading.Thread(target=self._worker, name=f"drcheck-{index}",
-                                              daemon=True)
-                    thread.start()
-                    self._workers.append(thread)
+            # A thread per host job up to --dr-workers: no idle threads for a small drill.
+            wanted = min(max(1, self.settings.workers), len(self._scheduled))
+            for index in range(len(self._workers), wanted):
+                thread = threading.Thread(target=self._worker, name=f"drcheck-{index}",
+                                          daemon=True)
+                thread.start()
+                self._workers.append(thread)
         for host in fresh:
             self._queue.put((host, list(self._selected[host])))
 
@@ -204,6 +217,8 @@ class Engine:
             return self._targets[host]
 
     def close(self) -> None:
+        if self._workers:
+            log.info("%s", self.gate.summary())
         for _ in self._workers:
             self._queue.put(None)
         self._pool.close()
@@ -223,8 +238,9 @@ class Engine:
             if job is None:
                 return
             host, items = job
+            admitted = self.gate.enter()
             try:
-                self._run_host(host, items)
+                self._run_host(host, items, admitted)
             except Exception as exc:  # a bug in one host's job must not lose its results
                 log.exception("host job %s crashed", host)
                 for item in items:
@@ -232,6 +248,8 @@ class Engine:
                         Outcome.ERROR, "a result", "none",
                         f"internal error: {type(exc).__name__}: {exc}"),
                         time.time(), time.monotonic(), host))
+            finally:
+                self.gate.leave()
 
     def _retry_left(self) -> float:
         return 0.0 if self._retry_until is None else self._retry_until - time.monotonic()
@@ -248,7 +266,7 @@ class Engine:
             return None, reason.removeprefix(f"{host.name}: ")
         return target, ""
 
-    def _run_host(self, host_name: str, items: list[PlanItem]) -> None:
+    def _run_host(self, host_name: str, items: list[PlanItem], admitted: int = 0) -> None:
         host = self.plan.hosts[host_name]
         wall, mono = time.time(), time.monotonic()
         # Checks observed from the runner (cloud APIs) need no connection to the host, and
@@ -265,8 +283,14 @@ class Engine:
             attempts = 1
             delays = self.settings.backoff.delays()
             # An instance still booting refuses connections: under --dr-wait, keep knocking.
+            # Between knocks the host is not being checked: its place at the host gate goes
+            # to a host that is (it would otherwise hold back hosts that are up).
             while connected is None and self._retry_left() > 0:
-                time.sleep(min(next(delays), max(0.0, self._retry_left())))
+                self.gate.leave()
+                try:
+                    time.sleep(min(next(delays), max(0.0, self._retry_left())))
+                finally:
+                    admitted = self.gate.enter()
                 connected, reason = self._connect(host)
                 attempts += 1
             if connected is None:
@@ -278,7 +302,7 @@ class Engine:
             failed_connects = attempts - 1
         per_host = max(1, min(self.settings.per_host, self.settings.workers))
         _HostChecks(self, host, target, items, remote, per_host, wall, mono,
-                    failed_connects).run()
+                    failed_connects, admitted).run()
 
     @staticmethod
     def _connect_deadline(host: HostSpec) -> float:
@@ -321,12 +345,42 @@ class Engine:
             unique.update(dict.fromkeys(commands))
         return wanted, list(unique)
 
-    def _start_batch(self, host: HostSpec, target: Target, commands: list[str]
-                     ) -> Future[Sequence[CommandResult]]:
-        """One batch for all the commands, on the pool, under its deadline."""
+    def _start_batch(self, host: HostSpec, target: Target, commands: list[str],
+                     paced: tuple[str, int] | None = None) -> Future[Sequence[CommandResult]]:
+        """One batch for all the commands, on the pool, under its deadline. A ``paced`` batch
+        (its kind and its host's admission epoch) tells the host gate how long it took."""
         timeout = host.connection.command_timeout
-        return self._pool.submit(lambda: target.run_batch(commands, timeout),
-                                 timeout + 5 + WATCHDOG_SLACK, f"batch-{host.name}")
+        started: list[float] = []
+
+        def run() -> Sequence[CommandResult]:
+            started.append(time.monotonic())  # when a thread takes it: queueing is ours
+            return target.run_batch(commands, timeout)
+
+        batch = self._pool.submit(run, timeout + 5 + WATCHDOG_SLACK, f"batch-{host.name}")
+        if paced is not None:
+            kind, admitted = paced
+            batch.add_done_callback(
+                lambda done: self._paced(host.name, kind, admitted, started, done))
+        return batch
+
+    def _paced(self, host: str, kind: str, admitted: int, started: list[float],
+               batch: Future[Sequence[CommandResult]]) -> None:
+        """Feeds a finished batch to the host gate; never touches what the batch reports."""
+        error = batch.exception()
+        before = self.gate.limit
+        if isinstance(error, DeadlineExceeded) or (
+                error is None and _whole_batch_timed_out(batch.result())):
+            decision = self.gate.timed_out(admitted)
+            seconds = time.monotonic() - started[0] if started else 0.0
+        elif error is None and started:
+            seconds = time.monotonic() - started[0]
+            decision = self.gate.round_trip(kind, seconds, admitted)
+        else:  # lost connection, refused exec: says nothing about load
+            return
+        after = self.gate.limit
+        if after != before:
+            log.debug("host gate: %d -> %d hosts at once after %s's batch (%s, %.2f s)",
+                      before, after, host, decision.value, seconds)
 
     @staticmethod
     def _outputs(wanted: dict[str, list[str]], commands: list[str],
@@ -399,6 +453,16 @@ class Engine:
             future.set_result(result)
 
 
+def _whole_batch_timed_out(results: Sequence[CommandResult]) -> bool:
+    """The batch as a whole ran out of time (not one of its commands under its own timeout)."""
+    return bool(results) and all(r.timed_out and r.batch_failure is not None for r in results)
+
+
+def _batch_kind(items: Iterable[PlanItem]) -> str:
+    """Batches with the same check types do comparable work: their round trips compare."""
+    return "batch:" + ",".join(sorted({item.check for item in items}))
+
+
 @dataclass(eq=False)
 class _ItemRun:
     """One item on its way through its attempts."""
@@ -422,13 +486,14 @@ class _HostChecks:
 
     def __init__(self, engine: Engine, host: HostSpec, target: Target, items: list[PlanItem],
                  remote: list[PlanItem], per_host: int, wall: float, mono: float,
-                 failed_connects: int) -> None:
+                 failed_connects: int, admitted: int = 0) -> None:
         self.engine = engine
         self.host = host
         self.target = target
         self.items = items
         self.wall, self.mono = wall, mono
         self.failed_connects = failed_connects
+        self.admitted = admitted
         # Light checks mostly wait on the network: they get their own, larger share so they
         # neither wait behind command checks nor hold them up.
         self.limits = {False: per_host, True: per_host * LIGHT_FACTOR}
@@ -436,6 +501,7 @@ class _HostChecks:
         self.ready: dict[bool, deque[_ItemRun]] = {False: deque(), True: deque()}
         self.steps: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self.wanted, self.commands = engine._batch_of(remote)
+        self.kind = _batch_kind(i for i in remote if self.wanted[i.key])
         self.needs_batch = {key for key, commands in self.wanted.items() if commands}
         # Each item's outputs once the batch has finished (None while it runs).
         self.outputs: dict[str, Sequence[CommandResult]] | None = None if self.commands else {}
@@ -446,7 +512,8 @@ class _HostChecks:
     def run(self) -> None:
         if self.commands:
             # Checks without commands (streams, API calls) start at once, alongside it.
-            batch = self.engine._start_batch(self.host, self.target, self.commands)
+            batch = self.engine._start_batch(self.host, self.target, self.commands,
+                                             (self.kind, self.admitted))
             self._then(batch, self._batch_done)
         for wave in self.engine._waves(self.items):
             for item in wave:

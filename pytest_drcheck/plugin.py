@@ -61,7 +61,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--dr-inventory", dest="dr_inventory", metavar="FILE",
                     help="inventory of the drill: collect and run the checks it implies")
     group.addoption("--dr-workers", dest="dr_workers", type=int, metavar="N",
-                    help="hosts checked at the same time (default 32)")
+                    help="most hosts checked at the same time; fewer while their batches "
+                         "answer slowly (default 32)")
     group.addoption("--dr-per-host", dest="dr_per_host", type=int, metavar="N",
                     help="checks run at the same time on one host (default 4)")
     group.addoption("--dr-streams-per-destination", dest="dr_streams_per_destination",

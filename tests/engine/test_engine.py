@@ -4,16 +4,20 @@ with that reason. Real commands on the local target; no mock."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
+from pytest_drcheck import engine as engine_module
 from pytest_drcheck.checks import registry
 from pytest_drcheck.checks.base import Check, CheckContext, Subject
-from pytest_drcheck.engine import Engine, EngineSettings
+from pytest_drcheck.concurrency import AdaptiveLimit, HostGate
+from pytest_drcheck.engine import Engine, EngineSettings, handshake_limit
 from pytest_drcheck.inventory.plan import ConnectionSpec, DrillSpec, HostSpec, Plan
 from pytest_drcheck.model import (
     CheckResult,
@@ -24,7 +28,7 @@ from pytest_drcheck.model import (
     PlanItem,
 )
 from pytest_drcheck.retry import Backoff
-from pytest_drcheck.targets.base import Target
+from pytest_drcheck.targets.base import Target, TargetError
 from pytest_drcheck.targets.factory import TargetFactory
 from pytest_drcheck.targets.local import LocalTarget
 
@@ -238,3 +242,117 @@ def test_stream_checks_start_alongside_the_batch_not_after_it(tmp_path: Path) ->
                    _item("port", check="streamonly"), listener=open_the_gate)
     assert results["port"].outcome is Outcome.PASSED
     assert results["batch"].outcome is Outcome.PASSED, results["batch"].message
+
+
+class HurriedLocalTarget(LocalTarget):
+    """Gives every whole script a tenth of a second (its commands keep their own timeouts):
+    the batch then really runs out of time, as an overloaded host's does."""
+
+    def run(self, command: str, timeout: float) -> Any:
+        return super().run(command, 0.1)
+
+
+def _run_paced(*items: PlanItem, workers: int, factory: Any = None
+               ) -> tuple[dict[str, CheckResult], int, int]:
+    """Results, and the host gate's limit before and after the run."""
+    host = HostSpec("h1", None, ConnectionSpec(type="local", command_timeout=1.0), ())
+    plan = Plan("site.yaml", "site.yaml", "0" * 64, DrillSpec("t"), {"h1": host}, items, {})
+    engine = Engine(plan, factory or TargetFactory(), EngineSettings(workers=workers))
+    before = engine.gate.limit
+    try:
+        engine.select(items)
+        engine.start()
+        results = {item.subject: engine.result(item) for item in items}
+        return results, before, engine.gate.limit
+    finally:
+        engine.close()
+
+
+def test_the_host_limit_starts_at_what_the_handshakes_take_and_never_passes_workers() -> None:
+    assert Engine(Plan("s", "s", "0" * 64, DrillSpec("t"), {}, [], {}), TargetFactory(),
+                  EngineSettings(workers=1000)).gate.limit == handshake_limit()
+    assert Engine(Plan("s", "s", "0" * 64, DrillSpec("t"), {}, [], {}), TargetFactory(),
+                  EngineSettings(workers=1)).gate.limit == 1
+
+
+def test_a_batch_that_answers_lets_the_host_limit_grow() -> None:
+    results, before, after = _run_paced(_item("a", want="ok", command="echo ok"),
+                                        workers=1000)
+    assert results["a"].outcome is Outcome.PASSED
+    assert after == before + 1
+
+
+def test_a_batch_that_timed_out_shrinks_the_host_limit_and_is_reported_as_without_it() -> None:
+    def make_target(host: HostSpec, target_of: Any) -> Target:
+        return HurriedLocalTarget(host.name)
+
+    results, before, after = _run_paced(_item("slow", want="", command="sleep 5"),
+                                        workers=1000, factory=make_target)
+    # The verdict is the batch's own: an error naming the timeout, never judged.
+    assert results["slow"].outcome is Outcome.ERROR
+    assert results["slow"].message == (
+        "h1 probe slow: could not observe: `sleep 5` did not run on h1: the batch of 1 "
+        "commands timed out after 6 s")
+    assert JUDGED == []
+    assert after == max(os.cpu_count() or 1, before // 2)
+
+
+def test_a_command_that_timed_out_on_its_own_is_a_round_trip_not_a_lost_batch() -> None:
+    # The batch came back (one command hit its own timeout): the host answered.
+    results, before, after = _run_paced(_item("slow", want="", command="sleep 30"),
+                                        workers=1000)
+    assert results["slow"].message == ("h1 probe slow: could not observe: `sleep 30` timed "
+                                       "out after 1 s on h1")
+    assert after == before + 1
+
+
+def test_a_host_waiting_for_its_instance_under_dr_wait_lets_another_host_be_checked(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # One host at a time. h1's instance refuses connections until h2 has been checked: if
+    # h1 kept its place while it waited, h2 would only start once h1's wait had run out.
+    monkeypatch.setattr(engine_module, "host_gate",
+                        lambda settings: HostGate(AdaptiveLimit(2, initial=1, floor=1)))
+    h2_checked = threading.Event()
+
+    class BootingLocalTarget(LocalTarget):
+        def connect(self) -> None:
+            if self.name == "h1" and not h2_checked.is_set():
+                raise TargetError(f"{self.name}: connection refused")
+
+    def make_target(host: HostSpec, target_of: Any) -> Target:
+        return BootingLocalTarget(host.name)
+
+    def on_result(result: CheckResult) -> None:
+        if result.host == "h2":
+            h2_checked.set()
+
+    items = [dataclasses.replace(_item("a", want="ok", command="echo ok"), host=name)
+             for name in ("h1", "h2")]
+    hosts = {name: HostSpec(name, None, ConnectionSpec(type="local"), ()) for name in ("h1", "h2")}
+    plan = Plan("site.yaml", "site.yaml", "0" * 64, DrillSpec("t"), hosts, items, {})
+    engine = Engine(plan, make_target,
+                    EngineSettings(workers=2, wait=30.0, backoff=Backoff(first=0.05, cap=0.05)))
+    engine.add_listener(on_result)
+    try:
+        engine.select(items)
+        engine.start()
+        first, second = (engine.result(item) for item in items)
+    finally:
+        engine.close()
+    assert second.outcome is Outcome.PASSED
+    assert first.outcome is Outcome.PASSED, first.message
+    assert first.attempts > 1
+
+
+def test_a_small_drill_starts_a_host_thread_per_host_not_per_worker() -> None:
+    item = _item("a", want="ok", command="echo ok")
+    host = HostSpec("h1", None, ConnectionSpec(type="local"), ())
+    plan = Plan("site.yaml", "site.yaml", "0" * 64, DrillSpec("t"), {"h1": host}, [item], {})
+    engine = Engine(plan, TargetFactory(), EngineSettings(workers=100))
+    try:
+        engine.select([item])
+        engine.start()
+        assert engine.result(item).outcome is Outcome.PASSED
+        assert len(engine._workers) == 1
+    finally:
+        engine.close()
