@@ -46,6 +46,9 @@ from pytest_drcheck.targets.forward import local_forward
 
 # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH.
 _NAME_MISMATCH_CODES = (62, 64)
+# How long a session that ended in an error lets the instance connection's teardown finish
+# before asking whether it was lost (see Target.connection_lost).
+LOST_GRACE_SECONDS = 0.5
 
 
 # --- the relay -------------------------------------------------------------------------------
@@ -251,7 +254,14 @@ def bind(target: Target, request: BindRequest, password: str) -> BindOutcome:
         wait = whole_seconds(request.timeout - elapsed())
         connection = _open_connection(address, request, request.user, password, tls, wait)
         stack.callback(_close, connection)
-        return _bind_on(connection, request, tls, password, done, wait)
+        outcome = _bind_on(connection, request, tls, password, done, wait)
+        if outcome.outcome in (ERROR, TIMED_OUT):
+            # The relay ends a session when its tunnel ends: if the connection to the instance
+            # went with it, that, not the server, is what was observed.
+            lost = target.unwrap().connection_lost(LOST_GRACE_SECONDS)
+            if lost is not None:
+                raise CouldNotObserve(lost)
+        return outcome
 
 
 def _bind_on(connection: Any, request: BindRequest, tls: Any, password: str,

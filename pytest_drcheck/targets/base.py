@@ -157,3 +157,10 @@ class Target(abc.ABC):
         """The target that really holds the connection (a wrapper, such as a host found in AWS
         first, returns the target it connected); itself for ordinary targets."""
         return self
+
+    def connection_lost(self, grace: float) -> str | None:
+        """Why this target's connection to the host is gone (one line), or None while it works
+        or for targets without one. A protocol error seen through the connection asks this
+        first: a tunnel torn down with its connection looks to the client like the server
+        hanging up. ``grace``: how long to let the connection's own teardown finish."""
+        return None

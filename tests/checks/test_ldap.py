@@ -552,3 +552,42 @@ def test_srv_with_unreadable_or_empty_resolv_conf(tmp_path: Path) -> None:
         Outcome.FAILED, f"expected dc02.ad.corp.example, dc03.ad.corp.example from SRV {SRV}, "
                         "but /etc/resolv.conf on the instance lists no nameserver")
     assert CHECK.judge(item, SrvValue(None, "", ())).reason == empty.reason
+
+
+class CutOffTarget(LocalTarget):
+    """The runner as the instance; its connection to the host reads as ``lost``."""
+
+    def __init__(self, lost: str | None) -> None:
+        super().__init__("app02")
+        self.lost = lost
+
+    def connection_lost(self, grace: float) -> str | None:
+        return self.lost
+
+
+LOST = ("app02: the SSH connection to 10.77.0.12:22 was lost (host rebooted, sshd restarted, "
+        "or the network dropped it)")
+
+
+@pytest.mark.parametrize("lost", [None, LOST])
+def test_a_session_cut_with_the_instances_connection_is_not_the_servers_doing(
+        lost: str | None) -> None:
+    """A drill that lost app02 mid-bind read "LDAP session failed: session terminated by
+    server" and failed the bind: the relay's tunnel had ended with the connection."""
+    from pytest_drcheck.net.ldapbind import bind
+    from tests.plugin.sockets import AcceptAndClose
+
+    server = AcceptAndClose()  # a session ended before any answer
+    request = ldapresult.BindRequest("127.0.0.1", server.port, "plain", SLAPD_DN, None, 5.0,
+                                     30.0)
+    try:
+        if lost is None:
+            outcome = bind(CutOffTarget(None), request, "secret")
+            assert (outcome.outcome, outcome.summary.split(":")[0]) == (
+                ldapresult.ERROR, "LDAP session failed")
+        else:
+            with pytest.raises(CouldNotObserve) as caught:
+                bind(CutOffTarget(lost), request, "secret")
+            assert str(caught.value) == LOST
+    finally:
+        server.close()

@@ -688,6 +688,20 @@ def test_a_dead_connection_is_reported(make_target: MakeTarget) -> None:
         target.run("true", 5)
 
 
+def test_connection_lost_says_why_only_for_a_lost_connection(make_target: MakeTarget) -> None:
+    target = make_target()
+    assert target.connection_lost(0.1) is None  # never connected
+    target.connect()
+    assert target.connection_lost(0.1) is None  # working
+    target.transport.sock.shutdown(socket.SHUT_RDWR)  # as a network that drops it
+    lost = target.connection_lost(30)
+    assert lost is not None and re.fullmatch(
+        r"app01: the SSH connection to 127\.0\.0\.1:\d+ was lost \(host rebooted, sshd "
+        r"restarted, or the network dropped it\)", lost), lost
+    target.close()
+    assert target.connection_lost(0.1) is None  # closed by us: not lost
+
+
 def test_ssh_target_repr_is_its_vantage(make_target: MakeTarget, sshd: Sshd) -> None:
     assert repr(make_target()) == f"SshTarget(app01 (ssh root@127.0.0.1:{sshd.port}))"
 

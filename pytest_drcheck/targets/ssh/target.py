@@ -260,6 +260,18 @@ class SshTarget(Target):
             raise TargetError(self.lost_message())
         return transport
 
+    def connection_lost(self, grace: float) -> str | None:
+        with self._state:
+            client = self._client
+        transport = client.get_transport() if client is not None else None
+        if transport is None:
+            return None  # never connected, or closed by us: not lost
+        if transport.is_active():
+            # paramiko closes the channels before it marks the transport inactive: a tunnel
+            # that just ended may be ahead of that by a moment.
+            transport.join(grace)
+        return None if transport.is_active() else self.lost_message()
+
     def lost_message(self) -> str:
         with self._state:
             closed = self._closed
