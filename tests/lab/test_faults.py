@@ -551,12 +551,39 @@ def _wait_for_records(evidence: Path, count: int, child: subprocess.Popen[str],
     return False
 
 
+# How many drills the cut-off test may run before one is cut while app02 is still being checked.
+CUT_OFF_ATTEMPTS = 3
+
+
 def test_runner_cut_off_mid_run(lab: Lab, baseline: Baseline, tmp_path: Path) -> None:
     """The runner's link to app02 dies (every packet between them dropped) once app02's first
     results are in: what app02 had observed stands, everything else on it errors with the
     cause (nothing "fails": nothing was observed), nothing hangs, the other hosts (and the
-    backup server's own view of app02) stay green."""
-    stage = Stage(tmp_path)
+    backup server's own view of app02) stay green.
+
+    app02's last checks can finish in the moment between its first result and the cut (seen
+    under eight CPU hogs): such a drill shows nothing of a cut, and the drill is run again."""
+    for attempt in range(CUT_OFF_ATTEMPTS):
+        drill = _drill_cut_off_at_app02(lab, tmp_path / f"attempt{attempt}")
+        app02 = {k: r for k, r in drill.records.items() if k.startswith("app02::")}
+        if any(r["outcome"] != "passed" for r in app02.values()):
+            break
+    assert any(r["outcome"] != "passed" for r in app02.values()), summary(drill)
+    others = {k: r for k, r in drill.records.items() if not k.startswith("app02::")}
+    assert set(drill.records) == set(KEYS), summary(drill)
+    assert all(r["outcome"] == "passed" for r in others.values()), summary(drill)
+    lost = Expect(UNOBSERVED, unobserved(r"(timed out|no answer|connection|unusable)")
+                  + "|cannot reach app02: .*")
+    wrong = {k: lost.problem(r) for k, r in app02.items() if r["outcome"] != "passed"
+             and lost.problem(r) is not None}
+    assert wrong == {}, summary(drill)
+    assert "Traceback" not in drill.output
+    assert drill.wall < wall_bound(baseline.wall), summary(drill)
+
+
+def _drill_cut_off_at_app02(lab: Lab, directory: Path) -> Drill:
+    directory.mkdir()
+    stage = Stage(directory)
     done = threading.Event()
     cut: list[contextlib.ExitStack] = []
 
@@ -581,18 +608,7 @@ def test_runner_cut_off_mid_run(lab: Lab, baseline: Baseline, tmp_path: Path) ->
     REPORT.append(f"== runner cut off mid-run\n{summary(drill)}")
     assert cut, "app02 was never cut off: " + summary(drill)
     assert lab.up().action == "already up"
-    app02 = {k: r for k, r in drill.records.items() if k.startswith("app02::")}
-    others = {k: r for k, r in drill.records.items() if not k.startswith("app02::")}
-    assert set(drill.records) == set(KEYS), summary(drill)
-    assert all(r["outcome"] == "passed" for r in others.values()), summary(drill)
-    lost = Expect(UNOBSERVED, unobserved(r"(timed out|no answer|connection|unusable)")
-                  + "|cannot reach app02: .*")
-    wrong = {k: lost.problem(r) for k, r in app02.items() if r["outcome"] != "passed"
-             and lost.problem(r) is not None}
-    assert wrong == {}, summary(drill)
-    assert any(r["outcome"] != "passed" for r in app02.values()), summary(drill)
-    assert "Traceback" not in drill.output
-    assert drill.wall < wall_bound(baseline.wall), summary(drill)
+    return drill
 
 
 def test_sigkill_mid_run_leaves_a_red_junit(lab: Lab, baseline: Baseline, tmp_path: Path) -> None:
