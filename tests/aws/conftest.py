@@ -68,7 +68,7 @@ def fake_server(moto_url: str) -> Iterator[FakeAws]:
 
 @pytest.fixture
 def fake(fake_server: FakeAws, moto_url: str) -> Iterator[FakeAws]:
-    requests.post(f"{moto_url}/moto-api/reset", timeout=10)
+    requests.post(f"{moto_url}/moto-api/reset", timeout=120)  # seconds under eight CPU hogs
     fake_server.reset()
     yield fake_server
     assert not fake_server.errors, "\n".join(fake_server.errors)
