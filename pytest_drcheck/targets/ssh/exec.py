@@ -167,16 +167,10 @@ class SessionStream:
         """A channel that ended without the host's EOF is a lost connection, and says so.
 
         A command that ends sends EOF before the channel closes; a channel closed (or a
-        send refused) without it was torn down with its transport. paramiko closes the
-        channels before it marks the transport inactive, so the transport's thread gets a
-        moment to finish first.
+        send refused) without it was torn down with its transport.
         """
-        if self._chan.eof_received:
-            return
-        transport = self._chan.get_transport()
-        if transport is not None and transport.is_active():
-            transport.join(LOST_TRANSPORT_GRACE_SECONDS)
-        if transport is None or not transport.is_active():
+        if not self._chan.eof_received and transport_gone(self._chan.get_transport(),
+                                                          LOST_TRANSPORT_GRACE_SECONDS):
             raise ConnectionError(self._lost_message())
 
     def settimeout(self, timeout: float | None) -> None:
@@ -189,6 +183,15 @@ class SessionStream:
         release, self._release = self._release, None
         if release is not None:
             release()
+
+
+def transport_gone(transport: paramiko.Transport | None, grace: float) -> bool:
+    """Whether the connection is gone. paramiko closes a dying transport's channels before it
+    marks the transport inactive: a channel that just ended may be ahead of that by a moment,
+    so a transport still marked active gets ``grace`` seconds for its thread to finish."""
+    if transport is not None and transport.is_active():
+        transport.join(grace)
+    return transport is None or not transport.is_active()
 
 
 def remote_seconds(timeout: float) -> int:

@@ -29,7 +29,12 @@ from pytest_drcheck.targets.ssh.errors import (
     TransportGone,
     classify_open_failure,
 )
-from pytest_drcheck.targets.ssh.exec import SessionStream, run_command, start_command
+from pytest_drcheck.targets.ssh.exec import (
+    SessionStream,
+    run_command,
+    start_command,
+    transport_gone,
+)
 from pytest_drcheck.targets.ssh.resolver import HelperGone, ResolverHelper, can_ask, helper_script
 from pytest_drcheck.targets.ssh.settings import Endpoint, SshSettings
 from pytest_drcheck.targets.ssh.slots import SessionSlots
@@ -266,11 +271,7 @@ class SshTarget(Target):
         transport = client.get_transport() if client is not None else None
         if transport is None:
             return None  # never connected, or closed by us: not lost
-        if transport.is_active():
-            # paramiko closes the channels before it marks the transport inactive: a tunnel
-            # that just ended may be ahead of that by a moment.
-            transport.join(grace)
-        return None if transport.is_active() else self.lost_message()
+        return self.lost_message() if transport_gone(transport, grace) else None
 
     def lost_message(self) -> str:
         with self._state:
