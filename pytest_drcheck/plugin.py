@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_drcheck import __version__
+from pytest_drcheck.gcpause import collector_paused
 from pytest_drcheck.plugins import OPTION_GROUP
 from pytest_drcheck.plugins.evidence import EVIDENCE_KEY, drill_launch, open_evidence
 
@@ -108,13 +109,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     # What is made from here on lives for the session (modules, the plan): the cyclic
     # collector's passes over it find nothing; paused until it is frozen out of their way.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         _configure_run(config, inventory)
-    finally:
-        if collecting:
-            gc.enable()
     _freeze_what_lives_for_the_session(config)
 
 

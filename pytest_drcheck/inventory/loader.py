@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import gc
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -14,6 +13,7 @@ from pytest_drcheck import extensions
 from pytest_drcheck.checks import registry
 from pytest_drcheck.checks.base import ExpansionError
 from pytest_drcheck.durations import parse_duration
+from pytest_drcheck.gcpause import collector_paused
 from pytest_drcheck.inventory import schema
 from pytest_drcheck.inventory.errors import InventoryError, Problem
 from pytest_drcheck.inventory.plan import ConnectionSpec, DrillSpec, HostSpec, Plan
@@ -455,16 +455,8 @@ def load_plan(path: str | Path, suite_dirs: Sequence[str | Path] = (),
               display_name: str | None = None) -> Plan:
     """Load an inventory. Raises InventoryError listing every problem found, one per line."""
     path = Path(path)
-    # Loading makes hundreds of thousands of objects that all stay alive: the cyclic
-    # collector's passes over them while they are made find nothing, and cost a tenth of
-    # loading a large inventory. (Never re-enabled if a caller had turned it off.)
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         return _Loader(path, [Path(d) for d in suite_dirs], display_name or str(path)).load()
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def with_host_address(host: HostSpec, address: str) -> HostSpec:
