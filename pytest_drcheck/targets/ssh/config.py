@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import shlex
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -40,23 +41,60 @@ def resolve_endpoint(settings: SshSettings) -> Endpoint:
 def ssh_config_options(name: str, path: str | None, host: str) -> dict[str, Any]:
     if path is None:
         return {}
-    full = os.path.expanduser(path)
-    try:
-        refuse_match_exec(name, full)
-        config = paramiko.SSHConfig.from_path(full)
-    except OSError as exc:
-        raise TargetError(f"{name}: cannot read ssh_config {full}: {exc.strerror}") from None
-    except paramiko.SSHException as exc:
-        raise TargetError(f"{name}: ssh_config {full} is not valid: {exc}") from None
-    return dict(config.lookup(host))
+    return dict(SSH_CONFIGS.parsed(name, os.path.expanduser(path)).lookup(host))
+
+
+class SshConfigFiles:
+    """ssh_config files parsed once per run (again only when one changed), shared by all hosts.
+
+    Every host of a drill looks up the same file; parsing it per host is quadratic in the
+    drill's size when the file has a Host block per instance (a DR site's usual shape), as
+    known_hosts was. A file that cannot be used is remembered too, and refused for every host
+    that names it, each with its own name.
+    """
+
+    def __init__(self) -> None:
+        self.reads = 0  # how many times a file was parsed (for tests and benchmarks)
+        self._lock = threading.Lock()
+        self._files: dict[str, tuple[tuple[int, int, int], paramiko.SSHConfig | str]] = {}
+
+    def parsed(self, name: str, path: str) -> paramiko.SSHConfig:
+        try:
+            info = os.stat(path)
+        except OSError as exc:
+            raise TargetError(f"{name}: cannot read ssh_config {path}: {exc.strerror}") from None
+        signature = (info.st_mtime_ns, info.st_size, info.st_ino)
+        with self._lock:
+            cached = self._files.get(path)
+            if cached is None or cached[0] != signature:
+                cached = (signature, self._parse(path))
+                self._files[path] = cached
+        config = cached[1]
+        if isinstance(config, str):
+            raise TargetError(f"{name}: {config}")
+        return config
+
+    def _parse(self, path: str) -> paramiko.SSHConfig | str:
+        """The parsed file, or why it cannot be used (without a host's name)."""
+        self.reads += 1
+        try:
+            problem = match_exec_problem(path)
+            return problem if problem is not None else paramiko.SSHConfig.from_path(path)
+        except OSError as exc:
+            return f"cannot read ssh_config {path}: {exc.strerror}"
+        except paramiko.SSHException as exc:
+            return f"ssh_config {path} is not valid: {exc}"
+
+
+SSH_CONFIGS = SshConfigFiles()
 
 
 # Match criteria that take no argument (the others are followed by one).
 _BARE_CRITERIA = {"all", "canonical", "final"}
 
 
-def refuse_match_exec(name: str, path: str) -> None:
-    """TargetError if the file has a ``Match exec`` block.
+def match_exec_problem(path: str) -> str | None:
+    """Why the file is refused if it has a ``Match exec`` block, else None.
 
     paramiko would run that command on this machine for every lookup that reaches the block,
     through invoke, with no timeout, reading the runner's stdin (under pytest that fails with
@@ -76,12 +114,13 @@ def refuse_match_exec(name: str, path: str) -> None:
         while tokens:
             keyword = tokens.pop(0).lower().lstrip("!")
             if keyword == "exec":
-                raise TargetError(
-                    f"{name}: ssh_config {path} line {number} uses `Match exec`, which "
-                    "pytest-drcheck does not run (it would run a local command for every "
-                    "host); give the inventory an ssh_config without it, e.g. with Host blocks")
+                return (f"ssh_config {path} line {number} uses `Match exec`, which "
+                        "pytest-drcheck does not run (it would run a local command for every "
+                        "host); give the inventory an ssh_config without it, e.g. with Host "
+                        "blocks")
             if keyword not in _BARE_CRITERIA and tokens:
                 tokens.pop(0)
+    return None
 
 
 def proxy_jump_chain(settings: SshSettings, spec: str,
