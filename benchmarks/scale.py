@@ -5,7 +5,9 @@ and with a bare-paramiko floor doing the same remote work without a framework.
 N instances are network namespaces with their own sshd and chronyd (the lab's machinery, on
 10.76.0.0/16, which the isolation guard covers from before any namespace exists until the last
 is gone), plus shared DNS (dnsmasq), LDAP (slapd) and NTP (chronyd) servers; every
-instance's link has ``tc netem`` delay (``--rtt`` ms round trip, 20 by default). Per
+instance's link has ``tc netem`` delay (``--rtt`` ms round trip, 20 by default), or, on a
+kernel without netem (this machine's), the runner reaches every instance through a user-space
+delaying relay with the same round trip (``scale_relay.py``; its CPU is shown apart). Per
 instance: dns (system resolver and the on-prem server, 4 names each), reach (open and closed),
 agent, nic, time and ldap: the checks ``scale_inventory.py`` writes.
 
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import scale_inventory
+import scale_relay
 import scale_site
 
 from pytest_drcheck.lab import procs
@@ -52,6 +55,7 @@ class Sample:
     rss_mib: float  # peak RSS of the largest client process
     summary: str
     threads: int = 0  # peak thread count of the client process (sampled)
+    relay_cpu: float = 0.0  # user+sys of the delaying relay during the run, seconds
 
 
 @dataclass
@@ -101,8 +105,9 @@ def command(mode: str, files: dict[str, Path], workdir: Path, extra: list[str]
 
 
 def measure(argv: list[str], env: dict[str, str], cwd: Path, lab: object,
-            names: tuple[str, ...], timeout: float) -> Sample:
+            names: tuple[str, ...], timeout: float, relay: scale_relay.Relay | None) -> Sample:
     before = _sshd_ticks(lab, names)
+    relay_before = relay.cpu_seconds() if relay is not None else 0.0
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out:
         child = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
@@ -127,8 +132,9 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path, lab: object,
     summary = text[-1] if text else f"exit {child.returncode}"
     if child.returncode not in (0,):
         summary = f"exit {child.returncode}: {summary}"
+    relay_cpu = relay.cpu_seconds() - relay_before if relay is not None else 0.0
     return Sample(wall, usage.ru_utime + usage.ru_stime, sshd, usage.ru_maxrss / 1024, summary,
-                  threads)
+                  threads, relay_cpu)
 
 
 def _threads(pid: int) -> int:
@@ -159,13 +165,23 @@ def main() -> None:
     cells: dict[tuple[int, str], Cell] = {(n, m): Cell() for n in sizes for m in modes}
     extra = args.drcheck_args.split()
     links = ""
+    relay: scale_relay.Relay | None = None
     try:
         with scale_site.locked():
             started = time.monotonic()
             lab, links = scale_site.build(site)
             print(f"site up: {site.hosts} instances, {links}, "
                   f"built in {time.monotonic() - started:.1f} s", flush=True)
-        files = {n: scale_inventory.write(site, n, workdir) for n in sizes}
+        if args.rtt > 0 and links.startswith("NO DELAY"):
+            # No netem on this kernel: the same round trip from a user-space relay instead.
+            relay = scale_relay.start([site.address(n) for n in site.instances], args.rtt,
+                                      workdir)
+            links = (f"delaying relay (no netem): {args.rtt / 2:g} ms each way on the "
+                     f"runner-to-instance link, {args.rtt:g} ms round trip; measured connect + "
+                     f"SSH banner {relay.banner_round_trip_ms():.1f} ms (two round trips)")
+            print(links, flush=True)
+        mapping = relay.addresses if relay is not None else None
+        files = {n: scale_inventory.write(site, n, workdir, mapping) for n in sizes}
         for mode in modes:  # warm-up: bytecode caches written, page cache filled
             argv, env = command(mode, files[sizes[0]], workdir, extra)
             subprocess.run(argv, env=env, cwd=workdir, capture_output=True, timeout=600)
@@ -177,11 +193,13 @@ def main() -> None:
                         if mode.startswith("testinfra") and n > args.testinfra_max:
                             continue
                         argv, env = command(mode, files[n], workdir, extra)
-                        sample = measure(argv, env, workdir, lab, names, args.timeout)
+                        sample = measure(argv, env, workdir, lab, names, args.timeout, relay)
                         cells[n, mode].samples.append(sample)
                         print(f"round {round_no + 1} N={n:<4} {mode:13s} {sample.wall:7.2f} s "
                               f"cpu {sample.cpu:6.2f} s  {sample.summary}", flush=True)
     finally:
+        if relay is not None:
+            relay.stop()
         if not args.keep:
             with scale_site.locked():
                 scale_site.teardown(site)
@@ -194,7 +212,7 @@ def report(sizes: list[int], modes: list[str], cells: dict[tuple[int, str], Cell
           f"runs, {os.cpu_count()} CPUs")
     print(f"{'N':>5} {'mode':13s} {'wall s':>8} {'cpu ms/host':>12} {'sshd ms/host':>13} "
           f"{'peak RSS MiB':>13} {'threads':>8} {'wall/N=1':>9} {'wall/floor':>11} "
-          f"{'cpu/floor':>10}")
+          f"{'cpu/floor':>10} {'relay ms/host':>14}")
     first = sizes[0]
     for n in sizes:
         for mode in modes:
@@ -211,7 +229,7 @@ def report(sizes: list[int], modes: list[str], cells: dict[tuple[int, str], Cell
             print(f"{n:>5} {mode:13s} {wall:8.2f} {1000 * cpu / n:12.1f} "
                   f"{1000 * cell.median('sshd_cpu') / n:13.1f} {cell.median('rss_mib'):13.1f} "
                   f"{cell.median('threads'):8.0f} {wall / base:8.2f}x {wall_floor:>11} "
-                  f"{cpu_floor:>10}")
+                  f"{cpu_floor:>10} {1000 * cell.median('relay_cpu') / n:14.1f}")
         if "drcheck" in modes and cells[n, "drcheck"].samples:
             ours = cells[n, "drcheck"].median("wall")
             others = [m for m in modes if m.startswith(("testinfra", "drcheck-w"))]

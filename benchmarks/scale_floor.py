@@ -84,9 +84,10 @@ def _ldaps_bind(chan: paramiko.Channel, context: ssl.SSLContext, password: str) 
         raise RuntimeError(f"bind failed: {answer!r}")
 
 
-def check_host(address: str, keys: paramiko.HostKeys, pkey: paramiko.PKey,
+def check_host(address: str, connect: str, keys: paramiko.HostKeys, pkey: paramiko.PKey,
                context: ssl.SSLContext, password: str) -> None:
-    sock = socket.create_connection((address, 22), timeout=30)
+    # ``connect`` is the delaying relay in front of the instance, when there is one.
+    sock = socket.create_connection((connect, 22), timeout=30)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     transport = paramiko.Transport(sock)
     try:
@@ -136,8 +137,8 @@ def main() -> None:
     password = PASSWORD.read_text().strip()
     failures = []
     with ThreadPoolExecutor(max_workers=min(len(hosts), 128)) as pool:
-        futures = {h["address"]: pool.submit(check_host, h["address"], keys, pkey, context,
-                                             password) for h in hosts}
+        futures = {h["address"]: pool.submit(check_host, h["address"], h["connect"], keys, pkey,
+                                             context, password) for h in hosts}
         for address, future in futures.items():
             try:
                 future.result()

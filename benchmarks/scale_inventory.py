@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import scale_relay
 import yaml
 from scale_site import (
     CLOSED_PORT,
@@ -32,7 +33,8 @@ def records() -> list[tuple[str, str]]:
     return [(f"{name}.{DOMAIN}", address) for name, address in RECORDS]
 
 
-def inventory(site: ScaleSite, hosts: int) -> dict[str, Any]:
+def inventory(site: ScaleSite, hosts: int, ssh_config: Path | None = None,
+              known_hosts: Path = KNOWN_HOSTS) -> dict[str, Any]:
     checks = {
         "dns": [{"site": True}, {"site": True, "resolver": "onprem"}],
         "reach": [{"target": f"{LDAP_ADDR}:389"},
@@ -47,8 +49,9 @@ def inventory(site: ScaleSite, hosts: int) -> dict[str, Any]:
         "drill": {"name": f"scale-{hosts}", "rto": "4h", "rpo": "15m"},
         "defaults": {"timeout": "30s", "connection": {
             "type": "ssh", "user": "root", "identity_file": str(KEY),
-            "known_hosts": str(KNOWN_HOSTS), "connect_timeout": "20s",
-            "command_timeout": "20s"}},
+            "known_hosts": str(known_hosts), "connect_timeout": "20s",
+            "command_timeout": "20s",
+            **({"ssh_config": str(ssh_config)} if ssh_config is not None else {})}},
         "site": {
             "dns": {"resolvers": {"onprem": DNS_ADDR},
                     "records": [{"name": n, "values": [a]} for n, a in records()]},
@@ -68,15 +71,28 @@ def inventory(site: ScaleSite, hosts: int) -> dict[str, Any]:
     }
 
 
-def write(site: ScaleSite, hosts: int, directory: Path) -> dict[str, Path]:
-    """The three inputs for ``hosts`` instances: inventory, testinfra hosts, floor hosts."""
+def write(site: ScaleSite, hosts: int, directory: Path,
+          relay: dict[str, str] | None = None) -> dict[str, Path]:
+    """The three inputs for ``hosts`` instances: inventory, testinfra hosts, floor hosts.
+    With ``relay`` (instance address -> delaying relay address), every client reaches the
+    instances through the relay: an ssh_config Host block per instance, and a known_hosts with
+    each key under the relay's address too (scale_relay.py)."""
     directory.mkdir(parents=True, exist_ok=True)
     names = site.instances[:hosts]
-    inv = directory / f"inventory-{hosts}.yaml"
-    inv.write_text(yaml.safe_dump(inventory(site, hosts), sort_keys=False))
+    known_hosts = KNOWN_HOSTS
+    blocks = ""
+    if relay is not None:
+        known_hosts = directory / "known_hosts-relay"
+        known_hosts.write_text(scale_relay.known_hosts_lines(KNOWN_HOSTS, relay))
+        blocks = scale_relay.ssh_config_blocks(relay)
     ssh_config = directory / "ssh_config"
-    ssh_config.write_text(f"Host *\n  User root\n  IdentityFile {KEY}\n"
-                          f"  UserKnownHostsFile {KNOWN_HOSTS}\n  StrictHostKeyChecking yes\n")
+    ssh_config.write_text(f"{blocks}Host *\n  User root\n  IdentityFile {KEY}\n"
+                          f"  UserKnownHostsFile {known_hosts}\n  StrictHostKeyChecking yes\n")
+    inv = directory / f"inventory-{hosts}.yaml"
+    inv.write_text(yaml.safe_dump(inventory(
+        site, hosts, ssh_config if relay is not None else None, known_hosts), sort_keys=False))
     hosts_file = directory / f"hosts-{hosts}.json"
-    hosts_file.write_text(json.dumps([{"name": n, "address": site.address(n)} for n in names]))
+    hosts_file.write_text(json.dumps([
+        {"name": n, "address": site.address(n),
+         "connect": (relay or {}).get(site.address(n), site.address(n))} for n in names]))
     return {"inventory": inv, "ssh_config": ssh_config, "hosts": hosts_file}
