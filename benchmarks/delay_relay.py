@@ -62,8 +62,10 @@ class DelayedHalf:
         while self.queue and self.queue[0][0] <= now:
             _, data = self.queue.popleft()
             if data == EOF:
-                if sink.can_write_eof():
+                try:
                     sink.write_eof()
+                except OSError:  # the peer is already gone: nothing left to half-close
+                    sink.close()
             elif data == CLOSE:
                 sink.close()
                 self.queue.clear()

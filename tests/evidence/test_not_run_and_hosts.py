@@ -88,6 +88,32 @@ def test_background_library_records_go_to_their_host(tmp_path: Path) -> None:
     assert app01[0]["logger"] == "pytest_drcheck.ssh.app01" and app01[0]["level"] == "ERROR"
 
 
+def test_transport_debug_records_are_made_only_for_a_bundle(tmp_path: Path) -> None:
+    """Without a bundle the transports' DEBUG chatter is not even made (nothing would keep
+    it); their warnings still stay out of the reports and are counted."""
+    def log() -> None:
+        channel = logging.getLogger("pytest_drcheck.ssh.app01")
+        channel.debug("[chan 3] EOF sent")
+        channel.warning("Oops, unhandled type 3")
+
+    for sink in (None, LogSink(tmp_path, Redactor([]))):
+        router = LibraryLogRouter(sink)
+        router.install()
+        try:
+            thread = threading.Thread(target=log, name="paramiko-thread")
+            thread.start()
+            thread.join()
+        finally:
+            router.remove()
+            if sink is not None:
+                sink.close()
+        if sink is None:
+            assert router.unkept == {"app01": 1}
+    kept = [json.loads(line)["message"] for line in (tmp_path / "logs" / "app01.jsonl")
+            .read_text().splitlines()]
+    assert kept == ["[chan 3] EOF sent", "Oops, unhandled type 3"]
+
+
 def test_host_of_a_record() -> None:
     def made(name: str, thread: str) -> logging.LogRecord:
         made = logging.LogRecord(name, logging.ERROR, __file__, 1, "x", None, None)
