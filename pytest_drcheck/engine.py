@@ -308,22 +308,26 @@ class Engine:
     def _connect_deadline(host: HostSpec) -> float:
         return host.connection.connect_timeout * 3 + WATCHDOG_SLACK
 
-    def _waves(self, items: list[PlanItem]) -> list[list[PlanItem]]:
-        """Items in dependency order: each wave needs only results of earlier waves (or of
-        items this run does not report on, which are ignored)."""
+    @staticmethod
+    def _requirements(items: list[PlanItem]) -> list[tuple[_ItemRun, set[str]]]:
+        """Each item's run and the keys of this run's items it must wait for. Requirements
+        outside the run are ignored; items caught in a requirement cycle (and those behind
+        it) wait for nothing rather than forever."""
         keys = {item.key for item in items}
-        done: set[str] = set()
-        pending = list(items)
-        waves: list[list[PlanItem]] = []
+        needs = {item.key: {k for k in item.required_keys if k in keys and k != item.key}
+                 for item in items}
+        settled: set[str] = set()
+        pending = [item.key for item in items]
         while pending:
-            ready = [i for i in pending
-                     if all(k in done or k not in keys for k in i.required_keys)]
-            if not ready:  # a requirement cycle: run the rest rather than wait forever
-                ready = pending
-            waves.append(ready)
-            done.update(i.key for i in ready)
-            pending = [i for i in pending if i.key not in done]
-        return waves
+            ready = [key for key in pending if needs[key] <= settled]
+            if not ready:  # a cycle: release what is left
+                for key in pending:
+                    needs[key] = set()
+                break
+            settled.update(ready)
+            pending = [key for key in pending if key not in settled]
+        return [(_ItemRun(item, registry.get(item.check).light), needs[item.key])
+                for item in items]
 
     def _unreachable(self, items: list[PlanItem], host_name: str, reason: str, wall: float,
                      mono: float, attempts: int = 1) -> None:
@@ -396,7 +400,7 @@ class Engine:
         return {key: [by_command[c] for c in cmds] for key, cmds in wanted.items()}
 
     def _unmet_requirement(self, item: PlanItem) -> Observation | None:
-        """A skip naming the first required test that did not pass (its waves ran first)."""
+        """A skip naming the first required test that did not pass (it finished first)."""
         for key in item.required_keys:
             with self._lock:
                 future = self._futures.get(key)
@@ -479,7 +483,8 @@ class _ItemRun:
 
 
 class _HostChecks:
-    """One host's checks, wave after wave, within the per-host limits. The host's job thread
+    """One host's checks, each once its requirements have results, within the per-host
+    limits. The host's job thread
     starts what fits and takes each completion as a step (posted by the pool or the timer);
     every check, batch and reconnect runs on the engine's pool under its deadline, so no
     thread is started or kept waiting per check."""
@@ -507,6 +512,10 @@ class _HostChecks:
         self.outputs: dict[str, Sequence[CommandResult]] | None = None if self.commands else {}
         self.batch_error: Exception | None = None
         self.parked: list[_ItemRun] = []  # first looks waiting for the batch's outputs
+        # Checks waiting for required results: key -> (its run, the keys it still needs),
+        # and each required key -> the keys waiting on it.
+        self.waiting: dict[str, tuple[_ItemRun, set[str]]] = {}
+        self.dependents: dict[str, list[str]] = {}
         self.unfinished = 0
 
     def run(self) -> None:
@@ -515,15 +524,21 @@ class _HostChecks:
             batch = self.engine._start_batch(self.host, self.target, self.commands,
                                              (self.kind, self.admitted))
             self._then(batch, self._batch_done)
-        for wave in self.engine._waves(self.items):
-            for item in wave:
-                light = registry.get(item.check).light
-                self.ready[light].append(_ItemRun(item, light))
-            self.unfinished = len(wave)
+        # Each check starts as soon as the checks it requires have results: a dependent waits
+        # for its own requirement, never for unrelated slow checks (a clock sampled over a
+        # 20 ms link, an LDAP bind) as a wave barrier made it.
+        for run, needs in self.engine._requirements(self.items):
+            if needs:
+                self.waiting[run.item.key] = (run, needs)
+                for key in needs:
+                    self.dependents.setdefault(key, []).append(run.item.key)
+            else:
+                self.ready[run.light].append(run)
+        self.unfinished = len(self.items)
+        self._start_what_fits()
+        while self.unfinished:
+            self.steps.get()()
             self._start_what_fits()
-            while self.unfinished:
-                self.steps.get()()
-                self._start_what_fits()
 
     def _then(self, future: Future[Any], step: Callable[[Future[Any]], None]) -> None:
         future.add_done_callback(lambda done: self.steps.put(lambda: step(done)))
@@ -648,3 +663,10 @@ class _HostChecks:
     def _done(self, run: _ItemRun, result: CheckResult) -> None:
         self.engine._finish(run.item, result)
         self.unfinished -= 1
+        # Its result has landed (a dependent's skip reads it): release what waited on it.
+        for key in self.dependents.pop(run.item.key, ()):
+            waiter, needs = self.waiting[key]
+            needs.discard(run.item.key)
+            if not needs:
+                del self.waiting[key]
+                self.ready[waiter.light].append(waiter)

@@ -103,6 +103,27 @@ class StreamOnlyCheck(Check[str]):
         return Observation.passed("open", value)
 
 
+class GatedCheck(Check[str]):
+    """No command; its look waits (at most its item's timeout) until GATE is set."""
+
+    type_name: ClassVar[str] = "gated"
+    entry_schema: ClassVar[Mapping[str, Any]] = {}
+
+    def expand(self, entry: Mapping[str, Any], site: Mapping[str, Any]) -> list[Subject]:
+        return [Subject(entry["name"], entry)]
+
+    def observe(self, ctx: CheckContext) -> str:
+        return "released" if GATE.wait(ctx.timeout) else "never released"
+
+    def judge(self, item: PlanItem, value: str) -> Observation:
+        if value == "released":
+            return Observation.passed("released", value)
+        return Observation.failed("released", value)
+
+
+GATE = threading.Event()
+
+
 class CountingLocalTarget(LocalTarget):
     connects = 0
 
@@ -115,6 +136,7 @@ def probe_registered(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setitem(registry.BUILTIN_CHECKS, "probe", f"{__name__}:ProbeCheck")
     monkeypatch.setitem(registry.BUILTIN_CHECKS, "runner", f"{__name__}:RunnerCheck")
     monkeypatch.setitem(registry.BUILTIN_CHECKS, "streamonly", f"{__name__}:StreamOnlyCheck")
+    monkeypatch.setitem(registry.BUILTIN_CHECKS, "gated", f"{__name__}:GatedCheck")
     registry.available.cache_clear()
     registry.get.cache_clear()
     JUDGED.clear()
@@ -205,6 +227,31 @@ def test_a_requirement_that_could_not_be_observed_skips_its_dependent_with_the_c
     assert results["mtu"].outcome is Outcome.SKIPPED
     assert results["mtu"].message == ("h1 probe mtu: skipped: probe[base] did not pass "
                                       "(could not observe: `ip -j addr` timed out)")
+
+
+def test_a_dependent_starts_when_its_requirement_ends_not_when_unrelated_checks_do() -> None:
+    # "slow" is released only by the dependent's result: if dependents waited for every
+    # check of the host (waves), "slow" would wait out its timeout and fail.
+    GATE.clear()
+
+    def release(result: CheckResult) -> None:
+        if result.subject == "dependent":
+            GATE.set()
+
+    results = _run(_item("slow", check="gated"),
+                   _item("base", want="yes", command="echo yes"),
+                   _item("dependent", ("probe[base]",), want="ok", command="echo ok"),
+                   listener=release)
+    assert results["dependent"].outcome is Outcome.PASSED
+    assert results["slow"].outcome is Outcome.PASSED, results["slow"].message
+
+
+def test_a_requirement_cycle_runs_its_checks_rather_than_wait_forever() -> None:
+    results = _run(_item("a", ("probe[b]",), want="x", command="echo x"),
+                   _item("b", ("probe[a]",), want="y", command="echo y"),
+                   _item("c", ("probe[a]",), want="z", command="echo z"))
+    assert {s: r.outcome for s, r in results.items()} == {
+        "a": Outcome.PASSED, "b": Outcome.PASSED, "c": Outcome.PASSED}
 
 
 def test_a_requirement_outside_the_selection_does_not_hold_a_test_back() -> None:
