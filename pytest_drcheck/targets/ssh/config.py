@@ -12,6 +12,7 @@ from typing import Any
 import paramiko
 
 from pytest_drcheck.targets.base import TargetError
+from pytest_drcheck.targets.ssh.config_index import IndexedConfig
 from pytest_drcheck.targets.ssh.settings import Endpoint, SshSettings
 
 
@@ -41,7 +42,7 @@ def resolve_endpoint(settings: SshSettings) -> Endpoint:
 def ssh_config_options(name: str, path: str | None, host: str) -> dict[str, Any]:
     if path is None:
         return {}
-    return dict(SSH_CONFIGS.parsed(name, os.path.expanduser(path)).lookup(host))
+    return SSH_CONFIGS.parsed(name, os.path.expanduser(path)).lookup(host)
 
 
 class SshConfigFiles:
@@ -50,15 +51,16 @@ class SshConfigFiles:
     Every host of a drill looks up the same file; parsing it per host is quadratic in the
     drill's size when the file has a Host block per instance (a DR site's usual shape), as
     known_hosts was. A file that cannot be used is remembered too, and refused for every host
-    that names it, each with its own name.
+    that names it, each with its own name. Lookups read only the blocks that can apply to
+    the host (config_index.py).
     """
 
     def __init__(self) -> None:
         self.reads = 0  # how many times a file was parsed (for tests and benchmarks)
         self._lock = threading.Lock()
-        self._files: dict[str, tuple[tuple[int, int, int], paramiko.SSHConfig | str]] = {}
+        self._files: dict[str, tuple[tuple[int, int, int], IndexedConfig | str]] = {}
 
-    def parsed(self, name: str, path: str) -> paramiko.SSHConfig:
+    def parsed(self, name: str, path: str) -> IndexedConfig:
         try:
             info = os.stat(path)
         except OSError as exc:
@@ -74,12 +76,15 @@ class SshConfigFiles:
             raise TargetError(f"{name}: {config}")
         return config
 
-    def _parse(self, path: str) -> paramiko.SSHConfig | str:
+    def _parse(self, path: str) -> IndexedConfig | str:
         """The parsed file, or why it cannot be used (without a host's name)."""
         self.reads += 1
         try:
             problem = match_exec_problem(path)
-            return problem if problem is not None else paramiko.SSHConfig.from_path(path)
+            if problem is not None:
+                return problem
+            with open(path, encoding="utf-8", errors="replace") as file:
+                return IndexedConfig(file.read())
         except OSError as exc:
             return f"cannot read ssh_config {path}: {exc.strerror}"
         except paramiko.SSHException as exc:
