@@ -123,6 +123,7 @@ class Engine:
         self._building: list[str] = []
         self._futures: dict[str, Future[CheckResult]] = {}
         self._scheduled: set[str] = set()
+        self._preloaded = False
         self._lock = threading.Lock()
         self._queue: queue.Queue[tuple[str, list[PlanItem]] | None] = queue.Queue()
         self._workers: list[threading.Thread] = []
@@ -152,7 +153,9 @@ class Engine:
 
     def start(self, hosts: Iterable[str] | None = None) -> None:
         """Schedule the selected items of these hosts (all hosts when None); idempotent."""
-        _preload()
+        if not self._preloaded:  # once: every result() comes through here
+            _preload()
+            self._preloaded = True
         with self._lock:
             names = list(self._selected) if hosts is None else list(hosts)
             fresh = [h for h in names if h in self._selected and h not in self._scheduled]
