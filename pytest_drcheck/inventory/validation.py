@@ -11,6 +11,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import ValidationError, best_match
+from referencing.jsonschema import DRAFT202012
 
 from pytest_drcheck.durations import parse_duration
 from pytest_drcheck.inventory.errors import Problem, one_line
@@ -178,15 +179,26 @@ def _items_once(validator: Any, items: Any, instance: Any, schema: Mapping[str, 
             or not isinstance(instance, list)):
         yield from _ITEMS(validator, items, instance, schema)
         return
+    # The entries' scope, found once for the list (descend would for each entry). None
+    # where jsonschema keeps it otherwise: descend finds it then.
+    scope = _scope_of(validator, items)
     for index, item in enumerate(instance):
         key = (id(items), _value_key(item))
         if key in valid:
             continue
-        errors = list(validator.descend(item, items, path=index))
+        errors = list(validator.descend(item, items, path=index, resolver=scope))
         if errors:
             yield from errors
         else:
             valid.add(key)
+
+
+def _scope_of(validator: Any, subschema: Any) -> Any:
+    """The referencing resolver ``validator.descend`` would make for ``subschema``."""
+    resolver = getattr(validator, "_resolver", None)
+    if resolver is None or getattr(validator, "_ref_resolver", None) is not None:
+        return None
+    return resolver.in_subresource(DRAFT202012.create_resource(subschema))
 
 
 def _dynamic_scope(schema: Any) -> bool:

@@ -62,3 +62,26 @@ def test_every_invalid_entry_is_reported_where_it_is(tmp_path: Path) -> None:
         f"site.yaml:49: hosts.app06.checks.reach[2].timeout: 'x' is not valid here; {expect}",
         f"site.yaml:56: hosts.app07.checks.reach[2].timeout: 'x' is not valid here; {expect}",
     ]
+
+
+def test_entries_refer_within_their_own_schema_resource() -> None:
+    """A list's entries are validated in the entries' schema resource (its $id), found once
+    for the list: a $ref inside resolves there, not at the document's root."""
+    from pytest_drcheck.inventory.yamldoc import Document
+
+    schema = {
+        "$id": "https://drcheck.invalid/root",
+        "$defs": {"word": {"type": "integer"}},  # the root's: must not be the one used
+        "type": "object",
+        "properties": {"list": {"type": "array", "items": {
+            "$id": "https://drcheck.invalid/entry",
+            "$defs": {"word": {"type": "string", "maxLength": 3}},
+            "$ref": "#/$defs/word"}}},
+    }
+    doc = Document("site.yaml", {"list": ["ab", "ab", "abcd", 7]}, "",
+                   {("list", 2): 4, ("list", 3): 5})
+    assert [str(problem) for problem in validation.validate(doc, schema)] == [
+        "site.yaml:4: list[2]: is longer than 3 characters; shorten it",
+        "site.yaml:5: list[3]: 7 is not valid here; expected a string; quote it if it is "
+        "text",
+    ]
