@@ -30,13 +30,21 @@ def test_an_entry_repeated_on_every_host_is_validated_once(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Any] = []
     descend = validation.InventoryValidator.descend
+    iter_errors = validation.InventoryValidator.iter_errors
 
     def counting(self: Any, instance: Any, schema: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(instance, dict) and "target" in instance:
             seen.append(dict(instance))
         return descend(self, instance, schema, *args, **kwargs)
 
+    def counting_iter(self: Any, instance: Any, *args: Any, **kwargs: Any) -> Any:
+        # An entry validated by its list's own validator (made once for the list).
+        if isinstance(instance, dict) and "target" in instance:
+            seen.append(dict(instance))
+        return iter_errors(self, instance, *args, **kwargs)
+
     monkeypatch.setattr(validation.InventoryValidator, "descend", counting)
+    monkeypatch.setattr(validation.InventoryValidator, "iter_errors", counting_iter)
     path = tmp_path / "site.yaml"
     path.write_text(inventory({}))
     assert len(load_plan(path).items) == 2 * HOSTS
