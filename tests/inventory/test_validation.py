@@ -72,24 +72,27 @@ def test_every_invalid_entry_is_reported_where_it_is(tmp_path: Path) -> None:
     ]
 
 
-def test_entries_refer_within_their_own_schema_resource() -> None:
-    """A list's entries are validated in the entries' schema resource (its $id), found once
-    for the list: a $ref inside resolves there, not at the document's root."""
+def test_values_refer_within_their_own_schema_resource() -> None:
+    """A list's entries and a mapping's values are validated in their schema's resource (its
+    $id), whose validator is made once: a $ref inside resolves there, not at the root."""
     from pytest_drcheck.inventory.yamldoc import Document
+
+    def word(name: str) -> dict[str, Any]:
+        return {"$id": f"https://drcheck.invalid/{name}",
+                "$defs": {"word": {"type": "string", "maxLength": 3}}, "$ref": "#/$defs/word"}
 
     schema = {
         "$id": "https://drcheck.invalid/root",
         "$defs": {"word": {"type": "integer"}},  # the root's: must not be the one used
         "type": "object",
-        "properties": {"list": {"type": "array", "items": {
-            "$id": "https://drcheck.invalid/entry",
-            "$defs": {"word": {"type": "string", "maxLength": 3}},
-            "$ref": "#/$defs/word"}}},
+        "properties": {"list": {"type": "array", "items": word("entry")},
+                       "one": word("one"), "two": word("one")},
     }
-    doc = Document("site.yaml", {"list": ["ab", "ab", "abcd", 7]}, "",
-                   {("list", 2): 4, ("list", 3): 5})
+    doc = Document("site.yaml", {"list": ["ab", "ab", "abcd", 7], "one": "xy", "two": "wxyz"},
+                   "", {("list", 2): 4, ("list", 3): 5, ("two",): 6})
     assert [str(problem) for problem in validation.validate(doc, schema)] == [
         "site.yaml:4: list[2]: is longer than 3 characters; shorten it",
         "site.yaml:5: list[3]: 7 is not valid here; expected a string; quote it if it is "
         "text",
+        "site.yaml:6: two: is longer than 3 characters; shorten it",
     ]
