@@ -45,6 +45,8 @@ class Location:
 
 
 _SCALARS = (str, int, float, type(None))
+# Exactly these types are their own frozen copy: kept without a call (most values are).
+_PLAIN_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def freeze(value: Any) -> Any:
@@ -53,9 +55,10 @@ def freeze(value: Any) -> Any:
     # an ABC's slow isinstance, which every value of a large drill used to go through.
     kind = type(value)
     if kind is dict:
-        return MappingProxyType({k: freeze(v) for k, v in value.items()})
+        return MappingProxyType({k: v if type(v) in _PLAIN_SCALARS else freeze(v)
+                                 for k, v in value.items()})
     if kind is list or kind is tuple:
-        return tuple([freeze(v) for v in value])
+        return tuple([v if type(v) in _PLAIN_SCALARS else freeze(v) for v in value])
     if isinstance(value, _SCALARS):
         return value
     if isinstance(value, Mapping):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_drcheck.durations import parse_duration
 from pytest_drcheck.inventory.errors import Problem
+from pytest_drcheck.inventory.texts import texts_of
 from pytest_drcheck.model import PlanItem
 
 if TYPE_CHECKING:
@@ -81,19 +82,9 @@ def boto3_missing() -> bool:
 
 
 def _has_aws_secret(document: Any) -> bool:
-    """Whether any text in the document is an AWS secret reference: without the places'
-    paths, a third of the cost of _aws_secret_places, for the usual document that has none."""
-    stack = [document]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, str):
-            if value.startswith(_AWS_SECRET_PREFIXES):
-                return True
-        elif isinstance(value, Mapping):
-            stack.extend(value.values())
-        elif isinstance(value, (list, tuple)):
-            stack.extend(value)
-    return False
+    """Whether any text in the document is an AWS secret reference: each distinct text looked
+    at once, without the places' paths, for the usual document that has none."""
+    return any(text.startswith(_AWS_SECRET_PREFIXES) for text in texts_of(document))
 
 
 def _aws_secret_places(value: Any, path: tuple[str | int, ...]
@@ -108,18 +99,21 @@ def _aws_secret_places(value: Any, path: tuple[str | int, ...]
         yield path
 
 
-def _is_aws_check(check_type: str) -> bool:
+def _aws_check_types(items: Iterable[PlanItem]) -> set[str]:
+    """The AWS check types among the items' types: each type asked about once, not each of
+    a large drill's items."""
     from pytest_drcheck.aws.checks.base import AwsCheck
     from pytest_drcheck.checks import registry
 
-    return isinstance(registry.get(check_type), AwsCheck)
+    return {check_type for check_type in {item.check for item in items}
+            if isinstance(registry.get(check_type), AwsCheck)}
 
 
 def uses_aws(plan: Plan) -> bool:
     """Whether this plan needs the AWS layer at run time."""
     return ("aws" in plan.document
             or any(h.aws or h.connection.type == "ssm" for h in plan.hosts.values())
-            or any(_is_aws_check(item.check) for item in plan.items))
+            or bool(_aws_check_types(plan.items)))
 
 
 def aws_problems(doc: Document, data: Mapping[str, Any], hosts: Mapping[str, HostSpec],
@@ -146,11 +140,13 @@ def aws_problems(doc: Document, data: Mapping[str, Any], hosts: Mapping[str, Hos
                 problems.append(doc.problem(where, (
                     "connection type ssm needs the instance; add drs: {source_server_id: ...} "
                     "or ec2: {instance_id: ...} (or tags:)")))
+    aws_types = _aws_check_types(items)
     aws_items: list[tuple[PlanItem, AwsCheck[Any]]] = []
     for item in items:
-        check = registry.get(item.check)
-        if isinstance(check, AwsCheck):
-            aws_items.append((item, check))
+        if item.check in aws_types:  # the registry asked for the AWS items only
+            check = registry.get(item.check)
+            if isinstance(check, AwsCheck):
+                aws_items.append((item, check))
     secret_places = list(_aws_secret_places(data, ())) if _has_aws_secret(data) else []
     needs += secret_places
     if not needs and not aws_items:

@@ -115,6 +115,7 @@ class _Loader:
         site = data.get("site", {})
         hosts: dict[str, HostSpec] = {}
         items: dict[str, PlanItem] = {}
+        host_keys = tuple(extensions.host_keys())  # once, not per host
         for host_name, host_data in sorted(data["hosts"].items()):
             host_path: tuple[str | int, ...] = ("hosts", host_name)
             for index, group_name in enumerate(host_data.get("groups", [])):
@@ -129,7 +130,7 @@ class _Loader:
             layers.append(host_data.get("connection", {}))
             connection = _connection(layers, host_name)
             address = host_data.get("address")
-            aws = {key: host_data[key] for key in extensions.host_keys() if key in host_data}
+            aws = {key: host_data[key] for key in host_keys if key in host_data}
             if connection.type in ("ssh", "winrm") and not address and not aws:
                 hints = ", or ".join(e.host_keys_hint for e in extensions.extensions()
                                      if e.host_keys_hint)
@@ -141,8 +142,8 @@ class _Loader:
                                         freeze(host_data.get("attributes", {})), freeze(aws),
                                         platform)
             for source in self._sources(doc, host_path, host_data, groups, member_groups):
-                for item in self._expand(source, host_name, site, default_timeout, platform):
-                    items[item.key] = item  # later sources override earlier ones
+                # Later sources override earlier ones.
+                items.update(self._expand(source, host_name, site, default_timeout, platform))
         self._add_sources(doc, data, defaults, hosts)
         self._check_read_only(hosts, items.values())
         self._check_jumps(doc, hosts)
@@ -155,7 +156,7 @@ class _Loader:
         return Plan(
             path=str(self.path), display_name=self.display_name,
             sha256=hashlib.sha256(self.path.read_bytes()).hexdigest(), drill=drill,
-            hosts=hosts, items=tuple(sorted(items.values(), key=lambda i: i.key)),
+            hosts=hosts, items=tuple(items[key] for key in sorted(items)),
             site=freeze(site), document=freeze(data), waivers=waivers)
 
     def _add_sources(self, doc: Document, data: Mapping[str, Any],
@@ -280,22 +281,26 @@ class _Loader:
         return platform
 
     def _expand(self, source: _Source, host: str, site: Mapping[str, Any],
-                default_timeout: float, platform: str = "linux") -> list[PlanItem]:
+                default_timeout: float, platform: str = "linux") -> dict[str, PlanItem]:
+        """The source's items by key (each item's key made once: a large drill has many)."""
         items: dict[str, PlanItem] = {}
+        # The host's context, made once for its entries (families only read it).
+        host_context: dict[str, Any] | None = None
         for check_type, entries in sorted(source.checks.items()):
             check = registry.get(check_type)
             # place_of(entry_path), built once per list: every entry of a large drill had it.
             places = place_of((*source.path, check_type))
+            wants_host_context = getattr(check, "wants_host_context", False)
             for index, entry in enumerate(entries):
                 entry_path = (*source.path, check_type, index)
                 params = {k: v for k, v in entry.items() if k not in ("timeout", "description")}
-                if getattr(check, "wants_host_context", False):
-                    params["host_context"] = {"source": self.source_of.get(host),
-                                              "sources": self.sources,
-                                              "linked_by": self.linked_by,
-                                              "drill_rpo_s": self.drill.rpo_seconds,
-                                              "host": host,
-                                              "recovered_by": self._recovered_by(host)}
+                if wants_host_context:
+                    if host_context is None:
+                        host_context = {"source": self.source_of.get(host),
+                                        "sources": self.sources, "linked_by": self.linked_by,
+                                        "drill_rpo_s": self.drill.rpo_seconds, "host": host,
+                                        "recovered_by": self._recovered_by(host)}
+                    params["host_context"] = host_context
                 try:
                     subjects = check.expand(params, site)
                 except ExpansionError as exc:
@@ -308,10 +313,11 @@ class _Loader:
                 for subject in subjects:
                     item = PlanItem(host, check_type, subject.name, freeze(subject.params),
                                     location, timeout, subject.requires, platform)
-                    if item.key in items:
-                        if entry.get("site") and items[item.key].source == location:
+                    key = item.key
+                    if key in items:
+                        if entry.get("site") and items[key].source == location:
                             continue  # the site: section lists it twice: reported there
-                        earlier = items[item.key]
+                        earlier = items[key]
                         shared = any(f"{check_type}[{subject.name}]" in other.requires
                                      for other in subjects)
                         if shared and (earlier.params, earlier.requires) == (item.params,
@@ -321,10 +327,10 @@ class _Loader:
                             continue
                         self.problems.append(source.doc.problem(entry_path, (
                             f"{check_type} '{subject.name}' is already checked by "
-                            f"{items[item.key].source.place}; remove one of them")))
+                            f"{items[key].source.place}; remove one of them")))
                         continue
-                    items[item.key] = item
-        return list(items.values())
+                    items[key] = item
+        return items
 
     def _recovered_by(self, host: str) -> list[tuple[str, str | None]]:
         """(name, written address) of the hosts whose ``source:`` names ``host`` (failback

@@ -16,7 +16,7 @@ from pytest_drcheck.evidence import drillinfo
 from pytest_drcheck.evidence.junit_bundle import write_junit
 from pytest_drcheck.evidence.manifest import verify, write_manifest
 from pytest_drcheck.evidence.records import counts, measure_rto, parse_instant, verdict
-from pytest_drcheck.evidence.redact import Redactor, redactor_for
+from pytest_drcheck.evidence.redact import Redactor, redactor_for, secret_references
 from pytest_drcheck.evidence.report import render_report
 from pytest_drcheck.inventory import load_plan
 from pytest_drcheck.sharding import Shard, assign, hosts_of, parse_shard
@@ -76,6 +76,34 @@ hosts:
     assert len(redactor) == 2
     assert redactor.text("a env-canary-42 b file-canary-9f") == (
         "a [redacted env:DRC_TEST_PW] b [redacted file:" + str(secret_file) + "]")
+
+
+def test_secret_references_come_from_anywhere_in_the_document_in_the_order_written(
+        tmp_path: Path) -> None:
+    """References outside connections (a site section's bind password) are found, and in
+    the order written: the label of a value two references share depends on it."""
+    path = tmp_path / "site.yaml"
+    path.write_text("""\
+version: 1
+drill: {name: t}
+site:
+  directory:
+    corp:
+      servers: [dc01.corp.example]
+      user: uid=drcheck,dc=corp
+      password: env:DRC_BIND_B
+    ad:
+      kind: ad
+      domain: ad.corp.example
+      servers: [dc02.ad.corp.example]
+      user: drcheck
+      password: file:/run/secrets/ad-a
+hosts:
+  app01: {address: 10.0.0.1, connection: {password: "env:DRC_HOST_PW"}}
+  app02: {address: 10.0.0.2, checks: {reach: [{target: "db:5432"}]}}
+""")
+    assert [str(ref) for ref in secret_references(load_plan(path))] == [
+        "env:DRC_HOST_PW", "env:DRC_BIND_B", "file:/run/secrets/ad-a"]
 
 
 # --- records, RTO, verdict --------------------------------------------------------------------
