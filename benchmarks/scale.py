@@ -166,6 +166,7 @@ def main() -> None:
     extra = args.drcheck_args.split()
     links = ""
     relay: scale_relay.Relay | None = None
+    kernel = scale_site.widen_kernel_tables(site.hosts)
     try:
         with scale_site.locked():
             started = time.monotonic()
@@ -203,6 +204,7 @@ def main() -> None:
         if not args.keep:
             with scale_site.locked():
                 scale_site.teardown(site)
+            scale_site.restore_kernel_tables(kernel)
     report(sizes, modes, cells, args, links)
 
 

@@ -134,7 +134,7 @@ def main() -> None:
     inventory = workdir / "inventory.yaml"
     inventory.write_text(yaml.safe_dump(suite_inventory(site, args.hosts), sort_keys=False))
     extra = args.drcheck_args.split()
-    neighbours = scale_site.widen_neighbour_table(args.hosts)
+    kernel = scale_site.widen_kernel_tables(args.hosts)
     try:
         with scale_site.locked():
             began = time.monotonic()
@@ -161,7 +161,7 @@ def main() -> None:
         if not args.keep:
             with scale_site.locked():
                 scale_site.teardown(site)
-            scale_site.restore_neighbour_table(neighbours)
+            scale_site.restore_kernel_tables(kernel)
     merged = workdir / "merged"
     merge = subprocess.run([sys.executable, "-m", "pytest_drcheck.cli", "merge",
                             *(str(r.bundle) for r in shards), "-o", str(merged)],

@@ -112,29 +112,35 @@ class ScaleSite:
 
 
 NEIGH = Path("/proc/sys/net/ipv4/neigh/default")
+BACKLOG = Path("/proc/sys/net/core/netdev_max_backlog")
 
 
-def widen_neighbour_table(hosts: int) -> dict[str, str]:
-    """Room in the kernel's ARP table for every instance the client talks to (the root
-    namespace holds one entry per instance; past gc_thresh3, 1,024 by default, the kernel logs
-    "neighbor table overflow" and new instances stop answering ARP). Returns what to restore:
-    the setting is the machine's, so it is put back when the site goes."""
-    saved: dict[str, str] = {}
-    for name, wanted in (("gc_thresh1", hosts + 64), ("gc_thresh2", 2 * hosts + 128),
-                         ("gc_thresh3", 4 * hosts + 256)):
-        current = (NEIGH / name).read_text().strip()
-        if int(current) < wanted:
-            saved[name] = current
-            (NEIGH / name).write_text(f"{wanted}\n")
+def widen_kernel_tables(hosts: int) -> dict[Path, str]:
+    """Room in the kernel for every instance on one bridge; returns what to restore (the
+    settings are the machine's, so they are put back when the site goes).
+
+    - The ARP table: the root namespace holds one entry per instance; past gc_thresh3 (1,024
+      by default) the kernel logs "neighbor table overflow" and new instances stop answering.
+    - The per-CPU backlog: a frame the bridge floods (an ARP request) is queued once per port,
+      and past netdev_max_backlog (1,000 by default) the rest are dropped (the second column of
+      /proc/net/softnet_stat): with 1,000 instances the shared LDAP server never answered its
+      readiness probe ("no LDAP answer ... after 60 s").
+    """
+    saved: dict[Path, str] = {}
+    wanted = {NEIGH / "gc_thresh1": hosts + 64, NEIGH / "gc_thresh2": 2 * hosts + 128,
+              NEIGH / "gc_thresh3": 4 * hosts + 256, BACKLOG: 8 * hosts + 1000}
+    for path, value in wanted.items():
+        current = path.read_text().strip()
+        if int(current) < value:
+            saved[path] = current
+            path.write_text(f"{value}\n")
     return saved
 
 
-def restore_neighbour_table(saved: dict[str, str]) -> None:
-    # Lowest first on the way back up, highest first on the way down: the kernel wants
-    # thresh1 <= thresh2 <= thresh3 only loosely, but keep the order anyway.
-    for name in ("gc_thresh3", "gc_thresh2", "gc_thresh1"):
-        if name in saved:
-            (NEIGH / name).write_text(f"{saved[name]}\n")
+def restore_kernel_tables(saved: dict[Path, str]) -> None:
+    # Highest ARP threshold first on the way down: the kernel wants thresh1 <= 2 <= 3.
+    for path in sorted(saved, key=lambda p: p.name, reverse=True):
+        path.write_text(f"{saved[path]}\n")
 
 
 def install_guard() -> None:
