@@ -79,17 +79,20 @@ def host_gate(settings: EngineSettings) -> HostGate:
                                   floor=os.cpu_count() or 1))
 
 
-def _preload() -> None:
+def _preload(check_types: set[str]) -> None:
     """The rest of what host threads and result reporting import lazily (check modules and
     targets are prepared in ``start``), imported on the caller's thread for the same reason:
     the main thread imports evidence.junit for the first result while host threads import
     targets.batch (every batch) and targets.forward (ldap), which can race the same way when
-    there is no bytecode cache (PYTHONDONTWRITEBYTECODE)."""
+    there is no bytecode cache (PYTHONDONTWRITEBYTECODE). The LDAP machinery (ldap3,
+    cryptography: ~110 ms) only for a drill that binds."""
     import pytest_drcheck.evidence.junit
-    import pytest_drcheck.net.ldapbind
     import pytest_drcheck.targets.batch
-    import pytest_drcheck.targets.forward  # noqa: F401
     from pytest_drcheck import extensions
+
+    if "ldap" in check_types:
+        import pytest_drcheck.net.ldapbind
+        import pytest_drcheck.targets.forward  # noqa: F401
 
     # What extensions' checks import when they first observe (the aws extra may be absent).
     for module in extensions.preload():
@@ -154,7 +157,7 @@ class Engine:
     def start(self, hosts: Iterable[str] | None = None) -> None:
         """Schedule the selected items of these hosts (all hosts when None); idempotent."""
         if not self._preloaded:  # once: every result() comes through here
-            _preload()
+            _preload({item.check for item in self.plan.items})
             self._preloaded = True
         with self._lock:
             names = list(self._selected) if hosts is None else list(hosts)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -403,3 +405,17 @@ def test_a_small_drill_starts_a_host_thread_per_host_not_per_worker() -> None:
         assert len(engine._workers) == 1
     finally:
         engine.close()
+
+
+def test_a_drill_without_ldap_checks_does_not_import_the_ldap_machinery(tmp_path: Path) -> None:
+    inventory = tmp_path / "site.yaml"
+    inventory.write_text("version: 1\ndrill: {name: t}\ndefaults: {connection: {type: local}}\n"
+                         "hosts:\n  h1:\n    checks:\n      reach: [{target: '127.0.0.1:1'}]\n")
+    probe = ("import sys, pytest\n"
+             f"pytest.main(['-q', '-p', 'no:cacheprovider', '-p', 'no:hypothesispytest', "
+             f"'--dr-inventory={inventory}'])\n"
+             "print('ldap3 imported:', 'ldap3' in sys.modules)\n")
+    ran = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert "1 failed" in ran.stdout, ran.stdout + ran.stderr
+    assert ran.stdout.rstrip().endswith("ldap3 imported: False"), ran.stdout
