@@ -29,6 +29,15 @@ BIND_DN = f"uid=drcheck,ou=people,{SUFFIX}"
 LDAP_NAME = f"ldap01.{DOMAIN}"
 
 
+class PlainDumper(yaml.SafeDumper):
+    """Writes every host's checks out: PyYAML would write one shared mapping once and alias it
+    on every other host, and at 1,000 hosts the aliases expand past the loader's 10,000-value
+    guard against alias bombs ("aliases expand to more than 10000 values")."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def records() -> list[tuple[str, str]]:
     return [(f"{name}.{DOMAIN}", address) for name, address in RECORDS]
 
@@ -89,8 +98,9 @@ def write(site: ScaleSite, hosts: int, directory: Path,
     ssh_config.write_text(f"{blocks}Host *\n  User root\n  IdentityFile {KEY}\n"
                           f"  UserKnownHostsFile {known_hosts}\n  StrictHostKeyChecking yes\n")
     inv = directory / f"inventory-{hosts}.yaml"
-    inv.write_text(yaml.safe_dump(inventory(
-        site, hosts, ssh_config if relay is not None else None, known_hosts), sort_keys=False))
+    inv.write_text(yaml.dump(inventory(
+        site, hosts, ssh_config if relay is not None else None, known_hosts),
+        Dumper=PlainDumper, sort_keys=False))
     hosts_file = directory / f"hosts-{hosts}.json"
     hosts_file.write_text(json.dumps([
         {"name": n, "address": site.address(n),

@@ -132,7 +132,8 @@ def main() -> None:
     site = scale_site.ScaleSite(args.hosts, args.rtt, clocks=False)
     workdir = Path(tempfile.mkdtemp(prefix="drcheck-shards-"))
     inventory = workdir / "inventory.yaml"
-    inventory.write_text(yaml.safe_dump(suite_inventory(site, args.hosts), sort_keys=False))
+    inventory.write_text(yaml.dump(suite_inventory(site, args.hosts),
+                                   Dumper=scale_inventory.PlainDumper, sort_keys=False))
     extra = args.drcheck_args.split()
     kernel = scale_site.widen_kernel_tables(args.hosts)
     try:
