@@ -12,10 +12,10 @@ libfaketime 0.9.10):
 - such a program then creates a pair named after its own PID; a lab host's PID namespace
   hands out small PIDs again and again, and the machine-wide /dev/shm keeps the pairs of
   every earlier shell that exec'd (an exec runs no destructor: 137 were left after a day of
-  lab runs), so the name is often taken, and libfaketime exits 1 before ``main`` ("sem_open
-  failed and recreation attempts failed") -- getent, base64, kinit, whatever was starting;
-- the drill saw a name "not resolve" on db01 (1 lab drill in 15): a real member whose clock is
-  ahead resolves names as well as ever.
+  lab runs), so the name is sometimes taken, and libfaketime exits 1 before ``main`` ("sem_open
+  failed and recreation attempts failed"), whichever program was starting (getent was seen);
+- the drill saw a name "not resolve" on db01 (2 lab drills in 35): a real member whose clock
+  is ahead resolves names as well as ever (its hosts: line is "files dns"; DNS has no clock).
 
 So the fault makes one pair for the whole fault, as the wrapper would, and names it to every
 session: nobody creates or unlinks one while the fault is in force, and it is removed once.
@@ -36,9 +36,9 @@ LIBRARY = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 # What libfaketime writes into FAKETIME_SHARED: "/<semaphore> /<shared memory>".
 _SHARED = re.compile(r"/(faketime_sem_\d+) /(faketime_shm_\d+)")
 # A creation fails silently when the PID-named pair already exists (left by an earlier
-# process with the same PID): a new process has a new PID.
-_CREATE_ATTEMPTS = 5
-
+# process with that PID: lab hosts' PID namespaces hand out the same small PIDs run after run,
+# and earlier labs' leftovers can fill a run of them); each attempt is a new process, a new PID.
+_CREATE_ATTEMPTS = 64
 
 @dataclass(frozen=True)
 class SharedState:
@@ -63,22 +63,24 @@ def create_shared_state(lab: Lab, host: str, seconds: int) -> SharedState:
     A shell under libfaketime creates the pair and exports it; ``exec`` then replaces the
     shell without running its destructor, the only code that would remove the pair.
     """
-    said = ""
-    for _ in range(_CREATE_ATTEMPTS):
-        done = lab.exec(host, ["env", f"LD_PRELOAD={LIBRARY}", f"FAKETIME=+{seconds}",
-                               "sh", "-c", 'printf "%s" "$FAKETIME_SHARED"; exec true'],
-                        timeout=30.0)
-        lines = (done.stdout.strip() or done.stderr.strip()).splitlines()
-        said = lines[-1] if lines else f"exit {done.returncode}"
-        found = _SHARED.fullmatch(done.stdout.strip()) if done.returncode == 0 else None
-        if found is not None:
-            state = SharedState(found.group(1), found.group(2))
-            present = lab.exec(host, ["test", "-e", state.files[0], "-a", "-e", state.files[1]])
-            if present.returncode == 0:
-                return state
-            said = f"{state.env_value} was announced but is not in /dev/shm"
-    raise LabError(f"libfaketime made no shared state on {host} in {_CREATE_ATTEMPTS} "
-                   f"attempts: {said or 'nothing printed'}")
+    attempt = (f"env LD_PRELOAD={LIBRARY} FAKETIME=+{seconds} "
+               """sh -c 'printf "%s" "$FAKETIME_SHARED"; exec true'""")
+    # One command for every attempt: an exec into the host costs far more than an attempt.
+    script = (f'i=0; while [ "$i" -lt {_CREATE_ATTEMPTS} ]; do i=$((i + 1)); '
+              f's=$({attempt}) && [ -n "$s" ] && {{ printf "%s" "$s"; exit 0; }}; done; '
+              "exit 1")
+    done = lab.exec(host, ["sh", "-c", script], timeout=60.0)
+    found = _SHARED.fullmatch(done.stdout.strip()) if done.returncode == 0 else None
+    if found is None:
+        lines = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        raise LabError(f"libfaketime made no shared state on {host} in {_CREATE_ATTEMPTS} "
+                       f"attempts: {lines[-1] if lines else f'exit {done.returncode}'}")
+    state = SharedState(found.group(1), found.group(2))
+    present = lab.exec(host, ["test", "-e", state.files[0], "-a", "-e", state.files[1]])
+    if present.returncode != 0:
+        raise LabError(f"libfaketime announced {state.env_value} on {host}, but it is not in "
+                       "/dev/shm")
+    return state
 
 
 def remove_shared_state(lab: Lab, host: str, state: SharedState) -> None:
