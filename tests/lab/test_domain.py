@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import paramiko
 import pytest
 
 from pytest_drcheck.lab import Lab
@@ -131,6 +133,60 @@ def test_clock_skew_past_five_minutes_breaks_the_machine_ticket(
         "initial credentials")
     # The skew itself is what the time family measures: its failures are the same truth.
     assert all(key.startswith("time[") for key in changed), changed
+
+
+def in_session(lab: Lab, host: str, command: str) -> str:
+    """``command``'s stdout in an SSH session on ``host``, as the drill's commands run."""
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(lab.known_hosts))
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(lab.address(host), username="root", key_filename=str(lab.client_key),
+                       look_for_keys=False, allow_agent=False, timeout=30, banner_timeout=30,
+                       auth_timeout=30)
+        _, stdout, stderr = client.exec_command(command, timeout=30)
+        out, err = stdout.read().decode(), stderr.read().decode()
+        assert stdout.channel.recv_exit_status() == 0, err
+        return out.strip()
+    finally:
+        client.close()
+
+
+def faketime_objects(lab: Lab, host: str) -> set[str]:
+    done = lab.exec(host, ["ls", "/dev/shm"])
+    assert done.returncode == 0, done.stderr
+    return {name for name in done.stdout.split() if "faketime" in name}
+
+
+def test_a_skewed_session_keeps_libfaketime_state_when_its_subshells_end(lab: Lab) -> None:
+    # The drill's resolver helper runs each lookup in a subshell: when one ended, libfaketime
+    # in it unlinked the session's state, and programs started later (getent, base64) could
+    # die of libfaketime before main ("sem_open failed and recreation attempts failed"), seen
+    # by the drill as a name that does not resolve.
+    with faults.clock_skewed(lab):
+        before = time.time()
+        said = in_session(lab, "db01", (
+            '(true); (true); s=${FAKETIME_SHARED%% *}; '
+            'if [ -e "/dev/shm/sem.${s#/}" ]; then echo kept; else echo "gone: $s"; fi; '
+            "date +%s"))
+        after = time.time()
+    kept, clock = said.splitlines()
+    assert kept == "kept"
+    # The skew itself still holds for the programs the session starts (date's whole seconds:
+    # one either side).
+    skew = faults.DEFAULT_SKEW_SECONDS
+    assert before + skew - 1 <= int(clock) <= after + skew + 1
+
+
+def test_skewed_sessions_leave_nothing_behind_in_dev_shm(lab: Lab) -> None:
+    # Each session shell under libfaketime made a state of its own, and one that exec'd never
+    # removed it: /dev/shm filled with PID-named states that later processes on the host,
+    # reusing those PIDs, collided with.
+    before = faketime_objects(lab, "db01")
+    with faults.clock_skewed(lab):
+        for _ in range(3):
+            assert in_session(lab, "db01", "exec date +%Y")
+    assert faketime_objects(lab, "db01") - before == set()
 
 
 @pytest.fixture(autouse=True)

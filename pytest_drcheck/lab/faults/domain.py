@@ -23,12 +23,12 @@ from pytest_drcheck.lab.components.domain_member import WinbindMember
 from pytest_drcheck.lab.components.samba import SambaDc
 from pytest_drcheck.lab.components.sshd import Sshd
 from pytest_drcheck.lab.errors import LabError
+from pytest_drcheck.lab.faults import faketime
 from pytest_drcheck.lab.faults.base import in_force, nft_table
 
 if TYPE_CHECKING:
     from pytest_drcheck.lab.api import Lab
 
-FAKETIME_LIBRARY = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 # Past Kerberos' default tolerance of 5 minutes, by a margin no scheduler delay eats.
 DEFAULT_SKEW_SECONDS = 600
 
@@ -115,17 +115,22 @@ def clock_skewed(lab: Lab, host: str = "db01",
                  seconds: int = DEFAULT_SKEW_SECONDS) -> Iterator[None]:
     """Every session on ``host`` (what the drill runs there) sees the clock ``seconds`` ahead:
     sshd hands libfaketime to its sessions (``SetEnv``), not to itself (sshd's sandboxed
-    pre-auth child dies under it, measured: the connection is lost)."""
+    pre-auth child dies under it, measured: the connection is lost). The sessions share one
+    libfaketime state made for the fault (see faults.faketime: without it, programs on the
+    host died at random before they started)."""
     sshd = lab.component(host, Sshd)
     config = sshd.config(lab.context(host))
     original = config.read_text()
     with in_force(lab, "clock_skewed", host, f"sessions {seconds:+d} s"):
-        # SetEnv must come before any Match block: prepended.
-        config.write_text(f"SetEnv LD_PRELOAD={FAKETIME_LIBRARY} FAKETIME=+{seconds}\n"
-                          + original)
+        shared = faketime.create_shared_state(lab, host, seconds)
         try:
-            lab.restart(host, sshd.name)
-            yield
+            # SetEnv must come before any Match block: prepended.
+            config.write_text(faketime.session_environment(seconds, shared) + original)
+            try:
+                lab.restart(host, sshd.name)
+                yield
+            finally:
+                config.write_text(original)
+                lab.restart(host, sshd.name)
         finally:
-            config.write_text(original)
-            lab.restart(host, sshd.name)
+            faketime.remove_shared_state(lab, host, shared)

@@ -4,7 +4,10 @@ A lookup as an exec of its own costs a session setup on the host (~140 ms quiet,
 loaded host), which a stream's 3 s budget cannot always afford. The helper is one session that
 reads ``ID SECONDS NAME`` lines and answers each with ``ID STATUS BASE64(getent output)``: each
 lookup runs in a subshell of its own on the host (a slow name holds only its own subshell) under
-the host's ``timeout``, and costs a round trip on an open channel.
+the host's ``timeout``, and costs a round trip on an open channel. When the helper's own tools
+fail to encode an answer it says ``ID E`` instead: the lookup is then the exec path's, never an
+empty answer from getent (in the lab, base64 or tr dying before main under libfaketime turned a
+name that resolves into "getent printed no address": status 0, nothing to decode).
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ def helper_script(getent: str) -> str:
         '    if [ -n "$T" ]; then out=$(timeout -k 1 "$secs" "$G" ahosts "$name" 2>&1); rc=$?\n'
         '    else out=$("$G" ahosts "$name" 2>&1); rc=$?; fi\n'
         "    enc=$(printf '%s' \"$out\" | base64 | tr -d '\\n')\n"
-        "    printf '%s %s %s\\n' \"$id\" \"$rc\" \"$enc\"\n"
+        # Output that encodes to nothing: base64 or tr failed (not getent), said as such.
+        '    if [ -n "$out" ] && [ -z "$enc" ]; then printf \'%s E\\n\' "$id"\n'
+        "    else printf '%s %s %s\\n' \"$id\" \"$rc\" \"$enc\"; fi\n"
         "  ) &\n"
         "done\n"
     )
@@ -47,7 +52,11 @@ def can_ask(name: str) -> bool:
 
 
 class HelperGone(Exception):
-    """The helper session ended (or never answered); the caller falls back to an exec."""
+    """The helper session ended, never answered, or could not encode an answer; the caller
+    falls back to an exec."""
+
+
+_ENCODING_FAILED = "E"
 
 
 class ResolverHelper:
@@ -110,6 +119,14 @@ class ResolverHelper:
 
     def _answer(self, line: bytes) -> None:
         parts = line.decode("ascii", "replace").split(" ")
+        if len(parts) == 2 and parts[1] == _ENCODING_FAILED and parts[0].isdigit():
+            with self._lock:
+                failed = self._pending.pop(int(parts[0]), None)
+            if failed is not None:
+                failed.set_exception(HelperGone(
+                    "the resolver helper could not encode getent's answer (base64 or tr "
+                    "failed on the host)"))
+            return
         try:
             request_id, status = int(parts[0]), int(parts[1])
             output = base64.b64decode(parts[2]).decode("utf-8", "replace") if (
