@@ -105,20 +105,8 @@ def open_means(target: Target, host: str, port: int, connect_timeout: float,
 
 def require_responsive(target: Target, what: str, seconds: float) -> None:
     """After a stream from ``target`` timed out (``what``): CouldNotObserve unless the host's
-    own connection runs a trivial command within half of ``seconds``.
-
-    A connection that needed more than half the connect timeout for `true` was itself slow
-    enough to have spent the stream's timeout (a starved sshd opens channels late): the
-    timeout then says nothing about the path. At 200 instances on two cores, 15 such stream
-    timeouts read "expected open, observed timed out" against a port that was open."""
-    started = time.monotonic()
+    own connection still runs a trivial command within ``seconds``."""
     result = target.run("true", seconds)
-    took = time.monotonic() - started
-    if result.ok and took > seconds / 2:
-        raise CouldNotObserve(
-            f"{what}; {target.name}'s own connection took {format_duration(took)} to run "
-            f"`true`, over half the {format_duration(seconds)} connect timeout: too slow to "
-            "tell a path that drops from a connection that stalls")
     if result.ok:
         return
     said = " ".join(result.stderr.split())[:160]

@@ -180,7 +180,7 @@ def test_a_black_holed_failback_port_is_observed_from_the_read_only_source() -> 
     """Before: the timeout's responsiveness probe (`true` on the source) was refused by the
     read-only target, so a dropped path was an error ("could not observe"), not a failure."""
     item = item_of(ReachCheck(), {"replication": "recovery-instance", "host_context": SOURCE,
-                                  "connect_timeout": "3s"}, SITE)
+                                  "connect_timeout": "1s"}, SITE)
     verdict = ReachCheck().evaluate(context(item, ReadOnlyTarget(BlackHoledSource("src01"))))
     assert (verdict.outcome, verdict.reason) == (
-        Outcome.FAILED, "expected open, observed timed out after 3 s")
+        Outcome.FAILED, "expected open, observed timed out after 1 s")

@@ -5,8 +5,6 @@ connection stalled, issue 14 item 2; a stream that is only the way to a property
 from __future__ import annotations
 
 import os
-import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,6 @@ import pytest
 from pytest_drcheck.checks.tcp_probe import Connection, connect, open_means
 from pytest_drcheck.model import CouldNotObserve
 from pytest_drcheck.targets.local import LocalTarget
-from pytest_drcheck.targets.result import CommandResult
 from pytest_drcheck.targets.ssh import SshTarget
 from tests.checks.ops_site import Server, ssh_target, stalled
 from tests.plugin.sockets import blackhole, closed_port
@@ -53,10 +50,9 @@ def test_connections_observed(target: SshTarget, blackhole_port: int) -> None:
         server.close()
     assert connect(target, "127.0.0.1", closed_port(), 3.0).outcome == "refused"
     # A path that drops: the connection answers `true` at once, so the timeout is the path's.
-    # (3 s: it must answer within half of it, which an overloaded runner's sshd does)
-    dropped = connect(target, "127.0.0.1", blackhole_port, 3.0)
-    assert dropped == Connection("timed out", dropped.seconds, 3.0)
-    assert dropped.observed == "timed out after 3 s"
+    dropped = connect(target, "127.0.0.1", blackhole_port, 1.0)
+    assert dropped == Connection("timed out", dropped.seconds, 1.0)
+    assert dropped.observed == "timed out after 1 s"
 
 
 def test_a_stalled_connection_is_not_a_timed_out_path(target: SshTarget, sshd: Sshd) -> None:
@@ -73,24 +69,6 @@ def test_a_stalled_connection_is_not_a_timed_out_path(target: SshTarget, sshd: S
         f"127.0.0.1:{server.port} from app01: timed out after 1 s; app01's own connection did "
         "not run `true` in 1 s either (timed out opening an SSH session): the connection "
         "stalled, not the network path")
-
-
-class SlowToAnswer(LocalTarget):
-    """A host whose own connection answers, but late (a starved sshd)."""
-
-    def run(self, command: str, timeout: float) -> CommandResult:
-        time.sleep(0.7)
-        return super().run(command, timeout)
-
-
-def test_a_connection_too_slow_to_answer_does_not_judge_the_path(blackhole_port: int) -> None:
-    with pytest.raises(CouldNotObserve) as info:
-        connect(SlowToAnswer("app01"), "127.0.0.1", blackhole_port, 1.0)
-    message = str(info.value)
-    assert message.startswith(f"127.0.0.1:{blackhole_port} from app01: ")
-    assert re.search(r"; app01's own connection took (\d+ ms|[\d.]+ s) to run `true`, over half "
-                     r"the 1 s connect timeout: too slow to tell a path that drops from a "
-                     r"connection that stalls\Z", message), message
 
 
 def test_a_stream_that_is_only_a_means_is_not_observed_when_refused() -> None:

@@ -65,20 +65,3 @@ def test_missing_tools_builtins_and_shell_syntax_behave_as_in_sh() -> None:
     assert "X=1" in results[3].stdout.splitlines()
     assert results[4].stdout == "3\n"
     assert results[5].stdout == "x y"
-
-
-def test_plain_commands_run_as_themselves_and_the_rest_through_sh() -> None:
-    script = batch_script(["ip -j addr show", "cat /etc/resolv.conf", "cd /tmp", "X=1 env",
-                           "echo $HOME", "ls ~", "command -v ip", "a | b"], 5, TOKEN)
-    assert "$T ip -j addr show >" in script and "$T cat /etc/resolv.conf >" in script
-    for shell_needed in ("cd /tmp", "X=1 env", "echo $HOME", "ls ~", "command -v ip", "a | b"):
-        assert f"$T sh -c '{shell_needed}' >" in script, shell_needed
-
-
-def test_a_plain_command_missing_or_timing_out_reads_as_through_sh() -> None:
-    results, _ = run_script(["nosuch-drcheck-tool -x", "sleep 30", "sh -c 'exit 3'",
-                             "uname -s"], 1)
-    assert results[0].exit_status == 127 and results[0].missing
-    assert results[1].timed_out and results[1].exit_status == 124
-    assert results[2].exit_status == 3
-    assert results[3].stdout == "Linux\n"
