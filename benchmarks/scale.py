@@ -73,12 +73,7 @@ def _sshd_ticks(lab: object, names: tuple[str, ...]) -> int:
         daemon = state.hosts[name].daemons.get("sshd")
         if daemon is None or not procs.is_running(daemon.proc):
             continue
-        try:
-            raw = Path(f"/proc/{daemon.proc.pid}/stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rfind(")") + 2:].split()
-        total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+        total += procs.cpu_ticks(daemon.proc.pid, children=True) or 0
     return total
 
 

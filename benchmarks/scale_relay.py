@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_drcheck.lab import procs
+
 HERE = Path(__file__).resolve().parent
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -39,9 +41,7 @@ class Relay:
     addresses: dict[str, str]  # instance address -> relay address
 
     def cpu_seconds(self) -> float:
-        raw = Path(f"/proc/{self.process.pid}/stat").read_text()
-        fields = raw[raw.rfind(")") + 2:].split()
-        return sum(int(v) for v in fields[11:13]) / TICK  # utime stime
+        return (procs.cpu_ticks(self.process.pid) or 0) / TICK
 
     def banner_round_trip_ms(self, samples: int = 9) -> float:
         """Median time from connect() to the SSH banner through the relay: two round trips

@@ -490,10 +490,9 @@ class _ItemRun:
 
 class _HostChecks:
     """One host's checks, each once its requirements have results, within the per-host
-    limits. The host's job thread
-    starts what fits and takes each completion as a step (posted by the pool or the timer);
-    every check, batch and reconnect runs on the engine's pool under its deadline, so no
-    thread is started or kept waiting per check."""
+    limits. The host's job thread starts what fits and takes each completion as a step (posted
+    by the pool or the timer); every check, batch and reconnect runs on the engine's pool
+    under its deadline, so no thread is started or kept waiting per check."""
 
     def __init__(self, engine: Engine, host: HostSpec, target: Target, items: list[PlanItem],
                  remote: list[PlanItem], per_host: int, wall: float, mono: float,

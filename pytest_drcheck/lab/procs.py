@@ -76,6 +76,16 @@ def wait_child(ppid: int, name: str, timeout: float) -> ProcRef | None:
         time.sleep(0.005)
 
 
+def cpu_ticks(pid: int, children: bool = False) -> int | None:
+    """User and system CPU of ``pid`` in clock ticks, with its waited-for children's when
+    ``children``; None when it is gone."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    # Fields 14-17 of /proc/PID/stat: utime stime cutime cstime.
+    return sum(int(v) for v in fields[11:15 if children else 13])
+
+
 def rss_kib(proc: ProcRef) -> int:
     if not is_running(proc):
         return 0

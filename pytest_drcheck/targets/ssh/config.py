@@ -80,11 +80,9 @@ class SshConfigFiles:
         """The parsed file, or why it cannot be used (without a host's name)."""
         self.reads += 1
         try:
-            problem = match_exec_problem(path)
-            if problem is not None:
-                return problem
             with open(path, encoding="utf-8", errors="replace") as file:
-                return IndexedConfig(file.read())
+                text = file.read()
+            return match_exec_problem(path, text) or IndexedConfig(text)
         except OSError as exc:
             return f"cannot read ssh_config {path}: {exc.strerror}"
         except paramiko.SSHException as exc:
@@ -98,17 +96,16 @@ SSH_CONFIGS = SshConfigFiles()
 _BARE_CRITERIA = {"all", "canonical", "final"}
 
 
-def match_exec_problem(path: str) -> str | None:
-    """Why the file is refused if it has a ``Match exec`` block, else None.
+def match_exec_problem(path: str, text: str) -> str | None:
+    """Why the file (``text``, read from ``path``) is refused if it has a ``Match exec`` block,
+    else None.
 
     paramiko would run that command on this machine for every lookup that reaches the block,
     through invoke, with no timeout, reading the runner's stdin (under pytest that fails with
     ThreadException, and every check of the host became ``internal error: ThreadException``).
     A drill does not run local commands from a config file: it says so, once, per host.
     """
-    with open(path, encoding="utf-8", errors="replace") as file:
-        lines = file.read().splitlines()
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         words = line.strip().replace("=", " ", 1).split(None, 1)
         if len(words) < 2 or words[0].lower() != "match":
             continue
