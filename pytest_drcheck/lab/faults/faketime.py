@@ -40,6 +40,7 @@ _SHARED = re.compile(r"/(faketime_sem_\d+) /(faketime_shm_\d+)")
 # and earlier labs' leftovers can fill a run of them); each attempt is a new process, a new PID.
 _CREATE_ATTEMPTS = 64
 
+
 @dataclass(frozen=True)
 class SharedState:
     """One libfaketime semaphore and shared memory pair (POSIX names, without the slash)."""
