@@ -2,14 +2,17 @@
 
 An exec over SSH costs ~140 ms of sshd session setup whatever it runs (LAB-NOTES), so the engine
 sends every command a host's checks need as one POSIX sh script. The commands run concurrently
-on the host, each under its own ``timeout``; their outputs come back base64-framed behind a random
-token so no command output can be mistaken for framing.
+on the host, each under its own ``timeout``. Their statuses, their outputs' sizes and then all
+outputs as one base64 stream come back behind a random token, so no command output can be
+mistaken for framing, and a stream cut short (Run Command's inline limit) still gives back the
+commands before the cut whole.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 import shlex
 from typing import TYPE_CHECKING
@@ -18,65 +21,128 @@ from pytest_drcheck.durations import format_duration
 from pytest_drcheck.targets.result import TIMEOUT_STATUS, CommandResult
 
 __all__ = ["SCRIPT_SLACK_SECONDS", "TIMEOUT_STATUS", "batch_script", "parse_batch_output",
-           "run_batch"]
+           "run_batch", "script_failure"]
 
 if TYPE_CHECKING:
     from pytest_drcheck.targets.base import Target
 
 # Slack on top of the per-command timeout for the script's own start-up and framing.
 SCRIPT_SLACK_SECONDS = 5.0
+# The script's own exit statuses when it cannot run the batch or send its outputs back.
+NO_TEMPORARY_DIRECTORY = 97
+NO_BASE64 = 96
+NO_COPY = 95
+_SCRIPT_FAILURES = {
+    NO_TEMPORARY_DIRECTORY: "the host could not create a temporary directory",
+    NO_BASE64: "the host has no base64 command, which the batch needs to send outputs back",
+    NO_COPY: "the host could not copy the commands' outputs to send them back (disk full?)",
+}
+_OUTPUT_NAME = re.compile(r"[0-9]+\.[oe]")
 
 
 def batch_script(commands: list[str], timeout: float, token: str) -> str:
     seconds = max(1, round(timeout))
+    # Output files in the order their bytes are sent: a cut stream (Run Command's inline
+    # limit) then still gives back the first commands whole.
+    names = " ".join(f"{index}.{kind}" for index in range(len(commands)) for kind in "oe")
     lines = [
-        'd=$(mktemp -d 2>/dev/null || mktemp -d -t drcheck) || exit 97',
+        f'd=$(mktemp -d 2>/dev/null || mktemp -d -t drcheck) || exit {NO_TEMPORARY_DIRECTORY}',
         "trap 'rm -rf \"$d\"' EXIT",
+        f"command -v base64 >/dev/null 2>&1 || exit {NO_BASE64}",
         # A host without coreutils' timeout still runs the commands; the client-side deadline
         # then bounds the whole script.
         'if command -v timeout >/dev/null 2>&1; then T="timeout -k 1 ' + str(seconds) + '";'
         ' else T=""; fi',
-        # One process per stream encoded where base64 can leave out line breaks (coreutils,
-        # busybox); a pipe through tr elsewhere.
-        "if [ \"$(printf x | base64 -w0 2>/dev/null)\" = eA== ]; then e() { base64 -w0 <\"$1\"; }"
-        "; else e() { base64 <\"$1\" | tr -d '\\n'; }; fi",
+        'P=""',
     ]
-    # Empty outputs (most stderr) are not encoded: no process for them.
-    # Each command frames its own line as soon as it ends, in parallel with the others (not
-    # one after another once all have ended): the marginal cost of one more command is its own
-    # processes, and the framing adds no wall time beyond the slowest command.
+    # The commands run concurrently, each one process under timeout and nothing more: no
+    # subshell and no encoder per command, so one more command costs its own processes only.
     for index, command in enumerate(commands):
-        f = f'"$d/{index}'
-        lines.append(
-            f"( $T sh -c {shlex.quote(command)} >{f}.o\" 2>{f}.e\" </dev/null; r=$?;"
-            f' {{ printf "{token} {index} %s " "$r"; [ -s {f}.o" ] && e {f}.o"; printf " ";'
-            f' [ -s {f}.e" ] && e {f}.e"; printf "\\n"; }} >{f}.f" ) &'
-        )
-    lines.append("wait")
-    lines.append('cat "$d"/*.f 2>/dev/null')
+        lines.append(f'$T sh -c {shlex.quote(command)} >"$d/{index}.o" 2>"$d/{index}.e"'
+                     ' </dev/null & P="$P $!"')
+    lines += [
+        'R=""',
+        'for p in $P; do wait "$p"; R="$R $?"; done',
+        f'printf "{token} R%s\\n" "$R"',
+        f'cd "$d" || exit {NO_COPY}',
+        # Only non-empty outputs are sent (most stderr is empty).
+        f'F=""; for f in {names}; do [ -s "$f" ] && F="$F $f"; done',
+        # A timed-out command's orphan may still be writing: sizes and bytes come from one
+        # copy, so they agree. One wc and one base64 for all outputs, line-wrapped so a cut
+        # stream still decodes up to its last whole line.
+        'if [ -n "$F" ]; then',
+        f'  mkdir s && cp $F s/ && cd s || exit {NO_COPY}',
+        f'  printf "{token} S\\n"; wc -c $F',
+        f'  printf "{token} D\\n"; cat $F | base64',
+        'fi',
+        f'printf "{token} E\\n"',
+    ]
     return "\n".join(lines) + "\n"
 
 
+def script_failure(exit_status: int) -> str | None:
+    """Why a whole batch gave nothing back, from the script's own exit status; None otherwise."""
+    return _SCRIPT_FAILURES.get(exit_status)
+
+
 def parse_batch_output(commands: list[str], stdout: str, token: str) -> list[CommandResult]:
-    found: dict[int, CommandResult] = {}
+    statuses: list[int] = []
+    sizes: dict[str, int] = {}
+    encoded: list[str] = []
+    section = ""
+    complete = False
+    sizes_known = False
     for line in stdout.splitlines():
-        parts = line.split(" ")
-        if len(parts) < 3 or parts[0] != token:
+        if line.startswith(token + " "):
+            marker = line[len(token) + 1:]
+            section = marker[:1]
+            if section == "R":
+                statuses = [int(word) for word in marker[1:].split() if word.isdigit()]
+            complete = complete or section == "E"
+            sizes_known = sizes_known or section in ("D", "E")
+        elif section == "S":
+            words = line.split()
+            if len(words) == 2 and words[0].isdigit() and _OUTPUT_NAME.fullmatch(words[1]):
+                sizes[words[1]] = int(words[0])
+        elif section == "D":
+            encoded.append(line.strip())
+    data = _decode(encoded, complete)
+    if complete and data is not None and len(data) != sum(sizes.values()):
+        data = None
+    if data is None:
+        why = "the batch's outputs came back garbled (their sizes and bytes disagree)"
+        return [CommandResult.not_run(command, why) for command in commands]
+    outputs: dict[str, bytes] = {}
+    offset = 0
+    for index in range(len(commands)):
+        for kind in "oe":
+            name = f"{index}.{kind}"
+            size = sizes.get(name, 0)
+            if sizes_known and offset + size <= len(data):
+                outputs[name] = data[offset:offset + size]
+            offset += size
+    results = []
+    for index, command in enumerate(commands):
+        out, err = outputs.get(f"{index}.o"), outputs.get(f"{index}.e")
+        if index >= len(statuses) or out is None or err is None:
+            results.append(CommandResult.not_run(command, "no output came back from the batch"))
             continue
-        try:
-            index, status = int(parts[1]), int(parts[2])
-            out = base64.b64decode(parts[3]) if len(parts) > 3 else b""
-            err = base64.b64decode(parts[4]) if len(parts) > 4 else b""
-        except (ValueError, binascii.Error):
-            continue
-        if 0 <= index < len(commands):
-            found[index] = CommandResult(
-                commands[index], status, out.decode("utf-8", "replace"),
-                err.decode("utf-8", "replace"), timed_out=status == TIMEOUT_STATUS)
-    return [
-        found.get(i) or CommandResult.not_run(command, "no output came back from the batch")
-        for i, command in enumerate(commands)
-    ]
+        status = statuses[index]
+        results.append(CommandResult(command, status, out.decode("utf-8", "replace"),
+                                     err.decode("utf-8", "replace"),
+                                     timed_out=status == TIMEOUT_STATUS))
+    return results
+
+
+def _decode(encoded: list[str], complete: bool) -> bytes | None:
+    """The bytes of the base64 lines; a cut stream (no end marker) up to its last whole group."""
+    text = "".join(encoded)
+    if not complete:
+        text = text[:len(text) - len(text) % 4]
+    try:
+        return base64.b64decode(text, validate=True)
+    except (ValueError, binascii.Error):
+        return None
 
 
 def run_batch(target: Target, commands: list[str], timeout: float) -> list[CommandResult]:
@@ -89,9 +155,8 @@ def run_batch(target: Target, commands: list[str], timeout: float) -> list[Comma
         why = (f"the batch of {len(commands)} commands timed out after "
                f"{format_duration(timeout + SCRIPT_SLACK_SECONDS)}")
         results = [CommandResult.not_run(c, why, timed_out=True) for c in commands]
-    elif whole.exit_status == 97:
-        results = [CommandResult.not_run(c, "the host could not create a temporary directory")
-                   for c in commands]
+    elif (failure := script_failure(whole.exit_status)) is not None:
+        results = [CommandResult.not_run(c, failure) for c in commands]
     else:
         results = parse_batch_output(commands, whole.stdout, token)
     return [result.on(target.name, timeout) for result in results]

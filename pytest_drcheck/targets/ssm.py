@@ -31,6 +31,7 @@ from pytest_drcheck.targets.batch import (
     SCRIPT_SLACK_SECONDS,
     batch_script,
     parse_batch_output,
+    script_failure,
 )
 from pytest_drcheck.targets.result import TIMEOUT_STATUS
 
@@ -216,9 +217,9 @@ class SsmTarget(Target):
         if whole.timed_out:
             why = f"the batch of {len(commands)} commands timed out on Run Command"
             return [CommandResult.not_run(c, why, timed_out=True) for c in commands]
-        if whole.exit_status == 97:
-            return [CommandResult.not_run(c, "the host could not create a temporary directory")
-                    for c in commands]
+        failure = script_failure(whole.exit_status) if self.platform != "windows" else None
+        if failure is not None:
+            return [CommandResult.not_run(c, failure) for c in commands]
         stdout = whole.stdout
         if truncated:
             # The last line may be a cut frame whose base64 still decodes: never parse it.

@@ -1,9 +1,10 @@
 """The batch script runs for real under /bin/sh here; only the transport is skipped."""
 
+import shutil
 import subprocess
 import time
 
-from pytest_drcheck.targets.batch import batch_script, parse_batch_output
+from pytest_drcheck.targets.batch import batch_script, parse_batch_output, script_failure
 
 TOKEN = "DRCdeadbeef00000000"
 
@@ -36,23 +37,68 @@ def test_commands_run_concurrently_and_time_out_individually() -> None:
 
 
 def test_missing_output_is_reported_per_command() -> None:
-    results = parse_batch_output(["a", "b"], f"{TOKEN} 1 0 eA== \n", TOKEN)
-    assert results[0].exit_status == 125 and "no output came back" in results[0].stderr
+    # Statuses for both commands, but the bytes of the second's output only.
+    out = f"{TOKEN} R 0 0\n{TOKEN} S\n1 1.o\n{TOKEN} D\neA==\n{TOKEN} E\n"
+    results = parse_batch_output(["a", "b"], out, TOKEN)
     assert results[1].stdout == "x"
+    out = f"{TOKEN} R 0\n{TOKEN} E\n"
+    results = parse_batch_output(["a", "b"], out, TOKEN)
+    assert (results[0].exit_status, results[0].stdout) == (0, "")
+    assert results[1].exit_status == 125 and "no output came back" in results[1].stderr
 
 
-def test_framing_works_where_base64_cannot_leave_out_line_breaks(tmp_path, monkeypatch) -> None:
-    # A base64 without -w (as on some minimal images): the script falls back to tr.
-    real = subprocess.run(["sh", "-c", "command -v base64"], capture_output=True,
-                          text=True).stdout.strip()
-    fake = tmp_path / "base64"
-    fake.write_text(f'#!/bin/sh\nfor a; do [ "$a" = -w0 ] && exit 1; done\nexec {real} "$@"\n')
-    fake.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
-    long_line = "x" * 200  # more than one base64 line (76 columns) when wrapped
-    results, _ = run_script([f"echo {long_line}", "echo err >&2; exit 4"], 5)
-    assert results[0].stdout == long_line + "\n"
-    assert (results[1].exit_status, results[1].stderr) == (4, "err\n")
+def test_a_cut_stream_gives_back_the_commands_before_the_cut_whole() -> None:
+    # Run Command keeps only the first 24,000 characters: the end marker and the last
+    # commands' bytes are lost, and the first commands must come back whole, not garbled.
+    long_line = "x" * 300
+    commands = [f"echo {long_line}", "echo second", f"echo {long_line}y"]
+    out = subprocess.run(["sh", "-c", batch_script(commands, 5, TOKEN)],
+                         capture_output=True, text=True, timeout=30).stdout
+    cut = out[:out.index(f"{TOKEN} D") + 600]
+    cut = cut[:cut.rfind("\n") + 1]
+    results = parse_batch_output(commands, cut, TOKEN)
+    assert [r.stdout for r in results[:2]] == [long_line + "\n", "second\n"]
+    assert results[2].exit_status == 125 and "no output came back" in results[2].stderr
+    whole = parse_batch_output(commands, out, TOKEN)
+    assert whole[2].stdout == long_line + "y\n"
+
+
+def test_sizes_that_disagree_with_the_bytes_are_never_read_as_outputs() -> None:
+    out = f"{TOKEN} R 0 0\n{TOKEN} S\n2 0.o\n1 1.o\n{TOKEN} D\neA==\n{TOKEN} E\n"
+    results = parse_batch_output(["a", "b"], out, TOKEN)
+    assert [r.exit_status for r in results] == [125, 125]
+    assert results[0].stderr == ("the batch's outputs came back garbled (their sizes and bytes "
+                                 "disagree)")
+
+
+def test_an_orphan_still_writing_after_its_timeout_does_not_garble_the_others() -> None:
+    # setsid takes the writer out of timeout's process group, so it outlives the kill and
+    # keeps growing its output file while the script measures and sends the outputs.
+    writer = ("setsid sh -c 'i=0; while [ $i -lt 3000 ]; do echo line; i=$((i+1)); "
+              "sleep 0.001; done' & sleep 30")
+    results, _ = run_script([writer, "echo after", "echo err >&2"], 1)
+    assert results[0].timed_out
+    assert set(results[0].stdout.splitlines()) <= {"line"}
+    assert (results[1].stdout, results[2].stderr) == ("after\n", "err\n")
+
+
+def test_a_host_without_base64_is_named(tmp_path, monkeypatch) -> None:
+    for tool in ("sh", "mktemp", "rm", "timeout", "cp", "wc", "cat", "mkdir", "echo"):
+        path = shutil.which(tool)
+        assert path is not None
+        (tmp_path / tool).symlink_to(path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    completed = subprocess.run([str(tmp_path / "sh"), "-c", batch_script(["echo a"], 5, TOKEN)],
+                               capture_output=True, text=True, timeout=30)
+    assert script_failure(completed.returncode) == (
+        "the host has no base64 command, which the batch needs to send outputs back")
+    assert script_failure(0) is None
+
+
+def test_many_outputs_cost_one_encoder_not_one_each() -> None:
+    # The script names base64 once whatever the number of commands.
+    script = batch_script([f"echo {i}" for i in range(20)], 5, TOKEN)
+    assert script.count("base64") == 2  # the check that it exists, and the one encoder
 
 
 def test_missing_tools_builtins_and_shell_syntax_behave_as_in_sh() -> None:
