@@ -19,7 +19,10 @@ Needs root. Usage:
   python benchmarks/scale.py [--hosts 1,10,50,100] [--runs 3] [--rtt 20]
                              [--modes drcheck,paramiko,testinfra,testinfra-n8] [--keep]
 A mode ``drcheck-wN`` is drcheck with ``--dr-workers=N`` (e.g. ``--modes drcheck,drcheck-w8``
-to show that the default is never slower than a smaller setting). The "threads" column is the
+to show that the default is never slower than a smaller setting). ``--baseline DIR`` adds the
+mode ``drcheck-base``: drcheck imported from DIR, a copy of another revision
+(``git archive REV | tar -x -C DIR``), so a change is measured against its parent in the same
+rounds. The "threads" column is the
 peak thread count of the client process (/proc/PID/status, sampled every 10 ms).
 """
 
@@ -77,10 +80,11 @@ def _sshd_ticks(lab: object, names: tuple[str, ...]) -> int:
     return total
 
 
-def command(mode: str, files: dict[str, Path], workdir: Path, extra: list[str]
-            ) -> tuple[list[str], dict[str, str]]:
+def command(mode: str, files: dict[str, Path], workdir: Path, extra: list[str],
+            baseline: str = "") -> tuple[list[str], dict[str, str]]:
     # An outer PYTHONPATH stays behind ours: a copy of another revision can be measured.
-    path = os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH", "")) if p)
+    outer = baseline if mode == "drcheck-base" else os.environ.get("PYTHONPATH", "")
+    path = os.pathsep.join(p for p in (str(HERE), outer) if p)
     env = dict(os.environ, PYTHONPATH=path, SCALE_HOSTS=str(files["hosts"]),
                SCALE_SSH=str(files["ssh_config"]))
     # A user's runs read compiled bytecode: without it every run recompiles (and pytest
@@ -90,8 +94,9 @@ def command(mode: str, files: dict[str, Path], workdir: Path, extra: list[str]
     # any pytest run: ~1 s of CPU that neither side of the comparison needs.
     pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
               "-p", "no:hypothesispytest", f"--rootdir={workdir}"]
-    if mode == "drcheck" or mode.startswith("drcheck-w"):
-        workers = [f"--dr-workers={mode.removeprefix('drcheck-w')}"] if mode != "drcheck" else []
+    if mode in ("drcheck", "drcheck-base") or mode.startswith("drcheck-w"):
+        workers = ([f"--dr-workers={mode.removeprefix('drcheck-w')}"]
+                   if mode.startswith("drcheck-w") else [])
         return [*pytest, f"--dr-inventory={files['inventory']}", *workers, *extra], env
     if mode == "paramiko":
         return [sys.executable, str(HERE / "scale_floor.py"), str(files["hosts"])], env
@@ -152,9 +157,15 @@ def main() -> None:
     parser.add_argument("--testinfra-max", type=int, default=50,
                         help="largest N for the testinfra modes (they are slow)")
     parser.add_argument("--keep", action="store_true", help="leave the site up afterwards")
+    parser.add_argument("--baseline", default="",
+                        help="a copy of another revision, measured as mode drcheck-base")
     args = parser.parse_args()
     sizes = [int(n) for n in args.hosts.split(",")]
     modes = [m for m in args.modes.split(",") if m]
+    if args.baseline:
+        if not (Path(args.baseline) / "pytest_drcheck" / "__init__.py").is_file():
+            parser.error(f"--baseline {args.baseline}: no pytest_drcheck package there")
+        modes.append("drcheck-base")
     site = scale_site.ScaleSite(max(sizes), args.rtt)
     workdir = Path(tempfile.mkdtemp(prefix="drcheck-scale-"))
     cells: dict[tuple[int, str], Cell] = {(n, m): Cell() for n in sizes for m in modes}
@@ -179,7 +190,7 @@ def main() -> None:
         mapping = relay.addresses if relay is not None else None
         files = {n: scale_inventory.write(site, n, workdir, mapping) for n in sizes}
         for mode in modes:  # warm-up: bytecode caches written, page cache filled
-            argv, env = command(mode, files[sizes[0]], workdir, extra)
+            argv, env = command(mode, files[sizes[0]], workdir, extra, args.baseline)
             subprocess.run(argv, env=env, cwd=workdir, capture_output=True, timeout=600)
         for round_no in range(args.runs):
             with scale_site.locked():
@@ -188,7 +199,7 @@ def main() -> None:
                     for mode in modes:
                         if mode.startswith("testinfra") and n > args.testinfra_max:
                             continue
-                        argv, env = command(mode, files[n], workdir, extra)
+                        argv, env = command(mode, files[n], workdir, extra, args.baseline)
                         sample = measure(argv, env, workdir, lab, names, args.timeout, relay)
                         cells[n, mode].samples.append(sample)
                         print(f"round {round_no + 1} N={n:<4} {mode:13s} {sample.wall:7.2f} s "
@@ -229,7 +240,7 @@ def report(sizes: list[int], modes: list[str], cells: dict[tuple[int, str], Cell
                   f"{cpu_floor:>10} {1000 * cell.median('relay_cpu') / n:14.1f}")
         if "drcheck" in modes and cells[n, "drcheck"].samples:
             ours = cells[n, "drcheck"].median("wall")
-            others = [m for m in modes if m.startswith(("testinfra", "drcheck-w"))]
+            others = [m for m in modes if m.startswith(("testinfra", "drcheck-w", "drcheck-b"))]
             for mode in others:
                 if cells[n, mode].samples:
                     print(f"{'':>5} {mode} / drcheck wall: "
