@@ -18,9 +18,11 @@ from collections.abc import Callable
 from pytest_drcheck.targets.batch import batch_script, parse_batch_output
 
 TOKEN = "DRCbench000000000"
-# A host's usual batch: name lookups, interface and route listings, files, a missing tool.
-KINDS = ["getent hosts localhost", "ip -o addr show", "ip route show", "cat /etc/resolv.conf",
-         "uname -r", "cat /proc/loadavg", "ls /etc", "nosuch-drcheck-tool --version"]
+# A host's usual batch: name lookups (files only: no query leaves this machine), interface
+# and route listings, files, a missing tool.
+KINDS = ["getent -s files hosts localhost", "ip -o addr show", "ip route show",
+         "cat /etc/resolv.conf", "uname -r", "cat /proc/loadavg", "ls /etc",
+         "nosuch-drcheck-tool --version"]
 
 
 def per_output_framing(commands: list[str], timeout: float, token: str) -> str:
