@@ -30,11 +30,11 @@ if TYPE_CHECKING:
 SCRIPT_SLACK_SECONDS = 5.0
 # The script's own exit statuses when it cannot run the batch or send its outputs back.
 NO_TEMPORARY_DIRECTORY = 97
-NO_BASE64 = 96
+NO_TOOL = 96
 NO_COPY = 95
+SENDING_TOOLS = ("base64", "cat", "cp", "mkdir", "wc")
 _SCRIPT_FAILURES = {
     NO_TEMPORARY_DIRECTORY: "the host could not create a temporary directory",
-    NO_BASE64: "the host has no base64 command, which the batch needs to send outputs back",
     NO_COPY: "the host could not copy the commands' outputs to send them back (disk full?)",
 }
 _OUTPUT_NAME = re.compile(r"[0-9]+\.[oe]")
@@ -48,7 +48,10 @@ def batch_script(commands: list[str], timeout: float, token: str) -> str:
     lines = [
         f'd=$(mktemp -d 2>/dev/null || mktemp -d -t drcheck) || exit {NO_TEMPORARY_DIRECTORY}',
         "trap 'rm -rf \"$d\"' EXIT",
-        f"command -v base64 >/dev/null 2>&1 || exit {NO_BASE64}",
+        # The tools that send the outputs back: a host without one is told apart from a
+        # failed copy.
+        f'for t in {" ".join(SENDING_TOOLS)}; do command -v "$t" >/dev/null 2>&1 ||'
+        f' {{ printf "{token} M %s\\n" "$t"; exit {NO_TOOL}; }}; done',
         # A host without coreutils' timeout still runs the commands; the client-side deadline
         # then bounds the whole script.
         'if command -v timeout >/dev/null 2>&1; then T="timeout -k 1 ' + str(seconds) + '";'
@@ -80,9 +83,16 @@ def batch_script(commands: list[str], timeout: float, token: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def script_failure(exit_status: int) -> str | None:
-    """Why a whole batch gave nothing back, from the script's own exit status; None otherwise."""
-    return _SCRIPT_FAILURES.get(exit_status)
+def script_failure(whole: CommandResult, token: str) -> str | None:
+    """Why a whole batch gave nothing back, from the script's own exit status and what it
+    printed; None when it ran."""
+    if whole.exit_status == NO_TOOL:
+        marker = f"{token} M "
+        tool = next((line[len(marker):].strip() for line in whole.stdout.splitlines()
+                     if line.startswith(marker)), None)
+        if tool in SENDING_TOOLS:
+            return f"the host has no {tool} command, which the batch needs to send outputs back"
+    return _SCRIPT_FAILURES.get(whole.exit_status)
 
 
 def parse_batch_output(commands: list[str], stdout: str, token: str) -> list[CommandResult]:
@@ -155,7 +165,7 @@ def run_batch(target: Target, commands: list[str], timeout: float) -> list[Comma
         why = (f"the batch of {len(commands)} commands timed out after "
                f"{format_duration(timeout + SCRIPT_SLACK_SECONDS)}")
         results = [CommandResult.not_run(c, why, timed_out=True) for c in commands]
-    elif (failure := script_failure(whole.exit_status)) is not None:
+    elif (failure := script_failure(whole, token)) is not None:
         results = [CommandResult.not_run(c, failure) for c in commands]
     else:
         results = parse_batch_output(commands, whole.stdout, token)

@@ -217,7 +217,7 @@ class SsmTarget(Target):
         if whole.timed_out:
             why = f"the batch of {len(commands)} commands timed out on Run Command"
             return [CommandResult.not_run(c, why, timed_out=True) for c in commands]
-        failure = script_failure(whole.exit_status) if self.platform != "windows" else None
+        failure = script_failure(whole, token) if self.platform != "windows" else None
         if failure is not None:
             return [CommandResult.not_run(c, failure) for c in commands]
         stdout = whole.stdout

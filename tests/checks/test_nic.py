@@ -174,7 +174,7 @@ def test_unreadable_interfaces_are_reported_once_and_the_properties_skipped(
     # A real run on the runner whose PATH has what the batch and cat need, but no `ip`.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("sh", "cat", "timeout", "mktemp", "rm", "base64", "tr"):
+    for tool in ("sh", "cat", "timeout", "mktemp", "rm", "base64", "cp", "mkdir", "wc"):
         found = shutil.which(tool)
         assert found is not None
         (bin_dir / tool).symlink_to(found)
