@@ -13,7 +13,10 @@ Two kinds of use, told apart because a failure means different things:
   the connection was never attempted: CouldNotObserve with that cause. A timeout is only the
   path's when the host's own connection still answers (``require_responsive``): while sshd
   is stuck (resolving a name for another channel, say) every channel open times out, and
-  that says nothing about the path.
+  that says nothing about the path. Nor is it the path's when sshd confirms the connection
+  after our timeout, by the time it has run `true` (an overloaded instance, or a burstable
+  one out of CPU credits, answers late): the path let it through, so "timed out" would be a
+  wrong value, and a pass where the policy expects the path to be silent.
 - ``open_means``: the connection is only the way to a property (a health probe's request, a
   Director hello): any failure to open it is CouldNotObserve naming the cause.
 """
@@ -89,6 +92,11 @@ def connect(target: Target, host: str, port: int, connect_timeout: float) -> Con
         seconds = time.monotonic() - started
         if exc.outcome == "timed out":
             require_responsive(target, str(exc), connect_timeout)
+            if exc.opened_late is not None and exc.opened_late():
+                raise CouldNotObserve(
+                    f"{exc}, then opened: {target.name}'s sshd confirmed the connection late, "
+                    "so the path is not silent; whether the path or the instance was slow "
+                    "cannot be told (a larger connect_timeout can)") from None
         return Connection(exc.outcome, seconds, connect_timeout)
     return Connection("connected", time.monotonic() - started, connect_timeout)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 from pytest_drcheck.targets.batch import run_batch
@@ -36,9 +37,13 @@ class StreamError(Exception):
     can tell the three network outcomes apart without parsing text.
     """
 
-    def __init__(self, outcome: str, message: str) -> None:
+    def __init__(self, outcome: str, message: str,
+                 opened_late: Callable[[], bool] | None = None) -> None:
         super().__init__(message)
         self.outcome = outcome
+        # For a "timed out" open: asked later, whether the host's end made the connection
+        # after all, after the timeout (an SSH channel the instance's sshd confirmed late).
+        self.opened_late = opened_late
 
 
 class Stream(Protocol):

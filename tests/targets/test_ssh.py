@@ -282,6 +282,9 @@ def test_open_stream_times_out_when_nothing_answers(make_target: MakeTarget,
     assert caught.value.outcome == "timed out"
     assert str(caught.value) == f"127.0.0.1:{blackhole_port} from app01: timed out after 500 ms"
     assert time.monotonic() - started < 10  # a blackholed port never answers
+    assert target.run("true", 60).ok
+    opened_late = caught.value.opened_late
+    assert opened_late is not None and not opened_late()
     assert target.run("echo still fine", 60).stdout == "still fine\n"
 
 
@@ -298,14 +301,18 @@ def test_a_stream_confirmed_after_its_timeout_is_closed(make_target: MakeTarget)
     target = make_target()
     target.connect()
     try:
-        with pytest.raises(StreamError, match="timed out"):
+        with pytest.raises(StreamError, match="timed out") as caught:
             target.open_stream("127.0.0.1", port, 0.3)
+        opened_late = caught.value.opened_late
+        assert opened_late is not None and not opened_late()
         listener.accept()[0].close()  # frees the queue
         listener.settimeout(5)
         late, _ = listener.accept()
         late.settimeout(5)
         assert late.recv(1) == b""  # closed by the target, not held open
         late.close()
+        # The close follows the confirmation, so the late opening is known by now.
+        assert opened_late()
     finally:
         filler.close()
         listener.close()

@@ -44,6 +44,8 @@ class TrackingTransport(paramiko.Transport):
         self._drc_opener = threading.local()
         self._drc_rejected: dict[int, tuple[int, str]] = {}
         self._drc_abandoned: dict[int, paramiko.Channel] = {}
+        # Channels whose open timed out here and that the server confirmed afterwards.
+        self._drc_opened_late: set[int] = set()
         # paramiko (3.4+) builds this table per instance precisely so that subclasses can hook
         # messages. Were it shared by the class, refusals would only lose their reason text.
         handlers: dict[int, Callable[[paramiko.Message], None]] | None = (
@@ -94,7 +96,7 @@ class TrackingTransport(paramiko.Transport):
                 raise TransportGone(str(exc)) from None
             if chanid is not None and "Timeout opening channel" in str(exc):
                 self._abandon(chanid)
-                raise OpenTimedOut from None
+                raise OpenTimedOut(lambda: self._drc_was_opened_late(chanid)) from None
             raise
         except (EOFError, OSError) as exc:
             # paramiko re-raises the transport's own end (the socket closed, or the kernel
@@ -117,9 +119,15 @@ class TrackingTransport(paramiko.Transport):
         if chan is not None and chan.active:
             self._drc_close_late(chanid)
 
+    def _drc_was_opened_late(self, chanid: int) -> bool:
+        with self.lock:
+            return chanid in self._drc_opened_late
+
     def _drc_close_late(self, chanid: int) -> None:
         with self.lock:
             chan = self._drc_abandoned.pop(chanid, None)
+            if chan is not None:
+                self._drc_opened_late.add(chanid)
         if chan is not None:
             # Closing sends a message, which must not happen on the transport's own thread.
             threading.Thread(target=chan.close, daemon=True, name="drcheck-close-late").start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 
 import paramiko
 
@@ -36,11 +37,20 @@ class OpenRejected(Exception):
 
 
 class OpenTimedOut(Exception):
-    pass
+    """No answer to a channel open in time. ``opened_late()`` says, when asked later, whether
+    the server confirmed the channel after all (the transport then closes it at once)."""
+
+    def __init__(self, opened_late: Callable[[], bool] | None = None) -> None:
+        super().__init__("timed out opening a channel")
+        self.opened_late: Callable[[], bool] = opened_late or _never
 
 
 class TransportGone(Exception):
     pass
+
+
+def _never() -> bool:
+    return False
 
 
 def classify_open_failure(text: str) -> str:

@@ -285,12 +285,18 @@ class SshTarget(Target):
     def open_channel(self, transport: paramiko.Transport, kind: str,
                      dest: tuple[str, int] | None, timeout: float) -> paramiko.Channel | None:
         """A channel, or None when opening it timed out; raises OpenRejected if refused."""
+        try:
+            return self._open_tracked(transport, kind, dest, timeout)
+        except OpenTimedOut:
+            return None
+
+    def _open_tracked(self, transport: paramiko.Transport, kind: str,
+                      dest: tuple[str, int] | None, timeout: float) -> paramiko.Channel:
+        """A channel; raises OpenRejected if refused, OpenTimedOut if not answered in time."""
         if not isinstance(transport, TrackingTransport):  # always ours: handshake builds it
             raise TargetError(f"{self.name}: unexpected transport {type(transport).__name__}")
         try:
             return transport.open_tracked(kind, dest, max(0.05, timeout))
-        except OpenTimedOut:
-            return None
         except TransportGone:
             raise TargetError(self.lost_message()) from None
 
@@ -372,16 +378,13 @@ class SshTarget(Target):
         except OpenRejected as exc:
             raise StreamError(classify_open_failure(exc.text), f"{where}: {exc.describe()}"
                               ) from None
-        except OpenTimedOut:
-            raise StreamError("timed out", f"{where}: timed out after {format_duration(timeout)}"
-                              ) from None
+        except OpenTimedOut as exc:
+            raise StreamError("timed out", f"{where}: timed out after {format_duration(timeout)}",
+                              opened_late=exc.opened_late) from None
 
     def _tcp_channel(self, host: str, port: int, timeout: float) -> paramiko.Channel:
         """A direct-tcpip channel; raises OpenRejected, OpenTimedOut or TargetError."""
-        chan = self.open_channel(self.live_transport(), "direct-tcpip", (host, port), timeout)
-        if chan is None:
-            raise OpenTimedOut
-        return chan
+        return self._open_tracked(self.live_transport(), "direct-tcpip", (host, port), timeout)
 
     # -- teardown ----------------------------------------------------------------------------
 
