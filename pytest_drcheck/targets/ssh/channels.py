@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -130,7 +131,8 @@ class TrackingTransport(paramiko.Transport):
                 self._drc_opened_late.add(chanid)
         if chan is not None:
             # Closing sends a message, which must not happen on the transport's own thread.
-            threading.Thread(target=chan.close, daemon=True, name="drcheck-close-late").start()
+            threading.Thread(target=close_quietly, args=(chan,), daemon=True,
+                             name="drcheck-close-late").start()
 
     def _drc_open_success(self, m: paramiko.Message) -> None:
         chanid = m.get_int()
@@ -145,3 +147,11 @@ class TrackingTransport(paramiko.Transport):
             if self._drc_abandoned.pop(chanid, None) is None:
                 self._drc_rejected[chanid] = (code, text)
         self._drc_parent_failure(m)
+
+
+def close_quietly(chan: paramiko.Channel) -> None:
+    """Close a late channel. Its connection may be closing too (the drill ending): then the
+    close has nothing to send, and a traceback from a background thread would tell the user
+    nothing."""
+    with contextlib.suppress(EOFError, OSError, paramiko.SSHException):
+        chan.close()
