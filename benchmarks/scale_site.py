@@ -119,16 +119,20 @@ def widen_kernel_tables(hosts: int) -> dict[Path, str]:
     """Room in the kernel for every instance on one bridge; returns what to restore (the
     settings are the machine's, so they are put back when the site goes).
 
-    - The ARP table: the root namespace holds one entry per instance; past gc_thresh3 (1,024
-      by default) the kernel logs "neighbor table overflow" and new instances stop answering.
+    - The ARP table, which all namespaces share: per instance, one entry each way with the
+      runner and with each shared server it talks to (DNS, LDAP, NTP), so up to 8 plus the
+      bridge's. Past gc_thresh3 (1,024 by default) the kernel logs "neighbor table overflow"
+      and drops the resolution: at 200 instances with 4 x 200 + 256 = 1,056, checks read
+      "resolver onprem ... is unreachable (no route)" and connections to LDAP timed out
+      (/proc/net/stat/arp_cache: table_fulls and res_failed grew during the run).
     - The per-CPU backlog: a frame the bridge floods (an ARP request) is queued once per port,
       and past netdev_max_backlog (1,000 by default) the rest are dropped (the second column of
       /proc/net/softnet_stat): with 1,000 instances the shared LDAP server never answered its
       readiness probe ("no LDAP answer ... after 60 s").
     """
     saved: dict[Path, str] = {}
-    wanted = {NEIGH / "gc_thresh1": hosts + 64, NEIGH / "gc_thresh2": 2 * hosts + 128,
-              NEIGH / "gc_thresh3": 4 * hosts + 256, BACKLOG: 8 * hosts + 1000}
+    wanted = {NEIGH / "gc_thresh1": 4 * hosts + 128, NEIGH / "gc_thresh2": 8 * hosts + 512,
+              NEIGH / "gc_thresh3": 16 * hosts + 1024, BACKLOG: 8 * hosts + 1000}
     for path, value in wanted.items():
         current = path.read_text().strip()
         if int(current) < value:
