@@ -103,6 +103,25 @@ def test_a_host_without_a_tool_that_sends_outputs_back_is_named(
     assert script_failure(CommandResult("batch", 0, "", ""), TOKEN) is None
 
 
+def test_the_framing_holds_under_busybox_alone(tmp_path: Path) -> None:
+    # A minimal image (Alpine, an appliance): busybox's sh, timeout, base64, wc and cp, whose
+    # output formats differ from coreutils' (wc's column widths, base64's line breaks).
+    busybox = shutil.which("busybox")
+    assert busybox is not None, "busybox is in scripts/debian-packages.txt"
+    for tool in ("sh", "timeout", "base64", "wc", "cp", "cat", "mkdir", "mktemp", "rm",
+                 "printf", "echo", "sleep"):
+        (tmp_path / tool).symlink_to(busybox)
+    commands = ["echo hello", "echo oops >&2; exit 3", "printf '\\377\\000z'", "nosuch-tool",
+                "echo " + "x" * 300, "true"]
+    completed = subprocess.run([str(tmp_path / "sh"), "-c", batch_script(commands, 5, TOKEN)],
+                               capture_output=True, text=True, timeout=30,
+                               env={"PATH": str(tmp_path)})
+    results = parse_batch_output(commands, completed.stdout, TOKEN)
+    assert [(r.exit_status, r.stdout, r.stderr) for r in results] == [
+        (0, "hello\n", ""), (3, "", "oops\n"), (0, "\ufffd\x00z", ""),
+        (127, "", "sh: nosuch-tool: not found\n"), (0, "x" * 300 + "\n", ""), (0, "", "")]
+
+
 def test_many_outputs_cost_one_encoder_not_one_each() -> None:
     # The script names base64 once whatever the number of commands.
     script = batch_script([f"echo {i}" for i in range(20)], 5, TOKEN)
