@@ -143,8 +143,11 @@ def test_agent_must_be_registered_and_online(fake: FakeAws, registered: dict[str
     started = time.monotonic()
     with pytest.raises(TargetError) as caught:
         target_for(fake, connect_timeout=1).connect()
+    elapsed = time.monotonic() - started
     assert str(caught.value).startswith(message)
-    assert time.monotonic() - started < bound
+    # Measured before and after, as in the deadline test: CI once took 1.95 s against a bound
+    # of 1.93 s measured before a load spike.
+    assert elapsed < max(bound, within(1, fake)), elapsed
     assert ("ssm", "SendCommand") not in fake.calls
 
 
