@@ -122,19 +122,15 @@ def parse_batch_output(commands: list[str], stdout: str, token: str) -> list[Com
     if data is None:
         why = "the batch's outputs came back garbled (their sizes and bytes disagree)"
         return [CommandResult.not_run(command, why) for command in commands]
-    outputs: dict[str, bytes] = {}
-    offset = 0
-    for index in range(len(commands)):
-        for kind in "oe":
-            name = f"{index}.{kind}"
-            size = sizes.get(name, 0)
-            if sizes_known and offset + size <= len(data):
-                outputs[name] = data[offset:offset + size]
-            offset += size
     results = []
+    offset = 0
     for index, command in enumerate(commands):
-        out, err = outputs.get(f"{index}.o"), outputs.get(f"{index}.e")
-        if index >= len(statuses) or out is None or err is None:
+        # Its stdout's bytes then its stderr's, in the order they were sent.
+        out_size, err_size = sizes.get(f"{index}.o", 0), sizes.get(f"{index}.e", 0)
+        end = offset + out_size + err_size
+        out, err = data[offset:offset + out_size], data[offset + out_size:end]
+        offset = end
+        if index >= len(statuses) or not sizes_known or end > len(data):
             results.append(CommandResult.not_run(command, "no output came back from the batch"))
             continue
         status = statuses[index]
