@@ -40,17 +40,13 @@ class OpenTimedOut(Exception):
     """No answer to a channel open in time. ``opened_late()`` says, when asked later, whether
     the server confirmed the channel after all (the transport then closes it at once)."""
 
-    def __init__(self, opened_late: Callable[[], bool] | None = None) -> None:
+    def __init__(self, opened_late: Callable[[], bool]) -> None:
         super().__init__("timed out opening a channel")
-        self.opened_late: Callable[[], bool] = opened_late or _never
+        self.opened_late = opened_late
 
 
 class TransportGone(Exception):
     pass
-
-
-def _never() -> bool:
-    return False
 
 
 def classify_open_failure(text: str) -> str:
