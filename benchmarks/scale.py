@@ -22,8 +22,8 @@ A mode ``drcheck-wN`` is drcheck with ``--dr-workers=N`` (e.g. ``--modes drcheck
 to show that the default is never slower than a smaller setting). ``--baseline DIR`` adds the
 mode ``drcheck-base``: drcheck imported from DIR, a copy of another revision
 (``git archive REV | tar -x -C DIR``), so a change is measured against its parent in the same
-rounds. The "threads" column is the
-peak thread count of the client process (/proc/PID/status, sampled every 10 ms).
+rounds. The "threads" column is the peak thread count of the client process
+(/proc/PID/status, sampled every 10 ms).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ def test_cpu_ticks_count_a_process_and_its_waited_for_children() -> None:
         # The child has burned its 0.3 s of CPU and been waited for once cutime shows it.
         deadline = time.monotonic() + 60
         while (procs.cpu_ticks(parent.pid, children=True) or 0) - (
-                procs.cpu_ticks(parent.pid) or 0) < 20 and time.monotonic() < deadline:
+                procs.cpu_ticks(parent.pid) or 0) < enough and time.monotonic() < deadline:
             time.sleep(0.05)
         own = procs.cpu_ticks(parent.pid)
         with_children = procs.cpu_ticks(parent.pid, children=True)
