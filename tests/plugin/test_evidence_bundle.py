@@ -390,7 +390,7 @@ class OpenLater:
         server.sock = socket.create_server(("127.0.0.1", self.port))
         server.port, server.accepted, server.banner, server.held = self.port, 0, b"", []
         self.opened_at = datetime.now(timezone.utc)
-        threading.Thread(target=server._serve, daemon=True).start()
+        threading.Thread(target=server._accept, daemon=True).start()
         self.server = server
 
     def close(self) -> None:
